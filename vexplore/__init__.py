@@ -1,0 +1,47 @@
+"""vexplore: an interactive compile explorer for PyTorch, made for Jupyter.
+
+    import vexplore as vx
+    cm = vx.compile(model, vx.CompileConfig(strategy="piecewise"))
+    out = cm(*inputs)
+    print(cm.report.table())
+
+Importing vexplore never imports ipywidgets, plotly, graphviz or IPython; the notebook side
+loads lazily (``vx.explore``, ``%load_ext vexplore``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .bench.compare import BenchReport, BenchRow, benchmark
+from .config import CacheConfig, CompileConfig, DEFAULT_SPLITTING_OPS
+from .engine.model import CompiledModel, compile
+from .engine.ops import op_name
+from .errors import (CompileError, ConfigError, VexploreError, VexploreFallbackWarning,
+                     VexploreValidationWarning, VexploreWarning)
+from .monitor.events import CompileEvent
+from .monitor.report import CompileReport, Piece
+from .session import Session, default_session
+from . import cache
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BenchReport", "BenchRow", "CacheConfig", "CompileConfig", "CompileError", "CompileEvent",
+    "CompileReport", "CompiledModel", "ConfigError", "DEFAULT_SPLITTING_OPS", "Piece", "Session",
+    "VexploreError", "VexploreFallbackWarning", "VexploreValidationWarning", "VexploreWarning",
+    "benchmark", "cache", "compile", "default_session", "explore", "op_name",
+]
+
+
+def explore(model: Any, *inputs: Any, config: CompileConfig | None = None, session: Session | None = None) -> Any:
+    """The explorer dashboard (an ipywidgets widget) for ``model`` on ``inputs``."""
+    from .ui.explorer import explore as _explore  # UI libraries load only here
+
+    return _explore(model, *inputs, config=config, session=session)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext vexplore``: registers the %vexplore and %vxbench magics."""
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)

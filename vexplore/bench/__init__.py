@@ -1,0 +1,1 @@
+"""Benchmarks: timing primitives and eager-vs-compiled comparison."""

@@ -1,0 +1,188 @@
+"""CompileConfig and CacheConfig: frozen, validated on creation.
+
+Every field vexplore reads lives here, so the explorer's controls, the CLI and the cache key
+all agree on one list.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .errors import ConfigError
+
+STRATEGIES = ("auto", "full", "piecewise")
+COMPILERS = ("inductor", "eager")
+MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDAGRAPH_MODES = ("none", "piecewise", "full")
+TIERS = ("memory", "disk", "remote")
+
+# The attention calls a plain PyTorch model leaves in a Dynamo graph, in the forms they take
+# there (Dynamo records the Python-level callable it saw, or an aten overload after
+# decomposition), plus the built-in toy model's custom op.
+DEFAULT_SPLITTING_OPS: tuple[str, ...] = (
+    "torch._C._nn.scaled_dot_product_attention",
+    "torch.nn.functional.scaled_dot_product_attention",
+    "torch.nn.functional.multi_head_attention_forward",
+    "torch._native_multi_head_attention",
+    "aten::scaled_dot_product_attention",
+    "aten::_scaled_dot_product_flash_attention",
+    "aten::_scaled_dot_product_efficient_attention",
+    "aten::_scaled_dot_product_cudnn_attention",
+    "aten::_native_multi_head_attention",
+    "vexplore::attention",
+)
+
+# Inductor options for the second rung of the fallback ladder: every optimisation that is
+# known to trip lowering bugs switched off, correctness-relevant settings left alone.
+CONSERVATIVE_INDUCTOR_OPTIONS: dict[str, Any] = {
+    "max_autotune": False,
+    "max_autotune_gemm": False,
+    "max_autotune_pointwise": False,
+    "coordinate_descent_tuning": False,
+    "epilogue_fusion": False,
+    "pattern_matcher": False,
+    "freezing": False,
+    "cpp_wrapper": False,
+    "triton.cudagraphs": False,
+    "split_reductions": False,
+    "aggressive_fusion": False,
+    "fallback_random": True,
+}
+
+_TORCH_OP = re.compile(r"^[A-Za-z_]\w*::[A-Za-z_]\w*(\.[A-Za-z_]\w*)?$")
+_PY_NAME = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
+
+
+def validate_op_name(name: object, where: str) -> str:
+    """Return ``name`` if it is an op name as ``vx.op_name`` gives them, else raise ConfigError."""
+    if not isinstance(name, str) or not (_TORCH_OP.match(name) or _PY_NAME.match(name)):
+        raise ConfigError(
+            f"{where}: {name!r} is not an op name. Use 'namespace::op' or 'namespace::op.overload' "
+            "for torch ops (e.g. 'mylib::attention') or the dotted qualified name of a Python "
+            "callable (e.g. 'torch._C._nn.scaled_dot_product_attention'); vx.op_name(node) "
+            "prints the name of any graph node."
+        )
+    return name
+
+
+def _one_of(value: object, allowed: Sequence[str], where: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{where}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}.")
+
+
+def _sizes(value: object, where: str) -> tuple[int, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ConfigError(f"{where}={value!r}: give a list of positive integers, e.g. [1, 16].")
+    out = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{where}: {v!r} is not a positive integer size; sizes count tokens and must be >= 1.")
+        out.append(v)
+    return tuple(sorted(set(out)))
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Which cache tiers a compile uses and where they live."""
+
+    tiers: tuple[str, ...] = ("memory", "disk")
+    dir: str = "~/.cache/vexplore"
+    remote_url: str | None = None
+    memory_entries: int = 256
+    memory_bytes: int | None = None
+    disk_max_bytes: int = 5 * 1024**3
+    remote_prefix: str = "vexplore:"
+    remote_timeout_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        tiers = (self.tiers,) if isinstance(self.tiers, str) else tuple(self.tiers)
+        for t in tiers:
+            _one_of(t, TIERS, "CacheConfig.tiers entry")
+        if "remote" in tiers and not self.remote_url:
+            raise ConfigError("CacheConfig: tier 'remote' needs remote_url='redis://host:port/db'.")
+        if self.memory_entries <= 0:
+            raise ConfigError(f"CacheConfig.memory_entries={self.memory_entries!r}: must be >= 1.")
+        if self.disk_max_bytes <= 0:
+            raise ConfigError(f"CacheConfig.disk_max_bytes={self.disk_max_bytes!r}: must be > 0.")
+        object.__setattr__(self, "tiers", tuple(dict.fromkeys(tiers)))
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    """Everything that decides how vexplore compiles a model (see DESIGN.md for each field)."""
+
+    strategy: str = "auto"
+    splitting_ops: tuple[str, ...] | None = None
+    compiler: str = "inductor"
+    mode: str = "default"
+    inductor_options: Mapping[str, Any] = field(default_factory=dict)
+    dynamic_dims: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    compile_sizes: tuple[int, ...] = ()
+    cudagraph: str = "none"
+    cudagraph_sizes: tuple[int, ...] | None = None
+    fallback: bool = True
+    validate: bool = False
+    workers: int = 0
+    compile_timeout_s: float = 600
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    # strategy="auto" picks piecewise only for graphs with split ops and at least this many nodes.
+    auto_min_nodes: int = 8
+    # Pad a call up to the next captured CUDA-graph size (changes results of ops that mix tokens).
+    cudagraph_pad: bool = False
+
+    def __post_init__(self) -> None:
+        _one_of(self.strategy, STRATEGIES, "CompileConfig.strategy")
+        _one_of(self.compiler, COMPILERS, "CompileConfig.compiler")
+        _one_of(self.mode, MODES, "CompileConfig.mode")
+        _one_of(self.cudagraph, CUDAGRAPH_MODES, "CompileConfig.cudagraph")
+        ops = self.splitting_ops
+        if ops is None:
+            ops = DEFAULT_SPLITTING_OPS
+        elif isinstance(ops, str) or not isinstance(ops, Sequence):
+            raise ConfigError(f"CompileConfig.splitting_ops={ops!r}: give a list of op names, e.g. ['mylib::attention'].")
+        ops = tuple(validate_op_name(o, "CompileConfig.splitting_ops") for o in ops)
+        object.__setattr__(self, "splitting_ops", ops)
+        if not isinstance(self.inductor_options, Mapping):
+            raise ConfigError("CompileConfig.inductor_options must be a dict of Inductor config names to values.")
+        object.__setattr__(self, "inductor_options", dict(sorted(self.inductor_options.items())))
+        object.__setattr__(self, "dynamic_dims", self._check_dynamic_dims(self.dynamic_dims))
+        object.__setattr__(self, "compile_sizes", _sizes(self.compile_sizes, "CompileConfig.compile_sizes"))
+        if self.cudagraph_sizes is not None:
+            object.__setattr__(self, "cudagraph_sizes", _sizes(self.cudagraph_sizes, "CompileConfig.cudagraph_sizes"))
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError(f"CompileConfig.workers={self.workers!r}: use 0 (compile in this process) or a positive count.")
+        if not self.compile_timeout_s or self.compile_timeout_s <= 0:
+            raise ConfigError(f"CompileConfig.compile_timeout_s={self.compile_timeout_s!r}: must be > 0 seconds.")
+        if not isinstance(self.cache, CacheConfig):
+            raise ConfigError("CompileConfig.cache must be a vx.CacheConfig(...).")
+        if self.auto_min_nodes < 0:
+            raise ConfigError(f"CompileConfig.auto_min_nodes={self.auto_min_nodes!r}: must be >= 0.")
+
+    @staticmethod
+    def _check_dynamic_dims(value: object) -> dict[int, tuple[int, ...]]:
+        if not isinstance(value, Mapping):
+            raise ConfigError("CompileConfig.dynamic_dims: give {input_index: dim or [dims]}, e.g. {0: 0}; {} means dim 0 of every tensor input.")
+        out: dict[int, tuple[int, ...]] = {}
+        for k, dims in value.items():
+            dims = (dims,) if isinstance(dims, int) else tuple(dims)
+            if not isinstance(k, int) or k < 0 or any(not isinstance(d, int) or d < 0 for d in dims):
+                raise ConfigError(f"CompileConfig.dynamic_dims[{k!r}]={dims!r}: input indices and dims are integers >= 0.")
+            out[k] = dims
+        return dict(sorted(out.items()))
+
+    def replace(self, **changes: Any) -> "CompileConfig":
+        """A copy with ``changes`` applied (validated like a new config)."""
+        return dataclasses.replace(self, **changes)
+
+    def compile_relevant(self) -> dict[str, Any]:
+        """The fields that change what a compiled artifact is (they go into the cache key)."""
+        return {"compiler": self.compiler, "mode": self.mode,
+                "inductor_options": {k: repr(v) for k, v in self.inductor_options.items()}}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["inductor_options"] = {k: repr(v) for k, v in self.inductor_options.items()}
+        d["dynamic_dims"] = {str(k): list(v) for k, v in self.dynamic_dims.items()}
+        return d

@@ -1,0 +1,1 @@
+"""The compile engine: split, compile, dedupe, cache, fall back, stitch, report."""

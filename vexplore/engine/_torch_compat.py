@@ -1,0 +1,126 @@
+"""Every use of a private torch API, in one place, with why and which versions need it.
+
+Supported: torch 2.11 (the GPU machine) through 2.15; CI runs 2.13.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections import Counter
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+TORCH_VERSION = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
+
+
+def detect_fake_mode(inputs: Sequence[Any]) -> Any:
+    # torch._guards.detect_fake_mode: how a backend finds Dynamo's fake mode (2.1+).
+    return torch._guards.detect_fake_mode(inputs)
+
+
+def fake_mode_of(gm: torch.fx.GraphModule) -> Any:
+    """The FakeTensorMode Dynamo traced ``gm`` under, from placeholder meta (2.1+)."""
+    # FakeTensor.fake_mode (2.0+). Not detect_fake_mode: inside a backend call it prefers the
+    # ambient TracingContext's mode, which need not be the one these values were made in.
+    for n in gm.graph.nodes:
+        v = n.meta.get("example_value") if n.op == "placeholder" else None
+        if v is not None and hasattr(v, "fake_mode"):
+            return v.fake_mode
+    return None
+
+
+def sym_hint(s: Any) -> int:
+    """The concrete value behind a SymInt that Dynamo handed the backend (SymNode.hint, 2.1+)."""
+    if isinstance(s, torch.SymInt):
+        return int(s.node.hint)
+    return int(s)
+
+
+def sym_expr(s: Any) -> Any:
+    """The sympy expression of a SymInt (SymNode.expr, 2.1+); ints come back unchanged."""
+    return s.node.expr if isinstance(s, torch.SymInt) else s
+
+
+def graph_break_reasons() -> Counter:
+    # torch._dynamo.utils.counters["graph_break"] maps each break reason to its count (2.0+);
+    # Dynamo offers no public per-call list, and torch._dynamo.explain would trace again.
+    from torch._dynamo.utils import counters
+
+    return Counter(counters["graph_break"])
+
+
+def maybe_mark_dynamic(t: torch.Tensor, dim: int) -> None:
+    # Public in torch._dynamo (2.2+); unlike mark_dynamic it does not raise when Dynamo
+    # specializes a size-0/1 dim.
+    torch._dynamo.maybe_mark_dynamic(t, dim)
+
+
+@contextlib.contextmanager
+def capture_output_code(sink: list[str]) -> Iterator[None]:
+    # GraphLowering.save_output_code is the hook Inductor's own tests use; it fires on a fresh
+    # compile and on an FX-graph-cache hit (2.4+).
+    from torch._inductor.graph import GraphLowering
+
+    old = GraphLowering.save_output_code
+    GraphLowering.save_output_code = staticmethod(sink.append)
+    try:
+        yield
+    finally:
+        GraphLowering.save_output_code = old
+
+
+def inductor_options(mode: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Inductor config patches for a mode plus the user's options (the user's win)."""
+    merged = dict(torch._inductor.list_mode_options(mode))
+    merged.update(options)
+    return {"config_patches": merged}
+
+
+def standalone_compile(gm: torch.fx.GraphModule, inputs: Sequence[Any], options: dict[str, Any],
+                       fake_mode: Any | None) -> Any:
+    """Compile with torch._inductor.standalone_compile (2.8+).
+
+    With ``fake_mode`` the inputs are fake tensors/SymInts of Dynamo's graph and the compile is
+    dynamic ("from_tracing_context": a TracingContext we open ourselves, so this also works
+    outside the backend call, e.g. for recompile). Without it the inputs are concrete and the
+    compile is static ("from_example_inputs").
+    """
+    with torch.no_grad():  # vexplore compiles for inference: no joint graph
+        if fake_mode is None:
+            return torch._inductor.standalone_compile(
+                gm, list(inputs), dynamic_shapes="from_example_inputs", options=options)
+        with torch._guards.tracing(torch._guards.TracingContext(fake_mode)):
+            return torch._inductor.standalone_compile(
+                gm, list(inputs), dynamic_shapes="from_tracing_context", options=options)
+
+
+def artifact_bytes(artifact: Any) -> bytes | None:
+    """The binary form of a standalone_compile artifact, or None when it cannot be saved."""
+    if hasattr(artifact, "is_saveable") and not artifact.is_saveable():
+        return None
+    with tempfile.TemporaryDirectory(prefix="vexplore-save-") as d:
+        path = os.path.join(d, "artifact.bin")
+        artifact.save(path=path, format="binary")
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def load_artifact(data: bytes) -> Callable[..., Any]:
+    """Load bytes saved by ``artifact_bytes`` (CompiledArtifact.load takes only a path)."""
+    from torch._inductor import CompiledArtifact
+
+    with tempfile.TemporaryDirectory(prefix="vexplore-load-") as d:
+        path = os.path.join(d, "artifact.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        return CompiledArtifact.load(path=path, format="binary")
+
+
+def symbol_hints(fake_mode: Any) -> dict[Any, Any]:
+    """Symbol -> the value Dynamo saw, from the ShapeEnv (backed_var_to_val on 2.13, var_to_val before)."""
+    env = getattr(fake_mode, "shape_env", None)
+    if env is None:
+        return {}
+    return dict(getattr(env, "backed_var_to_val", None) or getattr(env, "var_to_val", {}))

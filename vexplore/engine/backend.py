@@ -1,0 +1,211 @@
+"""VexBackend: the Dynamo backend, and compile_graph, the flow of DESIGN.md for one graph.
+
+choose strategy -> split -> fake-propagate -> compile each unique piece (CompilerManager)
+-> stitch -> validate. The result is a stitched callable plus Pieces for the report.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import torch
+import torch.fx as fx
+
+from ..cache.keys import versions as cache_versions
+from ..config import CompileConfig
+from ..monitor.events import EventRecorder
+from ..monitor.report import Piece, PieceNode
+from . import _torch_compat as tc
+from .manager import CompilerManager
+from .ops import matches, op_name
+from .split import Split, propagate, split_graph
+from .stitch import GraphRunner, install, normalize_output
+from .validate import compare, validate_pieces
+
+if TYPE_CHECKING:
+    from ..session import Session
+    from .model import CompiledModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CapturedGraph:
+    """A graph Dynamo handed the backend, kept so recompile never re-traces."""
+
+    gm: fx.GraphModule
+    fake_inputs: list[Any]
+    fake_mode: Any
+    real_inputs: list[Any]
+    token: Any                       # the sympy symbol of the token dim, None when static
+    runner: GraphRunner | None = None
+
+    @classmethod
+    def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any]) -> "CapturedGraph":
+        phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        fakes = [n.meta.get("example_value") for n in phs]
+        fake_mode = tc.fake_mode_of(gm)
+        if fake_mode is None or any(f is None for f in fakes):
+            from torch._subclasses.fake_tensor import FakeTensorMode
+            fake_mode = FakeTensorMode()
+            fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
+        real = [tc.sym_hint(x) if isinstance(x, torch.SymInt) else x for x in example_inputs]
+        token = None
+        for f in fakes:
+            dims = [f] if isinstance(f, torch.SymInt) else list(f.shape) if isinstance(f, torch.Tensor) else []
+            syms = [tc.sym_expr(d) for d in dims if isinstance(d, torch.SymInt)]
+            if syms and getattr(syms[0], "is_Symbol", False):
+                token = syms[0]
+                break
+        return cls(gm, list(fakes), fake_mode, real, token)
+
+
+@dataclass
+class ReportBuilder:
+    """Collects what one compile (a model call or a recompile) produced, across graphs."""
+
+    rec: EventRecorder
+    kind: str
+    config: CompileConfig
+    pieces: list[Piece] = field(default_factory=list)
+    counters: Counter = field(default_factory=Counter)
+    strategies: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unique: dict[str, int] = field(default_factory=dict)   # unique key -> first piece index
+    graphs: int = 0
+    last_mark: float = field(default_factory=time.perf_counter)
+
+
+def choose_strategy(gm: fx.GraphModule, cfg: CompileConfig) -> tuple[str, str]:
+    calls = [n for n in gm.graph.nodes if n.op.startswith("call_")]
+    found = sorted({op_name(n) for n in calls if matches(op_name(n), cfg.splitting_ops)})
+    if cfg.strategy != "auto":
+        return cfg.strategy, f"strategy={cfg.strategy} was requested"
+    if not found:
+        return "full", "auto: the graph holds no split ops, so one piece"
+    if len(calls) < cfg.auto_min_nodes:
+        return "full", f"auto: {len(calls)} nodes < auto_min_nodes={cfg.auto_min_nodes}, too small to split"
+    return "piecewise", f"auto: {len(calls)} nodes with split ops ({', '.join(found)})"
+
+
+def _node_info(n: fx.Node) -> PieceNode:
+    val = n.meta.get("example_value", n.meta.get("val"))
+    shape = dtype = None
+    if isinstance(val, torch.Tensor):
+        shape, dtype = str(tuple(tc.sym_expr(s) for s in val.shape)), str(val.dtype).replace("torch.", "")
+    elif isinstance(val, torch.SymInt):
+        shape = str(tc.sym_expr(val))
+    stack = n.meta.get("nn_module_stack") or {}
+    module = list(stack.values())[-1][0] if stack else None
+    trace = (n.meta.get("stack_trace") or "").strip().splitlines()
+    source = next((t.strip() for t in reversed(trace) if t.strip().startswith("File ")), None)
+    inputs = tuple(a.name for a in n.all_input_nodes)
+    return PieceNode(n.name, n.op, op_name(n) if n.op.startswith("call_") else str(n.target),
+                     shape, dtype, module, source, inputs)
+
+
+def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: ReportBuilder,
+                  graph: int) -> Callable[..., Any]:
+    """Compile one captured graph under ``cfg``; append its Pieces to ``b``; return the stitched callable."""
+    rec = b.rec
+    with rec.step("strategy", graph=graph):
+        strategy, reason = choose_strategy(cg.gm, cfg)
+    b.strategies.append(strategy)
+    b.reasons.append(reason)
+    ops = cfg.splitting_ops if strategy == "piecewise" else ()
+    with rec.step("split", graph=graph):
+        split = split_graph(cg.gm, lambda n: n.op.startswith("call_") and matches(op_name(n), ops))
+    if strategy == "piecewise" and len(split.pieces) == 1:
+        b.warnings.append(f"graph {graph}: no split points found: compiled as one piece "
+                          f"(splitting_ops={list(cfg.splitting_ops)})")
+    with rec.step("fakeprop", graph=graph):
+        piece_inputs, _ = propagate(split, cg.fake_inputs, cg.fake_mode)
+    device = next((x.device.type for x in cg.real_inputs if isinstance(x, torch.Tensor)), "cpu")
+    mgr = CompilerManager(cfg, session.cache(cfg.cache), rec, cache_versions(device), b.counters)
+    runners: dict[str, Callable[..., Any]] = {}
+    shared: dict[str, Callable[..., Any]] = {}
+    for spec in split.pieces:
+        index = len(b.pieces)
+        base = dict(index=index, graph=graph, name=spec.name, nodes=spec.nodes,
+                    graph_nodes=tuple(_node_info(n) for n in spec.module.graph.nodes if n.op not in ("placeholder", "output")),
+                    input_shapes=tuple(_spec(x) for x in piece_inputs[spec.name]))
+        if spec.kind == "split_op":
+            b.pieces.append(Piece(kind="split_op", unique_key=None, same_as=None, compiler=None, compile_s=0.0,
+                                  cache=None, fallback_reason=None, split_ops=spec.split_ops, **base))
+            continue
+        ukey = mgr.unique_key(normalize_output(spec.module)[0], piece_inputs[spec.name])[0]
+        if ukey in b.unique:
+            twin = b.pieces[b.unique[ukey]]
+            runners[spec.name] = shared[ukey]
+            b.pieces.append(Piece(kind="compiled", unique_key=ukey, same_as=twin.index, compiler=twin.compiler,
+                                  compile_s=0.0, cache=twin.cache, fallback_reason=twin.fallback_reason,
+                                  sizes=twin.sizes, cache_by_size=twin.cache_by_size, isolated=twin.isolated, **base))
+            continue
+        out = mgr.compile_piece(spec.module, piece_inputs[spec.name], cg.fake_mode, cg.token, graph, index)
+        runners[spec.name] = shared[ukey] = out.fn
+        b.unique[ukey] = index
+        cache = None if all(t is None for _, t in out.cache_by_size) else _overall(out.cache_by_size)
+        b.pieces.append(Piece(kind="compiled", unique_key=ukey, same_as=None, compiler=out.compiler,
+                              compile_s=out.compile_s, cache=cache, fallback_reason=out.fallback_reason,
+                              sizes=out.sizes, cache_by_size=tuple(out.cache_by_size), isolated=out.isolated,
+                              code=out.code, miss_reasons=tuple(out.miss_reasons), **base))
+    if cfg.validate:
+        _validate(cg, split, runners, b, graph)
+    with rec.step("stitch", graph=graph):
+        stitched = install(split.gm, runners)
+    b.graphs += 1
+    return stitched
+
+
+def _overall(by_size: list[tuple[int | None, str | None]]) -> str | None:
+    """The piece's tier: its general compile's (sizes are listed apart in cache_by_size)."""
+    return by_size[0][1]
+
+
+def _spec(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"{tuple(tc.sym_expr(s) for s in x.shape)} {str(x.dtype).replace('torch.', '')}"
+    return str(tc.sym_expr(x)) if isinstance(x, torch.SymInt) else type(x).__name__
+
+
+def _validate(cg: CapturedGraph, split: Split, runners: dict[str, Callable[..., Any]],
+              b: ReportBuilder, graph: int) -> None:
+    with b.rec.step("validate", graph=graph):
+        ins, outs = propagate(split, cg.real_inputs, None)   # before install: eager pieces
+        results = validate_pieces(runners, ins, outs)
+        for i, p in enumerate(b.pieces):
+            if p.graph == graph and p.name in results:
+                status, err = results[p.name]
+                b.pieces[i] = _replace(p, validation=status, max_rel_err=err)
+                if status.startswith("mismatch"):
+                    b.counters["validation_mismatches"] += 1
+                    b.warnings.append(f"graph {graph} piece {p.index} ({p.name}): {status}")
+
+
+def _replace(p: Piece, **kw: Any) -> Piece:
+    import dataclasses
+    return dataclasses.replace(p, **kw)
+
+
+class VexBackend:
+    """The torch.compile backend vx.compile installs; it reports to its CompiledModel."""
+
+    def __init__(self, owner: "CompiledModel") -> None:
+        self.owner = owner
+
+    def __call__(self, gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Callable[..., Any]:
+        owner = self.owner
+        b = owner._builder()
+        now = time.perf_counter()
+        graph = len(owner.graphs)
+        b.rec.add("dynamo_trace", b.last_mark, now - b.last_mark, graph=graph)
+        cg = CapturedGraph.from_dynamo(gm, example_inputs)
+        owner.graphs.append(cg)
+        cg.runner = GraphRunner(compile_graph(cg, owner.config, owner.session, b, graph))
+        b.last_mark = time.perf_counter()
+        return cg.runner

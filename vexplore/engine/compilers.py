@@ -1,0 +1,122 @@
+"""Compilers behind one small protocol: InductorCompiler (standalone_compile) and EagerCompiler.
+
+A compiler turns a piece's GraphModule into a callable and, where it can, artifact bytes that
+``load`` turns back into the same callable in another process.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+import torch.fx as fx
+
+from ..config import CONSERVATIVE_INDUCTOR_OPTIONS
+from . import _torch_compat as tc
+
+
+@dataclass(frozen=True)
+class CompileOutput:
+    fn: Callable[..., Any]
+    data: bytes | None            # artifact bytes; None when nothing can be saved
+    code: str | None = None       # generated source (C++ on CPU, Triton on GPU)
+
+
+class Compiler(Protocol):
+    name: str
+
+    def compile(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any | None,
+                conservative: bool = False) -> CompileOutput: ...
+
+    def load(self, data: bytes) -> tuple[Callable[..., Any], str | None]: ...
+
+
+class InductorCompiler:
+    """torch._inductor.standalone_compile with the config's mode and inductor_options."""
+
+    name = "inductor"
+
+    def __init__(self, mode: str = "default", options: dict[str, Any] | None = None) -> None:
+        self.mode, self.user_options = mode, dict(options or {})
+
+    def options(self, conservative: bool) -> dict[str, Any]:
+        extra = dict(self.user_options)
+        if conservative:
+            extra.update(CONSERVATIVE_INDUCTOR_OPTIONS)
+        return tc.inductor_options(self.mode, extra)
+
+    def compile(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any | None,
+                conservative: bool = False) -> CompileOutput:
+        code: list[str] = []
+        with tc.capture_output_code(code):
+            art = tc.standalone_compile(gm, inputs, self.options(conservative), fake_mode)
+        try:
+            data = tc.artifact_bytes(art)
+        except Exception:  # not serializable: still usable in this process
+            data = None
+        return CompileOutput(art, data, code[-1] if code else None)
+
+    def load(self, data: bytes) -> tuple[Callable[..., Any], str | None]:
+        code: list[str] = []
+        with tc.capture_output_code(code):
+            fn = tc.load_artifact(data)
+        return fn, (code[-1] if code else None)
+
+
+class EagerCompiler:
+    """Runs the piece's GraphModule as it is: the last rung of the ladder, and a baseline."""
+
+    name = "eager"
+
+    def compile(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any | None,
+                conservative: bool = False) -> CompileOutput:
+        return CompileOutput(gm, None, gm.code)
+
+    def load(self, data: bytes) -> tuple[Callable[..., Any], str | None]:
+        raise NotImplementedError("eager pieces are never saved")
+
+
+_TARGET = re.compile(r"target: ([A-Za-z_][\w.]*)")
+
+
+def failing_target(exc: BaseException) -> str | None:
+    """The op Inductor failed to lower, as an op name (``ns::op.overload``), from the exception chain.
+
+    Inductor's LoweringException/MissingOperator* put ``target: ns.op.overload`` in their message.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        m = _TARGET.search(str(e))
+        if m:
+            ns, _, rest = m.group(1).partition(".")
+            return f"{ns}::{rest}" if rest else None
+        inner = getattr(e, "inner_exception", None)
+        e = inner if isinstance(inner, BaseException) else (e.__cause__ or e.__context__)
+    return None
+
+
+def classify(exc: BaseException) -> str:
+    """out of memory | unsupported op / lowering error | timeout | other."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    chain_names = []
+    e: BaseException | None = exc
+    while e is not None and len(chain_names) < 10:
+        chain_names.append(type(e).__name__)
+        e = getattr(e, "inner_exception", None) or e.__cause__ or e.__context__
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "OutOfMemoryError" in chain_names:
+        return "out of memory"
+    if "timeout" in text or "TimeoutError" in chain_names:
+        return "timeout"
+    if any(n in ("LoweringException", "MissingOperatorWithoutDecomp", "MissingOperatorWithDecomp",
+                 "NotImplementedError", "Unsupported") for n in chain_names) or "lowering" in text:
+        return "unsupported op / lowering error"
+    return "other"
+
+
+def describe(exc: BaseException) -> str:
+    """``category: ExcClass: first line`` for a piece's fallback_reason."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{classify(exc)}: {type(exc).__name__}: {first[:200]}"

@@ -1,0 +1,236 @@
+"""CompilerManager: one unique piece through the cache tiers and the fallback ladder, per size.
+
+Ladder (``fallback=True``): inductor -> inductor with CONSERVATIVE_INDUCTOR_OPTIONS -> isolate
+the node Inductor could not lower (only that op runs eagerly, the rest compiles) -> eager.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.fx as fx
+
+from ..cache.artifact import Artifact
+from ..cache.keys import CacheKey
+from ..cache.tiered import TieredCache
+from ..config import CompileConfig
+from ..errors import CompileError
+from ..monitor.events import EventRecorder
+from . import _torch_compat as tc
+from .compilers import Compiler, EagerCompiler, InductorCompiler, describe, failing_target
+from .fingerprint import _Symbols, fingerprint, input_spec
+from .ops import matches, op_name
+from .split import propagate, split_graph
+from .stitch import SizeDispatch, install, normalize_output, unwrap
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Built:
+    """One compile of one piece at one size: the callable and how it came to be."""
+
+    fn: Callable[..., Any]
+    compiler: str
+    reason: str | None = None
+    isolated: tuple[str, ...] = ()
+    code: str | None = None
+    data: bytes | None = None
+
+    def info(self) -> dict[str, Any]:
+        return {"compiler": self.compiler, "reason": self.reason, "isolated": list(self.isolated), "code": self.code}
+
+
+@dataclass
+class PieceOutcome:
+    """What the report shows of one unique piece."""
+
+    fn: Callable[..., Any]
+    unique_key: str
+    compiler: str
+    compile_s: float = 0.0
+    cache_by_size: list[tuple[int | None, str | None]] = field(default_factory=list)
+    fallback_reason: str | None = None
+    isolated: tuple[str, ...] = ()
+    code: str | None = None
+    sizes: tuple[int | None, ...] = (None,)
+    miss_reasons: list[str] = field(default_factory=list)
+
+
+def token_position(inputs: Sequence[Any], token: Any) -> tuple[int, int | None] | None:
+    """Where a piece's inputs carry the token count: (arg, dim) of a tensor, or (arg, None) of a SymInt."""
+    if token is None:
+        return None
+    for i, x in enumerate(inputs):
+        if isinstance(x, torch.SymInt) and tc.sym_expr(x) == token:
+            return i, None
+        if isinstance(x, torch.Tensor):
+            for d, s in enumerate(x.shape):
+                if tc.sym_expr(s) == token:
+                    return i, d
+    return None
+
+
+def concrete_inputs(inputs: Sequence[Any], token: Any, size: int, hints: dict[Any, Any]) -> list[Any]:
+    """Zero-filled tensors (and ints) of a piece's inputs with the token dim set to ``size``."""
+    subs = dict(hints)
+    subs[token] = size
+
+    def ev(x: Any) -> int:
+        e = tc.sym_expr(x)
+        return int(e.xreplace(subs)) if hasattr(e, "xreplace") else int(e)
+
+    out: list[Any] = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor):
+            shape, stride = [ev(s) for s in x.shape], [ev(s) for s in x.stride()]
+            out.append(torch.empty_strided(shape, stride, dtype=x.dtype, device=x.device).zero_())
+        elif isinstance(x, torch.SymInt):
+            out.append(ev(x))
+        else:
+            out.append(x)
+    return out
+
+
+class CompilerManager:
+    def __init__(self, config: CompileConfig, cache: TieredCache, rec: EventRecorder,
+                 versions: dict[str, str], counters: Counter) -> None:
+        self.config, self.cache, self.rec = config, cache, rec
+        self.versions, self.counters = versions, counters
+        self.inductor = InductorCompiler(config.mode, dict(config.inductor_options))
+        self.eager = EagerCompiler()
+        self.compiler: Compiler = self.inductor if config.compiler == "inductor" else self.eager
+
+    # -- keys ------------------------------------------------------------------------------
+    @staticmethod
+    def unique_key(gm: fx.GraphModule, inputs: Sequence[Any]) -> tuple[str, str, str, str]:
+        """(unique key, graph hash, input specs, graph text) of a normalized piece."""
+        ghash, itext, gtext = fingerprint(gm, inputs)
+        return hashlib.sha256(f"{ghash}|{itext}".encode()).hexdigest()[:16], ghash, itext, gtext
+
+    def cache_key(self, ghash: str, itext: str, gtext: str, size: int | None) -> CacheKey:
+        return CacheKey(graph=ghash, inputs=itext, config=self.config.compile_relevant(),
+                        versions=self.versions, size=size, graph_text=gtext)
+
+    # -- one unique piece ------------------------------------------------------------------
+    def compile_piece(self, module: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any,
+                      token: Any, graph: int, index: int) -> PieceOutcome:
+        gm, single = normalize_output(module)
+        ukey, ghash, itext, gtext = self.unique_key(gm, inputs)
+        pos = token_position(inputs, token)
+        sizes: list[int | None] = [None] + (list(self.config.compile_sizes) if pos else [])
+        out = PieceOutcome(fn=gm, unique_key=ukey, compiler=self.config.compiler, sizes=tuple(sizes))
+        hints = tc.symbol_hints(fake_mode) if len(sizes) > 1 else {}
+        by_size: dict[int, Callable[..., Any]] = {}
+        for size in sizes:
+            if size is None:
+                ex, fm, key = inputs, fake_mode, self.cache_key(ghash, itext, gtext, None)
+            else:
+                ex, fm = concrete_inputs(inputs, token, size, hints), None
+                key = self.cache_key(ghash, ";".join(input_spec(x, _Symbols()) for x in ex), gtext, size)
+            built, tier = self._build(gm, ex, fm, key, graph, index, size, out)
+            out.cache_by_size.append((size, tier))
+            if size is None:
+                general = built
+            else:
+                by_size[size] = built.fn
+        out.compiler, out.fallback_reason = general.compiler, general.reason
+        out.isolated, out.code = general.isolated, general.code
+        fn = SizeDispatch(general.fn, by_size, *pos) if by_size else general.fn
+        out.fn = unwrap(fn, single)
+        return out
+
+    def _build(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, key: CacheKey,
+               graph: int, index: int, size: int | None, out: PieceOutcome) -> tuple[Built, str | None]:
+        if self.config.compiler == "eager" or not self.cache.enabled:
+            with self.rec.step("compile", graph=graph, piece=index, size=size, compiler=self.config.compiler) as st:
+                built = self._ladder(gm, inputs, fake_mode, index)
+            out.compile_s += st.event.duration_s
+            return built, None
+        with self.rec.step("load", graph=graph, piece=index, size=size) as st:
+            hit = self.cache.lookup(key, self._load)
+            st.kw["tier"] = hit.tier
+        if hit.fn is not None:
+            out.compile_s += st.event.duration_s
+            self.counters["cache_bytes_read"] += hit.bytes_read
+            info = hit.info
+            return Built(hit.fn, info.get("compiler", "inductor"), info.get("reason"),
+                         tuple(info.get("isolated", ())), info.get("code")), hit.tier
+        out.miss_reasons.append(f"size {size or 'general'}: {hit.miss_reason}")
+        with self.rec.step("compile", graph=graph, piece=index, size=size, compiler=self.config.compiler) as st:
+            built = self._ladder(gm, inputs, fake_mode, index)
+        out.compile_s += st.event.duration_s
+        art = Artifact(built.data, built.compiler, {"reason": built.reason}) if built.data else None
+        self.counters["cache_bytes_written"] += self.cache.store(key, built.fn, art, built.info())
+        return built, "miss"
+
+    def _load(self, art: Artifact) -> tuple[Callable[..., Any], dict[str, Any]]:
+        fn, code = self.inductor.load(art.data)
+        return fn, {"compiler": art.compiler, "reason": art.meta.get("reason"), "code": code}
+
+    # -- the fallback ladder ---------------------------------------------------------------
+    def _ladder(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, index: int) -> Built:
+        if self.compiler is self.eager:
+            return Built(gm, "eager", code=gm.code)
+        if not any(isinstance(v, torch.Tensor) for v in _outputs(gm)):
+            return Built(gm, "eager", "nothing to compile: the piece returns no tensors", code=gm.code)
+        try:
+            return self._inductor(gm, inputs, fake_mode, conservative=False)
+        except Exception as e1:
+            if not self.config.fallback:
+                raise CompileError(f"piece {index}: Inductor failed ({describe(e1)}); set fallback=True "
+                                   "to fall back per piece, or change the split so this op runs eagerly.") from e1
+            first = describe(e1)
+            log.info("vexplore: piece %d failed with Inductor (%s); retrying with conservative options", index, first)
+        try:
+            self.counters["conservative_retries"] += 1
+            built = self._inductor(gm, inputs, fake_mode, conservative=True)
+            built.reason = f"{first}; compiled with conservative Inductor options"
+            return built
+        except Exception as e2:
+            second = e2
+        target = failing_target(second)
+        if target is not None:
+            try:
+                return self._isolate(gm, inputs, fake_mode, target, describe(second))
+            except Exception as e3:
+                log.info("vexplore: isolating %s in piece %d failed: %s", target, index, e3)
+        return Built(gm, "eager", f"{describe(second)}; ran eagerly", code=gm.code)
+
+    def _inductor(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, conservative: bool) -> Built:
+        res = self.inductor.compile(gm, inputs, fake_mode, conservative=conservative)
+        self.counters["inductor_compiles"] += 1
+        return Built(res.fn, "inductor", code=res.code, data=res.data)
+
+    def _isolate(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, target: str, why: str) -> Built:
+        bad = {n for n in gm.graph.nodes if n.op == "call_function" and matches(op_name(n), [target])}
+        if not bad:
+            raise LookupError(f"no node calls {target}")
+        sub = split_graph(gm, lambda n: n in bad)
+        sub_inputs, _ = propagate(sub, inputs, fake_mode)
+        runners, codes = {}, []
+        for p in sub.pieces:
+            if p.kind != "compiled":
+                continue
+            pg, single = normalize_output(p.module)
+            try:
+                built = self._inductor(pg, sub_inputs[p.name], fake_mode, conservative=True)
+                codes.append(built.code or "")
+            except Exception:
+                built = Built(pg, "eager")
+            runners[p.name] = unwrap(built.fn, single)
+        names = tuple(sorted(n.name for n in bad))
+        return Built(install(sub.gm, runners), "inductor",
+                     f"{why}; isolated {', '.join(names)} to run eagerly, the rest compiled",
+                     isolated=names, code="\n\n".join(codes) or None)
+
+
+def _outputs(gm: fx.GraphModule) -> list[Any]:
+    out = next(n for n in reversed(gm.graph.nodes) if n.op == "output")
+    vals = []
+    fx.map_arg(out.args[0], lambda n: vals.append(n.meta.get("example_value", n.meta.get("val", torch.empty(0)))))
+    return vals

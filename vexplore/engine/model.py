@@ -1,0 +1,139 @@
+"""CompiledModel: what ``vx.compile`` returns. Compiles on first call, keeps the captured graphs."""
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import Any, Callable
+
+import torch
+
+from ..cache.keys import versions as cache_versions
+from ..config import CompileConfig
+from ..errors import ConfigError, VexploreError, VexploreFallbackWarning, VexploreValidationWarning
+from ..monitor.events import EventRecorder
+from ..monitor.report import CompileReport, count
+from ..session import Session, default_session
+from . import _torch_compat as tc
+from .backend import CapturedGraph, ReportBuilder, VexBackend, compile_graph
+
+log = logging.getLogger(__name__)
+
+
+class CompiledModel:
+    """A callable over ``model``: the first call traces with Dynamo and compiles; later calls run.
+
+    ``report`` is the CompileReport of the latest compile; ``recompile(cfg)`` re-splits and
+    re-compiles the captured graphs without Dynamo.
+    """
+
+    def __init__(self, model: Callable[..., Any], config: CompileConfig | None = None,
+                 session: Session | None = None) -> None:
+        self.model = model
+        self.config = config if config is not None else CompileConfig()
+        if not isinstance(self.config, CompileConfig):
+            raise ConfigError(f"vx.compile(config=...) takes a vx.CompileConfig, got {type(self.config).__name__}.")
+        self.session = session or default_session()
+        self.graphs: list[CapturedGraph] = []
+        self.reports: list[CompileReport] = []
+        self._build: ReportBuilder | None = None
+        self._breaks = tc.graph_break_reasons()
+        self._compiled = torch.compile(model, backend=VexBackend(self))
+
+    @property
+    def report(self) -> CompileReport | None:
+        return self.reports[-1] if self.reports else None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.graphs:
+            self._mark_dynamic(args)
+        self._call_t0 = time.perf_counter()
+        try:
+            return self._compiled(*args, **kwargs)
+        except Exception as e:
+            inner = getattr(e, "inner_exception", None)  # Dynamo wraps backend errors
+            if isinstance(inner, VexploreError):
+                raise inner from e
+            raise
+        finally:
+            if self._build is not None:
+                b, self._build = self._build, None
+                self._finish(b)
+
+    def recompile(self, config: CompileConfig | None = None, **changes: Any) -> CompileReport:
+        """Re-split and re-compile every captured graph under ``config`` (or this one with ``changes``).
+
+        No Dynamo re-trace, so toggling never meets Dynamo's recompile limit. The new callables
+        replace the old ones only when every graph compiled (a cancel leaves the old ones).
+        """
+        cfg = config if config is not None else self.config.replace(**changes)
+        if not self.graphs:
+            raise VexploreError("recompile: nothing captured yet. Call the compiled model once "
+                                "(cm(*inputs)) so Dynamo captures the graph, then recompile.")
+        if cfg.dynamic_dims != self.config.dynamic_dims:
+            raise ConfigError("recompile: dynamic_dims decide what Dynamo traces and cannot change "
+                              "without a new trace; use vx.compile(model, cfg) for that.")
+        b = ReportBuilder(EventRecorder(self.session.monitor), "recompile", cfg)
+        fns = [compile_graph(cg, cfg, self.session, b, i) for i, cg in enumerate(self.graphs)]
+        for cg, fn in zip(self.graphs, fns):
+            assert cg.runner is not None
+            cg.runner.fn = fn
+        self.config = cfg
+        return self._finish(b)
+
+    # -- internals -------------------------------------------------------------------------
+    def _builder(self) -> ReportBuilder:
+        if self._build is None:
+            rec = EventRecorder(self.session.monitor)
+            rec.t0 = getattr(self, "_call_t0", rec.t0)
+            self._build = ReportBuilder(rec, "compile", self.config, last_mark=rec.t0)
+        return self._build
+
+    def _mark_dynamic(self, args: tuple[Any, ...]) -> None:
+        tensors = [(i, a) for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+        for i, t in tensors:
+            dims = self.config.dynamic_dims.get(i, ()) if self.config.dynamic_dims else (0,)
+            for d in dims:
+                if d >= t.dim():
+                    raise ConfigError(f"dynamic_dims[{i}]: input {i} has {t.dim()} dims, no dim {d}.")
+                tc.maybe_mark_dynamic(t, d)
+
+    def _finish(self, b: ReportBuilder) -> CompileReport:
+        now = tc.graph_break_reasons()
+        breaks = tuple(sorted(k for k in now if now[k] > self._breaks.get(k, 0)))
+        self._breaks = now
+        cfg = b.config
+        extra = dict(b.counters)
+        extra["fallbacks"] = sum(1 for p in b.pieces if p.kind == "compiled" and p.same_as is None
+                                 and p.compiler != cfg.compiler)
+        device = next((x.device.type for cg in self.graphs for x in cg.real_inputs
+                       if isinstance(x, torch.Tensor)), "cpu")
+        report = CompileReport(
+            pieces=tuple(b.pieces), events=tuple(b.rec.events), counters=count(b.pieces, b.graphs, extra),
+            strategy=",".join(dict.fromkeys(b.strategies)), strategy_reason="; ".join(dict.fromkeys(b.reasons)),
+            config=cfg.to_dict(), wall_s=time.perf_counter() - b.rec.t0, graph_breaks=breaks,
+            warnings=tuple(b.warnings), device=device, versions=cache_versions(device), kind=b.kind,
+            id=len(self.session.monitor.reports))
+        self.reports.append(report)
+        self.session.monitor.add_report(report)
+        self._warn(report)
+        return report
+
+    @staticmethod
+    def _warn(report: CompileReport) -> None:
+        fell = [p for p in report.pieces if p.fallback_reason and p.same_as is None and p.kind == "compiled"]
+        if fell:
+            lines = "; ".join(f"piece {p.index}: {p.fallback_reason}" for p in fell)
+            warnings.warn(f"vexplore: {len(fell)} piece(s) fell back: {lines}", VexploreFallbackWarning, stacklevel=3)
+        bad = [w for w in report.warnings if "mismatch" in w]
+        if bad:
+            warnings.warn("vexplore validation: " + "; ".join(bad), VexploreValidationWarning, stacklevel=3)
+        for w in report.warnings:
+            if w not in bad:
+                log.warning("vexplore: %s", w)
+
+
+def compile(model: Callable[..., Any], config: CompileConfig | None = None,
+            session: Session | None = None) -> CompiledModel:
+    """Wrap ``model`` with vexplore's backend. Calling the result compiles on first use, then runs."""
+    return CompiledModel(model, config, session)

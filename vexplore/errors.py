@@ -1,0 +1,33 @@
+"""Errors and warnings vexplore raises.
+
+Every user-facing error says what went wrong, where, and how to fix it.
+"""
+from __future__ import annotations
+
+
+class VexploreError(Exception):
+    """Base class of every error vexplore raises on purpose."""
+
+
+class ConfigError(VexploreError, ValueError):
+    """A CompileConfig or CacheConfig field holds a value vexplore cannot use."""
+
+
+class CompileError(VexploreError, RuntimeError):
+    """Compiling a piece failed and ``fallback=False`` asked to re-raise."""
+
+
+class CancelledError(VexploreError):
+    """A compile was cancelled through ``Session.monitor.cancel()``."""
+
+
+class VexploreWarning(UserWarning):
+    """Base class of vexplore's warnings."""
+
+
+class VexploreFallbackWarning(VexploreWarning):
+    """One or more pieces did not compile with the configured compiler (one per compile)."""
+
+
+class VexploreValidationWarning(VexploreWarning):
+    """A compiled piece disagreed with eager PyTorch on the example inputs."""

@@ -1,0 +1,1 @@
+"""What vexplore records: events, reports, resource use."""

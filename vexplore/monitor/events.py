@@ -1,0 +1,114 @@
+"""CompileEvent (one timed step) and the Monitor that collects them and tells listeners."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import CancelledError
+from .resources import ResourceProbe
+
+log = logging.getLogger(__name__)
+
+# Steps an event can stand for, in the order a compile meets them.
+STEPS = ("dynamo_trace", "strategy", "split", "fakeprop", "compile", "load", "isolate", "stitch",
+         "validate", "cudagraph_capture")
+
+
+@dataclass(frozen=True)
+class CompileEvent:
+    """One timed step of a compile. Times are seconds; ``start_s`` counts from the report's start."""
+
+    step: str
+    start_s: float
+    duration_s: float
+    graph: int | None = None
+    piece: int | None = None
+    size: int | None = None          # static compile size; None = the general (dynamic) compile
+    tier: str | None = None          # where a load came from: memory | disk | remote
+    compiler: str | None = None
+    rss_peak_mb: float | None = None
+    device_peak_mb: float | None = None
+    error_class: str | None = None   # the exception class when the step failed
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class EventRecorder:
+    """Times steps for one report: ``with rec.step("compile", piece=2) as ev: ...``."""
+
+    def __init__(self, monitor: "Monitor") -> None:
+        self.monitor = monitor
+        self.t0 = time.perf_counter()
+        self.events: list[CompileEvent] = []
+
+    def add(self, step: str, start: float, duration: float, **kw: Any) -> CompileEvent:
+        ev = CompileEvent(step=step, start_s=start - self.t0, duration_s=duration, **kw)
+        self.events.append(ev)
+        self.monitor.emit(ev)
+        return ev
+
+    def step(self, step: str, **kw: Any) -> "_Step":
+        return _Step(self, step, kw)
+
+
+class _Step:
+    def __init__(self, rec: EventRecorder, step: str, kw: dict[str, Any]) -> None:
+        self.rec, self.name, self.kw = rec, step, kw
+
+    def __enter__(self) -> "_Step":
+        self.rec.monitor.check_cancelled()
+        self.probe = ResourceProbe.start()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        duration = time.perf_counter() - self.start
+        rss, dev = self.probe.finish()
+        if exc_type is not None and "error_class" not in self.kw:
+            self.kw["error_class"] = exc_type.__name__
+        self.event = self.rec.add(self.name, self.start, duration, rss_peak_mb=rss,
+                                  device_peak_mb=dev, **self.kw)
+
+
+class Monitor:
+    """Collects the reports of a Session, tells listeners of every event, and carries cancel.
+
+    Listeners (``subscribe(fn)``) get each CompileEvent as it happens: the CLI prints a progress
+    line per piece from them and the explorer moves its progress bar.
+    """
+
+    def __init__(self, history: int = 100) -> None:
+        self.reports: list[Any] = []
+        self._history = history
+        self._listeners: list[Callable[[CompileEvent], None]] = []
+        self._cancel = False
+
+    def subscribe(self, fn: Callable[[CompileEvent], None]) -> Callable[[], None]:
+        """Call ``fn(event)`` for every event; returns a function that unsubscribes."""
+        self._listeners.append(fn)
+        return lambda: self._listeners.remove(fn) if fn in self._listeners else None
+
+    def emit(self, ev: CompileEvent) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(ev)
+            except Exception:  # a broken listener must not break a compile
+                log.exception("vexplore monitor listener %r failed", fn)
+
+    def add_report(self, report: Any) -> None:
+        self.reports.append(report)
+        del self.reports[: -self._history]
+
+    def cancel(self) -> None:
+        """Ask the compile in progress to stop at the next step (it raises CancelledError)."""
+        self._cancel = True
+
+    def check_cancelled(self) -> None:
+        if self._cancel:
+            self._cancel = False
+            raise CancelledError("compile cancelled by the user (Monitor.cancel()); the previous report stays in effect.")

@@ -1,0 +1,135 @@
+"""Piece and CompileReport: everything one compile produced, as frozen, JSON-ready data.
+
+The UI draws only these objects; it never reaches into the engine.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import CompileEvent
+
+COUNTER_KEYS = (
+    "graphs_seen", "pieces", "compiled_pieces", "unique_pieces", "inductor_compiles",
+    "eager_compiles", "cache_hits_memory", "cache_hits_disk", "cache_hits_remote", "cache_misses",
+    "fallbacks", "cudagraph_captures",
+    # beyond DESIGN.md's list
+    "isolated_nodes", "conservative_retries", "validation_mismatches", "cache_bytes_written",
+    "cache_bytes_read", "cache_rejected",
+)
+
+
+@dataclass(frozen=True)
+class PieceNode:
+    """One node of a piece, for the graph view (name, op, target, shape, module path, source)."""
+
+    name: str
+    op: str
+    target: str
+    shape: str | None = None
+    dtype: str | None = None
+    module: str | None = None
+    source: str | None = None
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One part of a graph after splitting (see DESIGN.md for the meaning of each field)."""
+
+    index: int
+    graph: int
+    name: str
+    kind: str                       # "compiled" | "split_op"
+    nodes: int
+    unique_key: str | None
+    same_as: int | None
+    compiler: str | None            # "inductor" | "eager"; None for split_op
+    compile_s: float
+    cache: str | None               # "memory" | "disk" | "remote" | "miss" | None
+    fallback_reason: str | None
+    split_ops: tuple[str, ...] = ()             # op names a split_op piece runs
+    sizes: tuple[int | None, ...] = ()          # compiled sizes; None = the general compile
+    cache_by_size: tuple[tuple[int | None, str | None], ...] = ()
+    isolated: tuple[str, ...] = ()              # nodes cut out to run eagerly by the ladder
+    validation: str | None = None               # "ok ...", "mismatch: ...", None when not validated
+    max_rel_err: float | None = None
+    code: str | None = None                     # Inductor's generated source, when it was kept
+    graph_nodes: tuple[PieceNode, ...] = ()
+    input_shapes: tuple[str, ...] = ()
+    miss_reasons: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["graph_nodes"] = [dataclasses.asdict(n) for n in self.graph_nodes]
+        return d
+
+
+@dataclass(frozen=True)
+class CompileReport:
+    """Everything one compile produced: pieces in execution order, events, counters."""
+
+    pieces: tuple[Piece, ...]
+    events: tuple[CompileEvent, ...]
+    counters: dict[str, int]
+    strategy: str                    # what was used: "full" | "piecewise" (several graphs: joined by ",")
+    strategy_reason: str
+    config: dict[str, Any]
+    wall_s: float
+    graph_breaks: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    device: str = "cpu"
+    versions: dict[str, str] = field(default_factory=dict)
+    kind: str = "compile"            # "compile" (a model call) | "recompile"
+    id: int = 0
+
+    @property
+    def unique_pieces(self) -> list[Piece]:
+        return [p for p in self.pieces if p.kind == "compiled" and p.same_as is None]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "strategy": self.strategy,
+            "strategy_reason": self.strategy_reason, "config": self.config, "wall_s": self.wall_s,
+            "device": self.device, "versions": dict(self.versions), "counters": dict(self.counters),
+            "graph_breaks": list(self.graph_breaks), "warnings": list(self.warnings),
+            "pieces": [p.to_dict() for p in self.pieces],
+            "events": [e.to_dict() for e in self.events],
+        }
+
+    def table(self) -> str:
+        """A plain-text table of the pieces, as the CLI prints it."""
+        head = f"{'#':>3} {'g':>2} {'kind':<9}{'nodes':>6}  {'same':>5}  {'compiler':<9}{'compile_s':>10}  {'cache':<7} note"
+        rows = [head]
+        for p in self.pieces:
+            note = p.fallback_reason or (", ".join(p.split_ops) if p.kind == "split_op" else "")
+            if p.validation and not p.validation.startswith("ok"):
+                note = (note + "; " if note else "") + p.validation
+            rows.append(f"{p.index:>3} {p.graph:>2} {p.kind:<9}{p.nodes:>6}  "
+                        f"{'' if p.same_as is None else p.same_as:>5}  {p.compiler or '-':<9}"
+                        f"{p.compile_s:>10.3f}  {p.cache or '-':<7} {note}")
+        return "\n".join(rows)
+
+
+def count(pieces: list[Piece], graphs: int, extra: dict[str, int]) -> dict[str, int]:
+    """The counters of DESIGN.md, over unique work: a same_as piece adds only to pieces/compiled_pieces."""
+    c = dict.fromkeys(COUNTER_KEYS, 0)
+    c["graphs_seen"] = graphs
+    c["pieces"] = len(pieces)
+    compiled = [p for p in pieces if p.kind == "compiled"]
+    c["compiled_pieces"] = len(compiled)
+    c["unique_pieces"] = len({(p.unique_key) for p in compiled})
+    for p in compiled:
+        if p.same_as is not None:
+            continue
+        c["eager_compiles"] += p.compiler == "eager"
+        c["isolated_nodes"] += len(p.isolated)
+        for _, tier in p.cache_by_size:
+            if tier == "miss":
+                c["cache_misses"] += 1
+            elif tier in ("memory", "disk", "remote"):
+                c[f"cache_hits_{tier}"] += 1
+    for k, v in extra.items():
+        c[k] = c.get(k, 0) + v
+    return c
