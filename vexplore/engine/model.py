@@ -1,6 +1,7 @@
 """CompiledModel: what ``vx.compile`` returns. Compiles on first call, keeps the captured graphs."""
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import warnings
@@ -38,7 +39,7 @@ class CompiledModel:
         self.reports: list[CompileReport] = []
         self._build: ReportBuilder | None = None
         self._breaks = tc.graph_break_reasons()
-        self._compiled = torch.compile(model, backend=VexBackend(self))
+        self._compiled = torch.compile(_entry_point(model), backend=VexBackend(self))
 
     @property
     def report(self) -> CompileReport | None:
@@ -131,6 +132,25 @@ class CompiledModel:
         for w in report.warnings:
             if w not in bad:
                 log.warning("vexplore: %s", w)
+
+
+_entries = itertools.count()
+
+
+def _entry_point(model: Callable[..., Any]) -> Callable[..., Any]:
+    """A function that calls ``model``, with a code object of its own.
+
+    Dynamo keeps its compiled entries (and counts its recompile limit, 8) per code object. Were
+    we to compile ``model`` itself, every CompiledModel of the same class would share
+    ``forward.__code__`` and a different backend object fails Dynamo's backend-match guard, so
+    the 9th vx.compile of a class would silently run eagerly. A fresh code object per
+    CompiledModel gives each its own entries; Dynamo inlines ``model`` into it.
+    """
+    def entry(*args: Any, **kwargs: Any) -> Any:
+        return model(*args, **kwargs)
+
+    entry.__code__ = entry.__code__.replace(co_name=f"vexplore_entry_{next(_entries)}")
+    return entry
 
 
 def compile(model: Callable[..., Any], config: CompileConfig | None = None,
