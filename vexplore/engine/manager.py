@@ -225,7 +225,7 @@ class CompilerManager:
             runners[p.name] = unwrap(built.fn, single)
         names = tuple(sorted(n.name for n in bad))
         return Built(install(sub.gm, runners), "inductor",
-                     f"{why}; isolated {', '.join(names)} to run eagerly, the rest compiled",
+                     f"{why}; isolated {', '.join(names)} ({target}) to run eagerly, the rest compiled",
                      isolated=names, code="\n\n".join(codes) or None)
 
 

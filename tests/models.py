@@ -1,0 +1,102 @@
+"""Tiny models for the tests, each cut at a torch.library custom op."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.library.custom_op("vxtest::mix", mutates_args=())
+def mix(x: torch.Tensor) -> torch.Tensor:
+    """A stand-in for attention: mixes tokens (a causal running mean), so it must stay eager."""
+    n = torch.arange(1, x.shape[0] + 1, device=x.device, dtype=x.dtype).unsqueeze(-1)
+    return x.cumsum(0) / n
+
+
+@mix.register_fake
+def _mix_fake(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("vxtest::pair", mutates_args=())
+def pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return x * 2, x + 1
+
+
+@pair.register_fake
+def _pair_fake(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.empty_like(x), torch.empty_like(x)
+
+
+@torch.library.custom_op("vxtest::scale", mutates_args=())
+def scale(x: torch.Tensor, s: float) -> torch.Tensor:
+    return x * s
+
+
+@scale.register_fake
+def _scale_fake(x: torch.Tensor, s: float) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class Layer(nn.Module):
+    def __init__(self, dim: int = 16, act: str = "relu") -> None:
+        super().__init__()
+        self.up, self.down, self.act = nn.Linear(dim, dim), nn.Linear(dim, dim), act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(x)
+        h = torch.relu(h) if self.act == "relu" else torch.tanh(h)
+        return x + torch.ops.vxtest.mix(self.down(h))
+
+
+class Stack(nn.Module):
+    """``layers`` Layers, then a head: 2*layers+1 pieces when cut at vxtest::mix."""
+
+    def __init__(self, layers: int = 3, dim: int = 16, acts: list[str] | None = None) -> None:
+        super().__init__()
+        acts = acts or ["relu"] * layers
+        self.layers = nn.ModuleList(Layer(dim, a) for a in acts)
+        self.head = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(x)
+
+
+class Twin(nn.Module):
+    """Two consecutive split ops (mix then pair) and a getitem after the multi-output one."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.ops.vxtest.mix(self.a(x))
+        p, q = torch.ops.vxtest.pair(h)
+        return self.b(p) * q
+
+
+class Breaks(nn.Module):
+    """A graph break in the middle (a print), so Dynamo captures two graphs."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        torch._dynamo.graph_break()
+        return torch.ops.vxtest.mix(self.b(h)) + 1
+
+
+class Failing(nn.Module):
+    """Calls vxtest::scale, which Inductor cannot lower under implicit_fallbacks=False."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        h = torch.ops.vxtest.scale(h, 2.0)
+        return torch.tanh(self.b(h)) + 1

@@ -1,0 +1,60 @@
+"""A real Inductor failure walks the fallback ladder and isolates the failing node."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import vexplore as vx
+from models import Failing
+
+# Inductor has no lowering for a custom op when implicit_fallbacks is off: a real
+# MissingOperatorWithoutDecomp from Inductor, not a mock. The conservative rung keeps the user's
+# implicit_fallbacks, so it fails again and the ladder isolates the op.
+NO_FALLBACKS = {"implicit_fallbacks": False}
+
+
+def test_ladder_isolates_the_failing_node(cache_cfg, session):
+    m = Failing().eval()
+    x = torch.randn(8, 16)
+    cm = vx.compile(m, vx.CompileConfig(strategy="full", inductor_options=NO_FALLBACKS, cache=cache_cfg,
+                                        validate=True), session=session)
+    with pytest.warns(vx.VexploreFallbackWarning) as rec, torch.no_grad():
+        out = cm(x)
+    assert len([w for w in rec if issubclass(w.category, vx.VexploreFallbackWarning)]) == 1
+    with torch.no_grad():
+        torch.testing.assert_close(out, m(x))
+        x2 = torch.randn(11, 16)
+        torch.testing.assert_close(cm(x2), m(x2))
+    p = cm.report.pieces[0]
+    assert p.compiler == "inductor"
+    assert len(p.isolated) == 1
+    assert "unsupported op / lowering error" in p.fallback_reason and "vxtest::scale" in p.fallback_reason
+    assert p.validation.startswith("ok")
+    c = cm.report.counters
+    # rung 1 and 2 fail; rung 3 compiles the two pieces around the op
+    assert (c["conservative_retries"], c["isolated_nodes"], c["inductor_compiles"], c["fallbacks"]) == (1, 1, 2, 0)
+    # toggling back later in the session is a memory hit: the ladder is not walked again
+    cm.recompile(strategy="piecewise", splitting_ops=["vxtest::nothing"], compiler="eager")
+    with pytest.warns(vx.VexploreFallbackWarning):
+        again = cm.recompile(cm.config.replace(strategy="full", compiler="inductor"))
+    assert again.counters["cache_hits_memory"] == 1 and again.counters["inductor_compiles"] == 0
+
+
+def test_fallback_false_raises(cache_cfg, session):
+    m = Failing().eval()
+    cm = vx.compile(m, vx.CompileConfig(strategy="full", inductor_options=NO_FALLBACKS, fallback=False,
+                                        cache=cache_cfg), session=session)
+    with pytest.raises(vx.CompileError, match="piece 0: Inductor failed"), torch.no_grad():
+        cm(torch.randn(8, 16))
+
+
+def test_ladder_ends_on_eager_when_nothing_can_be_isolated(cache_cfg, session):
+    """With an invalid option every rung fails for real, and the piece runs eagerly."""
+    m = Failing().eval()
+    cm = vx.compile(m, vx.CompileConfig(strategy="full", inductor_options={"no_such_inductor_option": 1},
+                                        cache=cache_cfg), session=session)
+    with pytest.warns(vx.VexploreFallbackWarning), torch.no_grad():
+        out = cm(torch.randn(8, 16))
+    p = cm.report.pieces[0]
+    assert p.compiler == "eager" and "ran eagerly" in p.fallback_reason
+    assert cm.report.counters["fallbacks"] == 1 and cm.report.counters["eager_compiles"] == 1
