@@ -1,0 +1,109 @@
+"""HTML tables over reports: the pieces (sortable), the report history, the benchmark rows.
+
+Sorting happens here (``sort_by``, ``descending``) so the widget only passes the chosen column;
+every cell from the model is HTML-escaped.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+from ..monitor.report import CompileReport, Piece
+from .style import OUTCOME_COLOURS, esc, outcome, seconds
+
+_CSS = ("<style>.vx-table{border-collapse:collapse;font-size:12px;font-family:sans-serif}"
+        ".vx-table th,.vx-table td{border-bottom:1px solid #ddd;padding:2px 8px;text-align:left}"
+        ".vx-table th{background:#f4f4f4}.vx-table td.num{text-align:right;font-variant-numeric:tabular-nums}</style>")
+
+# column -> (header, cell text, sort key, numeric)
+PIECE_COLUMNS: dict[str, tuple[str, Callable[[Piece], str], Callable[[Piece], Any], bool]] = {
+    "index": ("#", lambda p: str(p.index), lambda p: p.index, True),
+    "kind": ("kind", lambda p: p.kind, lambda p: p.kind, False),
+    "nodes": ("nodes", lambda p: str(p.nodes), lambda p: p.nodes, True),
+    "unique_key": ("unique key", lambda p: p.unique_key or "-", lambda p: p.unique_key or "", False),
+    "same_as": ("same as", lambda p: "" if p.same_as is None else str(p.same_as),
+                lambda p: -1 if p.same_as is None else p.same_as, True),
+    "compiler": ("compiler", lambda p: p.compiler or "-", lambda p: p.compiler or "", False),
+    "compile_s": ("compile time", lambda p: seconds(p.compile_s), lambda p: p.compile_s, True),
+    "cache": ("cache tier", lambda p: p.cache or "-", lambda p: p.cache or "", False),
+    "fallback_reason": ("fallback reason", lambda p: p.fallback_reason or "", lambda p: p.fallback_reason or "", False),
+}
+
+
+def pieces_table(report: CompileReport, sort_by: str = "index", descending: bool = False) -> str:
+    """The pieces of ``report`` as an HTML table sorted by ``sort_by`` (a PIECE_COLUMNS key)."""
+    if sort_by not in PIECE_COLUMNS:
+        raise ValueError(f"pieces_table: sort_by={sort_by!r}; choose one of {', '.join(PIECE_COLUMNS)}")
+    key = PIECE_COLUMNS[sort_by][2]
+    pieces = sorted(report.pieces, key=lambda p: (key(p), p.index), reverse=descending)
+    arrow = " ▼" if descending else " ▲"
+    head = "".join(f"<th>{esc(h)}{arrow if c == sort_by else ''}</th>" for c, (h, *_rest) in PIECE_COLUMNS.items())
+    rows = []
+    for p in pieces:
+        colour = OUTCOME_COLOURS[outcome(p)]
+        cells = []
+        for c, (_h, text, _k, num) in PIECE_COLUMNS.items():
+            value = esc(text(p))
+            if c == "kind" and p.kind == "split_op":
+                value += f" <code>{esc(', '.join(p.split_ops))}</code>"
+            cells.append(f'<td class="num">{value}</td>' if num else f"<td>{value}</td>")
+        rows.append(f'<tr data-piece="{p.index}" style="border-left:4px solid {colour}">{"".join(cells)}</tr>')
+    return (f'{_CSS}<table class="vx-table vx-pieces" data-report="{report.id}">'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def summary_html(report: CompileReport, title: str = "") -> str:
+    """One line about a report: strategy and why, counters that matter, wall time, warnings."""
+    c = report.counters
+    hits = c.get("cache_hits_memory", 0) + c.get("cache_hits_disk", 0) + c.get("cache_hits_remote", 0)
+    parts = [f"<b>{esc(title)}</b> " if title else "",
+             f"report {report.id} ({esc(report.kind)}) on <b>{esc(report.device)}</b>: "
+             f"strategy <b>{esc(report.strategy)}</b> <i>({esc(report.strategy_reason)})</i> · "
+             f"{c.get('pieces', 0)} pieces, {c.get('unique_pieces', 0)} unique · "
+             f"{c.get('inductor_compiles', 0)} Inductor compiles · {hits} cache hits, {c.get('cache_misses', 0)} misses · "
+             f"{c.get('fallbacks', 0)} fallbacks · wall {esc(seconds(report.wall_s))}"]
+    for w in report.warnings:
+        parts.append(f'<div style="color:#a15c00">⚠ {esc(w)}</div>')
+    return f'<div class="vx-summary" data-report="{report.id}">{"".join(parts)}</div>'
+
+
+def history_table(reports: Sequence[CompileReport], current: int | None = None) -> str:
+    """Every report the explorer made, one row each, for comparing configurations."""
+    head = ("<tr><th>report</th><th>kind</th><th>strategy</th><th>split ops</th><th>compiler</th><th>pieces</th>"
+            "<th>unique</th><th>compiles</th><th>hits</th><th>misses</th><th>pieces time</th><th>wall</th></tr>")
+    rows = []
+    for r in reports:
+        c = r.counters
+        hits = c.get("cache_hits_memory", 0) + c.get("cache_hits_disk", 0) + c.get("cache_hits_remote", 0)
+        ops = ", ".join(r.config.get("splitting_ops") or ())
+        bold = ' style="font-weight:bold;background:#eef5ff"' if r.id == current else ""
+        rows.append(f"<tr{bold}><td>{r.id}</td><td>{esc(r.kind)}</td><td>{esc(r.strategy)}</td><td>{esc(ops)}</td>"
+                    f"<td>{esc(r.config.get('compiler'))}</td><td class=num>{c.get('pieces', 0)}</td>"
+                    f"<td class=num>{c.get('unique_pieces', 0)}</td><td class=num>{c.get('inductor_compiles', 0)}</td>"
+                    f"<td class=num>{hits}</td><td class=num>{c.get('cache_misses', 0)}</td>"
+                    f"<td class=num>{esc(seconds(sum(p.compile_s for p in r.pieces)))}</td>"
+                    f"<td class=num>{esc(seconds(r.wall_s))}</td></tr>")
+    return f'{_CSS}<table class="vx-table vx-history"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def bench_table(rows: Sequence[Any], baseline: str = "eager") -> str:
+    """Benchmark rows by size: time per call with spread, speed-up over ``baseline``, max error vs eager."""
+    base = {r.tokens: r.median_ms for r in rows if r.variant == baseline}
+    head = ("<tr><th>tokens</th><th>variant</th><th>median ms</th><th>p20–p80 ms</th>"
+            f"<th>speed-up vs {esc(baseline)}</th><th>max rel err</th><th>first call</th></tr>")
+    body = []
+    for r in sorted(rows, key=lambda r: r.tokens):
+        speed = base.get(r.tokens)
+        up = f"{speed / r.median_ms:.2f}×" if speed and r.median_ms else "-"
+        err = "-" if r.max_rel_err is None else f"{r.max_rel_err:.2e}"
+        first = "-" if getattr(r, "first_call_s", None) is None else seconds(r.first_call_s)
+        body.append(f"<tr><td class=num>{r.tokens}</td><td>{esc(r.variant)}</td><td class=num>{_ms(r.median_ms)}</td>"
+                    f"<td class=num>{_ms(r.p20_ms)}–{_ms(r.p80_ms)}</td><td class=num>{up}</td>"
+                    f"<td class=num>{err}</td><td class=num>{esc(first)}</td></tr>")
+    if not body:
+        body.append('<tr><td colspan="7"><i>no benchmark yet</i></td></tr>')
+    return f'{_CSS}<table class="vx-table vx-bench"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
