@@ -3,51 +3,86 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Any, Callable
 
+from .cache.artifact import Artifact
 from .cache.disk import DiskTier
+from .cache.keys import versions
 from .cache.memory import MemoryTier
-from .cache.tiered import Tier, TieredCache
-from .config import CacheConfig
+from .cache.tiered import Prewarmed, Tier, TieredCache
+from .config import CacheConfig, CompileConfig
 from .monitor.events import Monitor
 
 
 class Session:
-    """Holds the memory tier, one disk tier per cache dir, and the Monitor (reports, events).
+    """Holds the memory tier, one disk tier per cache dir, the remote tiers, and the Monitor.
 
     ``vx.compile(model, cfg, session=s)`` compiles into ``s``; without one, the process's
-    default session is used (``vx.default_session()``).
+    default session is used (``vx.default_session()``). The memory tier takes its bounds from
+    the CacheConfig of the latest compile (``memory_entries``, ``memory_bytes``).
     """
 
     def __init__(self, memory_entries: int = 256, memory_bytes: int | None = None) -> None:
         self.memory = MemoryTier(memory_entries, memory_bytes)
         self.monitor = Monitor()
         self._disk: dict[str, DiskTier] = {}
-        self._remote: dict[str, Tier] = {}
+        self._remote: dict[tuple[str, str], Tier] = {}
 
-    def disk_tier(self, directory: str) -> DiskTier:
+    def disk_tier(self, directory: str, max_bytes: int | None = None) -> DiskTier:
+        """The disk tier of ``directory`` (one per dir and session); ``max_bytes`` updates its bound."""
         path = os.path.abspath(os.path.expanduser(directory))
         if path not in self._disk:
-            self._disk[path] = DiskTier(path)
+            self._disk[path] = DiskTier(path) if max_bytes is None else DiskTier(path, max_bytes)
+        elif max_bytes is not None:
+            self._disk[path].max_bytes = max_bytes
         return self._disk[path]
 
     def remote_tier(self, cfg: CacheConfig) -> Tier | None:
+        """The remote tier of ``cfg.remote_url`` and ``cfg.remote_prefix`` (one per pair and session)."""
         from .cache.remote import RemoteTier  # redis is optional
 
         url = cfg.remote_url or ""
-        if url not in self._remote:
-            self._remote[url] = RemoteTier(url, prefix=cfg.remote_prefix, timeout_s=cfg.remote_timeout_s)
-        return self._remote[url]
+        if (url, cfg.remote_prefix) not in self._remote:
+            self._remote[(url, cfg.remote_prefix)] = RemoteTier(url, prefix=cfg.remote_prefix,
+                                                               timeout_s=cfg.remote_timeout_s)
+        return self._remote[(url, cfg.remote_prefix)]
 
     def cache(self, cfg: CacheConfig) -> TieredCache:
         """The tiers ``cfg`` enables, in lookup order."""
         lower: list[Tier] = []
         if "disk" in cfg.tiers:
-            lower.append(self.disk_tier(cfg.dir))
+            lower.append(self.disk_tier(cfg.dir, cfg.disk_max_bytes))
         if "remote" in cfg.tiers:
             remote = self.remote_tier(cfg)
             if remote is not None:
                 lower.append(remote)
+        if "memory" in cfg.tiers:
+            self.memory.resize(cfg.memory_entries, cfg.memory_bytes)
         return TieredCache(self.memory if "memory" in cfg.tiers else None, lower)
+
+    def prewarm(self, config: CompileConfig | CacheConfig | None = None, device: str = "cpu",
+                limit: int | None = None) -> Prewarmed:
+        """Load stored entries a compile under ``config`` can hit into memory (see ``vx.cache.prewarm``)."""
+        cfg = config if config is not None else CompileConfig()
+        cache_cfg = cfg.cache if isinstance(cfg, CompileConfig) else cfg
+        want_versions = versions(device)
+        want_config = cfg.compile_relevant() if isinstance(cfg, CompileConfig) else None
+
+        def match(parts: dict[str, Any]) -> bool:
+            return parts.get("versions") == want_versions and want_config in (None, parts.get("config"))
+        return self.cache(cache_cfg).prewarm(_engine_loader(), match, limit)
+
+
+def _engine_loader() -> Callable[[Artifact], tuple[Callable[..., Any], dict[str, Any]]]:
+    # The same load as CompilerManager._load; imported here because the engine sits above the cache.
+    from .engine.compilers import InductorCompiler
+
+    inductor = InductorCompiler()
+
+    def load(art: Artifact) -> tuple[Callable[..., Any], dict[str, Any]]:
+        fn, code = inductor.load(art.data)
+        return fn, {"compiler": art.compiler, "reason": art.meta.get("reason"), "code": code}
+    return load
 
 
 _default: Session | None = None

@@ -1,16 +1,25 @@
-"""Artifact: a compiled piece as saved (bytes plus what is needed to use them again)."""
+"""Artifact: a compiled piece as saved (bytes plus what is needed to use them again).
+
+Encoded form (every tier stores exactly these bytes; the remote tier signs them too)::
+
+    magic "VXART\\0" | schema u32 | header length u32 | data length u64 | sha256(data) 32 bytes
+    | header JSON (the full key, compiler, meta) | data (Inductor's binary artifact)
+
+``decode`` checks all of it against the key it was asked for before anything is loaded.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from .keys import CACHE_SCHEMA, CacheKey
 
 MAGIC = b"VXART\x00"
 _HEAD = struct.Struct("<6sIIQ32s")  # magic, schema, key-json length, data length, sha256(data)
+MAX_HEADER = 16 * 1024 * 1024       # a header longer than this is damage, not a key
 
 
 class ArtifactCorrupt(Exception):
@@ -19,6 +28,56 @@ class ArtifactCorrupt(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class Header:
+    """What the fixed header and the key JSON say, before the data is checked."""
+
+    key: CacheKey
+    compiler: str
+    meta: dict[str, Any]
+    data_offset: int
+    data_len: int
+    digest: bytes
+
+    @property
+    def total(self) -> int:
+        return self.data_offset + self.data_len
+
+
+def _fixed(head: bytes) -> tuple[int, int, bytes]:
+    if len(head) < _HEAD.size:
+        raise ArtifactCorrupt("truncated header")
+    magic, schema, hlen, dlen, digest = _HEAD.unpack_from(head)
+    if magic != MAGIC:
+        raise ArtifactCorrupt("not a vexplore artifact")
+    if schema != CACHE_SCHEMA:
+        raise ArtifactCorrupt(f"schema {schema}, expected {CACHE_SCHEMA}")
+    if hlen > MAX_HEADER:
+        raise ArtifactCorrupt(f"header length {hlen} is implausible")
+    return hlen, dlen, digest
+
+
+def _key_json(raw: bytes, hlen: int, dlen: int, digest: bytes) -> Header:
+    try:
+        head = json.loads(raw)
+        key = CacheKey.from_dict(head["key"])
+        compiler, meta = str(head["compiler"]), dict(head.get("meta") or {})
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ArtifactCorrupt(f"undecodable header ({type(e).__name__}: {e})") from None
+    return Header(key, compiler, meta, _HEAD.size + hlen, dlen, digest)
+
+
+def read_header(f: BinaryIO, total_len: int) -> Header:
+    """The header of an encoded artifact read from ``f`` (for listings); the data is not checked."""
+    hlen, dlen, digest = _fixed(f.read(_HEAD.size))
+    if total_len != _HEAD.size + hlen + dlen:
+        raise ArtifactCorrupt(f"length {total_len}, header says {_HEAD.size + hlen + dlen}")
+    raw = f.read(hlen)
+    if len(raw) != hlen:
+        raise ArtifactCorrupt("truncated header")
+    return _key_json(raw, hlen, dlen, digest)
 
 
 @dataclass(frozen=True)
@@ -37,25 +96,23 @@ class Artifact:
         return _HEAD.pack(MAGIC, CACHE_SCHEMA, len(head), len(self.data), digest) + head + self.data
 
     @staticmethod
-    def decode(blob: bytes, expect: CacheKey) -> "Artifact":
-        """Check everything, then return the artifact; raise ArtifactCorrupt saying what failed."""
-        if len(blob) < _HEAD.size:
-            raise ArtifactCorrupt("truncated header")
-        magic, schema, hlen, dlen, digest = _HEAD.unpack_from(blob)
-        if magic != MAGIC:
-            raise ArtifactCorrupt("not a vexplore artifact")
-        if schema != CACHE_SCHEMA:
-            raise ArtifactCorrupt(f"schema {schema}, expected {CACHE_SCHEMA}")
+    def header(blob: bytes) -> Header:
+        """Check the framing of ``blob`` and decode its key (not the data's checksum)."""
+        hlen, dlen, digest = _fixed(blob[:_HEAD.size])
         if len(blob) != _HEAD.size + hlen + dlen:
             raise ArtifactCorrupt(f"length {len(blob)}, header says {_HEAD.size + hlen + dlen}")
-        try:
-            head = json.loads(blob[_HEAD.size:_HEAD.size + hlen])
-            key = CacheKey.from_dict(head["key"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise ArtifactCorrupt(f"undecodable header ({e})") from None
-        if key.digest != expect.digest:
-            raise ArtifactCorrupt("entry belongs to another key")
-        data = blob[_HEAD.size + hlen:]
-        if hashlib.sha256(data).digest() != digest:
+        return _key_json(blob[_HEAD.size:_HEAD.size + hlen], hlen, dlen, digest)
+
+    @staticmethod
+    def decode(blob: bytes, expect: CacheKey | None) -> "Artifact":
+        """Check everything, then return the artifact; raise ArtifactCorrupt saying what failed.
+
+        ``expect=None`` checks an entry on its own (``verify``): framing, key and checksum.
+        """
+        h = Artifact.header(blob)
+        if expect is not None and h.key.digest != expect.digest:
+            raise ArtifactCorrupt(f"entry belongs to another key ({h.key.digest[:12]})")
+        data = blob[h.data_offset:]
+        if hashlib.sha256(data).digest() != h.digest:
             raise ArtifactCorrupt("checksum mismatch")
-        return Artifact(data=data, compiler=head["compiler"], meta=head.get("meta", {}))
+        return Artifact(data=data, compiler=h.compiler, meta=h.meta)

@@ -1,8 +1,10 @@
 """CacheKey: what a compiled artifact depends on, in named parts that can be compared.
 
 Parts: ``graph`` (normalized structure), ``inputs`` (shapes, dtypes, strides, dynamic dims),
-``config`` (compile-relevant fields only), ``versions`` (torch, triton, Python, device, schema),
-and ``size`` (the static compile size; None = the general dynamic compile).
+``config`` (compile-relevant fields only), ``versions`` (torch, triton, Python, device and its
+capability, vexplore's cache schema), and ``size`` (the static compile size; None = the general
+dynamic compile). ``explain(a, b)`` names the parts that differ, ``nearest`` finds the stored
+key closest to a missed one.
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import torch
 
 # Bump when the artifact format or the key's meaning changes: old entries become cleanly invalid.
-CACHE_SCHEMA = 1
+CACHE_SCHEMA = 2
+PARTS = ("graph", "inputs", "config", "versions", "size")
 
 
 def _sha(text: str) -> str:
@@ -54,37 +57,116 @@ class CacheKey:
     graph_text: str = field(default="", compare=False, repr=False)  # for explain(); not hashed
 
     def parts(self) -> dict[str, Any]:
+        """The named parts the digest is made of."""
         return {"graph": self.graph, "inputs": self.inputs, "config": self.config,
                 "versions": self.versions, "size": self.size}
 
     @property
     def digest(self) -> str:
-        return _sha(json.dumps(self.parts(), sort_keys=True, default=str))
+        d = self.__dict__.get("_digest")
+        if d is None:  # frozen: cache it beside the fields (parts never change)
+            d = digest_of(self.parts())
+            object.__setattr__(self, "_digest", d)
+        return d
 
     def to_dict(self) -> dict[str, Any]:
-        return self.parts()
+        """The parts plus the graph text (kept in artifact headers so explain can show nodes)."""
+        d = self.parts()
+        if self.graph_text:
+            d["graph_text"] = self.graph_text
+        return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CacheKey":
+    def from_dict(cls, d: Mapping[str, Any]) -> "CacheKey":
+        """Inverse of ``to_dict``; raises KeyError/TypeError/ValueError on a malformed dict."""
+        size = d.get("size")
+        if size is not None and not isinstance(size, int):
+            raise ValueError(f"size {size!r} is not an int")
+        if not isinstance(d["graph"], str) or not isinstance(d["inputs"], str):
+            raise ValueError("graph and inputs must be strings")
         return cls(graph=d["graph"], inputs=d["inputs"], config=dict(d["config"]),
-                   versions=dict(d["versions"]), size=d.get("size"))
+                   versions=dict(d["versions"]), size=size, graph_text=str(d.get("graph_text") or ""))
 
 
-def explain(a: CacheKey | dict, b: CacheKey | dict) -> list[str]:
-    """Which parts of two keys differ, as lines like ``config.mode: default -> max-autotune``."""
-    pa = a.parts() if isinstance(a, CacheKey) else a
-    pb = b.parts() if isinstance(b, CacheKey) else b
+def digest_of(parts: Mapping[str, Any]) -> str:
+    """The digest of a key given as its parts (what every tier names the artifact by)."""
+    return _sha(json.dumps({p: parts.get(p) for p in PARTS}, sort_keys=True, default=str))
+
+
+def _parts(k: CacheKey | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    if isinstance(k, CacheKey):
+        return k.parts(), k.graph_text
+    return dict(k), str(k.get("graph_text") or "")
+
+
+def _graph_lines(a: str, b: str, ta: str, tb: str) -> list[str]:
+    if not (ta and tb):
+        return [f"graph: structure differs ({a[:12]} -> {b[:12]})"]
+    la, lb = ta.splitlines(), tb.splitlines()
+    if len(la) != len(lb):
+        return [f"graph: {len(la)} -> {len(lb)} nodes ({a[:12]} -> {b[:12]})"]
+    first = next(i for i, (x, y) in enumerate(zip(la, lb)) if x != y) if la != lb else 0
+    return [f"graph: node {first} differs: {la[first][:120]} -> {lb[first][:120]}"]
+
+
+def _input_lines(a: str, b: str) -> list[str]:
+    ia, ib = a.split(";") if a else [], b.split(";") if b else []
+    if len(ia) != len(ib):
+        return [f"inputs: {len(ia)} -> {len(ib)} inputs ({a[:80]} -> {b[:80]})"]
+    return [f"inputs[{i}]: {x} -> {y}" for i, (x, y) in enumerate(zip(ia, ib)) if x != y]
+
+
+def _show(v: Any) -> str:
+    return "<unset>" if v is _UNSET else str(v)
+
+
+_UNSET = object()
+
+
+def explain(a: CacheKey | Mapping[str, Any], b: CacheKey | Mapping[str, Any]) -> list[str]:
+    """Which parts of two keys differ, from ``a`` to ``b``, one line each.
+
+    E.g. ``config.mode: default -> max-autotune``, ``versions.torch: 2.11.0 -> 2.13.0``,
+    ``inputs[0]: T[z0,64|...] -> T[z0,128|...]``, ``size: general -> 16``. Empty when the keys
+    are equal.
+    """
+    (pa, ta), (pb, tb) = _parts(a), _parts(b)
     out: list[str] = []
-    for part in ("graph", "inputs", "config", "versions", "size"):
+    for part in PARTS:
         va, vb = pa.get(part), pb.get(part)
         if va == vb:
             continue
-        if isinstance(va, dict) and isinstance(vb, dict):
+        if part == "graph":
+            out += _graph_lines(str(va), str(vb), ta, tb)
+        elif part == "inputs":
+            out += _input_lines(str(va or ""), str(vb or ""))
+        elif part == "size":
+            out.append(f"size: {'general' if va is None else va} -> {'general' if vb is None else vb}")
+        elif isinstance(va, dict) and isinstance(vb, dict):
             for k in sorted(set(va) | set(vb)):
-                if va.get(k) != vb.get(k):
-                    out.append(f"{part}.{k}: {va.get(k, '<unset>')} -> {vb.get(k, '<unset>')}")
-        elif part == "graph":
-            out.append(f"graph: structure differs ({str(va)[:12]} -> {str(vb)[:12]})")
+                x, y = va.get(k, _UNSET), vb.get(k, _UNSET)
+                if x != y:
+                    out.append(f"{part}.{k}: {_show(x)} -> {_show(y)}")
         else:
             out.append(f"{part}: {va} -> {vb}")
     return out
+
+
+def nearest(key: CacheKey, candidates: Iterable[tuple[str, Mapping[str, Any] | CacheKey]]
+            ) -> tuple[str, str, list[str]] | None:
+    """The stored key closest to ``key``: (tier, digest, explain(stored, key)), or None.
+
+    Closest = fewest differing parts, then fewest differing lines; the key itself is skipped.
+    """
+    best: tuple[tuple[int, int], str, str, list[str]] | None = None
+    want = key.parts()
+    for tier, cand in candidates:
+        parts, _ = _parts(cand)
+        digest = digest_of(parts)
+        if digest == key.digest:
+            continue
+        lines = explain(cand, key)
+        score = (sum(parts.get(p) != want[p] for p in PARTS), len(lines))
+        if best is None or score < best[0]:
+            best = (score, tier, digest, lines)
+    return None if best is None else (best[1], best[2], best[3])
