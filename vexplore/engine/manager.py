@@ -154,9 +154,11 @@ class CompilerManager:
         with self.rec.step("load", graph=graph, piece=index, size=size) as st:
             hit = self.cache.lookup(key, self._load)
             st.kw["tier"] = hit.tier
+            if hit.miss_reason:
+                st.kw["detail"] = hit.miss_reason
+        self.counters.update(hit.counters())  # per-tier misses, rejections, bytes, load time
         if hit.fn is not None:
             out.compile_s += st.event.duration_s
-            self.counters["cache_bytes_read"] += hit.bytes_read
             info = hit.info
             return Built(hit.fn, info.get("compiler", "inductor"), info.get("reason"),
                          tuple(info.get("isolated", ())), info.get("code")), hit.tier
@@ -165,7 +167,7 @@ class CompilerManager:
             built = self._ladder(gm, inputs, fake_mode, index)
         out.compile_s += st.event.duration_s
         art = Artifact(built.data, built.compiler, {"reason": built.reason}) if built.data else None
-        self.counters["cache_bytes_written"] += self.cache.store(key, built.fn, art, built.info())
+        self.counters.update(self.cache.store(key, built.fn, art, built.info()).counters())
         return built, "miss"
 
     def _load(self, art: Artifact) -> tuple[Callable[..., Any], dict[str, Any]]:
