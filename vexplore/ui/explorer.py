@@ -1,0 +1,238 @@
+"""The explorer dashboard: ``vx.explore(model, *inputs, config=...)``.
+
+One ipywidgets tree whose views update in place: the summary, controls with Compile/Cancel and
+per-piece progress, tabs for the graph, the pieces table, the generated code and the report
+history, the compile-time charts (plotly FigureWidgets) and the benchmark panel. Every view is
+drawn by a pure builder over a CompileReport; this module only wires widgets to them.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+import torch
+
+from ..config import CompileConfig
+from ..engine.model import CompiledModel
+from ..engine.model import compile as vx_compile
+from ..engine.ops import op_name
+from ..errors import VexploreError
+from ..monitor.report import CompileReport
+from ..session import Session
+from .benchpanel import BenchPanel
+from .code import code_html
+from .controls import Controls
+from .figures import compile_time_figure, show_in, timeline_figure
+from .jobs import Worker
+from .progress import Progress
+from .render import graph_view
+from .style import esc, seconds
+from .tables import PIECE_COLUMNS, history_table, pieces_table, summary_html
+
+log = logging.getLogger(__name__)
+
+
+class Explorer(widgets.VBox):
+    """The dashboard over one CompiledModel. ``explorer.compile(cfg)`` recompiles (no re-trace) in a
+    background thread; ``explorer.wait()`` blocks until it is done; ``explorer.reports`` is the history."""
+
+    def __init__(self, cm: CompiledModel, inputs: tuple[Any, ...]) -> None:
+        if cm.report is None:
+            raise VexploreError("vx.explore: the model has not been compiled yet; call it once first.")
+        self.cm, self.inputs = cm, inputs
+        self.session: Session = cm.session
+        self.reports: list[CompileReport] = [cm.report]
+        self.configs: list[CompileConfig] = [cm.config]
+        self.shown: CompileReport = cm.report
+        self.worker = Worker()
+        self._drawing = False
+        ops = {op_name(n) for cg in cm.graphs for n in cg.gm.graph.nodes if n.op.startswith("call_")}
+        self.controls = Controls(cm.config, ops, cm.report.device)
+        self.compile_button = widgets.Button(description="Compile", icon="cogs", button_style="primary",
+                                             tooltip="recompile the captured graph with these settings (no re-trace)")
+        self.progress = Progress()
+        self.summary = widgets.HTML()
+        self._build_views()
+        self.bench = BenchPanel(cm.model, inputs, self.session, sizes=_default_sizes(inputs))
+        name = type(cm.model).__name__
+        super().__init__([
+            widgets.HTML(f"<h3 style='margin:4px 0'>vexplore — {esc(name)}</h3>"), self.summary,
+            self.controls.widget, widgets.HBox([self.compile_button]), self.progress.widget, self.tabs,
+            widgets.HBox([self.bars, self.timeline], layout=widgets.Layout(flex_flow="row wrap")),
+            self.bench.widget], layout=widgets.Layout(width="100%"))
+        self.add_class("vexplore-explorer")
+        self.compile_button.on_click(lambda _b: self._on_compile())
+        self.bench.run.on_click(lambda _b: self.benchmark())
+        self.show(cm.report)
+
+    # -- views -----------------------------------------------------------------------------
+    def _build_views(self) -> None:
+        self.expand = widgets.SelectMultiple(options=[], description="expand", rows=4,
+                                             layout=widgets.Layout(width="340px"))
+        self.fold = widgets.Checkbox(value=True, description="fold identical pieces", indent=False)
+        self.graph = widgets.HTML()
+        self.sort_by = widgets.Dropdown(options=[(h, c) for c, (h, *_r) in PIECE_COLUMNS.items()], value="index",
+                                        description="sort by")
+        self.descending = widgets.Checkbox(value=False, description="descending", indent=False)
+        self.pieces = widgets.HTML()
+        self.code_piece = widgets.Dropdown(options=[], description="piece")
+        self.code = widgets.HTML()
+        self.history_pick = widgets.Dropdown(options=[], description="show report")
+        self.history = widgets.HTML()
+        self.tabs = widgets.Tab(children=[
+            widgets.VBox([widgets.HBox([self.expand, self.fold]), self.graph]),
+            widgets.VBox([widgets.HBox([self.sort_by, self.descending]), self.pieces]),
+            widgets.VBox([self.code_piece, self.code]),
+            widgets.VBox([self.history_pick, self.history])])
+        for i, title in enumerate(("Graph", "Pieces", "Code", "History")):
+            self.tabs.set_title(i, title)
+        self.bars = go.FigureWidget()
+        self.timeline = go.FigureWidget()
+        for w in (self.expand, self.fold):
+            w.observe(lambda _c: self._draw_graph(), "value")
+        for w in (self.sort_by, self.descending):
+            w.observe(lambda _c: self._draw_pieces(), "value")
+        self.code_piece.observe(lambda _c: self._draw_code(), "value")
+        self.history_pick.observe(self._on_pick, "value")
+
+    def show(self, report: CompileReport) -> None:
+        """Draw every view for ``report``, in place."""
+        self._drawing = True
+        try:
+            self.shown = report
+            self.summary.value = summary_html(report)
+            self.expand.options = [(f"piece {p.index} · {p.kind} · {p.nodes} nodes", p.index) for p in report.pieces]
+            self.expand.value = ()
+            self.code_piece.options = [(f"piece {p.index} ({p.nodes} nodes)", p.index) for p in report.pieces
+                                       if p.kind == "compiled" and p.same_as is None]
+            self.history_pick.options = [(f"report {r.id}: {r.strategy}", i) for i, r in enumerate(self.reports)]
+            self.history_pick.value = self.reports.index(report) if report in self.reports else None
+        finally:
+            self._drawing = False
+        self._draw_graph()
+        self._draw_pieces()
+        self._draw_code()
+        self.history.value = history_table(self.reports, current=report.id)
+        show_in(self.bars, compile_time_figure(report))
+        show_in(self.timeline, timeline_figure(report))
+
+    def _draw_graph(self) -> None:
+        if not self._drawing:
+            self.graph.value = graph_view(self.shown, expanded=self.expand.value, fold=self.fold.value).html
+
+    def _draw_pieces(self) -> None:
+        if not self._drawing:
+            self.pieces.value = pieces_table(self.shown, self.sort_by.value, self.descending.value)
+
+    def _draw_code(self) -> None:
+        if self._drawing:
+            return
+        p = next((p for p in self.shown.pieces if p.index == self.code_piece.value), None)
+        self.code.value = code_html(p, self.shown.device) if p is not None else "<i>no compiled piece</i>"
+
+    def _on_pick(self, change: dict[str, Any]) -> None:
+        if not self._drawing and change["new"] is not None:
+            self.show(self.reports[change["new"]])
+
+    # -- actions ---------------------------------------------------------------------------
+    def _on_compile(self) -> None:
+        try:
+            cfg = self.controls.config()
+        except VexploreError as e:
+            self.progress.status.value = f'<span style="color:#b00">{esc(e)}</span>'
+            return
+        self.compile(cfg)
+
+    def compile(self, config: CompileConfig | None = None, wait: bool = False) -> bool:
+        """Recompile under ``config`` (default: the controls') in the background; False if busy."""
+        if self.worker.busy:
+            self.progress.status.value = f"busy: {esc(self.worker.name)} is running"
+            return False
+        cfg = config if config is not None else self.controls.config()
+        expected = sum(p.kind == "compiled" and p.same_as is None for p in self.shown.pieces)
+        self._busy(True)
+        self.progress.start(self.session.monitor, expected)
+        started = self.worker.start("compile", lambda: self.cm.recompile(cfg), lambda r, e: self._compiled(cfg, r, e))
+        if wait:
+            self.wait()
+        return started
+
+    def _compiled(self, cfg: CompileConfig, report: CompileReport | None, error: BaseException | None) -> None:
+        try:
+            if error is None and report is not None:
+                self.reports.append(report)
+                if cfg not in self.configs:
+                    self.configs.append(cfg)
+                self.show(report)
+                self.progress.finish(None, f"report {report.id}: {esc(report.strategy)}, "
+                                           f"{len(report.pieces)} pieces in {esc(seconds(report.wall_s))}")
+            else:
+                self.progress.finish(error)
+                if not isinstance(error, VexploreError):
+                    log.error("vexplore explorer: recompile failed", exc_info=error)
+        finally:
+            self._busy(False)
+
+    def benchmark(self, wait: bool = False) -> bool:
+        """Time eager and every configuration compiled so far in the background; False if busy."""
+        if self.worker.busy:
+            self.bench.status.value = f"busy: {esc(self.worker.name)} is running"
+            return False
+        self._busy(True)
+        self.bench.status.value = "compiling the variants…"
+        started = self.worker.start("benchmark", lambda: self.bench.measure(self.configs, self._bench_status),
+                                    self._benchmarked)
+        if wait:
+            self.wait()
+        return started
+
+    def _bench_status(self, text: str) -> None:
+        self.bench.status.value = esc(text)
+
+    def _benchmarked(self, report: Any, error: BaseException | None) -> None:
+        try:
+            if error is None:
+                self.bench.draw(report)
+                self.bench.status.value = f"{len(report.rows)} rows on {esc(report.device)}"
+            else:
+                self.bench.status.value = f'<span style="color:#b00">{esc(type(error).__name__)}: {esc(error)}</span>'
+                if not isinstance(error, VexploreError):
+                    log.error("vexplore explorer: benchmark failed", exc_info=error)
+        finally:
+            self._busy(False)
+
+    def _busy(self, busy: bool) -> None:
+        self.compile_button.disabled = busy
+        self.bench.run.disabled = busy
+        self.controls.set_enabled(not busy)
+
+    def wait(self, timeout: float | None = 600) -> None:
+        """Block until the running compile or benchmark has finished and the views are drawn."""
+        self.worker.wait(timeout)
+
+
+def _default_sizes(inputs: tuple[Any, ...]) -> list[int]:
+    n = next((x.shape[0] for x in inputs if isinstance(x, torch.Tensor) and x.dim() >= 1), 16)
+    return sorted({max(1, n // 2), n, n * 4})
+
+
+def explore(model: Any, *inputs: Any, config: CompileConfig | None = None,
+            session: Session | None = None) -> Explorer:
+    """Compile ``model`` on ``inputs`` (once, under no_grad) and return the explorer dashboard.
+
+    ``model`` may also be a CompiledModel (``vx.compile(...)``); then ``config`` and ``session``
+    are its own and it is compiled only if it has not been called yet.
+    """
+    if isinstance(model, CompiledModel):
+        cm = model
+    else:
+        cm = vx_compile(model, config if config is not None else CompileConfig(), session=session)
+    if cm.report is None:
+        if not inputs:
+            raise VexploreError("vx.explore(model, *inputs): give the example inputs the model is called with, "
+                                "e.g. vx.explore(model, x).")
+        with torch.no_grad():
+            cm(*inputs)
+    return Explorer(cm, tuple(inputs))
