@@ -5,6 +5,7 @@ the explorer's example inputs, and draws the BenchReport as a chart and a table.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Callable, Sequence
 
@@ -88,3 +89,27 @@ class BenchPanel:
         show_in(self.chart, bench_figure(report.rows))
         self.table.value = bench_table(report.rows) + "".join(
             f'<div style="color:#a15c00">⚠ {esc(w)}</div>' for w in report.warnings)
+
+
+def bench_statement(fn: Callable[[], Any], number: int = 1, repeat: int = 20, config: CompileConfig | None = None,
+                    session: Any = None, name: str = "statement") -> BenchReport:
+    """Time the zero-argument ``fn`` eager and compiled by vexplore, timeit-style: ``repeat``
+    timings of ``number`` calls each, reported per call (``%vxbench`` uses this)."""
+    if number < 1 or repeat < 1:
+        raise VexploreError(f"%vxbench: -n {number} and -r {repeat} must both be >= 1.")
+    cfg = config if config is not None else CompileConfig()
+    compiled = vx_compile(fn, cfg, session=session)
+
+    def loop(f: Callable[[], Any]) -> Callable[[], Any]:
+        def looped() -> Any:
+            out = None
+            for _ in range(number):
+                out = f()
+            return out
+        return looped
+
+    rep = benchmark({"eager": loop(fn), variant_name(cfg): loop(compiled)}, {0: ()}, reps=repeat,
+                    session=session, model_name=name)
+    rows = tuple(dataclasses.replace(r, median_ms=r.median_ms / number, p20_ms=r.p20_ms / number,
+                                     p80_ms=r.p80_ms / number) for r in rep.rows)
+    return dataclasses.replace(rep, rows=rows)

@@ -43,14 +43,15 @@ def fold_runs(pieces: list[Piece], keep: Collection[int] = (), max_period: int =
     """Split the pieces (execution order) into runs; repeated periods fold. ``keep`` never folds.
 
     Greedy from the left: at each piece take the period (smallest first) that covers the most
-    pieces with at least two repeats, within one graph.
+    pieces with at least two repeats, within one graph. A period starts at a compiled piece, so
+    a transformer folds as (layer piece, attention) xN rather than (attention, layer piece) xN.
     """
     runs: list[Run] = []
     i, n = 0, len(pieces)
     sig = [(p.graph, _signature(p, keep)) for p in pieces]
     while i < n:
         best = Run(pieces[i].index, 1, 1)
-        for period in range(1, max_period + 1):
+        for period in range(1, max_period + 1 if pieces[i].kind == "compiled" else 1):
             reps = 1
             while (i + (reps + 1) * period <= n
                    and sig[i + reps * period: i + (reps + 1) * period] == sig[i: i + period]):

@@ -1,0 +1,170 @@
+"""``%load_ext vexplore``: the %vexplore and %vxbench line magics.
+
+Thin by design: parse the line, call one public function, display one object. vexplore's own
+errors (VexploreError) become UsageError, so the notebook shows the message, not a traceback.
+
+    %vexplore MODEL INPUTS [--strategy S] [--split-ops OP[,OP]] [--compiler C] [--cudagraph M] [--config CFG]
+    %vxbench [-n N] [-r R] [-o] [-q] STATEMENT
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.display import HTML, display
+
+from .config import CompileConfig
+from .errors import VexploreError
+
+VEXPLORE_USAGE = ("%vexplore MODEL INPUTS [--strategy S] [--split-ops OP[,OP]] [--compiler C] "
+                  "[--cudagraph M] [--config CFG]\n  e.g. %vexplore model x --strategy piecewise "
+                  "--split-ops vexplore::attention")
+VXBENCH_USAGE = "%vxbench [-n N] [-r R] [-o] [-q] STATEMENT\n  e.g. %vxbench -r 50 model(x)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would sys.exit(); a magic reports instead
+        raise UsageError(f"{self.prog}: {message}\nusage: {self.usage}")
+
+
+def _vexplore_parser() -> _Parser:
+    p = _Parser(prog="%vexplore", usage=VEXPLORE_USAGE, add_help=False)
+    p.add_argument("--strategy")
+    p.add_argument("--split-ops", dest="splitting_ops")
+    p.add_argument("--compiler")
+    p.add_argument("--cudagraph")
+    p.add_argument("--config", dest="config")
+    return p
+
+
+def split_vexplore_line(line: str) -> tuple[str, str, list[str]]:
+    """``MODEL INPUTS --opts`` -> (model source, inputs source, option tokens), as DESIGN.md says:
+    MODEL is the first token, INPUTS everything after it up to the first `` --``."""
+    parts = line.strip().split(None, 1)
+    if len(parts) < 2 or parts[1].startswith("--"):
+        raise UsageError(f"%vexplore needs a model and its inputs.\nusage: {VEXPLORE_USAGE}")
+    model_src, rest = parts[0], " " + parts[1]
+    cut = rest.find(" --")
+    inputs_src, opts = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
+    try:
+        tokens = shlex.split(opts)
+    except ValueError as e:
+        raise UsageError(f"%vexplore: cannot read the options {opts.strip()!r}: {e}") from None
+    return model_src, inputs_src.strip(), tokens
+
+
+@magics_class
+class VexploreMagics(Magics):
+    """The magics; ``self.shell.user_ns`` is the notebook's namespace."""
+
+    def _eval(self, source: str, what: str, magic: str) -> Any:
+        try:
+            return self.shell.ev(source)
+        except Exception as e:
+            raise UsageError(f"{magic}: could not evaluate {what} {source!r} in the notebook: "
+                             f"{type(e).__name__}: {e}") from None
+
+    @line_magic
+    def vexplore(self, line: str) -> None:
+        """Show the vexplore explorer for a model and its inputs. Usage: see VEXPLORE_USAGE."""
+        from .ui.explorer import explore
+
+        model_src, inputs_src, tokens = split_vexplore_line(line)
+        args = _vexplore_parser().parse_args(tokens)
+        model = self._eval(model_src, "MODEL", "%vexplore")
+        inputs = self._eval(inputs_src, "INPUTS", "%vexplore")
+        inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+        base = self._eval(args.config, "--config", "%vexplore") if args.config else CompileConfig()
+        if not isinstance(base, CompileConfig):
+            raise UsageError(f"%vexplore --config {args.config}: is a {type(base).__name__}, not a vx.CompileConfig.")
+        changes = {k: getattr(args, k) for k in ("strategy", "compiler", "cudagraph") if getattr(args, k)}
+        if args.splitting_ops:
+            changes["splitting_ops"] = tuple(o.strip() for o in args.splitting_ops.split(",") if o.strip())
+        try:
+            display(explore(model, *inputs, config=base.replace(**changes)))
+        except VexploreError as e:
+            raise UsageError(f"%vexplore: {e}") from None
+
+    @line_magic
+    def vxbench(self, line: str) -> Any:
+        """Time STATEMENT eager and compiled by vexplore (per call; -o returns the BenchReport)."""
+        from .ui.benchpanel import bench_statement
+        from .ui.tables import bench_table
+
+        number, repeat, out, quiet, statement = split_vxbench_line(line)
+        fn = self._function(statement)
+        try:
+            report = bench_statement(fn, number, repeat, name=statement)
+        except VexploreError as e:
+            raise UsageError(f"%vxbench: {e}") from None
+        if not quiet:
+            display(HTML(bench_table(report.rows)))
+        return report if out else None
+
+    def _function(self, statement: str) -> Any:
+        """A zero-argument function running ``statement`` (returning its value if an expression).
+
+        The notebook names it uses become closure variables, not globals: Dynamo then reads them
+        from the function itself, whatever module the notebook namespace claims to be.
+        """
+        try:
+            code = compile(statement, "<vxbench>", "eval")
+            body = f"        return ({statement})"
+        except SyntaxError:
+            try:
+                code = compile(statement, "<vxbench>", "exec")
+            except SyntaxError as e:
+                raise UsageError(f"%vxbench: the statement is not valid Python: {e.msg} ({statement!r})") from None
+            body = "\n".join("        " + ln for ln in statement.splitlines())
+        ns = self.shell.user_ns
+        names = [n for n in dict.fromkeys(_names(code)) if n in ns and n.isidentifier() and not n.startswith("__")]
+        binds = "".join(f"    {n} = __ns[{n!r}]\n" for n in names)
+        src = f"def __vxbench_make(__ns):\n{binds}    def __vxbench_statement():\n{body}\n    return __vxbench_statement\n"
+        scope: dict[str, Any] = {"__name__": "vexplore_vxbench"}
+        exec(compile(src, "<vxbench>", "exec"), scope)
+        return scope["__vxbench_make"](ns)
+
+
+def _names(code: Any) -> list[str]:
+    """Every name a code object (and the code objects inside it) reads."""
+    out = list(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            out += _names(const)
+    return out
+
+
+_OPTION = re.compile(r"-(?P<flag>[nr])\s*(?P<value>\S+)\s*|-(?P<switch>[oq])(?:\s+|$)")
+
+
+def split_vxbench_line(line: str) -> tuple[int, int, bool, bool, str]:
+    """``-n 5 -r 30 -o model(x)`` -> (number=5, repeat=30, out=True, quiet=False, "model(x)").
+
+    Options come first, as with %timeit; the statement is the rest of the line, as typed."""
+    number, repeat, out, quiet = 1, 20, False, False
+    rest = line.strip()
+    while (m := _OPTION.match(rest)) is not None:
+        if m.group("switch"):
+            out, quiet = out or m.group("switch") == "o", quiet or m.group("switch") == "q"
+        else:
+            try:
+                value = int(m.group("value"))
+            except ValueError:
+                raise UsageError(f"%vxbench -{m.group('flag')} {m.group('value')}: give a whole number.\n"
+                                 f"usage: {VXBENCH_USAGE}") from None
+            if value < 1:
+                raise UsageError(f"%vxbench -{m.group('flag')} {value}: must be >= 1.\nusage: {VXBENCH_USAGE}")
+            number, repeat = (value, repeat) if m.group("flag") == "n" else (number, value)
+        rest = rest[m.end():]
+    if not rest.strip():
+        raise UsageError(f"%vxbench needs a statement to time.\nusage: {VXBENCH_USAGE}")
+    return number, repeat, out, quiet, rest.strip()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext vexplore``)."""
+    ipython.register_magics(VexploreMagics)
