@@ -73,6 +73,26 @@ class Session:
         return self.cache(cache_cfg).prewarm(_engine_loader(), match, limit)
 
 
+    def worker_pool(self, size: int) -> Any:
+        """The Session's compile worker pool of ``size`` processes, started on first use and kept
+        (so each compile does not pay for starting processes and importing torch)."""
+        from .engine.workers import WorkerPool
+
+        pool = getattr(self, "_pool", None)
+        if pool is None or pool.size != size:
+            if pool is not None:
+                pool.close()
+            pool = self._pool = WorkerPool(size)
+        return pool
+
+    def close(self) -> None:
+        """Stop the compile workers (the caches stay usable)."""
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.close()
+            self._pool = None
+
+
 def _engine_loader() -> Callable[[Artifact], tuple[Callable[..., Any], dict[str, Any]]]:
     # The same load as CompilerManager._load; imported here because the engine sits above the cache.
     from .engine.compilers import InductorCompiler

@@ -124,3 +124,50 @@ def symbol_hints(fake_mode: Any) -> dict[Any, Any]:
     if env is None:
         return {}
     return dict(getattr(env, "backed_var_to_val", None) or getattr(env, "var_to_val", {}))
+
+
+def symbolic_inputs(specs: Sequence[Any], symbols: dict[str, int]) -> tuple[list[Any], Any]:
+    """Fake inputs with symbolic shapes, rebuilt in a compile worker from plain specs (2.4+).
+
+    ShapeEnv.create_symbol/create_symintnode and FakeTensorMode are how Dynamo itself makes
+    symbolic inputs; a worker has no Dynamo trace, so it makes one symbol per name here.
+    ``specs``: ("tensor", shape exprs, stride exprs, dtype, device) | ("sym", expr) | ("const", v).
+    """
+    import sympy
+    from torch._dynamo.source import ConstantSource
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+
+    env = ShapeEnv()
+    mode = FakeTensorMode(shape_env=env)
+    syms = {name: env.create_symbol(hint, ConstantSource(name), dynamic_dim=DimDynamic.DYNAMIC)
+            for name, hint in symbols.items()}
+    hints = {syms[n]: h for n, h in symbols.items()}
+
+    def sym(text: str) -> Any:
+        e = sympy.sympify(text, locals=dict(syms))
+        if e.is_Integer:
+            return int(e)
+        return env.create_symintnode(e, hint=int(e.xreplace(hints)))
+
+    out: list[Any] = []
+    with mode:
+        for spec in specs:
+            if spec[0] == "tensor":
+                _, shape, stride, dtype, device = spec
+                out.append(torch.empty_strided([sym(s) for s in shape], [sym(s) for s in stride],
+                                               dtype=getattr(torch, dtype), device=device))
+            elif spec[0] == "sym":
+                out.append(sym(spec[1]))
+            else:
+                out.append(spec[1])
+    return out, mode
+
+
+def custom_op_module(qualname: str) -> str | None:
+    """The module that defined a torch.library.custom_op (torch._library.custom_ops.OPDEFS, 2.4+)."""
+    from torch._library.custom_ops import OPDEFS
+
+    opdef = OPDEFS.get(qualname)
+    fn = getattr(opdef, "_init_fn", None)
+    return getattr(fn, "__module__", None)

@@ -5,7 +5,6 @@ choose strategy -> split -> fake-propagate -> compile each unique piece (Compile
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -20,11 +19,12 @@ from ..config import CompileConfig
 from ..monitor.events import EventRecorder
 from ..monitor.report import Piece, PieceNode
 from . import _torch_compat as tc
+from . import cudagraph
 from .manager import CompilerManager
 from .ops import matches, op_name
 from .split import Split, propagate, split_graph
 from .stitch import GraphRunner, install, normalize_output
-from .validate import compare, validate_pieces
+from .validate import validate_pieces
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -43,6 +43,7 @@ class CapturedGraph:
     real_inputs: list[Any]
     token: Any                       # the sympy symbol of the token dim, None when static
     runner: GraphRunner | None = None
+    graph_stats: Any = None          # cudagraph.GraphStats of the latest compile with CUDA graphs
 
     @classmethod
     def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any]) -> "CapturedGraph":
@@ -129,6 +130,8 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
     mgr = CompilerManager(cfg, session.cache(cfg.cache), rec, cache_versions(device), b.counters)
     runners: dict[str, Callable[..., Any]] = {}
     shared: dict[str, Callable[..., Any]] = {}
+    if cfg.workers and cfg.compiler == "inductor":
+        _prefetch(mgr, split, piece_inputs, cg, graph, len(b.pieces), session.worker_pool(cfg.workers), b.unique)
     for spec in split.pieces:
         index = len(b.pieces)
         base = dict(index=index, graph=graph, name=spec.name, nodes=spec.nodes,
@@ -153,13 +156,41 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
         b.pieces.append(Piece(kind="compiled", unique_key=ukey, same_as=None, compiler=out.compiler,
                               compile_s=out.compile_s, cache=cache, fallback_reason=out.fallback_reason,
                               sizes=out.sizes, cache_by_size=tuple(out.cache_by_size), isolated=out.isolated,
-                              code=out.code, miss_reasons=tuple(out.miss_reasons), **base))
+                              code=out.code, miss_reasons=tuple(out.miss_reasons), compiled_in=out.compiled_in,
+                              **base))
     if cfg.validate:
         _validate(cg, split, runners, b, graph)
+    if cfg.cudagraph != "none" and device != "cuda":
+        b.warnings.append(f"cudagraph={cfg.cudagraph} needs a CUDA device; graph {graph} runs on {device} without CUDA graphs")
+    elif cfg.cudagraph != "none":
+        with rec.step("cudagraph_capture", graph=graph) as st:
+            stats = cg.graph_stats = cudagraph.GraphStats()
+            stitched, note = cudagraph.apply(cfg.cudagraph, split.gm, runners, piece_inputs, cg.real_inputs,
+                                             cg.fake_inputs, cg.token, cfg.cudagraph_sizes, cfg.cudagraph_pad, stats)
+            st.kw["detail"] = f"{stats.captures} graphs captured"
+        b.counters["cudagraph_captures"] += stats.captures
+        if note:
+            b.warnings.append(f"graph {graph}: {note}")
+        b.graphs += 1
+        return stitched
     with rec.step("stitch", graph=graph):
         stitched = install(split.gm, runners)
     b.graphs += 1
     return stitched
+
+
+def _prefetch(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], cg: CapturedGraph,
+              graph: int, first: int, pool: Any, seen: dict[str, int]) -> None:
+    """Hand every unique compiled piece of this graph to the worker pool at once."""
+    todo, keys = [], set(seen)
+    for i, spec in enumerate(split.pieces):
+        if spec.kind != "compiled":
+            continue
+        ukey = mgr.unique_key(normalize_output(spec.module)[0], piece_inputs[spec.name])[0]
+        if ukey not in keys:
+            keys.add(ukey)
+            todo.append((spec.module, piece_inputs[spec.name], graph, first + i))
+    mgr.prefetch(todo, cg.fake_mode, cg.token, pool)
 
 
 def _overall(by_size: list[tuple[int | None, str | None]]) -> str | None:

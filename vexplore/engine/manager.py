@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -40,6 +42,8 @@ class Built:
     isolated: tuple[str, ...] = ()
     code: str | None = None
     data: bytes | None = None
+    compiled_in: str | None = None   # "worker pid N", or why it compiled in this process
+    worker_s: float = 0.0
 
     def info(self) -> dict[str, Any]:
         return {"compiler": self.compiler, "reason": self.reason, "isolated": list(self.isolated), "code": self.code}
@@ -59,6 +63,7 @@ class PieceOutcome:
     code: str | None = None
     sizes: tuple[int | None, ...] = (None,)
     miss_reasons: list[str] = field(default_factory=list)
+    compiled_in: str | None = None
 
 
 def token_position(inputs: Sequence[Any], token: Any) -> tuple[int, int | None] | None:
@@ -104,6 +109,9 @@ class CompilerManager:
         self.inductor = InductorCompiler(config.mode, dict(config.inductor_options))
         self.eager = EagerCompiler()
         self.compiler: Compiler = self.inductor if config.compiler == "inductor" else self.eager
+        self._prefetched: dict[str, Any] = {}   # key digest -> Lookup done by prefetch
+        self._worker: dict[str, Any] = {}       # key digest -> workers.Result
+        self._in_process: dict[str, str] = {}   # key digest -> why no worker could take it
 
     # -- keys ------------------------------------------------------------------------------
     @staticmethod
@@ -117,21 +125,29 @@ class CompilerManager:
                         versions=self.versions, size=size, graph_text=gtext)
 
     # -- one unique piece ------------------------------------------------------------------
+    def _variants(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, token: Any
+                  ) -> list[tuple[int | None, Sequence[Any], Any, CacheKey]]:
+        """(size, example inputs, fake mode or None, cache key) of the general compile and each
+        static compile size (only where the piece's inputs carry the token dim)."""
+        _, ghash, itext, gtext = self.unique_key(gm, inputs)
+        out: list[tuple[int | None, Sequence[Any], Any, CacheKey]] = [
+            (None, inputs, fake_mode, self.cache_key(ghash, itext, gtext, None))]
+        if token_position(inputs, token) is None or not self.config.compile_sizes:
+            return out
+        hints = tc.symbol_hints(fake_mode)
+        for size in self.config.compile_sizes:
+            ex = concrete_inputs(inputs, token, size, hints)
+            out.append((size, ex, None, self.cache_key(ghash, ";".join(input_spec(x, _Symbols()) for x in ex), gtext, size)))
+        return out
+
     def compile_piece(self, module: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any,
                       token: Any, graph: int, index: int) -> PieceOutcome:
         gm, single = normalize_output(module)
-        ukey, ghash, itext, gtext = self.unique_key(gm, inputs)
-        pos = token_position(inputs, token)
-        sizes: list[int | None] = [None] + (list(self.config.compile_sizes) if pos else [])
-        out = PieceOutcome(fn=gm, unique_key=ukey, compiler=self.config.compiler, sizes=tuple(sizes))
-        hints = tc.symbol_hints(fake_mode) if len(sizes) > 1 else {}
+        variants = self._variants(gm, inputs, fake_mode, token)
+        out = PieceOutcome(fn=gm, unique_key=self.unique_key(gm, inputs)[0], compiler=self.config.compiler,
+                           sizes=tuple(v[0] for v in variants))
         by_size: dict[int, Callable[..., Any]] = {}
-        for size in sizes:
-            if size is None:
-                ex, fm, key = inputs, fake_mode, self.cache_key(ghash, itext, gtext, None)
-            else:
-                ex, fm = concrete_inputs(inputs, token, size, hints), None
-                key = self.cache_key(ghash, ";".join(input_spec(x, _Symbols()) for x in ex), gtext, size)
+        for size, ex, fm, key in variants:
             built, tier = self._build(gm, ex, fm, key, graph, index, size, out)
             out.cache_by_size.append((size, tier))
             if size is None:
@@ -139,10 +155,64 @@ class CompilerManager:
             else:
                 by_size[size] = built.fn
         out.compiler, out.fallback_reason = general.compiler, general.reason
-        out.isolated, out.code = general.isolated, general.code
-        fn = SizeDispatch(general.fn, by_size, *pos) if by_size else general.fn
+        out.isolated, out.code, out.compiled_in = general.isolated, general.code, general.compiled_in
+        pos = token_position(inputs, token)
+        fn = SizeDispatch(general.fn, by_size, *pos) if by_size and pos else general.fn
         out.fn = unwrap(fn, single)
         return out
+
+    # -- compile workers -------------------------------------------------------------------
+    def prefetch(self, pieces: Sequence[tuple[fx.GraphModule, Sequence[Any], int, int]], fake_mode: Any,
+                 token: Any, pool: Any) -> None:
+        """Look every unique piece up in the cache, and compile all misses at once in ``pool``.
+
+        compile_piece then finds each lookup and worker result here instead of working again.
+        """
+        from .workers import Job, rebuild_modules, specs_of
+
+        jobs, where = [], {}
+        hints = tc.symbol_hints(fake_mode)
+        for module, inputs, graph, index in pieces:
+            gm, _ = normalize_output(module)
+            for size, ex, fm, key in self._variants(gm, inputs, fake_mode, token):
+                hit = self._lookup(key, graph, index, size)
+                self._prefetched[key.digest] = hit
+                if hit.fn is not None:
+                    continue
+                mods, why = rebuild_modules(gm)
+                if why:
+                    self._in_process[key.digest] = f"in-process: {why}"
+                    continue
+                specs, _, used = specs_of(ex)
+                jobs.append(Job(key.digest, pickle.dumps(gm), specs, {str(s): int(hints.get(s, 2)) for s in used},
+                                mods, self.inductor.options(False), fm is not None))
+                where[key.digest] = (graph, index, size)
+        if not jobs:
+            return
+        t0 = time.perf_counter()
+        for digest, r in pool.run(jobs, self.config.compile_timeout_s).items():
+            graph, index, size = where[digest]
+            self.rec.add("compile", t0, r.seconds, graph=graph, piece=index, size=size, compiler="inductor",
+                         error_class=None if r.status == "ok" else r.status, detail=f"worker pid {r.pid}: {r.status}")
+            self._worker[digest] = r
+
+    def _from_worker(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, index: int,
+                     digest: str) -> Built | None:
+        r = self._worker.pop(digest, None)
+        if r is None:
+            return None
+        where = f"worker pid {r.pid}"
+        if r.status == "ok":
+            fn, code = self.inductor.load(r.data)
+            self.counters["inductor_compiles"] += 1
+            self.counters["worker_compiles"] += 1
+            return Built(fn, "inductor", code=code or r.code, data=r.data, compiled_in=where, worker_s=r.seconds)
+        if r.status in ("timeout", "crashed"):  # never retried in this process: it could hang or crash it
+            self.counters[f"worker_{r.status}"] += 1
+            return Built(gm, "eager", f"{r.status}: {r.error}; ran eagerly", code=gm.code, compiled_in=where, worker_s=r.seconds)
+        built = self._ladder(gm, inputs, fake_mode, index, first_error=r.error)
+        built.compiled_in = f"in-process after {where} failed"
+        return built
 
     def _build(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, key: CacheKey,
                graph: int, index: int, size: int | None, out: PieceOutcome) -> tuple[Built, str | None]:
@@ -151,43 +221,55 @@ class CompilerManager:
                 built = self._ladder(gm, inputs, fake_mode, index)
             out.compile_s += st.event.duration_s
             return built, None
+        hit = self._prefetched.pop(key.digest, None) or self._lookup(key, graph, index, size)
+        if hit.fn is not None:
+            out.compile_s += hit.seconds
+            info = hit.info
+            return Built(hit.fn, info.get("compiler", "inductor"), info.get("reason"),
+                         tuple(info.get("isolated", ())), info.get("code")), hit.tier
+        out.miss_reasons.append(f"size {size or 'general'}: {hit.miss_reason}")
+        with self.rec.step("compile", graph=graph, piece=index, size=size, compiler=self.config.compiler) as st:
+            built = self._from_worker(gm, inputs, fake_mode, index, key.digest) or self._ladder(gm, inputs, fake_mode, index)
+            built.compiled_in = built.compiled_in or self._in_process.pop(key.digest, None)
+        out.compile_s += st.event.duration_s + built.worker_s
+        art = Artifact(built.data, built.compiler, {"reason": built.reason}) if built.data else None
+        self.counters.update(self.cache.store(key, built.fn, art, built.info()).counters())
+        return built, "miss"
+
+    def _lookup(self, key: CacheKey, graph: int, index: int, size: int | None) -> Any:
         with self.rec.step("load", graph=graph, piece=index, size=size) as st:
             hit = self.cache.lookup(key, self._load)
             st.kw["tier"] = hit.tier
             if hit.miss_reason:
                 st.kw["detail"] = hit.miss_reason
         self.counters.update(hit.counters())  # per-tier misses, rejections, bytes, load time
-        if hit.fn is not None:
-            out.compile_s += st.event.duration_s
-            info = hit.info
-            return Built(hit.fn, info.get("compiler", "inductor"), info.get("reason"),
-                         tuple(info.get("isolated", ())), info.get("code")), hit.tier
-        out.miss_reasons.append(f"size {size or 'general'}: {hit.miss_reason}")
-        with self.rec.step("compile", graph=graph, piece=index, size=size, compiler=self.config.compiler) as st:
-            built = self._ladder(gm, inputs, fake_mode, index)
-        out.compile_s += st.event.duration_s
-        art = Artifact(built.data, built.compiler, {"reason": built.reason}) if built.data else None
-        self.counters.update(self.cache.store(key, built.fn, art, built.info()).counters())
-        return built, "miss"
+        return hit
 
     def _load(self, art: Artifact) -> tuple[Callable[..., Any], dict[str, Any]]:
         fn, code = self.inductor.load(art.data)
         return fn, {"compiler": art.compiler, "reason": art.meta.get("reason"), "code": code}
 
     # -- the fallback ladder ---------------------------------------------------------------
-    def _ladder(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, index: int) -> Built:
+    def _ladder(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, index: int,
+                first_error: str | None = None) -> Built:
+        """Walk the ladder; ``first_error`` says rung 1 already failed (in a worker)."""
         if self.compiler is self.eager:
             return Built(gm, "eager", code=gm.code)
         if not any(isinstance(v, torch.Tensor) for v in _outputs(gm)):
             return Built(gm, "eager", "nothing to compile: the piece returns no tensors", code=gm.code)
-        try:
-            return self._inductor(gm, inputs, fake_mode, conservative=False)
-        except Exception as e1:
-            if not self.config.fallback:
-                raise CompileError(f"piece {index}: Inductor failed ({describe(e1)}); set fallback=True "
-                                   "to fall back per piece, or change the split so this op runs eagerly.") from e1
-            first = describe(e1)
-            log.info("vexplore: piece %d failed with Inductor (%s); retrying with conservative options", index, first)
+        first = first_error
+        if first is None:
+            try:
+                return self._inductor(gm, inputs, fake_mode, conservative=False)
+            except Exception as e1:
+                if not self.config.fallback:
+                    raise CompileError(f"piece {index}: Inductor failed ({describe(e1)}); set fallback=True "
+                                       "to fall back per piece, or change the split so this op runs eagerly.") from e1
+                first = describe(e1)
+        elif not self.config.fallback:
+            raise CompileError(f"piece {index}: Inductor failed in a compile worker ({first}); set fallback=True "
+                               "to fall back per piece.")
+        log.info("vexplore: piece %d failed with Inductor (%s); retrying with conservative options", index, first)
         try:
             self.counters["conservative_retries"] += 1
             built = self._inductor(gm, inputs, fake_mode, conservative=True)

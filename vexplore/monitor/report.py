@@ -16,7 +16,7 @@ COUNTER_KEYS = (
     "fallbacks", "cudagraph_captures",
     # beyond DESIGN.md's list
     "isolated_nodes", "conservative_retries", "validation_mismatches", "cache_bytes_written",
-    "cache_bytes_read", "cache_rejected",
+    "cache_bytes_read", "cache_rejected", "worker_compiles", "worker_timeout", "worker_crashed",
 )
 
 
@@ -59,6 +59,7 @@ class Piece:
     graph_nodes: tuple[PieceNode, ...] = ()
     input_shapes: tuple[str, ...] = ()
     miss_reasons: tuple[str, ...] = ()
+    compiled_in: str | None = None              # "worker pid N", or why it compiled in this process
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
