@@ -192,12 +192,15 @@ class DiskTier:
         return evicted
 
     def _locked_entries(self) -> dict[str, Entry]:
+        changed = False
         if self._entries is None:                      # first time in this process: reconcile
-            entries, _ = self.index.load_or_rebuild()
+            entries, changed = self.index.load_or_rebuild()
         else:
             entries, _ = self.index.load()
             if entries is None:
-                entries, _ = self.index.load_or_rebuild()
+                entries, changed = self.index.load_or_rebuild()
+        if changed:
+            self.index.save(entries)
         self._entries = entries
         return entries
 

@@ -1,0 +1,198 @@
+"""``vexplore cache info | list | explain A B | verify | prune --max-size S | clear``.
+
+Every command works on one cache dir (``--dir``, default CacheConfig's) and, with
+``--remote-url``, on the Redis tier under ``--prefix`` too; each prints what it did.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import CacheConfig
+from .artifact import ArtifactCorrupt, read_header
+from .disk import DiskTier, Removed
+from .keys import CacheKey, explain
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``5G``, ``1.5GB``, ``1048576`` -> bytes; ValueError saying the accepted forms."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if not m:
+        raise ValueError(f"size {text!r}: give bytes or a number with K, M, G or T (e.g. 500M, 5G)")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def human(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``vexplore cache ...`` to the ``vexplore`` command's subparsers."""
+    p = subparsers.add_parser("cache", help="inspect and maintain vexplore's compile cache")
+    p.add_argument("--dir", default=CacheConfig().dir, help="cache dir (default %(default)s)")
+    p.add_argument("--remote-url", default=None, help="also act on this Redis tier (redis://host:port/db)")
+    p.add_argument("--prefix", default=CacheConfig().remote_prefix, help="Redis key prefix (default %(default)s)")
+    sub = p.add_subparsers(dest="cache_command", required=True)
+    sub.add_parser("info", help="where the cache is, how full, and its health").set_defaults(func=cmd_info)
+    sub.add_parser("list", help="every entry, most recently used first").set_defaults(func=cmd_list)
+    e = sub.add_parser("explain", help="which key parts of two entries differ")
+    e.add_argument("a", help="digest (a unique prefix is enough) or path of an artifact file")
+    e.add_argument("b")
+    e.set_defaults(func=cmd_explain)
+    sub.add_parser("verify", help="check every entry in full; delete damaged ones").set_defaults(func=cmd_verify)
+    pr = sub.add_parser("prune", help="evict least recently used entries down to a size")
+    pr.add_argument("--max-size", required=True, help="e.g. 500M, 5G")
+    pr.set_defaults(func=cmd_prune)
+    sub.add_parser("clear", help="delete every entry").set_defaults(func=cmd_clear)
+
+
+def _disk(args: argparse.Namespace) -> DiskTier | None:
+    root = Path(os.path.expanduser(args.dir))
+    if not (root / "artifacts").is_dir():
+        print(f"no vexplore cache at {root} (nothing to do)")
+        return None
+    return DiskTier(root)
+
+
+def _remote(args: argparse.Namespace) -> Any:
+    if not args.remote_url:
+        return None
+    from .remote import RemoteTier
+
+    return RemoteTier(args.remote_url, prefix=args.prefix, timeout_s=2.0)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    disk = _disk(args)
+    if disk is not None:
+        s = disk.stats()
+        print(f"disk cache {s.dir}: {s.entries} entries, {human(s.nbytes)} of {human(s.max_bytes)} "
+              f"(the default bound; CacheConfig.disk_max_bytes sets it)")
+        health = [f"{s.rejected} damaged entries deleted" if s.rejected else "",
+                  "index rebuilt from the artifact files" if s.index_rebuilds else "",
+                  "meta.json rewritten" if s.meta_repairs else "", s.disabled_reason or ""]
+        print("  health: " + ("; ".join(h for h in health if h) or "ok"))
+    remote = _remote(args)
+    if remote is not None:
+        r = remote.stats()
+        state = (f"{r.entries} entries, {human(r.nbytes)}" if r.reachable
+                 else f"unreachable ({r.disabled_reason})")
+        print(f"remote cache {r.url} prefix {r.prefix!r}: {state}")
+    return 0
+
+
+def _summary(key: dict[str, Any]) -> str:
+    cfg, ver = key.get("config") or {}, key.get("versions") or {}
+    size = "general" if key.get("size") is None else key.get("size")
+    return (f"{str(key.get('graph'))[:12]}  size={size}  {cfg.get('compiler')}/{cfg.get('mode')}  "
+            f"torch {ver.get('torch')}  {ver.get('device')}")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    disk = _disk(args)
+    if disk is not None:
+        entries = disk.entries()
+        print(f"{len(entries)} entries in {disk.root} ({human(sum(e.nbytes for _, e in entries))}), "
+              "most recently used first:")
+        for digest, e in entries:
+            used = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.used))
+            print(f"  {digest[:16]}  {human(e.nbytes):>10}  {used}  {_summary(e.key)}")
+    remote = _remote(args)
+    if remote is not None:
+        keys = dict(remote.keys())
+        names = remote.names()
+        print(f"{len(names)} entries in {remote.stats().url} under {args.prefix!r}:")
+        for name in names:
+            digest = name.rsplit(":", 1)[-1]
+            print(f"  {digest[:16]}  {_summary(keys.get(digest, {}))}")
+    return 0
+
+
+def _resolve(disk: DiskTier | None, ref: str) -> CacheKey:
+    path = Path(ref)
+    if not path.is_file():
+        if disk is None:
+            raise LookupError(f"{ref!r} is not an artifact file and there is no cache dir to look it up in")
+        found = [d for d, _ in disk.entries() if d.startswith(ref.lower())]
+        if len(found) != 1:
+            raise LookupError(f"{ref!r} matches {len(found)} entries in {disk.root}; give a longer "
+                              "digest prefix (see `vexplore cache list`) or a file path")
+        path = disk.path(found[0])
+    with open(path, "rb") as f:
+        return read_header(f, path.stat().st_size).key
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    root = Path(os.path.expanduser(args.dir))
+    disk = DiskTier(root) if (root / "artifacts").is_dir() else None
+    try:
+        a, b = _resolve(disk, args.a), _resolve(disk, args.b)
+    except (LookupError, OSError, ArtifactCorrupt) as e:
+        print(f"vexplore cache explain: {getattr(e, 'reason', None) or e}")
+        return 2
+    lines = explain(a, b)
+    print(f"{a.digest[:16]} -> {b.digest[:16]}: " + ("the keys are equal" if not lines else f"{len(lines)} difference(s)"))
+    for line in lines:
+        print(f"  {line}")
+    return 0
+
+
+def _print_removed(what: str, r: Removed) -> None:
+    for name, n, why in r.files:
+        print(f"  {what} {name[:16]} ({human(n)}): {why}")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    disk = _disk(args)
+    if disk is not None:
+        r = disk.verify()
+        print(f"verified {r.checked} entries in {disk.root}: {r.checked - len(r.files)} ok, "
+              f"{len(r.files)} damaged and deleted; index rebuilt ({r.remaining_entries} entries, "
+              f"{human(r.remaining_bytes)})")
+        _print_removed("deleted", r)
+    remote = _remote(args)
+    if remote is not None:
+        bad = remote.verify()
+        print(f"verified {remote.stats().url} under {args.prefix!r}: {len(bad)} refused and deleted")
+        for name, why in bad:
+            print(f"  deleted {name}: {why}")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    try:
+        limit = parse_size(args.max_size)
+    except ValueError as e:
+        print(f"vexplore cache prune: {e}")
+        return 2
+    disk = _disk(args)
+    if disk is not None:
+        r = disk.prune(limit)
+        print(f"pruned {disk.root} to {human(limit)}: removed {len(r.files)} entries ({human(r.freed)}), "
+              f"{r.remaining_entries} entries ({human(r.remaining_bytes)}) remain")
+        _print_removed("evicted", r)
+    return 0
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    disk = _disk(args)
+    if disk is not None:
+        r = disk.clear()
+        print(f"cleared {disk.root}: removed {len(r.files)} entries ({human(r.freed)})")
+    remote = _remote(args)
+    if remote is not None:
+        n = remote.clear()
+        print(f"cleared {remote.stats().url} under {args.prefix!r}: removed {n} entries")
+    return 0
