@@ -65,5 +65,7 @@ def same_groups(pieces: tuple[Piece, ...] | list[Piece]) -> dict[int, tuple[int,
 
 
 def same_label(group: tuple[int, ...]) -> str:
-    """``(2, 4, 6)`` -> ``piece 2 = 4 = 6``."""
-    return "piece " + " = ".join(str(i) for i in group)
+    """``(2, 4, 6)`` -> ``piece 2 = 4 = 6``; long groups shortened: ``piece 2 = 4 = 6 = … = 98 (49 pieces)``."""
+    if len(group) <= 6:
+        return "piece " + " = ".join(str(i) for i in group)
+    return "piece " + " = ".join(str(i) for i in group[:3]) + f" = … = {group[-1]} ({len(group)} pieces)"
