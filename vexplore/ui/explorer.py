@@ -105,8 +105,11 @@ class Explorer(widgets.VBox):
             self.summary.value = summary_html(report)
             self.expand.options = [(f"piece {p.index} · {p.kind} · {p.nodes} nodes", p.index) for p in report.pieces]
             self.expand.value = ()
+            keep = self.code_piece.value
             self.code_piece.options = [(f"piece {p.index} ({p.nodes} nodes)", p.index) for p in report.pieces
                                        if p.kind == "compiled" and p.same_as is None]
+            values = [v for _, v in self.code_piece.options]
+            self.code_piece.value = keep if keep in values else (values[0] if values else None)
             self.history_pick.options = [(f"report {r.id}: {r.strategy}", i) for i, r in enumerate(self.reports)]
             self.history_pick.value = self.reports.index(report) if report in self.reports else None
         finally:
