@@ -96,6 +96,13 @@ def unsign(secret: bytes, name: str, value: bytes) -> bytes:
     return blob
 
 
+class _Named:
+    """Stands in for a CacheKey when only the digest in a value's name is known (verify)."""
+
+    def __init__(self, digest: str) -> None:
+        self.digest = digest
+
+
 @dataclass(frozen=True)
 class RemoteStats:
     url: str
@@ -245,7 +252,7 @@ class RemoteTier:
             if value is None:
                 continue
             try:
-                Artifact.decode(unsign(self.secret or b"", name, value), None)
+                Artifact.decode(unsign(self.secret or b"", name, value), _Named(name.rsplit(":", 1)[-1]))
             except (Refused, ArtifactCorrupt) as e:
                 self._refuse(name, getattr(e, "reason", None) or str(e))
                 self._call("DEL", lambda r, n=name: r.delete(n))

@@ -94,16 +94,20 @@ class Stored:
 
     written: tuple[tuple[str, int], ...] = ()
     tiers: tuple[str, ...] = ()
+    rejected: tuple[tuple[str, str], ...] = ()  # damaged entries found while indexing the write
 
     @property
     def nbytes(self) -> int:
         return sum(n for _, n in self.written)
 
     def counters(self) -> dict[str, int]:
-        c = {k: v for k, v in _zero(self.tiers).items() if k.startswith("cache_bytes_written")}
+        c = {k: v for k, v in _zero(self.tiers).items() if k.startswith(("cache_bytes_written", "cache_rejected"))}
         for t, n in self.written:
             c["cache_bytes_written"] += n
             c[f"cache_bytes_written_{t}"] += n
+        for t, _ in self.rejected:
+            c["cache_rejected"] += 1
+            c[f"cache_rejected_{t}"] += 1
         return c
 
 
@@ -128,6 +132,7 @@ class TieredCache:
                 return Lookup("memory", e.fn, e.artifact, time.perf_counter() - t0, info=e.info, tiers=self.tiers)
         missed = ["memory"] if self.memory is not None else []
         rejected: list[tuple[str, str]] = []
+        before = [t.rejected for t in self.lower]
         for i, tier in enumerate(self.lower):
             art = self._get(tier, key, rejected)
             if art is not None:
@@ -142,11 +147,21 @@ class TieredCache:
                 missed.append(tier.name)
                 continue
             written = self._fill(key, art, fn, info, self.lower[:i])
+            rejected += self._found_damage(before, rejected)
             return Lookup(tier.name, fn, art, time.perf_counter() - t0, len(art.data), info=info, tiers=self.tiers,
                           missed=tuple(missed), rejected=tuple(rejected), written=written)
         reason, near = self.explain_miss(key, rejected)
+        rejected += self._found_damage(before, rejected)
         return Lookup("miss", seconds=time.perf_counter() - t0, miss_reason=reason, tiers=self.tiers,
                       missed=tuple(missed), rejected=tuple(rejected), nearest=near)
+
+    def _found_damage(self, before: list[int], rejected: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Entries a tier refused beyond those in ``rejected`` (found while indexing or listing)."""
+        out = []
+        for tier, n in zip(self.lower, before):
+            extra = tier.rejected - n - sum(t == tier.name for t, _ in rejected)
+            out += [(tier.name, tier.last_rejection or "damaged entry")] * max(extra, 0)
+        return out
 
     @staticmethod
     def _get(tier: Tier, key: CacheKey, rejected: list[tuple[str, str]]) -> Artifact | None:
@@ -195,7 +210,9 @@ class TieredCache:
                                                     dict(info or {}), key))
         if art is None:
             return Stored((), self.tiers)
-        return Stored(tuple((t.name, t.put(key, art)) for t in self.lower), self.tiers)
+        before = [t.rejected for t in self.lower]
+        written = tuple((t.name, t.put(key, art)) for t in self.lower)
+        return Stored(written, self.tiers, tuple(self._found_damage(before, [])))
 
     def prewarm(self, load: Loader, match: Callable[[dict[str, Any]], bool], limit: int | None = None) -> "Prewarmed":
         """Load stored entries whose key parts ``match`` into memory, most recently used first."""
