@@ -9,13 +9,14 @@ errors (VexploreError) become UsageError, so the notebook shows the message, not
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.display import HTML, display
+from IPython.display import display
 
 from .config import CompileConfig
 from .errors import VexploreError
@@ -92,8 +93,7 @@ class VexploreMagics(Magics):
     @line_magic
     def vxbench(self, line: str) -> Any:
         """Time STATEMENT eager and compiled by vexplore (per call; -o returns the BenchReport)."""
-        from .ui.benchpanel import bench_statement
-        from .ui.tables import bench_table
+        from .ui.benchpanel import BenchView, bench_statement
 
         number, repeat, out, quiet, statement = split_vxbench_line(line)
         fn = self._function(statement)
@@ -102,25 +102,29 @@ class VexploreMagics(Magics):
         except VexploreError as e:
             raise UsageError(f"%vxbench: {e}") from None
         if not quiet:
-            display(HTML(bench_table(report.rows)))
+            display(BenchView(report))
         return report if out else None
 
     def _function(self, statement: str) -> Any:
-        """A zero-argument function running ``statement`` (returning its value if an expression).
+        """A zero-argument function running ``statement``; it returns the last expression's value,
+        or else the names the statement assigns (so the compiled graph has outputs to compute).
 
         The notebook names it uses become closure variables, not globals: Dynamo then reads them
         from the function itself, whatever module the notebook namespace claims to be.
         """
         try:
-            code = compile(statement, "<vxbench>", "eval")
-            body = f"        return ({statement})"
-        except SyntaxError:
-            try:
-                code = compile(statement, "<vxbench>", "exec")
-            except SyntaxError as e:
-                raise UsageError(f"%vxbench: the statement is not valid Python: {e.msg} ({statement!r})") from None
-            body = "\n".join("        " + ln for ln in statement.splitlines())
+            tree = ast.parse(statement)
+        except SyntaxError as e:
+            raise UsageError(f"%vxbench: the statement is not valid Python: {e.msg} ({statement!r})") from None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            tree.body[-1] = ast.Return(tree.body[-1].value)
+        else:
+            assigned = [t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                        if isinstance(t, ast.Name)]
+            tree.body.append(ast.Return(ast.Tuple([ast.Name(n, ast.Load()) for n in dict.fromkeys(assigned)], ast.Load())))
+        body = "\n".join("        " + ln for ln in ast.unparse(ast.fix_missing_locations(tree)).splitlines())
         ns = self.shell.user_ns
+        code = compile(statement, "<vxbench>", "exec")
         names = [n for n in dict.fromkeys(_names(code)) if n in ns and n.isidentifier() and not n.startswith("__")]
         binds = "".join(f"    {n} = __ns[{n!r}]\n" for n in names)
         src = f"def __vxbench_make(__ns):\n{binds}    def __vxbench_statement():\n{body}\n    return __vxbench_statement\n"

@@ -113,3 +113,16 @@ def bench_statement(fn: Callable[[], Any], number: int = 1, repeat: int = 20, co
     rows = tuple(dataclasses.replace(r, median_ms=r.median_ms / number, p20_ms=r.p20_ms / number,
                                      p80_ms=r.p80_ms / number) for r in rep.rows)
     return dataclasses.replace(rep, rows=rows)
+
+
+class BenchView:
+    """How ``%vxbench`` shows a BenchReport: an HTML table in notebooks, the plain table in terminals."""
+
+    def __init__(self, report: BenchReport) -> None:
+        self.report = report
+
+    def _repr_html_(self) -> str:
+        return bench_table(self.report.rows)
+
+    def __repr__(self) -> str:
+        return self.report.table()
