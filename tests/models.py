@@ -100,3 +100,49 @@ class Failing(nn.Module):
         h = torch.relu(self.a(x))
         h = torch.ops.vxtest.scale(h, 2.0)
         return torch.tanh(self.b(h)) + 1
+
+
+def _in_worker() -> bool:
+    import os
+    return os.environ.get("VEXPLORE_WORKER") == "1"
+
+
+@torch.library.custom_op("vxtest::slow", mutates_args=())
+def slow(x: torch.Tensor) -> torch.Tensor:
+    return x + 1
+
+
+@slow.register_fake
+def _slow_fake(x: torch.Tensor) -> torch.Tensor:
+    """Hangs while a compile worker traces it: a compile that never ends, for the timeout test."""
+    if _in_worker():
+        import time
+        time.sleep(600)
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("vxtest::crash", mutates_args=())
+def crash(x: torch.Tensor) -> torch.Tensor:
+    return x - 1
+
+
+@crash.register_fake
+def _crash_fake(x: torch.Tensor) -> torch.Tensor:
+    """Kills its process with SIGSEGV while a compile worker traces it: a real crash."""
+    if _in_worker():
+        import os
+        import signal
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return torch.empty_like(x)
+
+
+class Calls(nn.Module):
+    """Linear -> ``op`` -> linear, cut at vxtest::mix after it: two compiled pieces."""
+
+    def __init__(self, op: str, dim: int = 16) -> None:
+        super().__init__()
+        self.a, self.b, self.op = nn.Linear(dim, dim), nn.Linear(dim, dim), op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = getattr(torch.ops.vxtest, self.op)(torch.relu(self.a(x)))
+        return self.b(torch.ops.vxtest.mix(h)) + 1

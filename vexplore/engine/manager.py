@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -168,7 +167,7 @@ class CompilerManager:
 
         compile_piece then finds each lookup and worker result here instead of working again.
         """
-        from .workers import Job, rebuild_modules, specs_of
+        from .workers import Job, dump_graph, rebuild_modules, specs_of
 
         jobs, where = [], {}
         hints = tc.symbol_hints(fake_mode)
@@ -184,7 +183,7 @@ class CompilerManager:
                     self._in_process[key.digest] = f"in-process: {why}"
                     continue
                 specs, _, used = specs_of(ex)
-                jobs.append(Job(key.digest, pickle.dumps(gm), specs, {str(s): int(hints.get(s, 2)) for s in used},
+                jobs.append(Job(key.digest, dump_graph(gm), specs, {str(s): int(hints.get(s, 2)) for s in used},
                                 mods, self.inductor.options(False), fm is not None))
                 where[key.digest] = (graph, index, size)
         if not jobs:

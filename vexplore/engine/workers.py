@@ -10,12 +10,13 @@ piece says so and the notebook kernel lives on.
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 import os
 import pickle
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 from typing import Any, Sequence
 
 import torch
@@ -50,6 +51,81 @@ class Result:
     seconds: float = 0.0
     pid: int | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class _Ref:
+    name: str
+
+
+def dump_graph(gm: fx.GraphModule) -> bytes:
+    """Pickle ``gm`` node by node (targets by reference).
+
+    GraphModule's own pickling re-traces its generated code, which turns e.g. F.embedding into
+    a call_method that AOTAutograd's cache refuses, so the artifact could not be saved.
+    """
+    nodes, attrs = [], {}
+    for n in gm.graph.nodes:
+        args = fx.map_arg((n.args, n.kwargs), lambda a: _Ref(a.name))
+        nodes.append((n.op, n.name, _target_ref(n.target) if n.op == "call_function" else n.target, args[0], args[1]))
+        if n.op == "get_attr":
+            attrs[str(n.target)] = getattr(gm, str(n.target))
+    return pickle.dumps((nodes, attrs))
+
+
+def _target_ref(t: Any) -> tuple[str, ...]:
+    """A name a worker can resolve (pybind11 builtins such as torch._C._nn.linear do not pickle)."""
+    if isinstance(t, torch._ops.OpOverload):
+        return ("op", t._schema.name, t._overloadname)
+    if isinstance(t, torch._ops.OpOverloadPacket):
+        return ("packet", t._qualified_op_name)
+    return ("py", getattr(t, "__module__", None) or type(t).__module__, t.__qualname__, t.__name__)
+
+
+def _resolve(ref: tuple[str, ...]) -> Any:
+    import importlib
+
+    if ref[0] in ("op", "packet"):
+        ns, name = ref[1].split("::")
+        packet = getattr(getattr(torch.ops, ns), name)
+        return getattr(packet, ref[2]) if ref[0] == "op" else packet
+    parts = ref[1].split(".")
+    mod = importlib.import_module(parts[0])
+    for p in parts[1:]:
+        mod = getattr(mod, p)
+    obj = mod
+    try:
+        for p in ref[2].split("."):
+            obj = getattr(obj, p)
+        return obj
+    except AttributeError:  # e.g. torch.embedding's qualname is _VariableFunctionsClass.embedding
+        return getattr(mod, ref[3])
+
+
+def load_graph(data: bytes) -> fx.GraphModule:
+    nodes, attrs = pickle.loads(data)
+    g, env = fx.Graph(), {}
+
+    def ref(a: Any) -> Any:
+        if isinstance(a, _Ref):
+            return env[a.name]
+        if isinstance(a, (tuple, list)):
+            return type(a)(ref(x) for x in a)
+        if isinstance(a, dict):
+            return {k: ref(v) for k, v in a.items()}
+        if isinstance(a, slice):
+            return slice(ref(a.start), ref(a.stop), ref(a.step))
+        return a
+    for op, name, target, args, kwargs in nodes:
+        target = _resolve(target) if op == "call_function" else target
+        if op == "output":
+            g.output(ref(args[0]))
+        else:
+            env[name] = g.create_node(op, target, ref(args), ref(kwargs), name=name)
+    root = torch.nn.Module()
+    for k, v in attrs.items():
+        root.register_buffer(k, v) if isinstance(v, torch.Tensor) else setattr(root, k, v)
+    return fx.GraphModule(root, g)
 
 
 def rebuild_modules(gm: fx.GraphModule) -> tuple[tuple[str, ...], str | None]:
@@ -97,17 +173,20 @@ def specs_of(inputs: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, int], di
     return tuple(specs), {str(s): 0 for s in hints}, hints
 
 
-def _worker_main(conn: Any) -> None:
+def _stdio_main(rfd: int, wfd: int) -> None:
+    """A worker process's loop (started with ``python -c``, so it never imports the user's __main__)."""
     os.environ["VEXPLORE_WORKER"] = "1"
+    recv, send = Connection(rfd, writable=False), Connection(wfd, readable=False)
     import vexplore  # noqa: F401  (torch and the engine, once)
+    import torch._inductor.compile_fx  # noqa: F401  (Inductor's imports too, before the clock runs)
 
-    conn.send(("ready", os.getpid()))
+    send.send(("ready", os.getpid()))
     while True:
         try:
-            job: Job = conn.recv()
+            job: Job = recv.recv()
         except EOFError:
             return
-        conn.send(_compile_job(job))
+        send.send(_compile_job(job))
 
 
 def _compile_job(job: Job) -> Result:
@@ -117,7 +196,7 @@ def _compile_job(job: Job) -> Result:
 
         for m in job.modules:
             importlib.import_module(m)
-        gm = pickle.loads(job.gm)
+        gm = load_graph(job.gm)
         if job.dynamic:
             inputs, mode = tc.symbolic_inputs(job.specs, job.symbols)
         else:
@@ -128,6 +207,7 @@ def _compile_job(job: Job) -> Result:
                                                       dtype=getattr(torch, s[3]), device=s[4]).zero_())
                 else:
                     inputs.append(int(s[1]) if s[0] == "sym" else s[1])
+        _annotate(gm, inputs, mode)
         code: list[str] = []
         with tc.capture_output_code(code):
             art = tc.standalone_compile(gm, inputs, job.options, mode)
@@ -140,86 +220,136 @@ def _compile_job(job: Job) -> Result:
         return Result(job.id, "error", seconds=time.perf_counter() - t0, pid=os.getpid(), error=describe(e))
 
 
+class _Annotator(fx.Interpreter):
+    def run_node(self, n: fx.Node) -> Any:
+        out = super().run_node(n)
+        n.meta["example_value"] = out
+        return out
+
+
+def _annotate(gm: fx.GraphModule, inputs: Sequence[Any], mode: Any) -> None:
+    """Put fake values in node.meta["example_value"], as Dynamo's graphs have them: AOTAutograd's
+    cache checks a call_method's receiver type there and refuses to save the graph without it."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    if mode is None:
+        mode = FakeTensorMode()
+        inputs = [mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in inputs]
+    with mode, torch.no_grad():
+        _Annotator(gm).run(*inputs)
+
+
 @dataclass
 class _Worker:
-    proc: Any
-    conn: Any
-    pid: int | None = None
+    proc: subprocess.Popen
+    send: Connection
+    recv: Connection
     job: Job | None = None
     started: float = 0.0
+    ready: bool = False          # said hello: torch is imported, the timeout clock may start
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
 
 @dataclass
 class WorkerPool:
-    """``size`` spawned worker processes, started at construction."""
+    """``size`` worker processes, started at construction and replaced when one dies.
+
+    Workers are plain ``python -c`` processes talking over two pipes (multiprocessing's
+    Connection framing): unlike multiprocessing's spawn they never re-run the user's __main__.
+    """
 
     size: int
     workers: list[_Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._ctx = mp.get_context("spawn")
         self.workers = [self._spawn() for _ in range(self.size)]
 
-    def _spawn(self) -> _Worker:
-        parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker_main, args=(child,), daemon=True, name="vexplore-compile-worker")
-        proc.start()
-        child.close()
-        return _Worker(proc, parent)
+    @staticmethod
+    def _spawn() -> _Worker:
+        r1, w1 = os.pipe()
+        r2, w2 = os.pipe()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        code = f"from vexplore.engine.workers import _stdio_main; _stdio_main({r1}, {w2})"
+        proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=(r1, w2), env=env)
+        os.close(r1)
+        os.close(w2)
+        return _Worker(proc, Connection(w1, readable=False), Connection(r2, writable=False))
 
     @property
     def pids(self) -> list[int]:
-        return [w.proc.pid for w in self.workers]
+        return [w.pid for w in self.workers]
 
     def run(self, jobs: Sequence[Job], timeout_s: float) -> dict[str, Result]:
         """Run ``jobs`` on the pool; every job gets a Result (ok, error, timeout or crashed)."""
         todo, results = list(jobs), {}
         while todo or any(w.job for w in self.workers):
             for w in self.workers:
-                if w.job is None and todo:
+                if w.ready and w.job is None and todo:
                     w.job, w.started = todo.pop(0), time.perf_counter()
-                    w.conn.send(w.job)
-            busy = [w for w in self.workers if w.job]
-            ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], timeout=0.1)
+                    w.send.send(w.job)
+            ready = wait([w.recv for w in self.workers if w.job or not w.ready], timeout=0.1)
             for i, w in enumerate(self.workers):
-                if w.job is None:
+                if not w.ready and w.recv in ready:
+                    self._hello(i, w)
                     continue
-                r = self._poll(w, ready, timeout_s)
+                r = self._poll(w, ready, timeout_s) if w.job else None
                 if r is not None:
                     results[r.id] = r
                     w.job = None
                     if r.status in ("timeout", "crashed"):
+                        self._stop(w)
                         self.workers[i] = self._spawn()
         return results
+
+    def _hello(self, i: int, w: _Worker) -> None:
+        try:
+            msg = w.recv.recv()
+            w.ready = msg[0] == "ready"
+        except (EOFError, OSError):  # died while starting (e.g. cannot import torch): start another
+            self._stop(w)
+            self.workers[i] = self._spawn()
 
     def _poll(self, w: _Worker, ready: list[Any], timeout_s: float) -> Result | None:
         assert w.job is not None
         elapsed = time.perf_counter() - w.started
-        if w.conn in ready:
+        while w.recv in ready and w.recv.poll():
             try:
-                msg = w.conn.recv()
+                msg = w.recv.recv()
             except (EOFError, OSError):
-                msg = None
-            if isinstance(msg, tuple) and msg[0] == "ready":
-                w.pid = msg[1]
-                return None
+                break
             if isinstance(msg, Result):
                 return msg
-        if not w.proc.is_alive():
-            code = w.proc.exitcode
-            why = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            return Result(w.job.id, "crashed", seconds=elapsed, pid=w.proc.pid,
-                          error=f"worker pid {w.proc.pid} died ({why}) while compiling")
+        code = w.proc.poll()
+        if code is not None or (w.recv in ready and not _alive(w)):
+            code = w.proc.wait(5)
+            why = f"signal {-code}" if code < 0 else f"exit code {code}"
+            return Result(w.job.id, "crashed", seconds=elapsed, pid=w.pid,
+                          error=f"worker pid {w.pid} died ({why}) while compiling")
         if elapsed > timeout_s:
-            w.proc.kill()
-            w.proc.join(5)
-            return Result(w.job.id, "timeout", seconds=elapsed, pid=w.proc.pid,
-                          error=f"timeout: compile ran past compile_timeout_s={timeout_s:g}; worker pid {w.proc.pid} killed")
+            return Result(w.job.id, "timeout", seconds=elapsed, pid=w.pid,
+                          error=f"compile ran past compile_timeout_s={timeout_s:g}; worker pid {w.pid} killed")
         return None
+
+    @staticmethod
+    def _stop(w: _Worker) -> None:
+        w.proc.kill()
+        w.proc.wait(10)
+        w.send.close()
+        w.recv.close()
 
     def close(self) -> None:
         for w in self.workers:
-            w.conn.close()
-            w.proc.kill()
-            w.proc.join(5)
+            self._stop(w)
         self.workers = []
+
+
+def _alive(w: _Worker) -> bool:
+    """False when the worker's pipe hit EOF (it died) — poll() then reports readable forever."""
+    try:
+        w.proc.wait(0.5)
+        return False
+    except subprocess.TimeoutExpired:
+        return True

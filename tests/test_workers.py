@@ -1,0 +1,87 @@
+"""Compile workers: real processes, their artifacts load and run; timeouts and crashes are isolated."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+import vexplore as vx
+from models import Calls
+
+
+@pytest.fixture
+def wsession():
+    s = vx.Session()
+    yield s
+    s.close()
+
+
+def _cfg(cache_cfg, **kw):
+    return vx.CompileConfig(strategy="piecewise", splitting_ops=["vxtest::mix"], workers=2, cache=cache_cfg, **kw)
+
+
+def test_workers_compile_in_other_processes(toy, cache_cfg, wsession):
+    model, inputs = toy
+    cm = vx.compile(model, vx.CompileConfig(strategy="piecewise", splitting_ops=["vexplore::attention"], workers=2,
+                                            compile_sizes=[4], cache=cache_cfg), session=wsession)
+    pids = wsession.worker_pool(2).pids
+    assert os.getpid() not in pids and len(set(pids)) == 2
+    with torch.no_grad():
+        torch.testing.assert_close(cm(*inputs), model(*inputs))
+        x4 = model.example_inputs(4, seed=3)
+        torch.testing.assert_close(cm(*x4), model(*x4))
+    c = cm.report.counters
+    assert (c["worker_compiles"], c["inductor_compiles"], c["unique_pieces"], c["fallbacks"]) == (6, 6, 3, 0)
+    used = {int(p.compiled_in.split()[-1]) for p in cm.report.pieces if p.compiled_in}
+    assert used and used <= set(pids)
+    # the workers' artifacts went to disk like any other: a recompile elsewhere loads them
+    again = vx.compile(model, cm.config.replace(workers=0), session=vx.Session())
+    with torch.no_grad():
+        again(*inputs)
+    assert again.report.counters["cache_hits_disk"] == 6 and again.report.counters["inductor_compiles"] == 0
+
+
+def test_timeout_kills_the_worker(cache_cfg, wsession):
+    m = Calls("slow").eval()
+    x = torch.randn(8, 16)
+    cm = vx.compile(m, _cfg(cache_cfg, compile_timeout_s=8), session=wsession)
+    before = wsession.worker_pool(2).pids
+    with pytest.warns(vx.VexploreFallbackWarning, match="timeout"), torch.no_grad():
+        torch.testing.assert_close(cm(x), m(x))
+    p = cm.report.pieces[0]
+    assert p.compiler == "eager" and p.fallback_reason.startswith("timeout: compile ran past compile_timeout_s=8")
+    assert cm.report.counters["worker_timeout"] == 1 and cm.report.counters["fallbacks"] == 1
+    assert cm.report.pieces[2].compiler == "inductor"   # the other piece compiled
+    killed = int(p.compiled_in.split()[-1])
+    assert killed in before and killed not in wsession.worker_pool(2).pids  # replaced
+
+
+def test_crash_is_isolated(cache_cfg, wsession):
+    m = Calls("crash").eval()
+    x = torch.randn(8, 16)
+    cm = vx.compile(m, _cfg(cache_cfg), session=wsession)
+    with pytest.warns(vx.VexploreFallbackWarning, match="crashed"), torch.no_grad():
+        torch.testing.assert_close(cm(x), m(x))
+    p = cm.report.pieces[0]
+    assert p.compiler == "eager" and "died (signal 11)" in p.fallback_reason
+    assert cm.report.counters["worker_crashed"] == 1
+    assert len(wsession.worker_pool(2).pids) == 2 and all(w.proc.poll() is None for w in wsession.worker_pool(2).workers)
+
+
+def test_ops_only_in_main_compile_in_process(cache_cfg, wsession):
+    def local_op(x: torch.Tensor) -> torch.Tensor:
+        return x * 3
+    local_op.__module__ = "__main__"   # as if defined in a notebook cell
+    op = torch.library.custom_op("vxtest::notebook_only", mutates_args=())(local_op)
+    op.register_fake(lambda x: torch.empty_like(x))
+
+    m = Calls("notebook_only").eval()
+    x = torch.randn(8, 16)
+    cm = vx.compile(m, _cfg(cache_cfg), session=wsession)
+    with torch.no_grad():
+        torch.testing.assert_close(cm(x), m(x))
+    p = cm.report.pieces[0]
+    assert p.compiler == "inductor" and p.compiled_in.startswith("in-process: ")
+    assert "__main__" in p.compiled_in
+    assert cm.report.pieces[2].compiled_in.startswith("worker pid")
