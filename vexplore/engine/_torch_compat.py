@@ -171,3 +171,9 @@ def custom_op_module(qualname: str) -> str | None:
     opdef = OPDEFS.get(qualname)
     fn = getattr(opdef, "_init_fn", None)
     return getattr(fn, "__module__", None)
+
+
+def preload_inductor() -> None:
+    """Import Inductor's compile path (torch._inductor.compile_fx), which standalone_compile
+    otherwise imports on first use (seconds in a fresh process)."""
+    import torch._inductor.compile_fx  # noqa: F401
