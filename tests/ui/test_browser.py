@@ -1,0 +1,134 @@
+"""A real browser: JupyterLab in Debian's Chromium (Playwright) runs the quickstart notebook,
+recompiles with another strategy by clicking, and checks that the pieces view and a chart changed.
+
+Saves ``artifacts/browser-quickstart-piecewise.png`` (before) and ``artifacts/browser-quickstart.png``
+(after the click; CI keeps artifacts/). Needs ``/usr/bin/chromium``
+and JupyterLab; skipped where either is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+NOTEBOOK = "01-quickstart.ipynb"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A fresh JupyterLab server over a copy of the quickstart; yields its base URL."""
+    pytest.importorskip("jupyterlab")
+    work = tmp_path / "nb"
+    work.mkdir()
+    shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = dict(os.environ, HOME=str(tmp_path), VEXPLORE_CACHE_DIR=str(tmp_path / "vxcache"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
+         "--ServerApp.token=", "--ServerApp.password=", "--allow-root", f"--ServerApp.root_dir={work}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "lab.log", "wb"))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status", timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    pytest.fail("jupyter lab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _run_all(page) -> None:
+    """Run -> Run All Cells, retried until the first code cell gets an execution count."""
+    for _ in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        try:
+            page.wait_for_function("""() => [...document.querySelectorAll('.jp-InputPrompt')]
+                .some(e => /\\[\\d+\\]/.test(e.textContent))""", timeout=20_000)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    pytest.fail("Run All Cells did not start the notebook")
+
+
+def test_quickstart_in_jupyterlab_recompiles_by_clicking(lab):
+    from playwright.sync_api import sync_playwright
+
+    shots = ROOT / "artifacts"
+    shots.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 2600})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        try:
+            page.goto(f"{lab}/lab/tree/{NOTEBOOK}?reset")
+            page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=60_000)
+            _run_all(page)
+            # the last cell (%vxbench) has printed its table: every cell ran
+            page.locator(".jp-OutputArea-output .vx-bench").first.wait_for(timeout=180_000)
+            ex = page.locator(".vexplore-explorer").first
+            table = ex.locator("table.vx-pieces")
+            title = ex.locator(".js-plotly-plot .gtitle").first
+            title.wait_for(timeout=30_000)
+            before_report = table.get_attribute("data-report")
+            assert table.locator("tbody tr").count() == 9
+            assert "(piecewise)" in title.text_content()
+            assert ex.locator("svg g.node").count() >= 5        # the graph view, drawn by dot
+            page.screenshot(path=str(shots / "browser-quickstart-piecewise.png"))
+
+            ex.locator(".widget-dropdown select").first.select_option("full")
+            ex.locator("button", has_text="Compile").click()
+            page.wait_for_function(
+                """(old) => { const t = document.querySelector('.vexplore-explorer table.vx-pieces');
+                              return t && t.dataset.report !== old && t.querySelectorAll('tbody tr').length === 1; }""",
+                arg=before_report, timeout=120_000)
+            page.wait_for_function(
+                """() => (document.querySelector('.vexplore-explorer .js-plotly-plot .gtitle') || {}).textContent
+                          ?.includes('(full)')""", timeout=30_000)
+            after = ex.locator("table.vx-pieces")
+            assert after.get_attribute("data-report") != before_report
+            assert after.locator("tbody tr").count() == 1
+            assert "(full)" in ex.locator(".js-plotly-plot .gtitle").first.text_content()
+            ex.scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "browser-quickstart.png"))
+        finally:
+            page.screenshot(path=str(shots / "browser-quickstart-last.png"))
+            browser.close()
+    assert not [e for e in errors if "vexplore" in e.lower()]
