@@ -95,13 +95,15 @@ def _resolve(model: Any, variants: Sequence[Variant] | Mapping[str, Any], sessio
 def benchmark(model_or_callables: Any, inputs_by_size: Mapping[int, Sequence[Any]],
               variants: Sequence[Variant] | Mapping[str, Any] | None = None, *, warmup: int = 3,
               reps: int = 20, session: Any = None, model_name: str | None = None,
-              noise_threshold: float = 0.5) -> BenchReport:
+              noise_threshold: float = 0.5, flush_l2: bool = True) -> BenchReport:
     """Time every variant on every input size; eager is the oracle for ``max_rel_err``.
 
     ``model_or_callables``: a model (then ``variants`` names what to run: "eager",
     "torch-default", "torch-reduce-overhead", vx.CompileConfig objects, (name, callable)
     pairs) or a dict name -> callable. Warm-up calls are excluded; the variants are measured
-    interleaved (one call of each in turn) so drift hits them alike. Each row's
+    interleaved (one call of each in turn) so drift hits them alike. On GPU, CUDA events time
+    each call and the L2 cache is flushed before it unless ``flush_l2=False``; a variant whose
+    (p80 - p20) / median exceeds ``noise_threshold`` gets a noise warning. Each row's
     ``max_rel_err`` is max|out - eager| / max|eager|.
     """
     if not inputs_by_size:
@@ -120,7 +122,7 @@ def benchmark(model_or_callables: Any, inputs_by_size: Mapping[int, Sequence[Any
         for tokens, inputs in inputs_by_size.items():
             inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
             cuda = is_cuda(inputs)
-            timer = Timer(cuda)
+            timer = Timer(cuda, flush_l2)
             ref = eager(*inputs)
             firsts, errs, samples = {}, {}, {n: [] for n, _ in resolved}
             for n, fn in resolved:

@@ -1,0 +1,191 @@
+"""Decode/prefill benchmark of the toy Llama on a GPU: eager, torch.compile and vexplore variants.
+
+    python benchmarks/decode.py speed --out benchmarks/results/h100-decode.json
+    python benchmarks/decode.py first-call --layers 32 --out benchmarks/results/h100-first-call.json
+
+``speed``: the 8-layer toy Llama (d 2048, fp16) at 1, 16, 256 and 2048 tokens, every variant
+measured interleaved by vx.benchmark (CUDA events, L2 flushed), with the HBM roofline
+(weight bytes / measured copy bandwidth) and a check of our timing against
+triton.testing.do_bench on the same callables. ``first-call``: the first call of a new process,
+cold (empty Inductor and vexplore caches) and warm (both filled by the cold run), for
+torch-default and vexplore-piecewise-none.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+import vexplore as vx
+from vexplore.models import ToyLlama, ToyLlamaConfig
+
+ATTN = ["vexplore::attention"]
+SIZES = (2048, 256, 16, 1)   # largest first: the first call decides Dynamo's dynamic graph
+
+
+def model(layers: int, dim: int = 2048) -> ToyLlama:
+    torch.manual_seed(0)
+    c = ToyLlamaConfig(vocab=32000, dim=dim, layers=layers, heads=dim // 128, ffn=int(dim * 8 / 3) // 64 * 64)
+    return ToyLlama(c).cuda().half().eval()
+
+
+def weight_bytes(m: torch.nn.Module) -> int:
+    """Bytes a decode step reads: every weight but the embedding table (only rows are gathered)."""
+    return sum(p.numel() * p.element_size() for n, p in m.named_parameters() if not n.startswith("embed"))
+
+
+def copy_bandwidth() -> float:
+    """Bytes/s of a 1 GiB device-to-device copy (read + write), median of 20."""
+    src = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(23):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        dst.copy_(src)
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / 1e3)
+    t = sorted(times[3:])[10]
+    return 2 * src.numel() / t
+
+
+def variants(session: vx.Session) -> list:
+    def cfg(strategy: str, cudagraph: str) -> vx.CompileConfig:
+        return vx.CompileConfig(strategy=strategy, splitting_ops=ATTN, cudagraph=cudagraph,
+                                cache=vx.CacheConfig(tiers=("memory",)))
+    return ["eager", "torch-default", "torch-reduce-overhead", cfg("full", "none"), cfg("piecewise", "none"),
+            cfg("piecewise", "piecewise"), cfg("full", "full")]
+
+
+def do_bench_check(m: ToyLlama, rep: vx.BenchReport, resolved: dict, sizes: tuple[int, ...]) -> list[dict]:
+    """Our median against triton.testing.do_bench's on the same callables (both flush L2)."""
+    from triton.testing import do_bench
+
+    out = []
+    for name in ("eager", "vexplore-piecewise-piecewise", "vexplore-full-none"):
+        for n in sizes:
+            x = m.example_inputs(n, "cuda")
+            ours = next(r.median_ms for r in rep.rows if r.variant == name and r.tokens == n)
+            with torch.no_grad():
+                theirs = do_bench(lambda: resolved[name](*x), warmup=25, rep=200, return_mode="median")
+            out.append({"variant": name, "tokens": n, "ours_ms": ours, "do_bench_ms": theirs,
+                        "diff": ours / theirs - 1})
+    return out
+
+
+def speed(args: argparse.Namespace) -> dict:
+    m = model(args.layers)
+    session = vx.Session()
+    inputs = {n: m.example_inputs(n, "cuda") for n in args.sizes}
+    rep = vx.benchmark(m, inputs, variants(session), warmup=5, reps=args.reps, session=session,
+                       model_name=f"toy-llama-{args.layers}L-d2048-fp16")
+    bw = copy_bandwidth()
+    wb = weight_bytes(m)
+    roof_ms = wb / bw * 1e3
+    result = rep.to_dict()
+    result.update({"weight_bytes": wb, "copy_bandwidth_GBps": bw / 1e9, "roofline_ms": roof_ms,
+                   "noise_warnings": list(rep.warnings)})
+    for row in result["rows"]:
+        row["roofline_ratio"] = row["median_ms"] / roof_ms
+    # the same callables again for the do_bench comparison (compiled ones are warm in `session`)
+    resolved = {"eager": m}
+    for cfg in variants(session)[3:]:
+        name = f"vexplore-{cfg.strategy}-{cfg.cudagraph}"
+        if name in ("vexplore-piecewise-piecewise", "vexplore-full-none"):
+            cm = vx.compile(m, cfg, session=session)
+            with torch.no_grad():
+                for n in args.sizes:
+                    cm(*inputs[n])
+            resolved[name] = cm
+    result["do_bench_check"] = do_bench_check(m, rep, resolved, (1, 16))
+    if args.profile:
+        result["profile"] = profile(m, resolved["vexplore-piecewise-piecewise"], inputs[1])
+    print(rep.table())
+    return result
+
+
+def profile(m: ToyLlama, cm, x: tuple) -> str:
+    """torch.profiler's top CUDA/CPU time table for one 1-token call of ``cm``."""
+    from torch.profiler import ProfilerActivity, profile as prof
+
+    with torch.no_grad():
+        for _ in range(5):
+            cm(*x)
+        torch.cuda.synchronize()
+        with prof(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+            for _ in range(10):
+                cm(*x)
+            torch.cuda.synchronize()
+    return p.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+
+
+FIRST = r"""
+import sys, time, json, torch
+sys.path.insert(0, {bench!r})
+from decode import model, ATTN
+import vexplore as vx
+m = model({layers})
+x = m.example_inputs(16, "cuda")
+fn = torch.compile(m) if {variant!r} == "torch-default" else vx.compile(m, vx.CompileConfig(
+    strategy="piecewise", splitting_ops=ATTN, cache=vx.CacheConfig(dir={vxdir!r})))
+torch.cuda.synchronize()
+t0 = time.perf_counter()
+with torch.no_grad():
+    fn(*x)
+torch.cuda.synchronize()
+c = getattr(fn, "report", None)
+print(json.dumps({{"first_call_s": time.perf_counter() - t0, "counters": c.counters if c else None}}))
+"""
+
+
+def first_call(args: argparse.Namespace) -> dict:
+    rows = []
+    bench = os.path.dirname(os.path.abspath(__file__))
+    for variant in ("torch-default", "vexplore-piecewise-none"):
+        with tempfile.TemporaryDirectory() as ind, tempfile.TemporaryDirectory() as vxd:
+            for state in ("cold", "warm"):
+                env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=ind)
+                code = FIRST.format(bench=bench, layers=args.layers, variant=variant, vxdir=vxd)
+                t0 = time.perf_counter()
+                res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+                if res.returncode:
+                    raise SystemExit(res.stderr[-4000:])
+                got = json.loads(res.stdout.strip().splitlines()[-1])
+                rows.append({"variant": variant, "state": state, "layers": args.layers,
+                             "first_call_s": got["first_call_s"], "process_s": time.perf_counter() - t0,
+                             "counters": got["counters"]})
+                print(rows[-1])
+    return {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=("speed", "first-call"))
+    p.add_argument("--layers", type=int, default=None)
+    p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    p.add_argument("--reps", type=int, default=50)
+    p.add_argument("--profile", action="store_true")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("benchmarks/decode.py needs a CUDA GPU")
+    args.sizes = sorted(args.sizes, reverse=True)
+    if args.what == "speed":
+        args.layers = args.layers or 8
+        result = speed(args)
+    else:
+        args.layers = args.layers or 32
+        result = first_call(args)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
