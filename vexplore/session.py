@@ -94,15 +94,14 @@ class Session:
 
 
 def _engine_loader() -> Callable[[Artifact], tuple[Callable[..., Any], dict[str, Any]]]:
-    # The same load as CompilerManager._load; imported here because the engine sits above the cache.
-    from .engine.compilers import InductorCompiler
+    # CompilerManager._load, without a manager; imported here because the engine sits above the cache.
+    from .engine.manager import CompilerManager
 
-    inductor = InductorCompiler()
+    class _Loader:
+        from .engine.compilers import InductorCompiler
+        inductor = InductorCompiler()
 
-    def load(art: Artifact) -> tuple[Callable[..., Any], dict[str, Any]]:
-        fn, code = inductor.load(art.data)
-        return fn, {"compiler": art.compiler, "reason": art.meta.get("reason"), "code": code}
-    return load
+    return lambda art: CompilerManager._load(_Loader(), art)  # type: ignore[arg-type]
 
 
 _default: Session | None = None

@@ -1,0 +1,305 @@
+"""Benchmark of vexplore's compile cache: load time per entry per tier, and warm start.
+
+    python benchmarks/cache_bench.py --out benchmarks/results/cpu-cache.json            # CPU
+    python benchmarks/cache_bench.py --device cuda --out /tmp/h100-cache.json           # GPU
+
+Every measurement that says "new process" runs in a fresh Python process (this script with
+--role), so first-in-process costs are real. Rows (DESIGN.md's results format plus ``n``/``note``):
+
+- load-<tier>-first / load-<tier>-later: get + verify + CompiledArtifact.load of one entry; the
+  first load in a process apart from the later ones (memory: a TieredCache.lookup hit).
+- warm-start-vexplore-disk: first call of vx.compile(model) in a new process, artifacts on disk.
+- warm-start-torch-compile: first call of torch.compile(model) in a new process, Inductor's own
+  caches warm (the same TORCHINDUCTOR_CACHE_DIR it compiled into).
+- dynamo-trace-only: first call of torch.compile(model, backend="eager"): the Dynamo floor.
+- warm-start-vexplore-fresh-inductor (CPU): vexplore's disk artifacts, but an empty Inductor cache
+  dir, so gcc rebuilds the C++ the artifacts hold.
+- cold-*: the first compiles, for context.
+
+Remote rows need the redis package and a redis-server binary; they are skipped without them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+MODEL = "toy-llama-4L"
+TOKENS = 16
+
+
+# -- children ----------------------------------------------------------------------------------
+def _model(device: str):
+    import torch
+    from vexplore.models import ToyLlama
+
+    torch.manual_seed(0)
+    m = ToyLlama(layers=4).eval().to(device)
+    return m, m.example_inputs(TOKENS, device=device)[0]
+
+
+def _cfg(args, sizes: tuple[int, ...] = (), tiers=("memory", "disk")):
+    import vexplore as vx
+
+    cache = vx.CacheConfig(tiers=tiers, dir=args.vxdir, remote_url=args.remote_url if "remote" in tiers else None)
+    return vx.CompileConfig(strategy="piecewise", splitting_ops=["vexplore::attention"],
+                            compile_sizes=sizes, cache=cache)
+
+
+def _first_call(fn, x, device: str) -> tuple[float, object]:
+    import torch
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = fn(x)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, out
+
+
+def _rel_err(out, ref) -> float:
+    return float(((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item())
+
+
+def role_compile(args) -> dict:
+    """vexplore (or torch.compile / Dynamo only) first call in this process."""
+    import torch
+    import vexplore as vx
+
+    m, x = _model(args.device)
+    with torch.no_grad():
+        ref = m(x)
+    t0 = time.perf_counter()   # creating the wrapper counts: torch.compile imports Inductor there
+    if args.what == "vexplore":
+        tiers = ("memory", "disk", "remote") if args.remote_url else ("memory", "disk")
+        fn = vx.compile(m, _cfg(args, tuple(args.sizes), tiers))
+    else:
+        torch._dynamo.maybe_mark_dynamic(x, 0)    # the same dynamic token dim vexplore marks
+        fn = torch.compile(m, backend="eager" if args.what == "dynamo" else "inductor")
+    create = time.perf_counter() - t0
+    s, out = _first_call(fn, x, args.device)
+    res = {"create_s": create, "first_call_s": s, "max_rel_err": _rel_err(out, ref)}
+    if args.what == "vexplore":
+        res["counters"] = fn.report.counters
+    return res
+
+
+def role_loads(args) -> dict:
+    """Per entry: fetch (read + verify) and load; then memory-hit lookups of the loaded entries."""
+    from vexplore.cache.disk import DiskTier
+    from vexplore.cache.keys import CacheKey
+    from vexplore.cache.memory import MemoryTier
+    from vexplore.cache.tiered import TieredCache
+    from vexplore.session import _engine_loader
+
+    load = _engine_loader()
+    keys = [CacheKey.from_dict(parts) for _, parts in DiskTier(args.vxdir).keys()]
+    if args.tier == "remote":
+        from vexplore.cache.remote import RemoteTier
+        tier = RemoteTier(args.remote_url, timeout_s=5.0)
+    else:
+        tier = DiskTier(args.vxdir)
+    rows = []
+    for k in keys:
+        t0 = time.perf_counter()
+        art = tier.get(k)
+        t1 = time.perf_counter()
+        load(art)
+        rows.append({"fetch_ms": (t1 - t0) * 1e3, "total_ms": (time.perf_counter() - t0) * 1e3,
+                     "bytes": len(art.data)})
+    cache = TieredCache(MemoryTier(), [tier])
+    for k in keys:
+        cache.lookup(k, load)
+    mem = []
+    for _ in range(200):
+        for k in keys:
+            k2 = CacheKey.from_dict(k.to_dict())   # a fresh key object, as the engine makes one per piece
+            t0 = time.perf_counter()
+            hit = cache.lookup(k2, load)
+            mem.append((time.perf_counter() - t0) * 1e3)
+            assert hit.tier == "memory"
+    return {"entries": rows, "memory_ms": mem}
+
+
+def child_main(args) -> None:
+    out = role_compile(args) if args.role == "compile" else role_loads(args)
+    Path(args.json_out).write_text(json.dumps(out))
+
+
+# -- parent --------------------------------------------------------------------------------------
+def _child(args, env: dict, role: str, **kw) -> dict:
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        path = f.name
+    cmd = [sys.executable, __file__, "--role", role, "--json-out", path, "--device", args.device,
+           "--vxdir", kw.pop("vxdir")]
+    for k, v in kw.items():
+        if v is None:
+            continue
+        cmd += [f"--{k.replace('_', '-')}"] + ([str(s) for s in v] if isinstance(v, (list, tuple)) else [str(v)])
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr[-4000:]}")
+    out = json.loads(Path(path).read_text())
+    out["process_s"] = time.perf_counter() - t0
+    os.unlink(path)
+    return out
+
+
+def _stats(xs: list[float]) -> dict:
+    xs = sorted(xs)
+    q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))]  # noqa: E731
+    return {"median_ms": statistics.median(xs), "p20_ms": q(0.2), "p80_ms": q(0.8), "n": len(xs)}
+
+
+def _row(variant: str, ms: list[float], first_call_s: float | None = None, err: float | None = None,
+         note: str = "") -> dict:
+    return {"model": MODEL, "tokens": TOKENS, "variant": variant, **_stats(ms),
+            "first_call_s": first_call_s, "max_rel_err": err, "note": note}
+
+
+def _redis(work: Path) -> tuple[subprocess.Popen | None, str | None]:
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        return None, None
+    exe = shutil.which("redis-server")
+    if exe is None:
+        return None, None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def _warm_rows(args, env: dict, work: Path, warm_dir: str) -> list[dict]:
+    rows = []
+    runs = {"warm-start-vexplore-disk": ("vexplore", env), "warm-start-torch-compile": ("torch", env),
+            "dynamo-trace-only": ("dynamo", env)}
+    for variant, (what, e) in runs.items():
+        res = [_child(args, e, "compile", vxdir=warm_dir, what=what) for _ in range(args.repeats)]
+        if what == "vexplore":
+            assert all(r["counters"]["cache_hits_disk"] == 3 for r in res), res[0]["counters"]
+        fc = [r["first_call_s"] for r in res]
+        rows.append(_row(variant, [(r["create_s"] + r["first_call_s"]) * 1e3 for r in res], statistics.median(fc),
+                         max(r["max_rel_err"] for r in res),
+                         f"ms = create + first call; first call alone median {statistics.median(fc):.2f} s, create "
+                         f"{statistics.median(r['create_s'] for r in res):.2f} s; process wall (python start to first "
+                         f"output) median {statistics.median(r['process_s'] for r in res):.2f} s"))
+    if args.device == "cpu":
+        res = []
+        for i in range(max(2, args.repeats - 1)):
+            fresh = dict(env, TORCHINDUCTOR_CACHE_DIR=str(work / f"inductor-fresh-{i}"))
+            res.append(_child(args, fresh, "compile", vxdir=warm_dir, what="vexplore"))
+        fc = [r["first_call_s"] for r in res]
+        rows.append(_row("warm-start-vexplore-fresh-inductor", [(r["create_s"] + r["first_call_s"]) * 1e3 for r in res],
+                         statistics.median(fc),
+                         max(r["max_rel_err"] for r in res), "empty TORCHINDUCTOR_CACHE_DIR: gcc rebuilds each piece's C++"))
+    return rows
+
+
+def _load_rows(tier: str, res: dict) -> list[dict]:
+    ents = res["entries"]
+    note = f"{len(ents)} entries, {statistics.mean(e['bytes'] for e in ents) / 1024:.0f} KiB each on average"
+    later = ents[1:]
+    rows = [_row(f"load-{tier}-first", [ents[0]["total_ms"]], note=f"fetch {ents[0]['fetch_ms']:.2f} ms; " + note),
+            _row(f"load-{tier}-later", [e["total_ms"] for e in later],
+                 note=f"fetch median {statistics.median(e['fetch_ms'] for e in later):.2f} ms; " + note)]
+    if tier == "disk":
+        rows.append(_row("load-memory", res["memory_ms"], note="TieredCache.lookup hit, new key object each time"))
+    return rows
+
+
+def parent_main(args) -> None:
+    import torch
+
+    work = Path(tempfile.mkdtemp(prefix="vx-cache-bench-"))
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(work / "inductor"), VEXPLORE_CACHE_KEY=secrets.token_hex(32),
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    redis_proc, url = _redis(work)
+    rows: list[dict] = []
+    try:
+        loads_dir, warm_dir = str(work / "vx-loads"), str(work / "vx-warm")
+        cold = _child(args, env, "compile", vxdir=warm_dir, what="vexplore")
+        rows.append(_row("cold-vexplore", [cold["first_call_s"] * 1e3], cold["first_call_s"], cold["max_rel_err"],
+                         "first compile, empty caches (Inductor's included)"))
+        tc = _child(args, env, "compile", vxdir=warm_dir, what="torch")
+        rows.append(_row("cold-torch-compile", [tc["first_call_s"] * 1e3], tc["first_call_s"], tc["max_rel_err"],
+                         "first torch.compile; fills Inductor's FX graph and AOTAutograd caches"))
+        _child(args, env, "compile", vxdir=loads_dir, what="vexplore", sizes=[1, 4, 8, 16, 32], remote_url=url)
+        rows += _load_rows("disk", _child(args, env, "loads", vxdir=loads_dir, tier="disk"))
+        if url:
+            rows += _load_rows("remote", _child(args, env, "loads", vxdir=loads_dir, tier="remote", remote_url=url))
+        rows += _warm_rows(args, env, work, warm_dir)
+    finally:
+        if redis_proc is not None:
+            redis_proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+    dev = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu: {_cpu_name()}, {os.cpu_count()} cores"
+    try:
+        from importlib.metadata import version
+        triton = version("triton")
+    except Exception:
+        triton = None
+    doc = {"device": dev, "torch": torch.__version__, "triton": triton, "python": platform.python_version(),
+           "remote": "redis-server on loopback" if url else "skipped (no redis package or redis-server)",
+           "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    print(table(doc))
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def table(doc: dict) -> str:
+    lines = [f"{doc['device']} | torch {doc['torch']} | triton {doc['triton']}",
+             f"{'variant':<38}{'median ms':>11}{'p20':>10}{'p80':>10}{'n':>5}  note"]
+    for r in doc["rows"]:
+        lines.append(f"{r['variant']:<38}{r['median_ms']:>11.2f}{r['p20_ms']:>10.2f}{r['p80_ms']:>10.2f}{r['n']:>5}  {r['note']}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="benchmarks/results/cpu-cache.json")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--role", choices=("compile", "loads"))
+    p.add_argument("--json-out")
+    p.add_argument("--vxdir")
+    p.add_argument("--what", choices=("vexplore", "torch", "dynamo"))
+    p.add_argument("--tier", choices=("disk", "remote"))
+    p.add_argument("--sizes", type=int, nargs="*", default=[])
+    p.add_argument("--remote-url")
+    args = p.parse_args()
+    if args.role:
+        child_main(args)
+    else:
+        parent_main(args)
+
+
+if __name__ == "__main__":
+    main()
