@@ -175,5 +175,10 @@ def custom_op_module(qualname: str) -> str | None:
 
 def preload_inductor() -> None:
     """Import Inductor's compile path (torch._inductor.compile_fx), which standalone_compile
-    otherwise imports on first use (seconds in a fresh process)."""
+    otherwise imports on first use (seconds in a fresh process), and keep Inductor from starting
+    its own pool of compile subprocesses inside a vexplore worker (config.compile_threads, 2.0+):
+    the workers are the parallelism, and nested pools oversubscribe the machine."""
     import torch._inductor.compile_fx  # noqa: F401
+    import torch._inductor.config as inductor_config
+
+    inductor_config.compile_threads = 1

@@ -189,7 +189,13 @@ class CompilerManager:
         if not jobs:
             return
         t0 = time.perf_counter()
-        for digest, r in pool.run(jobs, self.config.compile_timeout_s).items():
+        try:
+            results = pool.run(jobs, self.config.compile_timeout_s)
+        except RuntimeError as e:  # the pool cannot start: compile in this process, saying why
+            log.warning("vexplore: %s", e)
+            self._in_process.update({j.id: f"in-process: {e}" for j in jobs})
+            return
+        for digest, r in results.items():
             graph, index, size = where[digest]
             self.rec.add("compile", t0, r.seconds, graph=graph, piece=index, size=size, compiler="inductor",
                          error_class=None if r.status == "ok" else r.status, detail=f"worker pid {r.pid}: {r.status}")
@@ -255,7 +261,8 @@ class CompilerManager:
         if self.compiler is self.eager:
             return Built(gm, "eager", code=gm.code)
         if not any(isinstance(v, torch.Tensor) for v in _outputs(gm)):
-            return Built(gm, "eager", "nothing to compile: the piece returns no tensors", code=gm.code)
+            # not a failure, so no fallback warning: Inductor only compiles graphs with tensor outputs
+            return Built(gm, "eager", code=gm.code, compiled_in="eager: the piece returns no tensors, nothing to compile")
         first = first_error
         if first is None:
             try:

@@ -263,6 +263,7 @@ class WorkerPool:
 
     size: int
     workers: list[_Worker] = field(default_factory=list)
+    start_failures: int = 0
 
     def __post_init__(self) -> None:
         self.workers = [self._spawn() for _ in range(self.size)]
@@ -308,8 +309,12 @@ class WorkerPool:
         try:
             msg = w.recv.recv()
             w.ready = msg[0] == "ready"
-        except (EOFError, OSError):  # died while starting (e.g. cannot import torch): start another
+        except (EOFError, OSError):  # died while starting (e.g. cannot import torch)
             self._stop(w)
+            self.start_failures += 1
+            if self.start_failures > 3:
+                raise RuntimeError(f"vexplore compile workers cannot start ({self.start_failures} tried and died "
+                                   "before saying ready; their stderr says why); use workers=0")
             self.workers[i] = self._spawn()
 
     def _poll(self, w: _Worker, ready: list[Any], timeout_s: float) -> Result | None:
