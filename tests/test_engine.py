@@ -161,7 +161,7 @@ def test_compile_sizes_dispatch(cache_cfg, session):
     assert (c["unique_pieces"], c["inductor_compiles"], c["cache_misses"]) == (2, 6, 6)
     first = cm.report.pieces[0]
     assert first.sizes == (None, 4, 16) and [s for s, _ in first.cache_by_size] == [None, 4, 16]
-    runner = cm.graphs[0].runner.fn.__dict__[first.name]
+    runner = cm.graphs[0].runner.fn.__self__.__dict__[first.name]  # the stitched parent GraphModule
     dispatch = runner.__closure__[0].cell_contents if runner.__closure__ else runner
     assert sorted(dispatch.by_size) == [4, 16]
     for n in (4, 16, 5):

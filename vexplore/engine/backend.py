@@ -119,8 +119,10 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
     b.strategies.append(strategy)
     b.reasons.append(reason)
     ops = cfg.splitting_ops if strategy == "piecewise" else ()
-    with rec.step("split", graph=graph):
+    with rec.step("split", graph=graph) as st:
         split = split_graph(cg.gm, lambda n: n.op.startswith("call_") and matches(op_name(n), ops))
+        n_compiled = sum(p.kind == "compiled" for p in split.pieces)
+        st.kw["detail"] = f"{len(split.pieces)} pieces, {n_compiled} compiled"
     if strategy == "piecewise" and len(split.pieces) == 1:
         b.warnings.append(f"graph {graph}: no split points found: compiled as one piece "
                           f"(splitting_ops={list(cfg.splitting_ops)})")
@@ -138,6 +140,7 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
                     graph_nodes=tuple(_node_info(n) for n in spec.module.graph.nodes if n.op not in ("placeholder", "output")),
                     input_shapes=tuple(_spec(x) for x in piece_inputs[spec.name]))
         if spec.kind == "split_op":
+            runners[spec.name] = spec.module.forward  # skips nn.Module.__call__'s hook machinery
             b.pieces.append(Piece(kind="split_op", unique_key=None, same_as=None, compiler=None, compile_s=0.0,
                                   cache=None, fallback_reason=None, split_ops=spec.split_ops, **base))
             continue
@@ -158,14 +161,17 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
                               sizes=out.sizes, cache_by_size=tuple(out.cache_by_size), isolated=out.isolated,
                               code=out.code, miss_reasons=tuple(out.miss_reasons), compiled_in=out.compiled_in,
                               **base))
+    split_names = {p.name for p in split.pieces if p.kind == "split_op"}
     if cfg.validate:
-        _validate(cg, split, runners, b, graph)
+        _validate(cg, split, {k: v for k, v in runners.items() if k not in split_names}, b, graph)
     if cfg.cudagraph != "none" and device != "cuda":
         b.warnings.append(f"cudagraph={cfg.cudagraph} needs a CUDA device; graph {graph} runs on {device} without CUDA graphs")
     elif cfg.cudagraph != "none":
         with rec.step("cudagraph_capture", graph=graph) as st:
             stats = cg.graph_stats = cudagraph.GraphStats()
-            stitched, note = cudagraph.apply(cfg.cudagraph, split.gm, runners, piece_inputs, cg.real_inputs,
+            compiled_only = {k: v for k, v in runners.items() if k not in split_names}
+            install(split.gm, {k: v for k, v in runners.items() if k in split_names})
+            stitched, note = cudagraph.apply(cfg.cudagraph, split.gm, compiled_only, piece_inputs, cg.real_inputs,
                                              cg.fake_inputs, cg.token, cfg.cudagraph_sizes, cfg.cudagraph_pad, stats)
             st.kw["detail"] = f"{stats.captures} graphs captured"
         b.counters["cudagraph_captures"] += stats.captures
@@ -176,7 +182,7 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
     with rec.step("stitch", graph=graph):
         stitched = install(split.gm, runners)
     b.graphs += 1
-    return stitched
+    return stitched.forward
 
 
 def _prefetch(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], cg: CapturedGraph,

@@ -76,6 +76,8 @@ class CudaGraphCallable:
     pad: bool = False
     graphs: dict[int | None, _Captured] = field(default_factory=dict)
     sizes: list[int] = field(default_factory=list)
+    weights: set[int] = field(default_factory=set)      # Parameter args: captured by address
+    tensors: list[int] = field(default_factory=list)    # every tensor arg
 
     def size_of(self, args: Sequence[Any]) -> int | None:
         if not self.dyn:
@@ -84,9 +86,15 @@ class CudaGraphCallable:
         return int(args[i]) if d is None else args[i].shape[d]
 
     def capture(self, args: Sequence[Any], pool: Any) -> None:
-        """Capture ``fn`` on ``args`` (warm-up on a side stream first, as CUDA graphs require)."""
+        """Capture ``fn`` on ``args`` (warm-up on a side stream first, as CUDA graphs require).
+
+        Parameters are captured by address (``weights``); every other tensor argument is the
+        graph's static input buffer, refilled on replay when a call passes another tensor.
+        """
         size = self.size_of(args)
         static = list(args)
+        self.weights = {i for i, a in enumerate(static) if isinstance(a, torch.nn.Parameter)}
+        self.tensors = [i for i, a in enumerate(static) if isinstance(a, torch.Tensor)]
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
@@ -107,23 +115,31 @@ class CudaGraphCallable:
         if cap is None:
             self.stats.uncaptured_calls += 1
             return self.fn(*args)
-        for i, x in enumerate(args):
-            if isinstance(x, torch.Tensor) and not any(i == j for j, _ in self.dyn) and x.data_ptr() != cap.static[i].data_ptr():
-                self.stats.address_misses += 1
-                return self.fn(*args)
         if size != n:
             return self._padded(cap, args, n)
-        for i, d in self.dyn:
-            if d is not None:
-                cap.static[i].copy_(args[i])
+        static = cap.static
+        for i in self.tensors:
+            a, s = args[i], static[i]
+            if a.data_ptr() != s.data_ptr():   # the next piece's inputs usually are our outputs
+                if i in self.weights:          # a weight moved: replaying would read stale memory
+                    self.stats.address_misses += 1
+                    return self.fn(*args)
+                s.copy_(a)
         cap.graph.replay()
         self.stats.replays += 1
         return cap.out
 
     def _padded(self, cap: _Captured, args: Sequence[Any], n: int) -> Any:
-        for i, d in self.dyn:
-            if d is not None:
-                cap.static[i].narrow(d, 0, n).copy_(args[i])
+        dims = dict(self.dyn)
+        for i in self.tensors:
+            if i in self.weights:
+                if args[i].data_ptr() != cap.static[i].data_ptr():
+                    self.stats.address_misses += 1
+                    return self.fn(*args)
+            elif dims.get(i) is not None:
+                cap.static[i].narrow(dims[i], 0, n).copy_(args[i])
+            elif args[i].data_ptr() != cap.static[i].data_ptr():
+                cap.static[i].copy_(args[i])
         cap.graph.replay()
         self.stats.replays += 1
         self.stats.padded_calls += 1
@@ -136,14 +152,17 @@ class CudaGraphCallable:
         return tuple(cut(t) for t in cap.out) if isinstance(cap.out, (tuple, list)) else cut(cap.out)
 
 
-def sized_inputs(real: Sequence[Any], fake: Sequence[Any], token: Any, size: int) -> list[Any]:
-    """Graph inputs for a capture at ``size``: fresh zero tensors where the token dim is, the real
-    tensors (weights) elsewhere, so the captured graphs read the real weights by address."""
-    dims = dict(token_dims(fake, token))
+def sized_inputs(real: Sequence[Any], fake: Sequence[Any], token: Any, size: int | None) -> list[Any]:
+    """Graph inputs for a capture at ``size``: the real Parameters (captured by address), fresh
+    zero tensors where the token dim is, and copies of every other tensor (never the caller's
+    own tensors, which a replay refills)."""
+    dims = dict(token_dims(fake, token)) if size is not None else {}
     out: list[Any] = []
     for i, (r, f) in enumerate(zip(real, fake)):
-        if i not in dims:
+        if isinstance(r, torch.nn.Parameter) or not isinstance(r, torch.Tensor) and i not in dims:
             out.append(r)
+        elif i not in dims:
+            out.append(r.clone())
         elif dims[i] is None:
             out.append(size)
         else:
@@ -202,10 +221,10 @@ def apply(mode: str, parent: torch.fx.GraphModule, runners: dict[str, Callable[.
     if mode == "full":
         for name, fn in runners.items():
             parent.__dict__[name] = fn
-        whole = CudaGraphCallable(parent, token_dims(fake, token), stats, pad)
+        whole = CudaGraphCallable(parent.forward, token_dims(fake, token), stats, pad)
         try:
             for s in sizes:
-                whole.capture(real if s is None else sized_inputs(real, fake, token, s), pool)
+                whole.capture(sized_inputs(real, fake, token, s), pool)
             return clone_outputs(whole), None
         except Exception as e:  # e.g. a split op that syncs with the CPU cannot be captured
             note = f"cudagraph=full: the whole graph is not capturable ({type(e).__name__}: {str(e)[:160]}); captured piecewise"
@@ -218,5 +237,5 @@ def apply(mode: str, parent: torch.fx.GraphModule, runners: dict[str, Callable[.
         parent.__dict__[name] = w
     for s in sizes:
         with torch.no_grad():
-            _CaptureRun(parent, wrapped, pool).run(*(real if s is None else sized_inputs(real, fake, token, s)))
-    return clone_outputs(parent), note
+            _CaptureRun(parent, wrapped, pool).run(*sized_inputs(real, fake, token, s))
+    return clone_outputs(parent.forward), note

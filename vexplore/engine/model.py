@@ -61,6 +61,7 @@ class CompiledModel:
         finally:
             if self._build is not None:
                 b, self._build = self._build, None
+                self.session.monitor.reset_cancel()
                 self._finish(b)
 
     def recompile(self, config: CompileConfig | None = None, **changes: Any) -> CompileReport:
@@ -77,7 +78,10 @@ class CompiledModel:
             raise ConfigError("recompile: dynamic_dims decide what Dynamo traces and cannot change "
                               "without a new trace; use vx.compile(model, cfg) for that.")
         b = ReportBuilder(EventRecorder(self.session.monitor), "recompile", cfg)
-        fns = [compile_graph(cg, cfg, self.session, b, i) for i, cg in enumerate(self.graphs)]
+        try:
+            fns = [compile_graph(cg, cfg, self.session, b, i) for i, cg in enumerate(self.graphs)]
+        finally:  # a cancel scopes to this compile only
+            self.session.monitor.reset_cancel()
         for cg, fn in zip(self.graphs, fns):
             assert cg.runner is not None
             cg.runner.fn = fn

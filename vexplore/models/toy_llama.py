@@ -16,8 +16,11 @@ from torch import nn
 @torch.library.custom_op("vexplore::attention", mutates_args=())
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Causal attention over [tokens, heads, head_dim] tensors; returns a contiguous result."""
-    out = F.scaled_dot_product_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1), is_causal=True)
-    return out.transpose(0, 1).contiguous()
+    # [1, heads, tokens, head_dim]: SDPA's flash/memory-efficient kernels want 4-D inputs (3-D
+    # ones fall back to the slow math path on GPU).
+    q4, k4, v4 = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q4, k4, v4, is_causal=True)
+    return out.squeeze(0).transpose(0, 1).contiguous()
 
 
 @attention.register_fake

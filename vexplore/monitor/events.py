@@ -108,6 +108,10 @@ class Monitor:
         """Ask the compile in progress to stop at the next step (it raises CancelledError)."""
         self._cancel = True
 
+    def reset_cancel(self) -> None:
+        """Forget a cancel that arrived after the last step (called when a compile ends)."""
+        self._cancel = False
+
     def check_cancelled(self) -> None:
         if self._cancel:
             self._cancel = False
