@@ -64,13 +64,13 @@ def variants(session: vx.Session) -> list:
             cfg("piecewise", "piecewise"), cfg("full", "full")]
 
 
-def do_bench_check(m: ToyLlama, rep: vx.BenchReport, resolved: dict, sizes: tuple[int, ...]) -> list[dict]:
+def do_bench_check(m: ToyLlama, rep: vx.BenchReport, resolved: dict, pairs: list[tuple[str, int]]) -> list[dict]:
     """Our median against triton.testing.do_bench's on the same callables (both flush L2)."""
     from triton.testing import do_bench
 
     out = []
-    for name in ("eager", "vexplore-piecewise-piecewise", "vexplore-full-none"):
-        for n in sizes:
+    for name, n in pairs:
+        if True:
             x = m.example_inputs(n, "cuda")
             ours = next(r.median_ms for r in rep.rows if r.variant == name and r.tokens == n)
             with torch.no_grad():
@@ -104,11 +104,30 @@ def speed(args: argparse.Namespace) -> dict:
                 for n in args.sizes:
                     cm(*inputs[n])
             resolved[name] = cm
-    result["do_bench_check"] = do_bench_check(m, rep, resolved, (1, 16))
+    result["do_bench_check"] = do_bench_check(m, rep, resolved, [(v, n) for v in resolved for n in (1, 16)])
     if args.profile:
         result["profile"] = profile(m, resolved["vexplore-piecewise-piecewise"], inputs[1])
     print(rep.table())
     return result
+
+
+def agreement(args: argparse.Namespace) -> dict:
+    """vx.benchmark's median against do_bench's, GPU-bound callables and CPU-bound ones."""
+    m = model(args.layers)
+    session = vx.Session()
+    cfgs = {f"vexplore-{s}-{c}": vx.CompileConfig(strategy=s, splitting_ops=ATTN, cudagraph=c,
+                                                  cache=vx.CacheConfig(tiers=("memory",)))
+            for s, c in (("full", "none"), ("full", "full"), ("piecewise", "piecewise"))}
+    resolved = {"eager": m, **{k: vx.compile(m, c, session=session) for k, c in cfgs.items()}}
+    inputs = {n: m.example_inputs(n, "cuda") for n in (2048, 256, 16, 1)}
+    rep = vx.benchmark(resolved, inputs, warmup=10, reps=args.reps, session=session)
+    pairs = [("eager", 2048), ("eager", 256), ("vexplore-full-none", 2048), ("vexplore-full-none", 256),
+             ("vexplore-full-full", 256), ("vexplore-full-full", 16), ("vexplore-full-full", 1),
+             ("vexplore-piecewise-piecewise", 256), ("vexplore-piecewise-piecewise", 16), ("eager", 1)]
+    rows = do_bench_check(m, rep, resolved, pairs)
+    for r in rows:
+        print(f"{r['variant']:<30}{r['tokens']:>6}  ours {r['ours_ms']:.3f} ms  do_bench {r['do_bench_ms']:.3f} ms  {r['diff']:+.1%}")
+    return {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}
 
 
 def profile(m: ToyLlama, cm, x: tuple) -> str:
@@ -167,7 +186,7 @@ def first_call(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("speed", "first-call"))
+    p.add_argument("what", choices=("speed", "first-call", "agreement"))
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     p.add_argument("--reps", type=int, default=50)
@@ -180,6 +199,9 @@ def main() -> None:
     if args.what == "speed":
         args.layers = args.layers or 8
         result = speed(args)
+    elif args.what == "agreement":
+        args.layers = args.layers or 8
+        result = agreement(args)
     else:
         args.layers = args.layers or 32
         result = first_call(args)
