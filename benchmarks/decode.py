@@ -160,7 +160,8 @@ with torch.no_grad():
     fn(*x)
 torch.cuda.synchronize()
 c = getattr(fn, "report", None)
-print(json.dumps({{"first_call_s": time.perf_counter() - t0, "counters": c.counters if c else None}}))
+ev = [(e.step, e.piece, round(e.duration_s, 3)) for e in c.events if e.duration_s > 0.05] if c else None
+print(json.dumps({{"first_call_s": time.perf_counter() - t0, "counters": c.counters if c else None, "events": ev}}))
 """
 
 
@@ -179,7 +180,7 @@ def first_call(args: argparse.Namespace) -> dict:
                 got = json.loads(res.stdout.strip().splitlines()[-1])
                 rows.append({"variant": variant, "state": state, "layers": args.layers,
                              "first_call_s": got["first_call_s"], "process_s": time.perf_counter() - t0,
-                             "counters": got["counters"]})
+                             "counters": got["counters"], "events": got.get("events")})
                 print(rows[-1])
     return {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}
 

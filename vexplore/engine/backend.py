@@ -22,7 +22,7 @@ from . import _torch_compat as tc
 from . import cudagraph
 from .manager import CompilerManager
 from .ops import matches, op_name
-from .split import Split, propagate, split_graph
+from .split import Split, example_inputs, propagate, split_graph
 from .stitch import GraphRunner, install, normalize_output
 from .validate import validate_pieces
 
@@ -126,8 +126,8 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
     if strategy == "piecewise" and len(split.pieces) == 1:
         b.warnings.append(f"graph {graph}: no split points found: compiled as one piece "
                           f"(splitting_ops={list(cfg.splitting_ops)})")
-    with rec.step("fakeprop", graph=graph):
-        piece_inputs, _ = propagate(split, cg.fake_inputs, cg.fake_mode)
+    with rec.step("fakeprop", graph=graph) as st:
+        piece_inputs, st.kw["detail"] = example_inputs(split, cg.fake_inputs, cg.fake_mode)
     device = next((x.device.type for x in cg.real_inputs if isinstance(x, torch.Tensor)), "cpu")
     mgr = CompilerManager(cfg, session.cache(cfg.cache), rec, cache_versions(device), b.counters)
     runners: dict[str, Callable[..., Any]] = {}
@@ -144,7 +144,8 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
             b.pieces.append(Piece(kind="split_op", unique_key=None, same_as=None, compiler=None, compile_s=0.0,
                                   cache=None, fallback_reason=None, split_ops=spec.split_ops, **base))
             continue
-        ukey = mgr.unique_key(normalize_output(spec.module)[0], piece_inputs[spec.name])[0]
+        normalized = normalize_output(spec.module)
+        ukey = mgr.unique_key(normalized[0], piece_inputs[spec.name])[0]
         if ukey in b.unique:
             twin = b.pieces[b.unique[ukey]]
             runners[spec.name] = shared[ukey]
@@ -152,7 +153,7 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
                                   compile_s=0.0, cache=twin.cache, fallback_reason=twin.fallback_reason,
                                   sizes=twin.sizes, cache_by_size=twin.cache_by_size, isolated=twin.isolated, **base))
             continue
-        out = mgr.compile_piece(spec.module, piece_inputs[spec.name], cg.fake_mode, cg.token, graph, index)
+        out = mgr.compile_piece(normalized, piece_inputs[spec.name], cg.fake_mode, cg.token, graph, index)
         runners[spec.name] = shared[ukey] = out.fn
         b.unique[ukey] = index
         cache = None if all(t is None for _, t in out.cache_by_size) else _overall(out.cache_by_size)

@@ -124,11 +124,11 @@ class CompilerManager:
                         versions=self.versions, size=size, graph_text=gtext)
 
     # -- one unique piece ------------------------------------------------------------------
-    def _variants(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, token: Any
-                  ) -> list[tuple[int | None, Sequence[Any], Any, CacheKey]]:
+    def _variants(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, token: Any,
+                  keyed: tuple[str, str, str, str] | None = None) -> list[tuple[int | None, Sequence[Any], Any, CacheKey]]:
         """(size, example inputs, fake mode or None, cache key) of the general compile and each
         static compile size (only where the piece's inputs carry the token dim)."""
-        _, ghash, itext, gtext = self.unique_key(gm, inputs)
+        _, ghash, itext, gtext = keyed or self.unique_key(gm, inputs)
         out: list[tuple[int | None, Sequence[Any], Any, CacheKey]] = [
             (None, inputs, fake_mode, self.cache_key(ghash, itext, gtext, None))]
         if token_position(inputs, token) is None or not self.config.compile_sizes:
@@ -139,11 +139,13 @@ class CompilerManager:
             out.append((size, ex, None, self.cache_key(ghash, ";".join(input_spec(x, _Symbols()) for x in ex), gtext, size)))
         return out
 
-    def compile_piece(self, module: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any,
+    def compile_piece(self, normalized: tuple[fx.GraphModule, bool], inputs: Sequence[Any], fake_mode: Any,
                       token: Any, graph: int, index: int) -> PieceOutcome:
-        gm, single = normalize_output(module)
-        variants = self._variants(gm, inputs, fake_mode, token)
-        out = PieceOutcome(fn=gm, unique_key=self.unique_key(gm, inputs)[0], compiler=self.config.compiler,
+        """Compile (or load) one unique piece; ``normalized`` is ``stitch.normalize_output(piece)``."""
+        gm, single = normalized
+        keyed = self.unique_key(gm, inputs)
+        variants = self._variants(gm, inputs, fake_mode, token, keyed)
+        out = PieceOutcome(fn=gm, unique_key=keyed[0], compiler=self.config.compiler,
                            sizes=tuple(v[0] for v in variants))
         by_size: dict[int, Callable[..., Any]] = {}
         for size, ex, fm, key in variants:

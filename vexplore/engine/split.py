@@ -105,3 +105,20 @@ def propagate(split: Split, inputs: Sequence[Any], fake_mode: Any | None) -> tup
         else:
             interp.run(*inputs)
     return interp.inputs, interp.outputs
+
+
+def example_inputs(split: Split, inputs: Sequence[Any], fake_mode: Any) -> tuple[dict[str, tuple], str]:
+    """Each piece's fake example inputs, and how they were found.
+
+    Dynamo's fake propagation already left each value's fake tensor in ``node.meta
+    ["example_value"]``, and split_module copies it onto the pieces' placeholders: use those when
+    every placeholder has one, else propagate ``inputs`` through the pieces under ``fake_mode``
+    (graphs that did not come from Dynamo, and the worker's rebuilt graphs).
+    """
+    found: dict[str, tuple] = {}
+    for p in split.pieces:
+        vals = tuple(n.meta.get("example_value") for n in p.module.graph.nodes if n.op == "placeholder")
+        if any(v is None for v in vals):
+            return propagate(split, inputs, fake_mode)[0], "propagated under the graph's fake mode"
+        found[p.name] = vals
+    return found, "Dynamo's fake values (node.meta)"
