@@ -19,6 +19,8 @@ def _callable_name(fn: object) -> str:
         return f"higher_order::{fn.name()}"
     module = getattr(fn, "__module__", None) or type(fn).__module__
     qual = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__qualname__
+    if qual.startswith("_VariableFunctionsClass."):  # torch.rsqrt & co. are methods of a C class
+        qual = fn.__name__
     return f"{_MODULE_ALIASES.get(module, module)}.{qual}"
 
 
