@@ -41,3 +41,12 @@ def test_benchmark_bad_input():
         vx.benchmark(Stack(1), {})
     with pytest.raises(vx.VexploreError, match="variant 'fastest' is unknown"):
         vx.benchmark(Stack(1), {4: (torch.randn(4, 16),)}, ["fastest"])
+
+
+def test_noise_warning_when_spread_is_wide():
+    m = Stack(layers=1).eval()
+    rep = vx.benchmark(m, {4: (torch.randn(4, 16),)}, ["eager"], warmup=1, reps=5, noise_threshold=0.0)
+    # any spread at all exceeds a zero threshold: one warning per row, naming variant and size
+    assert len(rep.warnings) == 1 and rep.warnings[0].startswith("eager at 4 tokens: spread")
+    quiet = vx.benchmark(m, {4: (torch.randn(4, 16),)}, ["eager"], warmup=1, reps=5, noise_threshold=1e9)
+    assert quiet.warnings == ()

@@ -218,3 +218,26 @@ def test_cancel_keeps_previous_callables(cache_cfg, session):
         cm.recompile(strategy="full")
     assert cm.graphs[0].runner.fn is before and cm.config.strategy == "piecewise"
     assert cm.recompile(strategy="full").counters["pieces"] == 1
+
+
+def test_piece_inputs_propagate_where_meta_is_missing(cache_cfg, session):
+    """Pieces' example inputs: Dynamo's fake values, or fake propagation where a graph lacks them."""
+    from vexplore.engine.ops import op_name
+    from vexplore.engine.split import example_inputs, split_graph
+
+    m = Stack(layers=2).eval()
+    cm = vx.compile(m, vx.CompileConfig(compiler="eager", cache=cache_cfg), session=session)
+    run(cm, torch.randn(8, 16))
+    g = cm.graphs[0]
+    split = split_graph(g.gm, lambda n: op_name(n) == "vxtest::mix")
+    from_meta, how = example_inputs(split, g.fake_inputs, g.fake_mode)
+    assert how.startswith("Dynamo")
+    for p in split.pieces:   # drop the meta, as a graph not from Dynamo would have it
+        for n in p.module.graph.nodes:
+            n.meta.pop("example_value", None)
+    propagated, how = example_inputs(split, g.fake_inputs, g.fake_mode)
+    assert how.startswith("propagated")
+    for name, vals in from_meta.items():
+        got = propagated[name]
+        assert [tuple(map(str, v.shape)) if isinstance(v, torch.Tensor) else str(v) for v in got] == \
+               [tuple(map(str, v.shape)) if isinstance(v, torch.Tensor) else str(v) for v in vals]
