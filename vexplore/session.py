@@ -27,6 +27,7 @@ class Session:
         self.monitor = Monitor()
         self._disk: dict[str, DiskTier] = {}
         self._remote: dict[tuple[str, str], Tier] = {}
+        self._pool: Any = None   # engine.workers.WorkerPool, started by the first compile with workers
 
     def disk_tier(self, directory: str, max_bytes: int | None = None) -> DiskTier:
         """The disk tier of ``directory`` (one per dir and session); ``max_bytes`` updates its bound."""
@@ -78,7 +79,7 @@ class Session:
         (so each compile does not pay for starting processes and importing torch)."""
         from .engine.workers import WorkerPool
 
-        pool = getattr(self, "_pool", None)
+        pool = self._pool
         if pool is None or pool.size != size:
             if pool is not None:
                 pool.close()
@@ -87,9 +88,8 @@ class Session:
 
     def close(self) -> None:
         """Stop the compile workers (the caches stay usable)."""
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.close()
+        if self._pool is not None:
+            self._pool.close()
             self._pool = None
 
 

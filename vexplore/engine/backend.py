@@ -5,6 +5,7 @@ choose strategy -> split -> fake-propagate -> compile each unique piece (Compile
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -219,15 +220,10 @@ def _validate(cg: CapturedGraph, split: Split, runners: dict[str, Callable[..., 
         for i, p in enumerate(b.pieces):
             if p.graph == graph and p.name in results:
                 status, err = results[p.name]
-                b.pieces[i] = _replace(p, validation=status, max_rel_err=err)
+                b.pieces[i] = dataclasses.replace(p, validation=status, max_rel_err=err)
                 if status.startswith("mismatch"):
                     b.counters["validation_mismatches"] += 1
                     b.warnings.append(f"graph {graph} piece {p.index} ({p.name}): {status}")
-
-
-def _replace(p: Piece, **kw: Any) -> Piece:
-    import dataclasses
-    return dataclasses.replace(p, **kw)
 
 
 class VexBackend:
