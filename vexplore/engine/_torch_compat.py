@@ -5,7 +5,9 @@ Supported: torch 2.11 (the GPU machine) through 2.15; CI runs 2.13.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import threading
 import tempfile
 from collections import Counter
 from typing import Any, Callable, Iterator, Sequence
@@ -182,3 +184,31 @@ def preload_inductor() -> None:
     import torch._inductor.config as inductor_config
 
     inductor_config.compile_threads = 1
+
+
+@functools.lru_cache(maxsize=1)
+def start_inductor_warmup() -> threading.Thread:
+    """Import Inductor now and probe the CPU's vector ISA in a background thread, once per process.
+
+    The probe (torch._inductor.cpu_vec_isa.valid_vec_isa_list, 2.0+) builds and dlopens a test
+    library per ISA in subprocesses (~1.5 s here) the first time Inductor compiles or loads CPU
+    code in a process; started when vx.compile is called, it overlaps Dynamo's trace. The
+    import stays in the calling thread (torch.compile pays it at creation too), so no two
+    threads import the same modules.
+    """
+    from torch._inductor import cpu_vec_isa
+
+    def probe() -> None:
+        try:
+            cpu_vec_isa.valid_vec_isa_list()
+        except Exception:  # the compile that needs it will raise it where it can be seen
+            pass
+    t = threading.Thread(target=probe, name="vexplore-isa-probe", daemon=True)
+    t.start()
+    return t
+
+
+def wait_for_inductor_warmup() -> None:
+    """Before Inductor's own first use: let the probe finish rather than run it twice."""
+    if start_inductor_warmup.cache_info().currsize:
+        start_inductor_warmup().join()

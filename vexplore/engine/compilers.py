@@ -48,6 +48,7 @@ class InductorCompiler:
 
     def compile(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any | None,
                 conservative: bool = False) -> CompileOutput:
+        tc.wait_for_inductor_warmup()
         code: list[str] = []
         with tc.capture_output_code(code):
             art = tc.standalone_compile(gm, inputs, self.options(conservative), fake_mode)
@@ -58,6 +59,7 @@ class InductorCompiler:
         return CompileOutput(art, data, code[-1] if code else None)
 
     def load(self, data: bytes) -> tuple[Callable[..., Any], str | None]:
+        tc.wait_for_inductor_warmup()
         code: list[str] = []
         with tc.capture_output_code(code):
             fn = tc.load_artifact(data)

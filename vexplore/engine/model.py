@@ -40,6 +40,8 @@ class CompiledModel:
         self._build: ReportBuilder | None = None
         self._breaks = tc.graph_break_reasons()
         self._compiled = torch.compile(_entry_point(model), backend=VexBackend(self))
+        if self.config.compiler == "inductor":
+            tc.start_inductor_warmup()
         if self.config.workers:  # start the pool now: workers import torch while Dynamo traces
             self.session.worker_pool(self.config.workers)
 
