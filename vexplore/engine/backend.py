@@ -131,17 +131,29 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
         piece_inputs, st.kw["detail"] = example_inputs(split, cg.fake_inputs, cg.fake_mode)
     device = next((x.device.type for x in cg.real_inputs if isinstance(x, torch.Tensor)), "cpu")
     mgr = CompilerManager(cfg, session.cache(cfg.cache), rec, cache_versions(device), b.counters)
-    runners: dict[str, Callable[..., Any]] = {}
-    shared: dict[str, Callable[..., Any]] = {}
     if cfg.workers and cfg.compiler == "inductor":
         _prefetch(mgr, split, piece_inputs, cg, graph, len(b.pieces), session.worker_pool(cfg.workers), b.unique)
+    compiled, eager = _compile_pieces(mgr, split, piece_inputs, cg, graph, b)
+    if cfg.validate:
+        _validate(cg, split, compiled, b, graph)
+    b.graphs += 1
+    return _stitch(cg, cfg, split, compiled, eager, piece_inputs, device, b, graph)
+
+
+def _compile_pieces(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], cg: CapturedGraph,
+                    graph: int, b: ReportBuilder) -> tuple[dict[str, Callable[..., Any]], dict[str, Callable[..., Any]]]:
+    """Compile each unique piece once; append every Piece to ``b``. Returns the runners of the
+    compiled pieces and of the split-op pieces (which run eagerly), by piece name."""
+    compiled: dict[str, Callable[..., Any]] = {}
+    eager: dict[str, Callable[..., Any]] = {}
+    shared: dict[str, Callable[..., Any]] = {}
     for spec in split.pieces:
         index = len(b.pieces)
         base = dict(index=index, graph=graph, name=spec.name, nodes=spec.nodes,
                     graph_nodes=tuple(_node_info(n) for n in spec.module.graph.nodes if n.op not in ("placeholder", "output")),
                     input_shapes=tuple(_spec(x) for x in piece_inputs[spec.name]))
         if spec.kind == "split_op":
-            runners[spec.name] = spec.module.forward  # skips nn.Module.__call__'s hook machinery
+            eager[spec.name] = spec.module.forward  # skips nn.Module.__call__'s hook machinery
             b.pieces.append(Piece(kind="split_op", unique_key=None, same_as=None, compiler=None, compile_s=0.0,
                                   cache=None, fallback_reason=None, split_ops=spec.split_ops, **base))
             continue
@@ -149,13 +161,13 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
         ukey = mgr.unique_key(normalized[0], piece_inputs[spec.name])[0]
         if ukey in b.unique:
             twin = b.pieces[b.unique[ukey]]
-            runners[spec.name] = shared[ukey]
+            compiled[spec.name] = shared[ukey]
             b.pieces.append(Piece(kind="compiled", unique_key=ukey, same_as=twin.index, compiler=twin.compiler,
                                   compile_s=0.0, cache=twin.cache, fallback_reason=twin.fallback_reason,
                                   sizes=twin.sizes, cache_by_size=twin.cache_by_size, isolated=twin.isolated, **base))
             continue
         out = mgr.compile_piece(normalized, piece_inputs[spec.name], cg.fake_mode, cg.token, graph, index)
-        runners[spec.name] = shared[ukey] = out.fn
+        compiled[spec.name] = shared[ukey] = out.fn
         b.unique[ukey] = index
         cache = None if all(t is None for _, t in out.cache_by_size) else _overall(out.cache_by_size)
         b.pieces.append(Piece(kind="compiled", unique_key=ukey, same_as=None, compiler=out.compiler,
@@ -163,28 +175,28 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
                               sizes=out.sizes, cache_by_size=tuple(out.cache_by_size), isolated=out.isolated,
                               code=out.code, miss_reasons=tuple(out.miss_reasons), compiled_in=out.compiled_in,
                               **base))
-    split_names = {p.name for p in split.pieces if p.kind == "split_op"}
-    if cfg.validate:
-        _validate(cg, split, {k: v for k, v in runners.items() if k not in split_names}, b, graph)
+    return compiled, eager
+
+
+def _stitch(cg: CapturedGraph, cfg: CompileConfig, split: Split, compiled: dict[str, Callable[..., Any]],
+            eager: dict[str, Callable[..., Any]], piece_inputs: dict[str, tuple], device: str,
+            b: ReportBuilder, graph: int) -> Callable[..., Any]:
+    """Install the runners into the parent graph, under CUDA graphs when asked and possible."""
     if cfg.cudagraph != "none" and device != "cuda":
         b.warnings.append(f"cudagraph={cfg.cudagraph} needs a CUDA device; graph {graph} runs on {device} without CUDA graphs")
     elif cfg.cudagraph != "none":
-        with rec.step("cudagraph_capture", graph=graph) as st:
+        with b.rec.step("cudagraph_capture", graph=graph) as st:
             stats = cg.graph_stats = cudagraph.GraphStats()
-            compiled_only = {k: v for k, v in runners.items() if k not in split_names}
-            install(split.gm, {k: v for k, v in runners.items() if k in split_names})
-            stitched, note = cudagraph.apply(cfg.cudagraph, split.gm, compiled_only, piece_inputs, cg.real_inputs,
+            install(split.gm, eager)
+            stitched, note = cudagraph.apply(cfg.cudagraph, split.gm, compiled, piece_inputs, cg.real_inputs,
                                              cg.fake_inputs, cg.token, cfg.cudagraph_sizes, cfg.cudagraph_pad, stats)
             st.kw["detail"] = f"{stats.captures} graphs captured"
         b.counters["cudagraph_captures"] += stats.captures
         if note:
             b.warnings.append(f"graph {graph}: {note}")
-        b.graphs += 1
         return stitched
-    with rec.step("stitch", graph=graph):
-        stitched = install(split.gm, runners)
-    b.graphs += 1
-    return stitched.forward
+    with b.rec.step("stitch", graph=graph):
+        return install(split.gm, {**compiled, **eager}).forward
 
 
 def _prefetch(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], cg: CapturedGraph,
