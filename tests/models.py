@@ -146,3 +146,15 @@ class Calls(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = getattr(torch.ops.vxtest, self.op)(torch.relu(self.a(x)))
         return self.b(torch.ops.vxtest.mix(h)) + 1
+
+
+class Noisy(nn.Module):
+    """Adds noise before the split op: compiled and eager runs of that piece really differ."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x) + torch.rand_like(x)
+        return self.b(torch.ops.vxtest.mix(h))

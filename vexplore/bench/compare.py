@@ -76,6 +76,9 @@ def _resolve(model: Any, variants: Sequence[Variant] | Mapping[str, Any], sessio
     out: list[tuple[str, Callable[..., Any]]] = []
     for v in items:
         name, what = (v if isinstance(v, tuple) else (None, v))
+        if model is None and (isinstance(what, (CompileConfig, str))):
+            raise VexploreError(f"vx.benchmark: variant {name or what!r} needs a model, but a dict of callables "
+                                "was given; pass the model first and the variants as the third argument.")
         if isinstance(what, CompileConfig):
             out.append((name or variant_name(what), vx_compile(model, what, session=session)))
         elif what == "eager":

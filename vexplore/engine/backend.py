@@ -131,17 +131,23 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
         piece_inputs, st.kw["detail"] = example_inputs(split, cg.fake_inputs, cg.fake_mode)
     device = next((x.device.type for x in cg.real_inputs if isinstance(x, torch.Tensor)), "cpu")
     mgr = CompilerManager(cfg, session.cache(cfg.cache), rec, cache_versions(device), b.counters)
+    # One normalized copy and one fingerprint per compiled piece, for dedup, workers and keys.
+    keyed = {}
+    for spec in split.pieces:
+        if spec.kind == "compiled":
+            normalized = normalize_output(spec.module)
+            keyed[spec.name] = normalized, mgr.unique_key(normalized[0], piece_inputs[spec.name])
     if cfg.workers and cfg.compiler == "inductor":
-        _prefetch(mgr, split, piece_inputs, cg, graph, len(b.pieces), session.worker_pool(cfg.workers), b.unique)
-    compiled, eager = _compile_pieces(mgr, split, piece_inputs, cg, graph, b)
+        _prefetch(mgr, split, piece_inputs, keyed, cg, graph, len(b.pieces), session.worker_pool(cfg.workers), b.unique)
+    compiled, eager = _compile_pieces(mgr, split, piece_inputs, keyed, cg, graph, b)
     if cfg.validate:
         _validate(cg, split, compiled, b, graph)
     b.graphs += 1
     return _stitch(cg, cfg, split, compiled, eager, piece_inputs, device, b, graph)
 
 
-def _compile_pieces(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], cg: CapturedGraph,
-                    graph: int, b: ReportBuilder) -> tuple[dict[str, Callable[..., Any]], dict[str, Callable[..., Any]]]:
+def _compile_pieces(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], keyed: dict[str, Any],
+                    cg: CapturedGraph, graph: int, b: ReportBuilder) -> tuple[dict[str, Callable[..., Any]], dict[str, Callable[..., Any]]]:
     """Compile each unique piece once; append every Piece to ``b``. Returns the runners of the
     compiled pieces and of the split-op pieces (which run eagerly), by piece name."""
     compiled: dict[str, Callable[..., Any]] = {}
@@ -157,8 +163,8 @@ def _compile_pieces(mgr: CompilerManager, split: Split, piece_inputs: dict[str, 
             b.pieces.append(Piece(kind="split_op", unique_key=None, same_as=None, compiler=None, compile_s=0.0,
                                   cache=None, fallback_reason=None, split_ops=spec.split_ops, **base))
             continue
-        normalized = normalize_output(spec.module)
-        ukey = mgr.unique_key(normalized[0], piece_inputs[spec.name])[0]
+        normalized, key_parts = keyed[spec.name]
+        ukey = key_parts[0]
         if ukey in b.unique:
             twin = b.pieces[b.unique[ukey]]
             compiled[spec.name] = shared[ukey]
@@ -166,12 +172,12 @@ def _compile_pieces(mgr: CompilerManager, split: Split, piece_inputs: dict[str, 
                                   compile_s=0.0, cache=twin.cache, fallback_reason=twin.fallback_reason,
                                   sizes=twin.sizes, cache_by_size=twin.cache_by_size, isolated=twin.isolated, **base))
             continue
-        out = mgr.compile_piece(normalized, piece_inputs[spec.name], cg.fake_mode, cg.token, graph, index)
+        out = mgr.compile_piece(normalized, key_parts, piece_inputs[spec.name], cg.fake_mode, cg.token, graph, index)
         compiled[spec.name] = shared[ukey] = out.fn
         b.unique[ukey] = index
-        cache = None if all(t is None for _, t in out.cache_by_size) else _overall(out.cache_by_size)
         b.pieces.append(Piece(kind="compiled", unique_key=ukey, same_as=None, compiler=out.compiler,
-                              compile_s=out.compile_s, cache=cache, fallback_reason=out.fallback_reason,
+                              # the general compile's tier; each size's is in cache_by_size
+                              compile_s=out.compile_s, cache=out.cache_by_size[0][1], fallback_reason=out.fallback_reason,
                               sizes=out.sizes, cache_by_size=tuple(out.cache_by_size), isolated=out.isolated,
                               code=out.code, miss_reasons=tuple(out.miss_reasons), compiled_in=out.compiled_in,
                               **base))
@@ -199,23 +205,18 @@ def _stitch(cg: CapturedGraph, cfg: CompileConfig, split: Split, compiled: dict[
         return install(split.gm, {**compiled, **eager}).forward
 
 
-def _prefetch(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], cg: CapturedGraph,
-              graph: int, first: int, pool: Any, seen: dict[str, int]) -> None:
+def _prefetch(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], keyed: dict[str, Any],
+              cg: CapturedGraph, graph: int, first: int, pool: Any, seen: dict[str, int]) -> None:
     """Hand every unique compiled piece of this graph to the worker pool at once."""
     todo, keys = [], set(seen)
     for i, spec in enumerate(split.pieces):
         if spec.kind != "compiled":
             continue
-        ukey = mgr.unique_key(normalize_output(spec.module)[0], piece_inputs[spec.name])[0]
-        if ukey not in keys:
-            keys.add(ukey)
-            todo.append((spec.module, piece_inputs[spec.name], graph, first + i))
+        (gm, _), key_parts = keyed[spec.name]
+        if key_parts[0] not in keys:
+            keys.add(key_parts[0])
+            todo.append((gm, key_parts, piece_inputs[spec.name], graph, first + i))
     mgr.prefetch(todo, cg.fake_mode, cg.token, pool)
-
-
-def _overall(by_size: list[tuple[int | None, str | None]]) -> str | None:
-    """The piece's tier: its general compile's (sizes are listed apart in cache_by_size)."""
-    return by_size[0][1]
 
 
 def _spec(x: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from . import _torch_compat as tc
+from .stitch import token_dims
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +43,6 @@ def pick_size(n: int, captured: Sequence[int], pad: bool) -> int | None:
     if pad and i < len(captured):
         return captured[i]
     return None
-
-
-def token_dims(inputs: Sequence[Any], token: Any) -> list[tuple[int, int | None]]:
-    """(arg, dim) of every input that carries the token symbol: dim None for a SymInt arg."""
-    out: list[tuple[int, int | None]] = []
-    for i, x in enumerate(inputs):
-        if isinstance(x, torch.SymInt) and token in getattr(tc.sym_expr(x), "free_symbols", ()):
-            out.append((i, None))
-        elif isinstance(x, torch.Tensor):
-            for d, s in enumerate(x.shape):
-                if token in getattr(tc.sym_expr(s), "free_symbols", ()):
-                    out.append((i, d))
-                    break
-    return out
 
 
 @dataclass

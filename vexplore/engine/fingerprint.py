@@ -49,7 +49,8 @@ def input_spec(x: Any, sym: _Symbols) -> str:
 def _tensor_const(t: torch.Tensor) -> str:
     head = f"{tuple(t.shape)}|{t.dtype}"
     try:
-        data = t.detach().cpu().contiguous().view(-1)[:4096].numpy().tobytes()
+        # all of it, as raw bytes (numpy has no bf16): constants differing anywhere differ here
+        data = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
     except Exception:  # fake or meta tensors carry no data
         return head
     return f"{head}|{hashlib.sha256(data).hexdigest()[:16]}"

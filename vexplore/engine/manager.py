@@ -26,7 +26,7 @@ from .compilers import Compiler, EagerCompiler, InductorCompiler, describe, fail
 from .fingerprint import _Symbols, fingerprint, input_spec
 from .ops import matches, op_name
 from .split import propagate, split_graph
-from .stitch import SizeDispatch, install, normalize_output, unwrap
+from .stitch import SizeDispatch, install, normalize_output, token_dims, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,13 @@ class PieceOutcome:
 
 
 def token_position(inputs: Sequence[Any], token: Any) -> tuple[int, int | None] | None:
-    """Where a piece's inputs carry the token count: (arg, dim) of a tensor, or (arg, None) of a SymInt."""
-    if token is None:
-        return None
-    for i, x in enumerate(inputs):
-        if isinstance(x, torch.SymInt) and tc.sym_expr(x) == token:
-            return i, None
-        if isinstance(x, torch.Tensor):
-            for d, s in enumerate(x.shape):
-                if tc.sym_expr(s) == token:
-                    return i, d
+    """Where a piece's inputs carry exactly the token count: (arg, dim), dim None for a SymInt."""
+    dims = token_dims(inputs, token)
+    if dims:
+        i, d = dims[0]
+        x = inputs[i]
+        if tc.sym_expr(x if d is None else x.shape[d]) == token:
+            return i, d
     return None
 
 
@@ -124,11 +121,11 @@ class CompilerManager:
                         versions=self.versions, size=size, graph_text=gtext)
 
     # -- one unique piece ------------------------------------------------------------------
-    def _variants(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, token: Any,
-                  keyed: tuple[str, str, str, str] | None = None) -> list[tuple[int | None, Sequence[Any], Any, CacheKey]]:
+    def _variants(self, inputs: Sequence[Any], fake_mode: Any, token: Any,
+                  keyed: tuple[str, str, str, str]) -> list[tuple[int | None, Sequence[Any], Any, CacheKey]]:
         """(size, example inputs, fake mode or None, cache key) of the general compile and each
         static compile size (only where the piece's inputs carry the token dim)."""
-        _, ghash, itext, gtext = keyed or self.unique_key(gm, inputs)
+        _, ghash, itext, gtext = keyed
         out: list[tuple[int | None, Sequence[Any], Any, CacheKey]] = [
             (None, inputs, fake_mode, self.cache_key(ghash, itext, gtext, None))]
         if token_position(inputs, token) is None or not self.config.compile_sizes:
@@ -139,12 +136,12 @@ class CompilerManager:
             out.append((size, ex, None, self.cache_key(ghash, ";".join(input_spec(x, _Symbols()) for x in ex), gtext, size)))
         return out
 
-    def compile_piece(self, normalized: tuple[fx.GraphModule, bool], inputs: Sequence[Any], fake_mode: Any,
-                      token: Any, graph: int, index: int) -> PieceOutcome:
-        """Compile (or load) one unique piece; ``normalized`` is ``stitch.normalize_output(piece)``."""
+    def compile_piece(self, normalized: tuple[fx.GraphModule, bool], keyed: tuple[str, str, str, str],
+                      inputs: Sequence[Any], fake_mode: Any, token: Any, graph: int, index: int) -> PieceOutcome:
+        """Compile (or load) one unique piece; ``normalized`` is ``stitch.normalize_output(piece)``
+        and ``keyed`` its ``unique_key``."""
         gm, single = normalized
-        keyed = self.unique_key(gm, inputs)
-        variants = self._variants(gm, inputs, fake_mode, token, keyed)
+        variants = self._variants(inputs, fake_mode, token, keyed)
         out = PieceOutcome(fn=gm, unique_key=keyed[0], compiler=self.config.compiler,
                            sizes=tuple(v[0] for v in variants))
         by_size: dict[int, Callable[..., Any]] = {}
@@ -163,8 +160,8 @@ class CompilerManager:
         return out
 
     # -- compile workers -------------------------------------------------------------------
-    def prefetch(self, pieces: Sequence[tuple[fx.GraphModule, Sequence[Any], int, int]], fake_mode: Any,
-                 token: Any, pool: Any) -> None:
+    def prefetch(self, pieces: Sequence[tuple[fx.GraphModule, tuple[str, str, str, str], Sequence[Any], int, int]],
+                 fake_mode: Any, token: Any, pool: Any) -> None:
         """Look every unique piece up in the cache, and compile all misses at once in ``pool``.
 
         compile_piece then finds each lookup and worker result here instead of working again.
@@ -173,9 +170,8 @@ class CompilerManager:
 
         jobs, where = [], {}
         hints = tc.symbol_hints(fake_mode)
-        for module, inputs, graph, index in pieces:
-            gm, _ = normalize_output(module)
-            for size, ex, fm, key in self._variants(gm, inputs, fake_mode, token):
+        for gm, keyed, inputs, graph, index in pieces:     # gm: normalized already
+            for size, ex, fm, key in self._variants(inputs, fake_mode, token, keyed):
                 hit = self._lookup(key, graph, index, size)
                 self._prefetched[key.digest] = hit
                 if hit.fn is not None:
@@ -184,9 +180,9 @@ class CompilerManager:
                 if why:
                     self._in_process[key.digest] = f"in-process: {why}"
                     continue
-                specs, _, used = specs_of(ex)
-                jobs.append(Job(key.digest, dump_graph(gm), specs, {str(s): int(hints.get(s, 2)) for s in used},
-                                mods, self.inductor.options(False), fm is not None))
+                specs, symbols = specs_of(ex, hints)
+                jobs.append(Job(key.digest, dump_graph(gm), specs, symbols, mods, self.inductor.options(False),
+                                fm is not None))
                 where[key.digest] = (graph, index, size)
         if not jobs:
             return

@@ -39,6 +39,7 @@ class CompiledModel:
         self.reports: list[CompileReport] = []
         self._build: ReportBuilder | None = None
         self._breaks = tc.graph_break_reasons()
+        self._call_t0 = time.perf_counter()   # when the model call in progress began
         self._compiled = torch.compile(_entry_point(model), backend=VexBackend(self))
         if self.config.compiler == "inductor":
             tc.start_inductor_warmup()
@@ -94,7 +95,7 @@ class CompiledModel:
     def _builder(self) -> ReportBuilder:
         if self._build is None:
             rec = EventRecorder(self.session.monitor)
-            rec.t0 = getattr(self, "_call_t0", rec.t0)
+            rec.t0 = self._call_t0
             self._build = ReportBuilder(rec, "compile", self.config, last_mark=rec.t0)
         return self._build
 

@@ -7,9 +7,12 @@ generated forward plus one small wrapper per piece.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
+import torch
 import torch.fx as fx
+
+from . import _torch_compat as tc
 
 
 def normalize_output(gm: fx.GraphModule) -> tuple[fx.GraphModule, bool]:
@@ -30,6 +33,29 @@ def normalize_output(gm: fx.GraphModule) -> tuple[fx.GraphModule, bool]:
         else:
             env[n] = g.node_copy(n, lambda x: env[x])
     return fx.GraphModule(gm, g), single
+
+
+def token_dims(inputs: Sequence[Any], token: Any) -> list[tuple[int, int | None]]:
+    """(arg, dim) of every input that carries the token symbol (dim None for a SymInt arg).
+
+    Inputs whose size is exactly the token count come first, so ``[0]`` reads the token count
+    itself (not, say, 3 * tokens) wherever some input has it.
+    """
+    exact: list[tuple[int, int | None]] = []
+    derived: list[tuple[int, int | None]] = []
+    if token is None:
+        return exact
+    for i, x in enumerate(inputs):
+        dims = [(None, x)] if isinstance(x, torch.SymInt) else list(enumerate(x.shape)) if isinstance(x, torch.Tensor) else []
+        for d, s in dims:
+            e = tc.sym_expr(s)
+            if e == token:
+                exact.append((i, d))
+                break
+            if token in getattr(e, "free_symbols", ()):
+                derived.append((i, d))
+                break
+    return exact + derived
 
 
 def unwrap(fn: Callable[..., Any], single: bool) -> Callable[..., Any]:

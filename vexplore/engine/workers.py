@@ -152,25 +152,23 @@ def rebuild_modules(gm: fx.GraphModule) -> tuple[tuple[str, ...], str | None]:
     return tuple(sorted(mods)), None
 
 
-def specs_of(inputs: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, int], dict[Any, int]]:
-    """Plain specs of a piece's inputs plus the symbols they use and their hints."""
-    hints = {}
+def specs_of(inputs: Sequence[Any], hints: dict[Any, Any]) -> tuple[tuple[Any, ...], dict[str, int]]:
+    """Plain specs of a piece's inputs, and each symbol they use with the value Dynamo saw
+    (``hints``: the graph's ShapeEnv values)."""
+    used: set[Any] = set()
     specs: list[Any] = []
     for x in inputs:
         if isinstance(x, torch.Tensor):
-            dims = [tc.sym_expr(s) for s in list(x.shape) + list(x.stride())]
-            for d in dims:
-                for s in getattr(d, "free_symbols", ()):
-                    hints[s] = None
+            for d in list(x.shape) + list(x.stride()):
+                used.update(getattr(tc.sym_expr(d), "free_symbols", ()))
             specs.append(("tensor", [str(tc.sym_expr(s)) for s in x.shape], [str(tc.sym_expr(s)) for s in x.stride()],
                           str(x.dtype).replace("torch.", ""), str(x.device)))
         elif isinstance(x, torch.SymInt):
-            for s in getattr(tc.sym_expr(x), "free_symbols", ()):
-                hints[s] = None
+            used.update(getattr(tc.sym_expr(x), "free_symbols", ()))
             specs.append(("sym", str(tc.sym_expr(x))))
         else:
             specs.append(("const", x))
-    return tuple(specs), {str(s): 0 for s in hints}, hints
+    return tuple(specs), {str(s): int(hints[s]) for s in used}
 
 
 def _stdio_main(rfd: int, wfd: int) -> None:
