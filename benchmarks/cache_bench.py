@@ -81,6 +81,11 @@ def role_compile(args) -> dict:
     m, x = _model(args.device)
     with torch.no_grad():
         ref = m(x)
+    prof = None
+    if args.cprofile:                # where a warm start's time goes (parent --profile-dir)
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
     t0 = time.perf_counter()   # creating the wrapper counts: torch.compile imports Inductor there
     if args.what == "vexplore":
         tiers = ("memory", "disk", "remote") if args.remote_url else ("memory", "disk")
@@ -90,6 +95,13 @@ def role_compile(args) -> dict:
         fn = torch.compile(m, backend="eager" if args.what == "dynamo" else "inductor")
     create = time.perf_counter() - t0
     s, out = _first_call(fn, x, args.device)
+    if prof is not None:
+        import io
+        import pstats
+        prof.disable()
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(80)
+        Path(args.cprofile).write_text(f"create {create:.3f} s, first call {s:.3f} s\n" + text.getvalue())
     res = {"create_s": create, "first_call_s": s, "max_rel_err": _rel_err(out, ref)}
     if args.what == "vexplore":
         res["counters"] = fn.report.counters
@@ -246,6 +258,11 @@ def parent_main(args) -> None:
         if url:
             rows += _load_rows("remote", _child(args, env, "loads", vxdir=loads_dir, tier="remote", remote_url=url))
         rows += _warm_rows(args, env, work, warm_dir)
+        if args.profile_dir:
+            Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
+            for what in ("vexplore", "torch"):
+                _child(args, env, "compile", vxdir=warm_dir, what=what,
+                       cprofile=str(Path(args.profile_dir) / f"warm-{what}-{args.device}.prof.txt"))
     finally:
         if redis_proc is not None:
             redis_proc.kill()
@@ -294,6 +311,8 @@ def main() -> None:
     p.add_argument("--tier", choices=("disk", "remote"))
     p.add_argument("--sizes", type=int, nargs="*", default=[])
     p.add_argument("--remote-url")
+    p.add_argument("--profile-dir", help="also cProfile one warm start of vexplore and of torch.compile, text here")
+    p.add_argument("--cprofile", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.role:
         child_main(args)
