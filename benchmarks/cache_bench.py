@@ -167,6 +167,7 @@ def _child(args, env: dict, role: str, **kw) -> dict:
     out = json.loads(Path(path).read_text())
     out["process_s"] = time.perf_counter() - t0
     os.unlink(path)
+    print(f"  child {role} {kw}: {out['process_s']:.1f} s", file=sys.stderr, flush=True)
     return out
 
 
@@ -238,35 +239,51 @@ def _load_rows(tier: str, res: dict) -> list[dict]:
 
 
 def parent_main(args) -> None:
-    import torch
-
     work = Path(tempfile.mkdtemp(prefix="vx-cache-bench-"))
     env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(work / "inductor"), VEXPLORE_CACHE_KEY=secrets.token_hex(32),
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     redis_proc, url = _redis(work)
     rows: list[dict] = []
+    t_start = time.perf_counter()
+
+    def stage(name: str, new_rows: list[dict]) -> None:
+        # The document is rewritten after every stage, so a run cut short keeps what it measured.
+        rows.extend(new_rows)
+        _write(args, url, rows)
+        print(f"[{time.perf_counter() - t_start:6.1f} s] {name}: " + ", ".join(
+            f"{r['variant']} {r['median_ms']:.1f} ms" for r in new_rows), file=sys.stderr, flush=True)
+
     try:
         loads_dir, warm_dir = str(work / "vx-loads"), str(work / "vx-warm")
         cold = _child(args, env, "compile", vxdir=warm_dir, what="vexplore")
-        rows.append(_row("cold-vexplore", [cold["first_call_s"] * 1e3], cold["first_call_s"], cold["max_rel_err"],
-                         "first compile, empty caches (Inductor's included)"))
+        stage("cold vexplore", [_row("cold-vexplore", [cold["first_call_s"] * 1e3], cold["first_call_s"],
+                                     cold["max_rel_err"], "first compile, empty caches (Inductor's included)")])
         tc = _child(args, env, "compile", vxdir=warm_dir, what="torch")
-        rows.append(_row("cold-torch-compile", [tc["first_call_s"] * 1e3], tc["first_call_s"], tc["max_rel_err"],
-                         "first torch.compile; fills Inductor's FX graph and AOTAutograd caches"))
-        _child(args, env, "compile", vxdir=loads_dir, what="vexplore", sizes=[1, 4, 8, 16, 32], remote_url=url)
-        rows += _load_rows("disk", _child(args, env, "loads", vxdir=loads_dir, tier="disk"))
-        if url:
-            rows += _load_rows("remote", _child(args, env, "loads", vxdir=loads_dir, tier="remote", remote_url=url))
-        rows += _warm_rows(args, env, work, warm_dir)
+        stage("cold torch.compile", [_row("cold-torch-compile", [tc["first_call_s"] * 1e3], tc["first_call_s"],
+                                          tc["max_rel_err"],
+                                          "first torch.compile; fills Inductor's FX graph and AOTAutograd caches")])
+        stage("warm starts", _warm_rows(args, env, work, warm_dir))
         if args.profile_dir:
             Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
             for what in ("vexplore", "torch"):
                 _child(args, env, "compile", vxdir=warm_dir, what=what,
                        cprofile=str(Path(args.profile_dir) / f"warm-{what}-{args.device}.prof.txt"))
+            stage("profiles", [])
+        _child(args, env, "compile", vxdir=loads_dir, what="vexplore", sizes=[1, 4, 8, 16, 32], remote_url=url)
+        stage("disk loads", _load_rows("disk", _child(args, env, "loads", vxdir=loads_dir, tier="disk")))
+        if url:
+            stage("remote loads", _load_rows("remote", _child(args, env, "loads", vxdir=loads_dir, tier="remote",
+                                                              remote_url=url)))
     finally:
         if redis_proc is not None:
             redis_proc.kill()
         shutil.rmtree(work, ignore_errors=True)
+    print(table(_write(args, url, rows)))
+
+
+def _write(args, url: str | None, rows: list[dict]) -> dict:
+    import torch
+
     dev = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu: {_cpu_name()}, {os.cpu_count()} cores"
     try:
         from importlib.metadata import version
@@ -278,7 +295,7 @@ def parent_main(args) -> None:
            "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
-    print(table(doc))
+    return doc
 
 
 def _cpu_name() -> str:
