@@ -96,16 +96,23 @@ def role_compile(args) -> dict:
     create = time.perf_counter() - t0
     s, out = _first_call(fn, x, args.device)
     if prof is not None:
-        import io
-        import pstats
-        prof.disable()
-        text = io.StringIO()
-        pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(80)
-        Path(args.cprofile).write_text(f"create {create:.3f} s, first call {s:.3f} s\n" + text.getvalue())
+        _save_profile(prof, args.cprofile, f"create {create:.3f} s, first call {s:.3f} s")
     res = {"create_s": create, "first_call_s": s, "max_rel_err": _rel_err(out, ref)}
     if args.what == "vexplore":
         res["counters"] = fn.report.counters
     return res
+
+
+def _save_profile(prof, path: str, head: str) -> None:
+    import io
+    import pstats
+
+    prof.disable()
+    text = io.StringIO()
+    st = pstats.Stats(prof, stream=text).sort_stats("cumulative")
+    st.print_stats(80)
+    st.print_callers("vec_isa|_filelock|check_call|torch_key|subprocess.py.*run")   # the usual suspects
+    Path(path).write_text(head + "\n" + text.getvalue())
 
 
 def role_loads(args) -> dict:
@@ -124,11 +131,18 @@ def role_loads(args) -> dict:
     else:
         tier = DiskTier(args.vxdir)
     rows = []
-    for k in keys:
+    for i, k in enumerate(keys):
+        prof = None
+        if args.cprofile and i == 0:   # the first load in a process: what it pays for
+            import cProfile
+            prof = cProfile.Profile()
+            prof.enable()
         t0 = time.perf_counter()
         art = tier.get(k)
         t1 = time.perf_counter()
         load(art)
+        if prof is not None:
+            _save_profile(prof, args.cprofile, f"first {args.tier} load {time.perf_counter() - t0:.3f} s")
         rows.append({"fetch_ms": (t1 - t0) * 1e3, "total_ms": (time.perf_counter() - t0) * 1e3,
                      "bytes": len(art.data)})
     cache = TieredCache(MemoryTier(), [tier])
@@ -270,7 +284,8 @@ def parent_main(args) -> None:
                        cprofile=str(Path(args.profile_dir) / f"warm-{what}-{args.device}.prof.txt"))
             stage("profiles", [])
         _child(args, env, "compile", vxdir=loads_dir, what="vexplore", sizes=[1, 4, 8, 16, 32], remote_url=url)
-        stage("disk loads", _load_rows("disk", _child(args, env, "loads", vxdir=loads_dir, tier="disk")))
+        prof = str(Path(args.profile_dir) / f"first-load-{args.device}.prof.txt") if args.profile_dir else None
+        stage("disk loads", _load_rows("disk", _child(args, env, "loads", vxdir=loads_dir, tier="disk", cprofile=prof)))
         if url:
             stage("remote loads", _load_rows("remote", _child(args, env, "loads", vxdir=loads_dir, tier="remote",
                                                               remote_url=url)))

@@ -41,7 +41,7 @@ class CompiledModel:
         self._breaks = tc.graph_break_reasons()
         self._call_t0 = time.perf_counter()   # when the model call in progress began
         self._compiled = torch.compile(_entry_point(model), backend=VexBackend(self))
-        if self.config.compiler == "inductor":
+        if self.config.compiler == "inductor" and _compiles_for_cpu(model):
             tc.start_inductor_warmup()
         if self.config.workers:  # start the pool now: workers import torch while Dynamo traces
             self.session.worker_pool(self.config.workers)
@@ -166,3 +166,17 @@ def compile(model: Callable[..., Any], config: CompileConfig | None = None,
             session: Session | None = None) -> CompiledModel:
     """Wrap ``model`` with vexplore's backend. Calling the result compiles on first use, then runs."""
     return CompiledModel(model, config, session)
+
+
+def _compiles_for_cpu(model: Callable[..., Any]) -> bool:
+    """Whether Inductor will likely emit CPU code: the module holds a CPU tensor, or there is no GPU.
+
+    The CPU ISA probe is for CPU code only. On a GPU machine it is not free: torch 2.11's probe
+    starts a Python that imports torch per ISA (~3.5 s each on the H100 host) under Inductor's
+    lock, which made a warm start there 36 s instead of 4 s.
+    """
+    if isinstance(model, torch.nn.Module):
+        devices = {t.device.type for t in itertools.chain(model.parameters(), model.buffers())}
+        if devices:
+            return "cpu" in devices
+    return not torch.cuda.is_available()
