@@ -254,3 +254,17 @@ def test_piece_inputs_propagate_where_meta_is_missing(cache_cfg, session):
         got = propagated[name]
         assert [tuple(map(str, v.shape)) if isinstance(v, torch.Tensor) else str(v) for v in got] == \
                [tuple(map(str, v.shape)) if isinstance(v, torch.Tensor) else str(v) for v in vals]
+
+
+def test_cpu_isa_warmup_only_for_cpu_code(monkeypatch):
+    """The CPU vector-ISA probe is warmed only where Inductor will emit CPU code: on a GPU host
+    torch 2.11's probe costs seconds per ISA (it made an H100 warm start 36 s)."""
+    from vexplore.engine.model import _compiles_for_cpu
+
+    assert _compiles_for_cpu(torch.nn.Linear(2, 2))
+    assert not _compiles_for_cpu(torch.nn.Linear(2, 2, device="meta"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert not _compiles_for_cpu(lambda x: x + 1)       # no state: the GPU decides
+    assert _compiles_for_cpu(torch.nn.Linear(2, 2))      # CPU weights on a GPU host
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _compiles_for_cpu(lambda x: x + 1)

@@ -171,9 +171,11 @@ def compile(model: Callable[..., Any], config: CompileConfig | None = None,
 def _compiles_for_cpu(model: Callable[..., Any]) -> bool:
     """Whether Inductor will likely emit CPU code: the module holds a CPU tensor, or there is no GPU.
 
-    The CPU ISA probe is for CPU code only. On a GPU machine it is not free: torch 2.11's probe
-    starts a Python that imports torch per ISA (~3.5 s each on the H100 host) under Inductor's
-    lock, which made a warm start there 36 s instead of 4 s.
+    Decides whether to start the CPU ISA probe early. On a GPU machine that probe is not free:
+    torch 2.11's starts a Python that imports torch per ISA (~3.5 s each on the H100 host)
+    under Inductor's lock, which made a warm start there 36 s instead of 4 s. (Warming
+    torch_key/triton_key the same way was tried and measured no faster on this CPU: that
+    hashing holds the GIL.)
     """
     if isinstance(model, torch.nn.Module):
         devices = {t.device.type for t in itertools.chain(model.parameters(), model.buffers())}
