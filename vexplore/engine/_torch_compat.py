@@ -193,8 +193,8 @@ def start_inductor_warmup() -> threading.Thread:
     The probe (torch._inductor.cpu_vec_isa.valid_vec_isa_list, 2.0+) builds and dlopens a test
     library per ISA in subprocesses (~1.5 s here) the first time Inductor compiles or loads CPU
     code in a process; started by vx.compile for a model that compiles for CPU, it overlaps
-    Dynamo's trace. The import stays in the calling thread (torch.compile pays it at creation too), so no two
-    threads import the same modules.
+    Dynamo's trace. The import stays in the calling thread (torch.compile pays it at creation
+    too), so no two threads import the same modules.
     """
     from torch._inductor import cpu_vec_isa
 
