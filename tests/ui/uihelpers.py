@@ -13,6 +13,12 @@ def toy_config(tmp_path, **changes) -> vx.CompileConfig:
     return cfg.replace(**changes)
 
 
+def _attention_piece(index: int, node: str, module: str, source: str | None, inputs: tuple[str, ...]) -> Piece:
+    """The split-op piece between two layers: one vexplore::attention node."""
+    n = PieceNode(node, "call_function", "vexplore::attention", "(s0, 4, 16)", "float32", module, source, inputs)
+    return Piece(index, 0, f"submod_{index}", "split_op", 1, None, None, None, 0.0, None, None,
+                 split_ops=("vexplore::attention",), graph_nodes=(n,))
+
 
 def synthetic_report(layers: int, nodes_per_piece: int, *, name: str = "n", module: str = "layers",
                      target: str = "torch._C._nn.linear", code: str | None = None) -> CompileReport:
@@ -22,11 +28,9 @@ def synthetic_report(layers: int, nodes_per_piece: int, *, name: str = "n", modu
     prev = "tokens"
     for i in range(2 * layers + 1):
         if i % 2:
-            node = PieceNode(f"{name}attn{i}", "call_function", "vexplore::attention", "(s0, 4, 16)", "float32",
-                             f"L['model'].{module}.{i // 2}", "File \"model.py\", line 9, in forward", (prev,))
-            pieces.append(Piece(i, 0, f"submod_{i}", "split_op", 1, None, None, None, 0.0, None, None,
-                                split_ops=("vexplore::attention",), graph_nodes=(node,)))
-            prev = node.name
+            pieces.append(_attention_piece(i, f"{name}attn{i}", f"L['model'].{module}.{i // 2}",
+                                           "File \"model.py\", line 9, in forward", (prev,)))
+            prev = pieces[-1].graph_nodes[0].name
             continue
         nodes = []
         for k in range(nodes_per_piece):
@@ -54,11 +58,9 @@ def scaled_report(template: Piece, layers: int, copies: int) -> CompileReport:
     prev = None
     for i in range(2 * layers - 1):
         if i % 2:
-            node = PieceNode(f"attn{i}", "call_function", "vexplore::attention", "(s0, 4, 16)", "float32",
-                             f"L['model'].layers.{i // 2}", None, (prev,) if prev else ())
-            pieces.append(Piece(i, 0, f"submod_{i}", "split_op", 1, None, None, None, 0.0, None, None,
-                                split_ops=("vexplore::attention",), graph_nodes=(node,)))
-            prev = node.name
+            pieces.append(_attention_piece(i, f"attn{i}", f"L['model'].layers.{i // 2}", None,
+                                           (prev,) if prev else ()))
+            prev = pieces[-1].graph_nodes[0].name
             continue
         nodes = []
         for c in range(copies):
