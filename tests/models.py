@@ -63,12 +63,16 @@ class Stack(nn.Module):
         return self.head(x)
 
 
-class Twin(nn.Module):
-    """Two consecutive split ops (mix then pair) and a getitem after the multi-output one."""
+class _TwoLinear(nn.Module):
+    """Two dim x dim linears, ``a`` before the op under test and ``b`` after it."""
 
     def __init__(self, dim: int = 16) -> None:
         super().__init__()
         self.a, self.b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+
+class Twin(_TwoLinear):
+    """Two consecutive split ops (mix then pair) and a getitem after the multi-output one."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.ops.vxtest.mix(self.a(x))
@@ -76,12 +80,8 @@ class Twin(nn.Module):
         return self.b(p) * q
 
 
-class Breaks(nn.Module):
-    """A graph break in the middle (a print), so Dynamo captures two graphs."""
-
-    def __init__(self, dim: int = 16) -> None:
-        super().__init__()
-        self.a, self.b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+class Breaks(_TwoLinear):
+    """A graph break in the middle (torch._dynamo.graph_break), so Dynamo captures two graphs."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.a(x))
@@ -89,12 +89,8 @@ class Breaks(nn.Module):
         return torch.ops.vxtest.mix(self.b(h)) + 1
 
 
-class Failing(nn.Module):
+class Failing(_TwoLinear):
     """Calls vxtest::scale, which Inductor cannot lower under implicit_fallbacks=False."""
-
-    def __init__(self, dim: int = 16) -> None:
-        super().__init__()
-        self.a, self.b = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.a(x))
@@ -148,12 +144,8 @@ class Calls(nn.Module):
         return self.b(torch.ops.vxtest.mix(h)) + 1
 
 
-class Noisy(nn.Module):
+class Noisy(_TwoLinear):
     """Adds noise before the split op: compiled and eager runs of that piece really differ."""
-
-    def __init__(self, dim: int = 16) -> None:
-        super().__init__()
-        self.a, self.b = nn.Linear(dim, dim), nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.a(x) + torch.rand_like(x)
