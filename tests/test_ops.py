@@ -13,10 +13,6 @@ from vexplore.engine.ops import matches
 import models  # noqa: F401  (registers vxtest ops)
 
 
-def _graph_with(fn, *args) -> fx.GraphModule:
-    return fx.symbolic_trace(fn) if isinstance(fn, nn.Module) else fx.symbolic_trace(fn)
-
-
 def test_op_name_forms():
     g = fx.Graph()
     x = g.placeholder("x")

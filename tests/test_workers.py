@@ -85,3 +85,16 @@ def test_ops_only_in_main_compile_in_process(cache_cfg, wsession):
     assert p.compiler == "inductor" and p.compiled_in.startswith("in-process: ")
     assert "__main__" in p.compiled_in
     assert cm.report.pieces[2].compiled_in.startswith("worker pid")
+
+
+def test_workers_without_a_cache_compile_once(wsession):
+    """With every tier off the worker's result is still used: no second compile in this process."""
+    m = Calls("mix").eval()
+    x = torch.randn(8, 16)
+    cm = vx.compile(m, _cfg(vx.CacheConfig(tiers=())), session=wsession)
+    with torch.no_grad():
+        torch.testing.assert_close(cm(x), m(x))
+    c = cm.report.counters
+    assert (c["worker_compiles"], c["inductor_compiles"], c["unique_pieces"]) == (2, 2, 2)
+    assert not any(e.step == "load" for e in cm.report.events)   # nothing to look up
+    assert all(p.compiled_in.startswith("worker pid") for p in cm.report.pieces if p.kind == "compiled")

@@ -1,6 +1,7 @@
 """Session: the caches and the monitor that compiles share; it outlives single compiles."""
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Any, Callable
@@ -94,14 +95,11 @@ class Session:
 
 
 def _engine_loader() -> Callable[[Artifact], tuple[Callable[..., Any], dict[str, Any]]]:
-    # CompilerManager._load, without a manager; imported here because the engine sits above the cache.
-    from .engine.manager import CompilerManager
+    # The engine's artifact loader; imported here because the engine sits above the cache.
+    from .engine.compilers import InductorCompiler
+    from .engine.manager import load_artifact
 
-    class _Loader:
-        from .engine.compilers import InductorCompiler
-        inductor = InductorCompiler()
-
-    return lambda art: CompilerManager._load(_Loader(), art)  # type: ignore[arg-type]
+    return functools.partial(load_artifact, InductorCompiler())
 
 
 _default: Session | None = None

@@ -17,14 +17,9 @@ import torch
 TORCH_VERSION = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
 
 
-def detect_fake_mode(inputs: Sequence[Any]) -> Any:
-    # torch._guards.detect_fake_mode: how a backend finds Dynamo's fake mode (2.1+).
-    return torch._guards.detect_fake_mode(inputs)
-
-
 def fake_mode_of(gm: torch.fx.GraphModule) -> Any:
     """The FakeTensorMode Dynamo traced ``gm`` under, from placeholder meta (2.1+)."""
-    # FakeTensor.fake_mode (2.0+). Not detect_fake_mode: inside a backend call it prefers the
+    # FakeTensor.fake_mode (2.0+). Not torch._guards.detect_fake_mode: inside a backend call it prefers the
     # ambient TracingContext's mode, which need not be the one these values were made in.
     for n in gm.graph.nodes:
         v = n.meta.get("example_value") if n.op == "placeholder" else None

@@ -1,13 +1,14 @@
-"""Compilers behind one small protocol: InductorCompiler (standalone_compile) and EagerCompiler.
+"""InductorCompiler (standalone_compile), and how Inductor failures are described.
 
-A compiler turns a piece's GraphModule into a callable and, where it can, artifact bytes that
-``load`` turns back into the same callable in another process.
+It turns a piece's GraphModule into a callable and, where it can, artifact bytes that ``load``
+turns back into the same callable in another process. The eager "compiler" is the GraphModule
+itself (CompilerManager hands it back as it is).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.fx as fx
@@ -23,19 +24,8 @@ class CompileOutput:
     code: str | None = None       # generated source (C++ on CPU, Triton on GPU)
 
 
-class Compiler(Protocol):
-    name: str
-
-    def compile(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any | None,
-                conservative: bool = False) -> CompileOutput: ...
-
-    def load(self, data: bytes) -> tuple[Callable[..., Any], str | None]: ...
-
-
 class InductorCompiler:
     """torch._inductor.standalone_compile with the config's mode and inductor_options."""
-
-    name = "inductor"
 
     def __init__(self, mode: str = "default", options: dict[str, Any] | None = None) -> None:
         self.mode, self.user_options = mode, dict(options or {})
@@ -64,19 +54,6 @@ class InductorCompiler:
         with tc.capture_output_code(code):
             fn = tc.load_artifact(data)
         return fn, (code[-1] if code else None)
-
-
-class EagerCompiler:
-    """Runs the piece's GraphModule as it is: the last rung of the ladder, and a baseline."""
-
-    name = "eager"
-
-    def compile(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any | None,
-                conservative: bool = False) -> CompileOutput:
-        return CompileOutput(gm, None, gm.code)
-
-    def load(self, data: bytes) -> tuple[Callable[..., Any], str | None]:
-        raise NotImplementedError("eager pieces are never saved")
 
 
 _TARGET = re.compile(r"target: ([A-Za-z_][\w.]*)")

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .stitch import token_dims
+from .stitch import install, token_dims
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +205,7 @@ def apply(mode: str, parent: torch.fx.GraphModule, runners: dict[str, Callable[.
     sizes = capture_sizes(requested, token is not None)
     note = None
     if mode == "full":
-        for name, fn in runners.items():
-            parent.__dict__[name] = fn
-        whole = CudaGraphCallable(parent.forward, token_dims(fake, token), stats, pad)
+        whole = CudaGraphCallable(install(parent, runners).forward, token_dims(fake, token), stats, pad)
         try:
             for s in sizes:
                 whole.capture(sized_inputs(real, fake, token, s), pool)
@@ -219,8 +217,7 @@ def apply(mode: str, parent: torch.fx.GraphModule, runners: dict[str, Callable[.
             pool = torch.cuda.graph_pool_handle()
     wrapped = {name: CudaGraphCallable(fn, token_dims(piece_inputs[name], token), stats, pad)
                for name, fn in runners.items()}
-    for name, w in wrapped.items():
-        parent.__dict__[name] = w
+    install(parent, wrapped)
     for s in sizes:
         with torch.no_grad():
             _CaptureRun(parent, wrapped, pool).run(*sized_inputs(real, fake, token, s))

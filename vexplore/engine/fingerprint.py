@@ -80,10 +80,16 @@ def _canon(a: Any, idx: dict[fx.Node, int], sym: _Symbols) -> str:
     return f"{type(a).__qualname__}:{_ADDRESS.sub('@', repr(a))}"
 
 
+def inputs_text(inputs: Sequence[Any], sym: "_Symbols | None" = None) -> str:
+    """Canonical specs of a piece's inputs; ``sym`` numbers symbols (shared with the graph text)."""
+    sym = sym if sym is not None else _Symbols()
+    return ";".join(input_spec(x, sym) for x in inputs)
+
+
 def fingerprint(gm: fx.GraphModule, inputs: Sequence[Any]) -> tuple[str, str, str]:
     """(graph hash, canonical input specs, canonical graph text) of a piece."""
     sym = _Symbols()
-    inputs_text = ";".join(input_spec(x, sym) for x in inputs)
+    itext = inputs_text(inputs, sym)
     idx: dict[fx.Node, int] = {}
     lines = []
     for i, node in enumerate(gm.graph.nodes):
@@ -98,4 +104,4 @@ def fingerprint(gm: fx.GraphModule, inputs: Sequence[Any]) -> tuple[str, str, st
         target = op_name(node) if node.op not in ("placeholder", "output") else ""
         lines.append(f"{i}:{node.op}:{target}{_canon(node.args, idx, sym)}{_canon(node.kwargs, idx, sym)}")
     graph_text = "\n".join(lines)
-    return hashlib.sha256(graph_text.encode()).hexdigest(), inputs_text, graph_text
+    return hashlib.sha256(graph_text.encode()).hexdigest(), itext, graph_text

@@ -5,6 +5,7 @@ the node Inductor could not lower (only that op runs eagerly, the rest compiles)
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -22,8 +23,8 @@ from ..config import CompileConfig
 from ..errors import CompileError
 from ..monitor.events import EventRecorder
 from . import _torch_compat as tc
-from .compilers import Compiler, EagerCompiler, InductorCompiler, describe, failing_target
-from .fingerprint import _Symbols, fingerprint, input_spec
+from .compilers import InductorCompiler, describe, failing_target
+from .fingerprint import fingerprint, inputs_text
 from .ops import matches, op_name
 from .split import propagate, split_graph
 from .stitch import SizeDispatch, install, normalize_output, token_dims, unwrap
@@ -53,7 +54,6 @@ class PieceOutcome:
     """What the report shows of one unique piece."""
 
     fn: Callable[..., Any]
-    unique_key: str
     compiler: str
     compile_s: float = 0.0
     cache_by_size: list[tuple[int | None, str | None]] = field(default_factory=list)
@@ -103,9 +103,8 @@ class CompilerManager:
         self.config, self.cache, self.rec = config, cache, rec
         self.versions, self.counters = versions, counters
         self.inductor = InductorCompiler(config.mode, dict(config.inductor_options))
-        self.eager = EagerCompiler()
-        self.compiler: Compiler = self.inductor if config.compiler == "inductor" else self.eager
         self._prefetched: dict[str, Any] = {}   # key digest -> Lookup done by prefetch
+        self._variants_of: dict[str, list[Any]] = {}  # unique key -> _variants made by prefetch
         self._worker: dict[str, Any] = {}       # key digest -> workers.Result
         self._in_process: dict[str, str] = {}   # key digest -> why no worker could take it
 
@@ -133,7 +132,7 @@ class CompilerManager:
         hints = tc.symbol_hints(fake_mode)
         for size in self.config.compile_sizes:
             ex = concrete_inputs(inputs, token, size, hints)
-            out.append((size, ex, None, self.cache_key(ghash, ";".join(input_spec(x, _Symbols()) for x in ex), gtext, size)))
+            out.append((size, ex, None, self.cache_key(ghash, inputs_text(ex), gtext, size)))
         return out
 
     def compile_piece(self, normalized: tuple[fx.GraphModule, bool], keyed: tuple[str, str, str, str],
@@ -141,8 +140,8 @@ class CompilerManager:
         """Compile (or load) one unique piece; ``normalized`` is ``stitch.normalize_output(piece)``
         and ``keyed`` its ``unique_key``."""
         gm, single = normalized
-        variants = self._variants(inputs, fake_mode, token, keyed)
-        out = PieceOutcome(fn=gm, unique_key=keyed[0], compiler=self.config.compiler,
+        variants = self._variants_of.pop(keyed[0], None) or self._variants(inputs, fake_mode, token, keyed)
+        out = PieceOutcome(fn=gm, compiler=self.config.compiler,
                            sizes=tuple(v[0] for v in variants))
         by_size: dict[int, Callable[..., Any]] = {}
         for size, ex, fm, key in variants:
@@ -164,25 +163,27 @@ class CompilerManager:
                  fake_mode: Any, token: Any, pool: Any) -> None:
         """Look every unique piece up in the cache, and compile all misses at once in ``pool``.
 
-        compile_piece then finds each lookup and worker result here instead of working again.
+        compile_piece then finds each piece's variants, lookup and worker result here instead of
+        working again.
         """
         from .workers import Job, dump_graph, rebuild_modules, specs_of
 
         jobs, where = [], {}
         hints = tc.symbol_hints(fake_mode)
         for gm, keyed, inputs, graph, index in pieces:     # gm: normalized already
-            for size, ex, fm, key in self._variants(inputs, fake_mode, token, keyed):
-                hit = self._lookup(key, graph, index, size)
-                self._prefetched[key.digest] = hit
-                if hit.fn is not None:
-                    continue
-                mods, why = rebuild_modules(gm)
+            variants = self._variants_of[keyed[0]] = self._variants(inputs, fake_mode, token, keyed)
+            mods, why = rebuild_modules(gm)
+            dumped = None if why else dump_graph(gm)
+            for size, ex, fm, key in variants:
+                if self.cache.enabled:
+                    hit = self._prefetched[key.digest] = self._lookup(key, graph, index, size)
+                    if hit.fn is not None:
+                        continue
                 if why:
                     self._in_process[key.digest] = f"in-process: {why}"
                     continue
                 specs, symbols = specs_of(ex, hints)
-                jobs.append(Job(key.digest, dump_graph(gm), specs, symbols, mods, self.inductor.options(False),
-                                fm is not None))
+                jobs.append(Job(key.digest, dumped, specs, symbols, mods, self.inductor.options(False), fm is not None))
                 where[key.digest] = (graph, index, size)
         if not jobs:
             return
@@ -219,44 +220,40 @@ class CompilerManager:
 
     def _build(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, key: CacheKey,
                graph: int, index: int, size: int | None, out: PieceOutcome) -> tuple[Built, str | None]:
-        if self.config.compiler == "eager" or not self.cache.enabled:
-            with self.rec.step("compile", graph=graph, piece=index, size=size, compiler=self.config.compiler) as st:
-                built = self._ladder(gm, inputs, fake_mode, index)
-            out.compile_s += st.event.duration_s
-            return built, None
-        hit = self._prefetched.pop(key.digest, None) or self._lookup(key, graph, index, size)
-        if hit.fn is not None:
-            out.compile_s += hit.seconds
-            info = hit.info
-            return Built(hit.fn, info.get("compiler", "inductor"), info.get("reason"),
-                         tuple(info.get("isolated", ())), info.get("code")), hit.tier
-        out.miss_reasons.append(f"size {size or 'general'}: {hit.miss_reason}")
+        cached = self.config.compiler == "inductor" and self.cache.enabled
+        if cached:
+            hit = self._prefetched.pop(key.digest, None) or self._lookup(key, graph, index, size)
+            if hit.fn is not None:
+                out.compile_s += hit.seconds
+                info = hit.info
+                return Built(hit.fn, info.get("compiler", "inductor"), info.get("reason"),
+                             tuple(info.get("isolated", ())), info.get("code")), hit.tier
+            out.miss_reasons.append(f"size {size or 'general'}: {hit.miss_reason}")
         with self.rec.step("compile", graph=graph, piece=index, size=size, compiler=self.config.compiler) as st:
+            # a worker's result when prefetch compiled this key (with or without a cache)
             built = self._from_worker(gm, inputs, fake_mode, index, key.digest) or self._ladder(gm, inputs, fake_mode, index)
             built.compiled_in = built.compiled_in or self._in_process.pop(key.digest, None)
         out.compile_s += st.event.duration_s + built.worker_s
+        if not cached:
+            return built, None
         art = Artifact(built.data, built.compiler, {"reason": built.reason}) if built.data else None
         self.counters.update(self.cache.store(key, built.fn, art, built.info()).counters())
         return built, "miss"
 
     def _lookup(self, key: CacheKey, graph: int, index: int, size: int | None) -> Any:
         with self.rec.step("load", graph=graph, piece=index, size=size) as st:
-            hit = self.cache.lookup(key, self._load)
+            hit = self.cache.lookup(key, functools.partial(load_artifact, self.inductor))
             st.kw["tier"] = hit.tier
             if hit.miss_reason:
                 st.kw["detail"] = hit.miss_reason
         self.counters.update(hit.counters())  # per-tier misses, rejections, bytes, load time
         return hit
 
-    def _load(self, art: Artifact) -> tuple[Callable[..., Any], dict[str, Any]]:
-        fn, code = self.inductor.load(art.data)
-        return fn, {"compiler": art.compiler, "reason": art.meta.get("reason"), "code": code}
-
     # -- the fallback ladder ---------------------------------------------------------------
     def _ladder(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, index: int,
                 first_error: str | None = None) -> Built:
         """Walk the ladder; ``first_error`` says rung 1 already failed (in a worker)."""
-        if self.compiler is self.eager:
+        if self.config.compiler == "eager":
             return Built(gm, "eager", code=gm.code)
         if not any(isinstance(v, torch.Tensor) for v in _outputs(gm)):
             # not a failure, so no fallback warning: Inductor only compiles graphs with tensor outputs
@@ -315,6 +312,12 @@ class CompilerManager:
         return Built(install(sub.gm, runners), "inductor",
                      f"{why}; isolated {', '.join(names)} ({target}) to run eagerly, the rest compiled",
                      isolated=names, code="\n\n".join(codes) or None)
+
+
+def load_artifact(inductor: InductorCompiler, art: Artifact) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """A stored artifact as (callable, info): the loader the cache's lookup and prewarm call."""
+    fn, code = inductor.load(art.data)
+    return fn, {"compiler": art.compiler, "reason": art.meta.get("reason"), "code": code}
 
 
 def _outputs(gm: fx.GraphModule) -> list[Any]:
