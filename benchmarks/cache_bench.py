@@ -59,25 +59,12 @@ def _cfg(args, sizes: tuple[int, ...] = (), tiers=("memory", "disk")):
                             compile_sizes=sizes, cache=cache)
 
 
-def _first_call(fn, x, device: str) -> tuple[float, object]:
-    import torch
-
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        out = fn(x)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, out
-
-
-def _rel_err(out, ref) -> float:
-    return float(((out - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item())
-
-
 def role_compile(args) -> dict:
     """vexplore (or torch.compile / Dynamo only) first call in this process."""
     import torch
     import vexplore as vx
+    from vexplore.bench.timing import first_call
+    from vexplore.engine.validate import max_rel_err
 
     m, x = _model(args.device)
     with torch.no_grad():
@@ -95,10 +82,11 @@ def role_compile(args) -> dict:
         torch._dynamo.maybe_mark_dynamic(x, 0)    # the same dynamic token dim vexplore marks
         fn = torch.compile(m, backend="eager" if args.what == "dynamo" else "inductor")
     create = time.perf_counter() - t0
-    s, out = _first_call(fn, x, args.device)
+    with torch.no_grad():
+        s, out = first_call(fn, (x,), args.device == "cuda")
     if prof is not None:
         _save_profile(prof, args.cprofile, f"create {create:.3f} s, first call {s:.3f} s")
-    res = {"create_s": create, "first_call_s": s, "max_rel_err": _rel_err(out, ref)}
+    res = {"create_s": create, "first_call_s": s, "max_rel_err": max_rel_err(out, ref)}
     if args.what == "vexplore":
         res["counters"] = fn.report.counters
     return res
@@ -190,15 +178,13 @@ def _child(args, env: dict, role: str, **kw) -> dict:
     return out
 
 
-def _stats(xs: list[float]) -> dict:
-    xs = sorted(xs)
-    q = lambda p: xs[min(len(xs) - 1, int(p * len(xs)))]  # noqa: E731
-    return {"median_ms": statistics.median(xs), "p20_ms": q(0.2), "p80_ms": q(0.8), "n": len(xs)}
-
-
 def _row(variant: str, ms: list[float], first_call_s: float | None = None, err: float | None = None,
          note: str = "") -> dict:
-    return {"model": MODEL, "tokens": TOKENS, "variant": variant, **_stats(ms),
+    from vexplore.bench.timing import stats   # the same p20/p80 as every vexplore benchmark
+
+    st = stats(ms)
+    return {"model": MODEL, "tokens": TOKENS, "variant": variant, "median_ms": st.median_ms, "p20_ms": st.p20_ms,
+            "p80_ms": st.p80_ms, "n": st.n, "samples_ms": list(ms) if len(ms) <= 50 else None,
             "first_call_s": first_call_s, "max_rel_err": err, "note": note}
 
 

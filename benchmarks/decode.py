@@ -24,6 +24,7 @@ import time
 import torch
 
 import vexplore as vx
+from vexplore.bench.compare import variant_name
 from vexplore.models import ToyLlama, ToyLlamaConfig
 
 ATTN = ["vexplore::attention"]
@@ -57,7 +58,7 @@ def copy_bandwidth() -> float:
     return 2 * src.numel() / t
 
 
-def variants(session: vx.Session) -> list:
+def variants() -> list:
     def cfg(strategy: str, cudagraph: str) -> vx.CompileConfig:
         return vx.CompileConfig(strategy=strategy, splitting_ops=ATTN, cudagraph=cudagraph,
                                 cache=vx.CacheConfig(tiers=("memory",)))
@@ -71,13 +72,12 @@ def do_bench_check(m: ToyLlama, rep: vx.BenchReport, resolved: dict, pairs: list
 
     out = []
     for name, n in pairs:
-        if True:
-            x = m.example_inputs(n, "cuda")
-            ours = next(r.median_ms for r in rep.rows if r.variant == name and r.tokens == n)
-            with torch.no_grad():
-                theirs = do_bench(lambda: resolved[name](*x), warmup=25, rep=200, return_mode="median")
-            out.append({"variant": name, "tokens": n, "ours_ms": ours, "do_bench_ms": theirs,
-                        "diff": ours / theirs - 1})
+        x = m.example_inputs(n, "cuda")
+        ours = next(r.median_ms for r in rep.rows if r.variant == name and r.tokens == n)
+        with torch.no_grad():
+            theirs = do_bench(lambda: resolved[name](*x), warmup=25, rep=200, return_mode="median")
+        out.append({"variant": name, "tokens": n, "ours_ms": ours, "do_bench_ms": theirs,
+                    "diff": ours / theirs - 1})
     return out
 
 
@@ -85,7 +85,17 @@ def speed(args: argparse.Namespace) -> dict:
     m = model(args.layers)
     session = vx.Session()
     inputs = {n: m.example_inputs(n, "cuda") for n in args.sizes}
-    rep = vx.benchmark(m, inputs, variants(session), warmup=5, reps=args.reps, session=session,
+    # the two compiled models the do_bench check and the profile reuse: compiled once, here, and
+    # handed to vx.benchmark as (name, callable) pairs, so its first call still compiles them
+    resolved: dict = {"eager": m}
+    measured = []
+    for v in variants():
+        name = variant_name(v) if isinstance(v, vx.CompileConfig) else v
+        if name in ("vexplore-piecewise-piecewise", "vexplore-full-none"):
+            resolved[name] = vx.compile(m, v, session=session)
+            v = (name, resolved[name])
+        measured.append(v)
+    rep = vx.benchmark(m, inputs, measured, warmup=5, reps=args.reps, session=session,
                        model_name=f"toy-llama-{args.layers}L-d2048-fp16")
     bw = copy_bandwidth()
     wb = weight_bytes(m)
@@ -95,16 +105,6 @@ def speed(args: argparse.Namespace) -> dict:
                    "noise_warnings": list(rep.warnings)})
     for row in result["rows"]:
         row["roofline_ratio"] = row["median_ms"] / roof_ms
-    # the same callables again for the do_bench comparison (compiled ones are warm in `session`)
-    resolved = {"eager": m}
-    for cfg in variants(session)[3:]:
-        name = f"vexplore-{cfg.strategy}-{cfg.cudagraph}"
-        if name in ("vexplore-piecewise-piecewise", "vexplore-full-none"):
-            cm = vx.compile(m, cfg, session=session)
-            with torch.no_grad():
-                for n in args.sizes:
-                    cm(*inputs[n])
-            resolved[name] = cm
     result["do_bench_check"] = do_bench_check(m, rep, resolved, [(v, n) for v in resolved for n in (1, 16)])
     if args.profile:
         result["profile"] = profile(m, resolved["vexplore-piecewise-piecewise"], inputs[1])
@@ -116,10 +116,9 @@ def agreement(args: argparse.Namespace) -> dict:
     """vx.benchmark's median against do_bench's, GPU-bound callables and CPU-bound ones."""
     m = model(args.layers)
     session = vx.Session()
-    cfgs = {f"vexplore-{s}-{c}": vx.CompileConfig(strategy=s, splitting_ops=ATTN, cudagraph=c,
-                                                  cache=vx.CacheConfig(tiers=("memory",)))
-            for s, c in (("full", "none"), ("full", "full"), ("piecewise", "piecewise"))}
-    resolved = {"eager": m, **{k: vx.compile(m, c, session=session) for k, c in cfgs.items()}}
+    cfgs = [vx.CompileConfig(strategy=s, splitting_ops=ATTN, cudagraph=c, cache=vx.CacheConfig(tiers=("memory",)))
+            for s, c in (("full", "none"), ("full", "full"), ("piecewise", "piecewise"))]
+    resolved = {"eager": m, **{variant_name(c): vx.compile(m, c, session=session) for c in cfgs}}
     inputs = {n: m.example_inputs(n, "cuda") for n in (2048, 256, 16, 1)}
     rep = vx.benchmark(resolved, inputs, warmup=10, reps=args.reps, session=session)
     pairs = [("eager", 2048), ("eager", 256), ("vexplore-full-none", 2048), ("vexplore-full-none", 256),
