@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import vexplore as vx
+from vexplore.bench.compare import bench_statement, resize_tokens
 from vexplore.bench.timing import stats
 from models import Stack
 
@@ -50,3 +51,20 @@ def test_noise_warning_when_spread_is_wide():
     assert len(rep.warnings) == 1 and rep.warnings[0].startswith("eager at 4 tokens: spread")
     quiet = vx.benchmark(m, {4: (torch.randn(4, 16),)}, ["eager"], warmup=1, reps=5, noise_threshold=1e9)
     assert quiet.warnings == ()
+
+
+def test_resize_tokens_repeats_rows():
+    ids, x, scale = torch.tensor([3, 5, 7]), torch.arange(6.0).reshape(3, 2), 0.5
+    big, small = resize_tokens((ids, x, scale), 7), resize_tokens((ids, x, scale), 2)
+    assert big[0].tolist() == [3, 5, 7, 3, 5, 7, 3] and big[1].shape == (7, 2) and big[1].is_contiguous()
+    assert small[0].tolist() == [3, 5] and small[2] == 0.5
+
+
+def test_bench_statement_reports_per_call(cache_cfg, session):
+    m, x = Stack(layers=1).eval(), torch.randn(4, 16)
+    cfg = vx.CompileConfig(compiler="eager", cache=cache_cfg)
+    rep = bench_statement(lambda: m(x), number=3, repeat=4, config=cfg, session=session, name="m(x)")
+    assert [(r.model, r.variant, r.tokens) for r in rep.rows] == [("m(x)", "eager", 0), ("m(x)", "vexplore-auto-none", 0)]
+    assert all(r.max_rel_err < 1e-5 and r.p20_ms <= r.median_ms <= r.p80_ms for r in rep.rows)
+    with pytest.raises(vx.VexploreError, match="must both be >= 1"):
+        bench_statement(lambda: m(x), number=0)

@@ -1,6 +1,7 @@
 """`vexplore demo` from the command line, as the README runs it."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -19,4 +20,6 @@ def test_demo_runs(tmp_path):
 
 def test_help_lists_commands():
     res = subprocess.run([sys.executable, "-m", "vexplore", "--help"], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and "demo" in res.stdout
+    assert res.returncode == 0, res.stderr[-3000:]
+    for command in ("demo", "cache"):   # one line each under "positional arguments"
+        assert re.search(rf"^\s+{command}\s+\w", res.stdout, re.M), res.stdout

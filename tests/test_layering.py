@@ -1,6 +1,8 @@
 """DESIGN.md's layering: the engine never imports UI libraries."""
 from __future__ import annotations
 
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -36,26 +38,35 @@ def test_engine_imports_no_ui_library():
     assert "LAYERING-OK" in res.stdout
 
 
-def test_private_torch_apis_stay_in_torch_compat():
-    """Every torch._ use outside engine/_torch_compat.py is one we list here, with its reason."""
-    import pathlib
-    import re
+# Every torch._ use outside engine/_torch_compat.py is one listed here, with its reason.
+ALLOWED_PRIVATE = (
+    # torch._inductor.standalone_compile / CompiledArtifact are the documented precompile API
+    # but live under a private module; torch._dynamo.reset/maybe_mark_dynamic likewise.
+    "torch._inductor.standalone_compile", "torch._dynamo.reset", "torch._dynamo.maybe_mark_dynamic",
+    "torch._dynamo.graph_break", "torch._ops.OpOverload", "torch._ops.OpOverloadPacket",
+    "torch._ops.HigherOrderOperator", "torch._subclasses.fake_tensor",
+    # op names in DEFAULT_SPLITTING_OPS and docstrings (strings, not API uses)
+    "torch._C._nn.scaled_dot_product_attention", "torch._C._nn.linear", "torch._native_multi_head_attention",
+)
+_PRIVATE = re.compile(r"\btorch\._(?!_)[A-Za-z_]+(?:\.[A-Za-z_]+)*")
 
+
+def private_uses(text: str) -> list[str]:
+    """The dotted ``torch._...`` names in ``text`` that no ALLOWED_PRIVATE entry starts."""
+    return [m.group(0) for m in _PRIVATE.finditer(text)
+            if not any(m.group(0).startswith(a) for a in ALLOWED_PRIVATE)]
+
+
+def test_private_api_check_catches_module_imports():
+    """An allowed name must not let its module (or a sibling) through."""
+    for text in ("from torch._inductor import config", "import torch._dynamo as d", "torch._C._nn.gelu(x)",
+                 "from torch._C import _nn"):
+        assert private_uses(text), text
+    assert private_uses("torch._inductor.standalone_compile(gm, xs)") == []
+
+
+def test_private_torch_apis_stay_in_torch_compat():
     root = pathlib.Path(__file__).resolve().parents[1] / "vexplore"
-    allowed = {
-        # torch._inductor.standalone_compile / CompiledArtifact are the documented precompile API
-        # but live under a private module; torch._dynamo.reset/maybe_mark_dynamic likewise.
-        "torch._inductor.standalone_compile", "torch._dynamo.reset", "torch._dynamo.maybe_mark_dynamic",
-        "torch._dynamo.graph_break", "torch._ops.OpOverload", "torch._ops.OpOverloadPacket",
-        "torch._ops.HigherOrderOperator", "torch._subclasses.fake_tensor",
-        # op names in DEFAULT_SPLITTING_OPS (strings, not API uses)
-        "torch._C._nn", "torch._native_multi_head_attention",
-    }
-    bad = []
-    for path in root.rglob("*.py"):
-        if path.name == "_torch_compat.py":
-            continue
-        for m in re.finditer(r"\btorch\._(?!_)[A-Za-z_]+(?:\.[A-Za-z_]+)?", path.read_text()):
-            if not any(m.group(0).startswith(a) or a.startswith(m.group(0)) for a in allowed):
-                bad.append(f"{path.relative_to(root)}: {m.group(0)}")
+    bad = [f"{path.relative_to(root)}: {name}" for path in root.rglob("*.py") if path.name != "_torch_compat.py"
+           for name in private_uses(path.read_text())]
     assert not bad, bad

@@ -4,18 +4,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .cache.cli import register as register_cache
+from .demo import register as register_demo
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vexplore", description="vexplore: a compile explorer for PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True)
-    from .demo import register as register_demo
     register_demo(sub)
-    try:
-        from .cache.cli import register as register_cache
-    except ImportError:
-        register_cache = None
-    if register_cache is not None:
-        register_cache(sub)
+    register_cache(sub)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

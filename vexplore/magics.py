@@ -93,7 +93,8 @@ class VexploreMagics(Magics):
     @line_magic
     def vxbench(self, line: str) -> Any:
         """Time STATEMENT eager and compiled by vexplore (per call; -o returns the BenchReport)."""
-        from .ui.benchpanel import BenchView, bench_statement
+        from .bench.compare import bench_statement
+        from .ui.benchpanel import BenchView
 
         number, repeat, out, quiet, statement = split_vxbench_line(line)
         fn = self._function(statement)

@@ -107,6 +107,25 @@ def test_cancel_keeps_the_previous_compile(explorer, tmp_path):
     assert ex.cm.report.strategy == "full" and len(ex.reports) == len(before) + 1
 
 
+def test_cancel_after_the_compile_ended_does_not_cancel_the_next(explorer, tmp_path, monkeypatch):
+    """recompile has returned (and reset the cancel) but the views are still being drawn and the
+    Cancel button is live: a click then must not cancel the following compile."""
+    ex = explorer
+    show = ex.show
+
+    def show_then_click(report):
+        show(report)
+        if not ex.progress.cancel.disabled:
+            ex.progress.cancel.click()
+
+    monkeypatch.setattr(ex, "show", show_then_click)
+    ex.compile(toy_config(tmp_path, strategy="full"), wait=True)
+    assert ex.cm.report.strategy == "full" and ex.progress.bar.bar_style == "success"
+    monkeypatch.setattr(ex, "show", show)
+    ex.compile(toy_config(tmp_path, strategy="piecewise"), wait=True)
+    assert ex.cm.report.strategy == "piecewise" and ex.progress.bar.description == "done"
+
+
 def test_bad_compile_sizes_say_why_and_do_not_compile(explorer):
     ex = explorer
     ex.controls.sizes.value = "1, many"
@@ -144,3 +163,6 @@ def test_benchmark_panel_compares_every_configuration(explorer):
     assert all(r.max_rel_err < 1e-4 for r in rep.rows)
     assert [t.name for t in ex.bench.chart.data] == ["eager", "vexplore-piecewise-none", "vexplore-full-none"]
     assert ex.bench.table.value.count("<tr>") == 1 + 6 and "speed-up vs eager" in ex.bench.table.value
+    # one CompiledModel per configuration, made once; the explorer's own model is left as it was
+    assert len(ex.bench._compiled) == 2 and ex.bench._compiled_for(ex.cm.config) is not ex.cm
+    assert len(ex.cm.graphs) == 1 and ex.cm.report is ex.reports[-1]

@@ -66,11 +66,11 @@ def test_binder_installs_what_the_notebooks_import():
     for src in [*(ROOT / "vexplore" / "ui").glob("*.py"), ROOT / "vexplore" / "magics.py"]:
         needed |= _imports(src.read_text())
     dists = md.packages_distributions()
+    # a module counts as installed when its distribution is named, or required by one that is
+    deps = {re.split(r"[<>=!\[ ;(]", r, maxsplit=1)[0].lower() for p in provided for r in _requires(p)}
     missing = []
     for mod in sorted(needed - set(sys.stdlib_module_names) - {"vexplore", "torch"}):
         names = {d.lower() for d in dists.get(mod, [mod])}
-        # a module counts as installed when its distribution is named, or required by one that is
-        deps = {re.split(r"[<>=!\[ ;(]", r, maxsplit=1)[0].lower() for p in provided for r in (_requires(p))}
         if not names & (provided | deps):
             missing.append(mod)
     assert missing == []

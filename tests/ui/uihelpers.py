@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import vexplore as vx
 from vexplore.monitor.events import CompileEvent
-from vexplore.monitor.report import CompileReport, Piece, PieceNode
+from vexplore.monitor.report import CompileReport, Piece, PieceNode, count
 
 
 def toy_config(tmp_path, **changes) -> vx.CompileConfig:
@@ -41,12 +41,12 @@ def synthetic_report(layers: int, nodes_per_piece: int, *, name: str = "n", modu
         key = "first" if i == 0 else ("last" if i == 2 * layers else "layer")
         twin = 2 if key == "layer" and i > 2 else None
         pieces.append(Piece(i, 0, f"submod_{i}", "compiled", nodes_per_piece, key, twin, "inductor",
-                            0.0 if twin else 0.5 + i / 100, "miss", None, graph_nodes=tuple(nodes),
-                            code=None if twin else code))
+                            0.0 if twin else 0.5 + i / 100, "miss", None, sizes=(None,),
+                            cache_by_size=((None, "miss"),), graph_nodes=tuple(nodes), code=None if twin else code))
         if twin is None:
             events.append(CompileEvent("compile", t, 0.5, graph=0, piece=i, compiler="inductor"))
             t += 0.5
-    counters = {"pieces": len(pieces), "compiled_pieces": layers + 1, "unique_pieces": 3}
+    counters = count(pieces, 1, {"inductor_compiles": len(events)})
     return CompileReport(tuple(pieces), tuple(events), counters, "piecewise", "synthetic", {}, t + 0.1)
 
 
@@ -56,6 +56,7 @@ def scaled_report(template: Piece, layers: int, copies: int) -> CompileReport:
     the attention split op between layers. Layer pieces after the first share its unique key."""
     pieces: list[Piece] = []
     prev = None
+    names = {n.name for n in template.graph_nodes}
     for i in range(2 * layers - 1):
         if i % 2:
             pieces.append(_attention_piece(i, f"attn{i}", f"L['model'].layers.{i // 2}", None,
@@ -65,7 +66,6 @@ def scaled_report(template: Piece, layers: int, copies: int) -> CompileReport:
         nodes = []
         for c in range(copies):
             tag = f"_{i}_{c}"
-            names = {n.name for n in template.graph_nodes}
             for n in template.graph_nodes:
                 ins = tuple(a + tag if a in names else (prev or a) for a in n.inputs)
                 mod = (n.module or "").replace("layers.", f"layers.{i // 2}.{c}.", 1)

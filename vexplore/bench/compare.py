@@ -1,7 +1,12 @@
-"""vx.benchmark: eager against compiled variants, per input size, into a BenchReport."""
+"""vx.benchmark: eager against compiled variants, per input size, into a BenchReport.
+
+``bench_statement`` times one zero-argument function that way (``%vxbench``); ``resize_tokens``
+makes inputs of another size from example inputs (the explorer's benchmark panel)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import platform
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -10,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence, Union
 import torch
 
 from ..config import CompileConfig
+from ..engine.model import compile as vx_compile
 from ..engine.validate import max_rel_err
 from ..errors import VexploreError
 from .timing import Timer, first_call, is_cuda, stats
@@ -70,8 +76,6 @@ def _device_name(cuda: bool) -> str:
 
 
 def _resolve(model: Any, variants: Sequence[Variant] | Mapping[str, Any], session: Any) -> list[tuple[str, Callable[..., Any]]]:
-    from ..engine.model import compile as vx_compile
-
     items = list(variants.items()) if isinstance(variants, Mapping) else list(variants)
     out: list[tuple[str, Callable[..., Any]]] = []
     for v in items:
@@ -149,3 +153,39 @@ def benchmark(model_or_callables: Any, inputs_by_size: Mapping[int, Sequence[Any
     for w in warns:
         log.warning("vx.benchmark: %s", w)
     return BenchReport(tuple(rows), _device_name(cuda_any), torch.__version__, triton, tuple(warns))
+
+
+def resize_tokens(inputs: Sequence[Any], tokens: int) -> tuple[Any, ...]:
+    """``inputs`` with dim 0 of every tensor made ``tokens`` long, by repeating the example rows
+    (so token ids stay valid ids); other inputs as they are."""
+    out = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor) and x.dim() >= 1 and x.shape[0] > 0:
+            reps = math.ceil(tokens / x.shape[0])
+            x = x.repeat(reps, *([1] * (x.dim() - 1)))[:tokens].contiguous()
+        out.append(x)
+    return tuple(out)
+
+
+def bench_statement(fn: Callable[[], Any], number: int = 1, repeat: int = 20, config: CompileConfig | None = None,
+                    session: Any = None, name: str = "statement") -> BenchReport:
+    """Time the zero-argument ``fn`` eager and compiled by vexplore, timeit-style: ``repeat``
+    timings of ``number`` calls each, reported per call (``%vxbench`` uses this)."""
+    if number < 1 or repeat < 1:
+        raise VexploreError(f"bench_statement: number={number} (-n) and repeat={repeat} (-r) must both be >= 1.")
+    cfg = config if config is not None else CompileConfig()
+    compiled = vx_compile(fn, cfg, session=session)
+
+    def loop(f: Callable[[], Any]) -> Callable[[], Any]:
+        def looped() -> Any:
+            out = None
+            for _ in range(number):
+                out = f()
+            return out
+        return looped
+
+    rep = benchmark({"eager": loop(fn), variant_name(cfg): loop(compiled)}, {0: ()}, reps=repeat,
+                    session=session, model_name=name)
+    rows = tuple(dataclasses.replace(r, median_ms=r.median_ms / number, p20_ms=r.p20_ms / number,
+                                     p80_ms=r.p80_ms / number) for r in rep.rows)
+    return dataclasses.replace(rep, rows=rows)

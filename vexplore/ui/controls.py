@@ -1,4 +1,4 @@
-"""The explorer's controls: one widget per CompileConfig field a user toggles, to and from a config.
+"""The explorer's controls: one widget per CompileConfig field a user toggles, read back as a config.
 
 The splitting-ops choice lists the op names that occur in the captured graph (``vx.op_name``),
 so a user picks from what is there; the CUDA-graph mode is disabled, with the reason, without a GPU.
@@ -74,17 +74,6 @@ class Controls:
             strategy=self.strategy.value, splitting_ops=tuple(self.split_ops.value) + hidden,
             compiler=self.compiler.value, mode=self.mode.value, compile_sizes=parse_sizes(self.sizes.value),
             cudagraph=self.cudagraph.value, cache=cache)
-
-    def set_config(self, config: CompileConfig) -> None:
-        """Show ``config`` in the controls (e.g. after picking an earlier report)."""
-        self.strategy.value = config.strategy
-        self.split_ops.value = tuple(o for o in config.splitting_ops if o in self.graph_ops)
-        self.compiler.value, self.mode.value = config.compiler, config.mode
-        for t, box in self.tiers.items():
-            box.value = t in config.cache.tiers
-        self.sizes.value = ", ".join(map(str, config.compile_sizes))
-        if not self.cudagraph.disabled:
-            self.cudagraph.value = config.cudagraph
 
     def set_enabled(self, enabled: bool) -> None:
         for w in (self.strategy, self.split_ops, self.compiler, self.mode, self.sizes):

@@ -55,7 +55,7 @@ class Explorer(widgets.VBox):
         self.progress = Progress()
         self.summary = widgets.HTML()
         self._build_views()
-        self.bench = BenchPanel(cm.model, inputs, self.session, sizes=_default_sizes(inputs))
+        self.bench = BenchPanel(cm, inputs, sizes=_default_sizes(inputs))
         name = type(cm.model).__name__
         super().__init__([
             widgets.HTML(f"<h3 style='margin:4px 0'>vexplore — {esc(name)}</h3>"), self.summary,

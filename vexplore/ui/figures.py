@@ -5,18 +5,18 @@ existing ``go.FigureWidget`` in place, so the dashboard never re-creates its cha
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import plotly.graph_objects as go
 
+from ..monitor.events import STEPS
 from ..monitor.report import CompileReport
 from .style import OUTCOME_COLOURS, OUTCOMES, outcome, seconds
 
-STEP_COLOURS = {
-    "dynamo_trace": "#9d755d", "strategy": "#bab0ac", "split": "#bab0ac", "fakeprop": "#bab0ac",
-    "compile": "#4c78a8", "load": "#54a24b", "isolate": "#f58518", "stitch": "#bab0ac",
-    "validate": "#eeca3b", "cudagraph_capture": "#b279a2",
-}
+# A colour per step that does the work; the bookkeeping steps (strategy, split, ...) share a grey.
+_WORK_COLOURS = {"dynamo_trace": "#9d755d", "compile": "#4c78a8", "load": "#54a24b", "isolate": "#f58518",
+                 "validate": "#eeca3b", "cudagraph_capture": "#b279a2"}
+STEP_COLOURS = {step: _WORK_COLOURS.get(step, "#bab0ac") for step in STEPS}
 _LAYOUT = dict(template="plotly_white", height=320, margin=dict(l=60, r=20, t=50, b=50),
                font=dict(size=11), legend=dict(orientation="h", y=-0.25))
 
@@ -99,8 +99,3 @@ def show_in(widget: go.FigureWidget, fig: go.Figure) -> None:
         widget.data = ()
         widget.add_traces(list(fig.data))
         widget.layout = fig.layout
-
-
-def widgets_for(figs: Iterable[go.Figure]) -> list[go.FigureWidget]:
-    """A FigureWidget per figure (needs ``anywidget``; plotly >= 6 builds FigureWidget on it)."""
-    return [go.FigureWidget(f) for f in figs]

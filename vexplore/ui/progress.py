@@ -1,8 +1,8 @@
 """Compile progress: a bar that moves one step per piece, a coloured cell per finished piece, Cancel.
 
-It listens to the session's Monitor only while a compile runs (``track``) and asks the Monitor
-to cancel when the button is clicked; the engine stops at its next step and keeps the old
-compiled callables.
+It listens to the session's Monitor only while a compile runs (``start`` to ``finish``) and asks
+the Monitor to cancel when the button is clicked; the engine stops at its next step and keeps the
+old compiled callables.
 """
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ class Progress:
         self._done: dict[int, str] = {}
         self._lock = threading.Lock()
 
-    def start(self, monitor: Any, expected: int, what: str = "compiling") -> None:
+    def start(self, monitor: Any, expected: int) -> None:
         """Listen to ``monitor``'s events; ``expected`` compiled pieces (an estimate; the bar fills at the end)."""
         self._monitor, self._done = monitor, {}
         self.bar.max, self.bar.value, self.bar.bar_style = max(1, expected), 0, "info"
-        self.bar.description = what
+        self.bar.description = "compiling"
         self.cells.value, self.status.value = "", ""
         self.cancel.disabled = False
         self._unsubscribe = monitor.subscribe(self.on_event)
@@ -67,12 +67,12 @@ class Progress:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._monitor is not None:
-            try:  # a Cancel clicked after the last step must not cancel the next compile
-                self._monitor.check_cancelled()
-            except CancelledError:
-                pass
         self.cancel.disabled = True
+        if self._monitor is not None:
+            # The engine forgets a cancel when recompile returns, but the button stays live until
+            # here (the explorer redraws its views first): a click in that gap must not cancel
+            # the next compile.
+            self._monitor.reset_cancel()
         if error is None:
             self.bar.value, self.bar.bar_style, self.bar.description = self.bar.max, "success", "done"
             self.status.value = message

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
+from ..bench.compare import BenchReport
 from ..monitor.report import CompileReport, Piece
 from .style import OUTCOME_COLOURS, esc, outcome, seconds
 
@@ -52,10 +53,15 @@ def pieces_table(report: CompileReport, sort_by: str = "index", descending: bool
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
+def _hits(counters: dict[str, int]) -> int:
+    """Unique pieces served by any vexplore tier."""
+    return sum(counters.get(f"cache_hits_{tier}", 0) for tier in ("memory", "disk", "remote"))
+
+
 def summary_html(report: CompileReport, title: str = "") -> str:
     """One line about a report: strategy and why, counters that matter, wall time, warnings."""
     c = report.counters
-    hits = c.get("cache_hits_memory", 0) + c.get("cache_hits_disk", 0) + c.get("cache_hits_remote", 0)
+    hits = _hits(c)
     parts = [f"<b>{esc(title)}</b> " if title else "",
              f"report {report.id} ({esc(report.kind)}) on <b>{esc(report.device)}</b>: "
              f"strategy <b>{esc(report.strategy)}</b> <i>({esc(report.strategy_reason)})</i> · "
@@ -74,7 +80,7 @@ def history_table(reports: Sequence[CompileReport], current: int | None = None) 
     rows = []
     for r in reports:
         c = r.counters
-        hits = c.get("cache_hits_memory", 0) + c.get("cache_hits_disk", 0) + c.get("cache_hits_remote", 0)
+        hits = _hits(c)
         ops = ", ".join(r.config.get("splitting_ops") or ())
         bold = ' style="font-weight:bold;background:#eef5ff"' if r.id == current else ""
         rows.append(f"<tr{bold}><td>{r.id}</td><td>{esc(r.kind)}</td><td>{esc(r.strategy)}</td><td>{esc(ops)}</td>"
@@ -90,17 +96,16 @@ def _ms(x: float | None) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def bench_table(rows: Sequence[Any], baseline: str = "eager") -> str:
-    """Benchmark rows by size: time per call with spread, speed-up over ``baseline``, max error vs eager."""
-    base = {r.tokens: r.median_ms for r in rows if r.variant == baseline}
+def bench_table(report: BenchReport | None) -> str:
+    """Benchmark rows by size: time per call with spread, speed-up over eager, max error vs eager."""
     head = ("<tr><th>tokens</th><th>variant</th><th>median ms</th><th>p20–p80 ms</th>"
-            f"<th>speed-up vs {esc(baseline)}</th><th>max rel err</th><th>first call</th></tr>")
+            "<th>speed-up vs eager</th><th>max rel err</th><th>first call</th></tr>")
+    rows = [] if report is None else [(r, report.speedup(r)) for r in sorted(report.rows, key=lambda r: r.tokens)]
     body = []
-    for r in sorted(rows, key=lambda r: r.tokens):
-        speed = base.get(r.tokens)
-        up = f"{speed / r.median_ms:.2f}×" if speed and r.median_ms else "-"
+    for r, speed in rows:
+        up = "-" if speed is None else f"{speed:.2f}×"
         err = "-" if r.max_rel_err is None else f"{r.max_rel_err:.2e}"
-        first = "-" if getattr(r, "first_call_s", None) is None else seconds(r.first_call_s)
+        first = "-" if r.first_call_s is None else seconds(r.first_call_s)
         body.append(f"<tr><td class=num>{r.tokens}</td><td>{esc(r.variant)}</td><td class=num>{_ms(r.median_ms)}</td>"
                     f"<td class=num>{_ms(r.p20_ms)}–{_ms(r.p80_ms)}</td><td class=num>{up}</td>"
                     f"<td class=num>{err}</td><td class=num>{esc(first)}</td></tr>")
