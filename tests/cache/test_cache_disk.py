@@ -12,6 +12,8 @@ import pytest
 from vexplore.cache.artifact import Artifact
 from vexplore.cache.disk import DiskTier
 from vexplore.cache.keys import CACHE_SCHEMA
+from vexplore.cache.memory import MemoryTier
+from vexplore.cache.tiered import TieredCache
 from vexplore.cache.warn import VexploreCacheWarning
 
 from cachehelp import art, artifact_paths, flip_data_byte, garble_header_json, key, set_schema, swap, truncate
@@ -113,6 +115,39 @@ def test_rebuild_deletes_damaged_files_and_adopts_unindexed_ones(tmp_path, caplo
     e.path(key(9)).parent.mkdir(exist_ok=True)
     e.path(key(9)).write_bytes(art(100, 9).encode(key(9)))
     assert key(9).digest in [dg for dg, _ in DiskTier(root).entries()]
+
+
+@pytest.mark.parametrize("op", ["lookup", "store"])
+def test_each_damaged_entry_met_in_one_index_rebuild_keeps_its_own_reason(tmp_path, op):
+    root = tmp_path / "vx"
+    d = DiskTier(root)
+    ks = _three(d)
+    truncate(d.path(ks[0]))
+    set_schema(d.path(ks[1]))
+    (root / "index.json").unlink()
+    cache = TieredCache(None, [DiskTier(root)])       # a new process: its first listing rebuilds the index
+    if op == "lookup":                                 # the miss lists the tier for the nearest key
+        done = cache.lookup(key(9), lambda a: (lambda: None, {}))
+        assert done.tier == "miss" and done.counters()["cache_rejected_disk"] == 2
+    else:                                              # the write reindexes the dir
+        done = cache.store(key(9), lambda: None, art(100, 9))
+        assert done.counters()["cache_rejected_disk"] == 2
+    by_entry = {why.split()[2]: why for tier, why in done.rejected if tier == "disk"}
+    assert set(by_entry) == {ks[0].digest[:12], ks[1].digest[:12]}
+    assert "was damaged (length " in by_entry[ks[0].digest[:12]]
+    assert f"was damaged (schema {CACHE_SCHEMA + 1}, expected {CACHE_SCHEMA})" in by_entry[ks[1].digest[:12]]
+
+
+def test_lookup_without_explanation_lists_no_tier(tmp_path, monkeypatch):
+    d = DiskTier(tmp_path / "vx")
+    d.put(key(1), art(100))
+    listed = []
+    monkeypatch.setattr(d, "keys", lambda: listed.append(1) or [(key(1).digest, key(1).parts())])
+    cache = TieredCache(MemoryTier(), [d])
+    miss = cache.lookup(key(2), lambda a: (lambda: None, {}), explain=False)
+    assert (miss.tier, miss.miss_reason, listed) == ("miss", "not stored in memory, disk", [])
+    assert cache.lookup(key(2), lambda a: (lambda: None, {})).miss_reason.startswith("nearest stored key")
+    assert listed == [1]
 
 
 def test_damaged_meta_is_rewritten(tmp_path, caplog):

@@ -3,10 +3,8 @@ and four processes writing the same keys into one dir at once."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
 import uuid
 from pathlib import Path
 

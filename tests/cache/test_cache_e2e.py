@@ -9,6 +9,7 @@ import pytest
 import vexplore as vx
 from vexplore.cache.artifact import Artifact
 from vexplore.cache.disk import DiskTier
+from vexplore.cache.keys import CACHE_SCHEMA
 
 from cachehelp import artifact_paths, flip_data_byte, garble_header_json, set_schema, swap, truncate
 from conftest import compile_toy
@@ -70,7 +71,7 @@ def test_config_change_misses_with_the_differing_part_then_toggle_back_hits_memo
 
 @pytest.mark.parametrize("fault, reason", [
     (truncate, "length"), (flip_data_byte, "checksum mismatch"),
-    (garble_header_json, "undecodable header"), (set_schema, "schema 3, expected 2"),
+    (garble_header_json, "undecodable header"), (set_schema, f"schema {CACHE_SCHEMA + 1}, expected {CACHE_SCHEMA}"),
 ])
 def test_damaged_disk_entry_is_recompiled(warm_dir, caplog, fault, reason):
     victim = artifact_paths(warm_dir)[0]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
+
 import vexplore as vx
 from vexplore.cache.keys import CACHE_SCHEMA, CacheKey, digest_of, explain, nearest, versions
 
@@ -89,15 +91,14 @@ def test_nearest_prefers_fewest_differing_parts():
     want = key()
     mode = key(config={**want.config, "mode": "max-autotune"})
     graph_and_size = key(graph="h" * 64, size=16)
-    found = nearest(want, [("disk", graph_and_size.parts()), ("memory", want), ("remote", mode.parts())])
+    found = nearest(want, [("disk", graph_and_size.digest, graph_and_size.parts()), ("memory", want.digest, want),
+                           ("remote", mode.digest, mode.parts())])
     assert found == ("remote", mode.digest, ["config.mode: max-autotune -> default"])
-    assert nearest(want, [("memory", want)]) is None   # the key itself is not its own neighbour
+    assert nearest(want, [("memory", want.digest, want)]) is None   # the key itself is not its own neighbour
 
 
-def test_key_is_frozen():
+def test_key_is_frozen_and_caches_its_digest():
     k = key()
-    try:
+    with pytest.raises(dataclasses.FrozenInstanceError):
         k.size = 3  # type: ignore[misc]
-    except dataclasses.FrozenInstanceError:
-        return
-    raise AssertionError("CacheKey must be frozen")
+    assert k.digest is k.digest == digest_of(k.parts()) and k == key()

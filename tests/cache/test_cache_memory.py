@@ -7,7 +7,7 @@ import time
 from vexplore.cache.memory import MemoryEntry, MemoryTier
 from vexplore.cache.tiered import TieredCache
 
-from test_cache_keys import key
+from cachehelp import key
 
 
 def entry(n: int = 0, pinned: bool = False) -> MemoryEntry:

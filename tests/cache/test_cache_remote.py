@@ -7,7 +7,10 @@ import time
 
 import pytest
 
+from vexplore.cache.artifact import Artifact
+from vexplore.cache.disk import DiskTier
 from vexplore.cache.remote import RemoteTier, sign
+from vexplore.cache.tiered import TieredCache
 from vexplore.cache.warn import VexploreCacheWarning
 
 from cachehelp import art, key
@@ -23,6 +26,27 @@ def test_round_trip_is_signed_and_indexed(redis_server, cache_secret):
     assert n == len(raw) and raw.startswith(b"VXR1") and raw[36:] == art(700).encode(key(1))
     assert r.get(key(1)) == art(700) and r.get(key(2)) is None
     assert [d for d, _ in r.keys()] == [key(1).digest] and r.rejected == 0
+
+
+def test_discard_and_verify_remove_the_index_field_too(redis_server, cache_secret):
+    r = RemoteTier(redis_server.url, prefix="t:")
+    for i in (1, 2, 3):
+        r.put(key(i), art(300, i))
+    r.discard(key(1), "failed to load (test)")
+    redis_server.client().set(r.kname(key(2)), b"junk")
+    assert [name for name, _ in r.verify()] == [r.kname(key(2))]
+    assert r.names() == [r.kname(key(3))] and [d for d, _ in r.keys()] == [key(3).digest]
+    assert redis_server.client().hkeys("t:index") == [key(3).digest.encode()]
+
+
+def test_store_encodes_once_for_every_tier(redis_server, cache_secret, tmp_path, monkeypatch):
+    encoded = []
+    real = Artifact.encode
+    monkeypatch.setattr(Artifact, "encode", lambda self, k: encoded.append(k) or real(self, k))
+    disk, remote = DiskTier(tmp_path / "vx"), RemoteTier(redis_server.url, prefix="t:")
+    stored = TieredCache(None, [disk, remote]).store(key(1), lambda: None, art(300))
+    assert encoded == [key(1)] and [t for t, n in stored.written if n > 0] == ["disk", "remote"]
+    assert disk.get(key(1)) == art(300) == remote.get(key(1))
 
 
 def _refused(r: RemoteTier, k, caplog, why: str) -> None:

@@ -10,6 +10,7 @@ Encoded form (every tier stores exactly these bytes; the remote tier signs them 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 from dataclasses import dataclass, field
@@ -40,10 +41,6 @@ class Header:
     data_offset: int
     data_len: int
     digest: bytes
-
-    @property
-    def total(self) -> int:
-        return self.data_offset + self.data_len
 
 
 def _fixed(head: bytes) -> tuple[int, int, bytes]:
@@ -98,19 +95,18 @@ class Artifact:
     @staticmethod
     def header(blob: bytes) -> Header:
         """Check the framing of ``blob`` and decode its key (not the data's checksum)."""
-        hlen, dlen, digest = _fixed(blob[:_HEAD.size])
-        if len(blob) != _HEAD.size + hlen + dlen:
-            raise ArtifactCorrupt(f"length {len(blob)}, header says {_HEAD.size + hlen + dlen}")
-        return _key_json(blob[_HEAD.size:_HEAD.size + hlen], hlen, dlen, digest)
+        return read_header(io.BytesIO(blob), len(blob))
 
     @staticmethod
-    def decode(blob: bytes, expect: CacheKey | None) -> "Artifact":
+    def decode(blob: bytes, expect: CacheKey | str | None) -> "Artifact":
         """Check everything, then return the artifact; raise ArtifactCorrupt saying what failed.
 
-        ``expect=None`` checks an entry on its own (``verify``): framing, key and checksum.
+        ``expect`` is the key the entry must belong to, or only its digest (``verify`` knows the
+        name an entry is stored under, not its key); None checks framing, key and checksum alone.
         """
         h = Artifact.header(blob)
-        if expect is not None and h.key.digest != expect.digest:
+        want = expect.digest if isinstance(expect, CacheKey) else expect
+        if want is not None and h.key.digest != want:
             raise ArtifactCorrupt(f"entry belongs to another key ({h.key.digest[:12]})")
         data = blob[h.data_offset:]
         if hashlib.sha256(data).digest() != h.digest:

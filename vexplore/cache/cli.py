@@ -31,11 +31,14 @@ def parse_size(text: str) -> int:
 def human(n: int | None) -> str:
     if n is None:
         return "?"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
+    if abs(n) < 1024:
+        return f"{n:.0f} B"
+    x = n / 1024
+    for unit in ("KiB", "MiB"):
+        if abs(x) < 1024:
+            return f"{x:.1f} {unit}"
+        x /= 1024
+    return f"{x:.1f} GiB"
 
 
 def register(subparsers: Any) -> None:
@@ -58,10 +61,12 @@ def register(subparsers: Any) -> None:
     sub.add_parser("clear", help="delete every entry").set_defaults(func=cmd_clear)
 
 
-def _disk(args: argparse.Namespace) -> DiskTier | None:
+def _disk(args: argparse.Namespace, say: bool = True) -> DiskTier | None:
+    """The disk tier of ``--dir``, or None (said unless ``say`` is False) when there is no cache there."""
     root = Path(os.path.expanduser(args.dir))
     if not (root / "artifacts").is_dir():
-        print(f"no vexplore cache at {root} (nothing to do)")
+        if say:
+            print(f"no vexplore cache at {root} (nothing to do)")
         return None
     return DiskTier(root)
 
@@ -72,6 +77,13 @@ def _remote(args: argparse.Namespace) -> Any:
     from .remote import RemoteTier
 
     return RemoteTier(args.remote_url, prefix=args.prefix, timeout_s=2.0)
+
+
+def _where(remote: Any) -> str:
+    """The remote tier's URL to print (password hidden); stats() would also scan every value."""
+    from .remote import redact
+
+    return redact(remote.url)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -113,7 +125,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if remote is not None:
         keys = dict(remote.keys())
         names = remote.names()
-        print(f"{len(names)} entries in {remote.stats().url} under {args.prefix!r}:")
+        print(f"{len(names)} entries in {_where(remote)} under {args.prefix!r}:")
         for name in names:
             digest = name.rsplit(":", 1)[-1]
             print(f"  {digest[:16]}  {_summary(keys.get(digest, {}))}")
@@ -135,12 +147,11 @@ def _resolve(disk: DiskTier | None, ref: str) -> CacheKey:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    root = Path(os.path.expanduser(args.dir))
-    disk = DiskTier(root) if (root / "artifacts").is_dir() else None
+    disk = _disk(args, say=False)
     try:
         a, b = _resolve(disk, args.a), _resolve(disk, args.b)
     except (LookupError, OSError, ArtifactCorrupt) as e:
-        print(f"vexplore cache explain: {getattr(e, 'reason', None) or e}")
+        print(f"vexplore cache explain: {e}")
         return 2
     lines = explain(a, b)
     print(f"{a.digest[:16]} -> {b.digest[:16]}: " + ("the keys are equal" if not lines else f"{len(lines)} difference(s)"))
@@ -165,7 +176,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     remote = _remote(args)
     if remote is not None:
         bad = remote.verify()
-        print(f"verified {remote.stats().url} under {args.prefix!r}: {len(bad)} refused and deleted")
+        print(f"verified {_where(remote)} under {args.prefix!r}: {len(bad)} refused and deleted")
         for name, why in bad:
             print(f"  deleted {name}: {why}")
     return 0
@@ -194,5 +205,5 @@ def cmd_clear(args: argparse.Namespace) -> int:
     remote = _remote(args)
     if remote is not None:
         n = remote.clear()
-        print(f"cleared {remote.stats().url} under {args.prefix!r}: removed {n} entries")
+        print(f"cleared {_where(remote)} under {args.prefix!r}: removed {n} entries")
     return 0

@@ -27,7 +27,7 @@ from typing import Any, Callable
 from filelock import FileLock
 
 from .artifact import Artifact, ArtifactCorrupt
-from .index import SUFFIX, DiskIndex, Entry, artifact_files
+from .index import SUFFIX, DiskIndex, Entry, artifact_files, unlink_quietly
 from .keys import CacheKey
 from .warn import degrade
 
@@ -76,8 +76,8 @@ class DiskTier:
         self.root = Path(os.path.expanduser(str(root))).absolute()
         self.artifacts = self.root / "artifacts"
         self.max_bytes = max_bytes
-        self.rejected = self.evictions = self.meta_repairs = 0
-        self.last_rejection: str | None = None
+        self.evictions = self.meta_repairs = 0
+        self.rejections: list[str] = []           # why each damaged entry was deleted, in order
         self.disabled_reason: str | None = None   # set: nothing is read or written
         self.write_error: str | None = None       # set: reads go on, writes are off
         self.index = DiskIndex(self.root, self.artifacts, self._damaged)
@@ -104,6 +104,15 @@ class DiskTier:
                     self.index.save({})
         except OSError as e:
             log.info("vexplore disk cache: cannot write %s (%s)", self.index.path, e)
+
+    @property
+    def rejected(self) -> int:
+        """Damaged entries deleted by this process."""
+        return len(self.rejections)
+
+    @property
+    def last_rejection(self) -> str | None:
+        return self.rejections[-1] if self.rejections else None
 
     # -- reading ---------------------------------------------------------------------------
     def path(self, key: CacheKey | str) -> Path:
@@ -135,8 +144,7 @@ class DiskTier:
         return art
 
     def _damaged(self, p: Path, reason: str, st: os.stat_result | None = None) -> None:
-        self.rejected += 1
-        self.last_rejection = f"disk entry {p.name[:12]} was damaged ({reason}); deleted"
+        self.rejections.append(f"disk entry {p.name[:12]} was damaged ({reason}); deleted")
         log.warning("vexplore disk cache: %s is damaged (%s); deleted, will recompile", p, reason)
         try:
             now = os.stat(p)
@@ -153,11 +161,15 @@ class DiskTier:
         self._damaged(self.path(key), reason)
 
     # -- writing ---------------------------------------------------------------------------
-    def put(self, key: CacheKey, art: Artifact) -> int:
-        """Write atomically (temp file + os.replace), index it, evict to ``max_bytes``; returns bytes written."""
+    def put(self, key: CacheKey, art: Artifact, blob: bytes | None = None) -> int:
+        """Write atomically (temp file + os.replace), index it, evict to ``max_bytes``; returns bytes written.
+
+        ``blob`` is ``art.encode(key)`` when the caller has it already (one encoding for every tier).
+        """
         if self.disabled_reason or self.write_error:
             return 0
-        p, blob = self.path(key), art.encode(key)
+        p = self.path(key)
+        blob = art.encode(key) if blob is None else blob
         try:
             p.parent.mkdir(exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-")
@@ -168,7 +180,7 @@ class DiskTier:
                     os.fsync(f.fileno())
                 os.replace(tmp, p)
             except BaseException:
-                _unlink(Path(tmp))
+                unlink_quietly(Path(tmp))
                 raise
             self._update(lambda entries: entries.__setitem__(key.digest, Entry(len(blob), time.time(), key.parts())))
         except OSError as e:
@@ -219,7 +231,7 @@ class DiskTier:
             if total <= max_bytes:
                 break
             n = entries.pop(digest).nbytes
-            _unlink(self.path(digest))
+            unlink_quietly(self.path(digest))
             total -= n
             self.evictions += 1
             out.append((digest, n, "least recently used"))
@@ -256,7 +268,7 @@ class DiskTier:
         out = []
         with self.lock:
             for digest, path, st in artifact_files(self.artifacts):
-                _unlink(path)
+                unlink_quietly(path)
                 out.append((digest, st.st_size, "cleared"))
             self._entries = {}
             self.index.save({})
@@ -269,10 +281,10 @@ class DiskTier:
             for digest, path, st in list(artifact_files(self.artifacts)):
                 checked += 1
                 try:
-                    Artifact.decode(path.read_bytes(), _DigestOnly(digest))
+                    Artifact.decode(path.read_bytes(), digest)
                 except (ArtifactCorrupt, OSError) as e:
-                    self._damaged(path, getattr(e, "reason", None) or str(e))
-                    out.append((digest, st.st_size, getattr(e, "reason", None) or str(e)))
+                    self._damaged(path, str(e))
+                    out.append((digest, st.st_size, str(e)))
             self._entries = self.index.scan()
             self.index.save(self._entries)
         return self._removed(out, checked)
@@ -308,19 +320,3 @@ class DiskTier:
             os.replace(tmp, p)
         except OSError as e:
             log.info("vexplore disk cache: cannot write %s (%s)", p, e)
-
-
-class _DigestOnly:
-    """Stands in for a CacheKey when only the digest is known (verify checks the file's name)."""
-
-    def __init__(self, digest: str) -> None:
-        self.digest = digest
-
-
-def _unlink(p: Path) -> None:
-    try:
-        p.unlink()
-    except OSError:
-        pass
-
-

@@ -60,13 +60,14 @@ def artifact_files(artifacts: Path) -> Iterator[tuple[str, Path, os.stat_result]
                 continue
             if f.name.startswith(".tmp-"):
                 if time.time() - st.st_mtime > STALE_TMP_S:
-                    _unlink(Path(f.path))
+                    unlink_quietly(Path(f.path))
                 continue
             if f.name.endswith(SUFFIX):
                 yield f.name[: -len(SUFFIX)], Path(f.path), st
 
 
-def _unlink(p: Path) -> None:
+def unlink_quietly(p: Path) -> None:
+    """Delete ``p`` if it can be deleted (gone already, or not ours to delete: nothing to do)."""
     try:
         p.unlink()
     except OSError:
@@ -122,7 +123,7 @@ class DiskIndex:
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except BaseException:
-            _unlink(Path(tmp))
+            unlink_quietly(Path(tmp))
             raise
 
     def scan(self) -> dict[str, Entry]:
@@ -132,7 +133,7 @@ class DiskIndex:
             try:
                 key = peek(path, digest, st)
             except (ArtifactCorrupt, OSError) as e:
-                self.on_damaged(path, getattr(e, "reason", None) or str(e))
+                self.on_damaged(path, str(e))
                 continue
             out[digest] = Entry(st.st_size, st.st_mtime, key)
         return out
@@ -162,7 +163,7 @@ class DiskIndex:
             try:
                 entries[digest] = Entry(st.st_size, st.st_mtime, peek(path, digest, st))
             except (ArtifactCorrupt, OSError) as err:
-                self.on_damaged(path, getattr(err, "reason", None) or str(err))
+                self.on_damaged(path, str(err))
                 entries.pop(digest, None)
                 seen.pop(digest)
             changed = True

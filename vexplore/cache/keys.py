@@ -13,7 +13,7 @@ import json
 import platform
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import metadata
 from typing import Any, Iterable, Mapping
 
@@ -61,13 +61,10 @@ class CacheKey:
         return {"graph": self.graph, "inputs": self.inputs, "config": self.config,
                 "versions": self.versions, "size": self.size}
 
-    @property
+    @cached_property
     def digest(self) -> str:
-        d = self.__dict__.get("_digest")
-        if d is None:  # frozen: cache it beside the fields (parts never change)
-            d = digest_of(self.parts())
-            object.__setattr__(self, "_digest", d)
-        return d
+        # cached_property writes the instance __dict__ directly, so it works on a frozen dataclass
+        return digest_of(self.parts())
 
     def to_dict(self) -> dict[str, Any]:
         """The parts plus the graph text (kept in artifact headers so explain can show nodes)."""
@@ -152,17 +149,17 @@ def explain(a: CacheKey | Mapping[str, Any], b: CacheKey | Mapping[str, Any]) ->
     return out
 
 
-def nearest(key: CacheKey, candidates: Iterable[tuple[str, Mapping[str, Any] | CacheKey]]
+def nearest(key: CacheKey, candidates: Iterable[tuple[str, str, Mapping[str, Any] | CacheKey]]
             ) -> tuple[str, str, list[str]] | None:
     """The stored key closest to ``key``: (tier, digest, explain(stored, key)), or None.
 
+    ``candidates`` are (tier, digest, key or its parts), the digest as the tier names the entry.
     Closest = fewest differing parts, then fewest differing lines; the key itself is skipped.
     """
     best: tuple[tuple[int, int], str, str, list[str]] | None = None
     want = key.parts()
-    for tier, cand in candidates:
+    for tier, digest, cand in candidates:
         parts, _ = _parts(cand)
-        digest = digest_of(parts)
         if digest == key.digest:
             continue
         lines = explain(cand, key)

@@ -17,7 +17,6 @@ class MemoryEntry:
     """One loaded callable; ``nbytes`` is its artifact's size (the bound's unit)."""
 
     fn: Callable[..., Any]
-    artifact: Any = None            # the Artifact it was loaded from, when there is one
     nbytes: int = 0
     pinned: bool = False
     info: dict[str, Any] = field(default_factory=dict)  # compiler, reason, code: what the report shows

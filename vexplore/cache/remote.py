@@ -96,13 +96,6 @@ def unsign(secret: bytes, name: str, value: bytes) -> bytes:
     return blob
 
 
-class _Named:
-    """Stands in for a CacheKey when only the digest in a value's name is known (verify)."""
-
-    def __init__(self, digest: str) -> None:
-        self.digest = digest
-
-
 @dataclass(frozen=True)
 class RemoteStats:
     url: str
@@ -123,8 +116,8 @@ class RemoteTier:
     def __init__(self, url: str, prefix: str = "vexplore:", timeout_s: float = 0.5,
                  retry_after_s: float = 30.0, secret: bytes | None = None) -> None:
         self.url, self.prefix, self.timeout_s, self.retry_after_s = url, prefix, timeout_s, retry_after_s
-        self.rejected = self.outages = 0
-        self.last_rejection: str | None = None
+        self.outages = 0
+        self.rejections: list[str] = []           # why each value was refused, in order
         self.down_reason: str | None = None
         self._down_until = 0.0
         self._client: redis.Redis | None = None
@@ -181,6 +174,15 @@ class RemoteTier:
             log.info("vexplore remote cache still unavailable: %s", self.down_reason)
 
     @property
+    def rejected(self) -> int:
+        """Values refused by this process."""
+        return len(self.rejections)
+
+    @property
+    def last_rejection(self) -> str | None:
+        return self.rejections[-1] if self.rejections else None
+
+    @property
     def available(self) -> bool:
         return not self.disabled_reason and not (self.down_reason and time.monotonic() < self._down_until)
 
@@ -197,20 +199,22 @@ class RemoteTier:
         try:
             return Artifact.decode(unsign(self.secret or b"", name, value), key)
         except (Refused, ArtifactCorrupt) as e:
-            self._refuse(name, getattr(e, "reason", None) or str(e))
+            self._refuse(name, str(e))
             return None
 
     def _refuse(self, name: str, reason: str) -> None:
-        self.rejected += 1
-        self.last_rejection = f"remote value {name} refused ({reason})"
+        self.rejections.append(f"remote value {name} refused ({reason})")
         log.warning("vexplore remote cache: %s refused (%s); will recompile and overwrite it", name, reason)
 
-    def put(self, key: CacheKey, art: Artifact) -> int:
-        """SET the signed artifact (and its index entry); returns bytes written (0 when unreachable)."""
+    def put(self, key: CacheKey, art: Artifact, blob: bytes | None = None) -> int:
+        """SET the signed artifact (and its index entry); returns bytes written (0 when unreachable).
+
+        ``blob`` is ``art.encode(key)`` when the caller has it already (one encoding for every tier).
+        """
         if not self.secret:
             return 0
         name = self.kname(key)
-        value = sign(self.secret, name, art.encode(key))
+        value = sign(self.secret, name, art.encode(key) if blob is None else blob)
         parts = json.dumps(key.parts(), sort_keys=True, default=str)
 
         def write(r: redis.Redis) -> int:
@@ -224,7 +228,16 @@ class RemoteTier:
     def discard(self, key: CacheKey, reason: str) -> None:
         """Count an entry that could not be loaded and delete it."""
         self._refuse(self.kname(key), reason)
-        self._call("DEL", lambda r: r.delete(self.kname(key)))
+        self._delete(key.digest)
+
+    def _delete(self, digest: str) -> None:
+        """Delete a value and its index field together (else listings and prewarm see a ghost)."""
+        def delete(r: redis.Redis) -> None:
+            pipe = r.pipeline(transaction=False)
+            pipe.delete(self.kname(digest))
+            pipe.hdel(self.prefix + "index", digest)
+            pipe.execute()
+        self._call("DEL", delete)
 
     def keys(self, limit: int = 10000) -> list[tuple[str, dict[str, Any]]]:
         """(digest, key parts) from the index hash, for explaining a miss (never for loading)."""
@@ -251,12 +264,13 @@ class RemoteTier:
             value = self._call("GET", lambda r, n=name: r.get(n))
             if value is None:
                 continue
+            digest = name[len(self.kname("")):]
             try:
-                Artifact.decode(unsign(self.secret or b"", name, value), _Named(name.rsplit(":", 1)[-1]))
+                Artifact.decode(unsign(self.secret or b"", name, value), digest)
             except (Refused, ArtifactCorrupt) as e:
-                self._refuse(name, getattr(e, "reason", None) or str(e))
-                self._call("DEL", lambda r, n=name: r.delete(n))
-                bad.append((name, getattr(e, "reason", None) or str(e)))
+                self._refuse(name, str(e))
+                self._delete(digest)
+                bad.append((name, str(e)))
         return bad
 
     def clear(self) -> int:

@@ -25,17 +25,17 @@ Loader = Callable[[Artifact], "tuple[Callable[..., Any], dict[str, Any]]"]
 class Tier(Protocol):
     """A tier below memory: stores and returns Artifacts under a CacheKey.
 
-    ``get`` never raises: a damaged or refused entry is counted in ``rejected`` with the reason
-    in ``last_rejection`` and comes back as None.
+    ``get`` never raises: a damaged or refused entry comes back as None and its reason is
+    appended to ``rejections`` (every reason, in order; also those found while indexing or
+    listing), so a caller can take the reasons its own calls added.
     """
 
     name: str
-    rejected: int
-    last_rejection: str | None
+    rejections: list[str]
 
     def get(self, key: CacheKey) -> Artifact | None: ...
 
-    def put(self, key: CacheKey, art: Artifact) -> int: ...
+    def put(self, key: CacheKey, art: Artifact, blob: bytes | None = None) -> int: ...
 
     def discard(self, key: CacheKey, reason: str) -> None: ...
 
@@ -52,13 +52,24 @@ def _zero(tiers: Iterable[str]) -> dict[str, int]:
     return out
 
 
+def _count(c: dict[str, int], written: Iterable[tuple[str, int]],
+           rejected: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """Add bytes written and entries refused, in total and per tier, to the counters ``c``."""
+    for t, n in written:
+        c["cache_bytes_written"] += n
+        c[f"cache_bytes_written_{t}"] += n
+    for t, _ in rejected:
+        c["cache_rejected"] += 1
+        c[f"cache_rejected_{t}"] += 1
+    return c
+
+
 @dataclass(frozen=True)
 class Lookup:
     """One lookup: where it was served from (or ``miss``), what it cost and what it found on the way."""
 
     tier: str                                  # memory | disk | remote | miss
     fn: Callable[..., Any] | None = None
-    artifact: Artifact | None = None
     seconds: float = 0.0
     bytes_read: int = 0
     miss_reason: str | None = None
@@ -67,25 +78,18 @@ class Lookup:
     missed: tuple[str, ...] = ()               # tiers that had no usable entry
     rejected: tuple[tuple[str, str], ...] = () # (tier, why) of entries refused on the way
     written: tuple[tuple[str, int], ...] = ()  # (tier, bytes) filled above a lower-tier hit
-    nearest: str | None = None                 # digest of the nearest stored key on a miss
 
     def counters(self) -> dict[str, int]:
         """The report counters this lookup adds (every per-tier key of the enabled tiers, zeros too)."""
         c = _zero(self.tiers)
         for t in self.missed:
             c[f"cache_misses_{t}"] += 1
-        for t, _ in self.rejected:
-            c["cache_rejected"] += 1
-            c[f"cache_rejected_{t}"] += 1
         if self.tier in TIER_NAMES:
             c[f"cache_load_us_{self.tier}"] += int(self.seconds * 1e6)
             if self.tier != "memory":
                 c["cache_bytes_read"] += self.bytes_read
                 c[f"cache_bytes_read_{self.tier}"] += self.bytes_read
-        for t, n in self.written:
-            c["cache_bytes_written"] += n
-            c[f"cache_bytes_written_{t}"] += n
-        return c
+        return _count(c, self.written, self.rejected)
 
 
 @dataclass(frozen=True)
@@ -102,13 +106,7 @@ class Stored:
 
     def counters(self) -> dict[str, int]:
         c = {k: v for k, v in _zero(self.tiers).items() if k.startswith(("cache_bytes_written", "cache_rejected"))}
-        for t, n in self.written:
-            c["cache_bytes_written"] += n
-            c[f"cache_bytes_written_{t}"] += n
-        for t, _ in self.rejected:
-            c["cache_rejected"] += 1
-            c[f"cache_rejected_{t}"] += 1
-        return c
+        return _count(c, self.written, self.rejected)
 
 
 class TieredCache:
@@ -122,97 +120,87 @@ class TieredCache:
     def enabled(self) -> bool:
         return self.memory is not None or bool(self.lower)
 
-    def lookup(self, key: CacheKey, load: Loader) -> Lookup:
-        """Find ``key``; ``load`` turns a lower tier's Artifact into (callable, info)."""
+    def lookup(self, key: CacheKey, load: Loader, explain: bool = True) -> Lookup:
+        """Find ``key``; ``load`` turns a lower tier's Artifact into (callable, info).
+
+        ``explain=False`` skips naming the nearest stored key on a miss (it lists every tier):
+        the miss reason then only names refused entries.
+        """
         t0 = time.perf_counter()
-        digest = key.digest
         if self.memory is not None:
-            e = self.memory.get(digest)
+            e = self.memory.get(key.digest)
             if e is not None:
-                return Lookup("memory", e.fn, e.artifact, time.perf_counter() - t0, info=e.info, tiers=self.tiers)
+                return Lookup("memory", e.fn, time.perf_counter() - t0, info=e.info, tiers=self.tiers)
         missed = ["memory"] if self.memory is not None else []
-        rejected: list[tuple[str, str]] = []
-        before = [t.rejected for t in self.lower]
+        mark = self._mark()
         for i, tier in enumerate(self.lower):
-            art = self._get(tier, key, rejected)
+            art = tier.get(key)
             if art is not None:
                 try:
                     fn, info = load(art)
                 except Exception as e:  # an artifact this process cannot load is a miss, not a crash
-                    why = f"failed to load ({type(e).__name__}: {str(e)[:200]})"
-                    tier.discard(key, why)
-                    rejected.append((tier.name, tier.last_rejection or why))
+                    tier.discard(key, f"failed to load ({type(e).__name__}: {str(e)[:200]})")
                     art = None
             if art is None:
                 missed.append(tier.name)
                 continue
-            written = self._fill(key, art, fn, info, self.lower[:i])
-            rejected += self._found_damage(before, rejected)
-            return Lookup(tier.name, fn, art, time.perf_counter() - t0, len(art.data), info=info, tiers=self.tiers,
-                          missed=tuple(missed), rejected=tuple(rejected), written=written)
-        reason, near = self.explain_miss(key, rejected)
-        rejected += self._found_damage(before, rejected)
+            written = self._put(key, fn, art, info, False, self.lower[:i])
+            return Lookup(tier.name, fn, time.perf_counter() - t0, len(art.data), info=info, tiers=self.tiers,
+                          missed=tuple(missed), rejected=self._since(mark), written=written)
+        refused = self._since(mark)
+        reason = (self.explain_miss(key, refused) if explain else
+                  "; ".join(why for _, why in refused) or f"not stored in {', '.join(self.tiers)}")
         return Lookup("miss", seconds=time.perf_counter() - t0, miss_reason=reason, tiers=self.tiers,
-                      missed=tuple(missed), rejected=tuple(rejected), nearest=near)
+                      missed=tuple(missed), rejected=self._since(mark))
 
-    def _found_damage(self, before: list[int], rejected: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Entries a tier refused beyond those in ``rejected`` (found while indexing or listing)."""
-        out = []
-        for tier, n in zip(self.lower, before):
-            extra = tier.rejected - n - sum(t == tier.name for t, _ in rejected)
-            out += [(tier.name, tier.last_rejection or "damaged entry")] * max(extra, 0)
-        return out
+    def _mark(self) -> list[int]:
+        return [len(t.rejections) for t in self.lower]
 
-    @staticmethod
-    def _get(tier: Tier, key: CacheKey, rejected: list[tuple[str, str]]) -> Artifact | None:
-        before = tier.rejected
-        art = tier.get(key)
-        if tier.rejected > before:
-            rejected.append((tier.name, tier.last_rejection or "refused"))
-        return art
+    def _since(self, mark: list[int]) -> tuple[tuple[str, str], ...]:
+        """(tier, why) of every entry the lower tiers refused since ``mark``, each with its own reason."""
+        return tuple((t.name, why) for t, n in zip(self.lower, mark) for why in t.rejections[n:])
 
-    def _fill(self, key: CacheKey, art: Artifact, fn: Callable[..., Any], info: dict[str, Any],
-              upper: list[Tier]) -> tuple[tuple[str, int], ...]:
-        if self.memory is not None:
-            self.memory.put(key.digest, MemoryEntry(fn, art, len(art.data), info=info, key=key))
-        return tuple((t.name, t.put(key, art)) for t in upper)
-
-    def explain_miss(self, key: CacheKey, rejected: list[tuple[str, str]] = ()) -> tuple[str, str | None]:
-        """(reason, nearest digest): refused entries first, then the nearest stored key's differing parts."""
-        found = nearest(key, self._candidates())
+    def explain_miss(self, key: CacheKey, rejected: Iterable[tuple[str, str]] = ()) -> str:
+        """Refused entries first, then the nearest stored key's differing parts."""
         said = [why for _, why in rejected]
+        found = nearest(key, self._candidates())
         if found is None:
-            said.append(f"nothing stored in {', '.join(self.tiers)} yet" if not rejected else
-                        "no other stored key to compare with")
-            return "; ".join(said), None
+            said.append("no other stored key to compare with" if said else
+                        f"nothing stored in {', '.join(self.tiers)} yet")
+            return "; ".join(said)
         tier, digest, lines = found
         shown = "; ".join(lines[:4]) + (f"; +{len(lines) - 4} more" if len(lines) > 4 else "")
         said.append(f"nearest stored key {digest[:12]} ({tier}) differs in {shown}")
-        return "; ".join(said), digest
+        return "; ".join(said)
 
-    def _candidates(self) -> Iterable[tuple[str, Mapping[str, Any] | CacheKey]]:
+    def _candidates(self) -> Iterable[tuple[str, str, Mapping[str, Any] | CacheKey]]:
         if self.memory is not None:
-            for _, e in self.memory.entries():
+            for digest, e in self.memory.entries():
                 if e.key is not None:
-                    yield "memory", e.key
+                    yield "memory", digest, e.key
         for tier in self.lower:
             try:
-                for _, parts in tier.keys():
-                    yield tier.name, parts
+                for digest, parts in tier.keys():
+                    yield tier.name, digest, parts
             except Exception as e:  # a listing problem must not turn a miss into a crash
                 log.info("vexplore %s cache: cannot list keys (%s)", tier.name, e)
 
     def store(self, key: CacheKey, fn: Callable[..., Any], art: Artifact | None,
               info: dict[str, Any] | None = None, pin: bool = False) -> Stored:
         """Store in every enabled tier (only memory when there are no bytes); returns what was written."""
+        mark = self._mark()
+        written = self._put(key, fn, art, dict(info or {}), pin, self.lower)
+        return Stored(written, self.tiers, self._since(mark))
+
+    def _put(self, key: CacheKey, fn: Callable[..., Any], art: Artifact | None, info: dict[str, Any],
+             pin: bool, lower: list[Tier]) -> tuple[tuple[str, int], ...]:
+        """Put into memory and into ``lower`` (encoded once for all of them); (tier, bytes) written below memory."""
         if self.memory is not None:
-            self.memory.put(key.digest, MemoryEntry(fn, art, len(art.data) if art else 0, pin,
-                                                    dict(info or {}), key))
-        if art is None:
-            return Stored((), self.tiers)
-        before = [t.rejected for t in self.lower]
-        written = tuple((t.name, t.put(key, art)) for t in self.lower)
-        return Stored(written, self.tiers, tuple(self._found_damage(before, [])))
+            self.memory.put(key.digest, MemoryEntry(fn, len(art.data) if art else 0, pin, info, key))
+        if art is None or not lower:
+            return ()
+        blob = art.encode(key)
+        return tuple((t.name, t.put(key, art, blob)) for t in lower)
 
     def prewarm(self, load: Loader, match: Callable[[dict[str, Any]], bool], limit: int | None = None) -> "Prewarmed":
         """Load stored entries whose key parts ``match`` into memory, most recently used first."""
@@ -226,7 +214,8 @@ class TieredCache:
                 if loaded >= limit or digest in seen or not match(parts) or digest in self.memory:
                     continue
                 seen.add(digest)
-                hit = self.lookup(CacheKey.from_dict(parts), load)
+                # no miss explanation: it would list every tier again for each entry that fails
+                hit = self.lookup(CacheKey.from_dict(parts), load, explain=False)
                 loaded += hit.tier != "miss"
                 failed += hit.tier == "miss"
         return Prewarmed(loaded, failed, time.perf_counter() - t0)
