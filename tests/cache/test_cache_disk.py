@@ -30,7 +30,7 @@ def test_round_trip_modes_and_layout(tmp_path):
     assert stat.S_IMODE(os.stat(d.path(key(1))).st_mode) == 0o600
     assert json.loads((tmp_path / "vx" / "meta.json").read_text()) == {"format": "vexplore-cache-dir", "layout": 1}
     assert [dg for dg, _ in d.entries()] == [key(1).digest]
-    assert d.get(key(2)) is None and d.rejected == 0
+    assert d.get(key(2)) is None and len(d.rejections) == 0
 
 
 @pytest.mark.parametrize("fault, reason", [
@@ -46,11 +46,11 @@ def test_damaged_entry_is_detected_deleted_counted_logged(tmp_path, caplog, faul
     fault(p)
     with caplog.at_level(logging.WARNING, logger=LOG):
         assert d.get(key(1)) is None
-    assert d.rejected == 1 and not p.exists()
-    assert reason in d.last_rejection
+    assert len(d.rejections) == 1 and not p.exists()
+    assert reason in d.rejections[-1]
     [rec] = [r for r in caplog.records if "damaged" in r.getMessage()]
     assert str(p) in rec.getMessage() and reason in rec.getMessage()
-    assert d.get(key(1)) is None and d.rejected == 1          # now simply absent
+    assert d.get(key(1)) is None and len(d.rejections) == 1          # now simply absent
     d.put(key(1), art(800))
     assert d.get(key(1)) == art(800)
 
@@ -66,8 +66,8 @@ def test_foreign_version_and_swapped_entries_are_misplaced(tmp_path, caplog):
     d.path(key(3)).write_bytes(art(300, 3).encode(other))
     with caplog.at_level(logging.WARNING, logger=LOG):
         assert d.get(k1) is None and d.get(k2) is None and d.get(key(3)) is None
-    assert d.rejected == 3
-    assert "entry belongs to another key" in d.last_rejection
+    assert len(d.rejections) == 3
+    assert "entry belongs to another key" in d.rejections[-1]
     assert artifact_paths(tmp_path / "vx") == []
     assert len([r for r in caplog.records if "damaged" in r.getMessage()]) == 3
 
@@ -94,7 +94,7 @@ def test_lost_or_damaged_index_is_rebuilt_from_the_files(tmp_path, caplog, damag
     d = DiskTier(root)                       # a new process opening the dir
     with caplog.at_level(logging.WARNING, logger=LOG):
         entries = d.entries()
-    assert d.index.rebuilds == 1 and d.rejected == 0
+    assert d.index.rebuilds == 1 and len(d.rejections) == 0
     assert [dg for dg, _ in entries] == [k.digest for k in reversed(ks)]   # LRU order from the files
     [rec] = [r for r in caplog.records if "index" in r.getMessage()]
     assert problem in rec.getMessage() and "rebuilt from 3 artifact file(s)" in rec.getMessage()
@@ -110,7 +110,7 @@ def test_rebuild_deletes_damaged_files_and_adopts_unindexed_ones(tmp_path, caplo
     e = DiskTier(root)
     with caplog.at_level(logging.WARNING, logger=LOG):
         assert [dg for dg, _ in e.entries()] == [ks[2].digest, ks[1].digest]
-    assert e.rejected == 1 and e.index.rebuilds == 1 and not d.path(ks[0]).exists()
+    assert len(e.rejections) == 1 and e.index.rebuilds == 1 and not d.path(ks[0]).exists()
     # a file written by a process that died before indexing it is adopted on open
     e.path(key(9)).parent.mkdir(exist_ok=True)
     e.path(key(9)).write_bytes(art(100, 9).encode(key(9)))

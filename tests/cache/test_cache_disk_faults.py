@@ -97,7 +97,7 @@ for round in range(15):
         d.put(key(i), art(20_000 + i, i))
         got = d.get(key((i + 3) % 6))
         bad += got is not None and got != art(20_000 + (i + 3) % 6, (i + 3) % 6)
-print(d.rejected, bad)
+print(len(d.rejections), bad)
 """
 
 

@@ -105,15 +105,6 @@ class DiskTier:
         except OSError as e:
             log.info("vexplore disk cache: cannot write %s (%s)", self.index.path, e)
 
-    @property
-    def rejected(self) -> int:
-        """Damaged entries deleted by this process."""
-        return len(self.rejections)
-
-    @property
-    def last_rejection(self) -> str | None:
-        return self.rejections[-1] if self.rejections else None
-
     # -- reading ---------------------------------------------------------------------------
     def path(self, key: CacheKey | str) -> Path:
         d = key if isinstance(key, str) else key.digest
@@ -296,7 +287,7 @@ class DiskTier:
     def stats(self) -> DiskStats:
         entries = self.entries()
         return DiskStats(str(self.root), len(entries), sum(e.nbytes for _, e in entries), self.max_bytes,
-                         self.rejected, self.evictions, self.index.rebuilds, self.meta_repairs,
+                         len(self.rejections), self.evictions, self.index.rebuilds, self.meta_repairs,
                          self.disabled_reason or self.write_error)
 
     def _check_meta(self) -> None:

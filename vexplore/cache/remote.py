@@ -174,15 +174,6 @@ class RemoteTier:
             log.info("vexplore remote cache still unavailable: %s", self.down_reason)
 
     @property
-    def rejected(self) -> int:
-        """Values refused by this process."""
-        return len(self.rejections)
-
-    @property
-    def last_rejection(self) -> str | None:
-        return self.rejections[-1] if self.rejections else None
-
-    @property
     def available(self) -> bool:
         return not self.disabled_reason and not (self.down_reason and time.monotonic() < self._down_until)
 
@@ -286,5 +277,5 @@ class RemoteTier:
         nbytes = sum(self._call("STRLEN", lambda r, n=n: r.strlen(n)) or 0 for n in names) if names else 0
         up = self._call("PING", lambda r: r.ping()) is not None
         return RemoteStats(redact(self.url), self.prefix, up, len(names) if up else None,
-                           nbytes if up else None, self.rejected, self.outages,
+                           nbytes if up else None, len(self.rejections), self.outages,
                            self.disabled_reason or self.down_reason)
