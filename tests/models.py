@@ -17,6 +17,15 @@ def _mix_fake(x: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(x)
 
 
+def _mix_backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    # y[i] = sum_{j<=i} x[j] / (i+1), so dx[j] = sum_{i>=j} grad[i] / (i+1): a reversed cumsum
+    n = torch.arange(1, grad.shape[0] + 1, device=grad.device, dtype=grad.dtype).unsqueeze(-1)
+    return (grad / n).flip(0).cumsum(0).flip(0)
+
+
+mix.register_autograd(_mix_backward)
+
+
 @torch.library.custom_op("vxtest::pair", mutates_args=())
 def pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x * 2, x + 1
@@ -150,3 +159,61 @@ class Noisy(_TwoLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.a(x) + torch.rand_like(x)
         return self.b(torch.ops.vxtest.mix(h))
+
+
+@torch.library.custom_op("vxtest::mix_into", mutates_args=("out",))
+def mix_into(x: torch.Tensor, out: torch.Tensor) -> None:
+    """vxtest::mix writing into a preallocated output (as serving engines' attention does)."""
+    out.copy_(mix(x))
+
+
+@mix_into.register_fake
+def _mix_into_fake(x: torch.Tensor, out: torch.Tensor) -> None:
+    return None
+
+
+class KVBuffer(nn.Module):
+    """Writes a registered buffer in place at call time (a KV cache), then attends over all of it.
+
+    ``kv`` starts random, so a write that is lost, or one that lands in the wrong rows, changes
+    the output; ``calls`` counts calls, so a call that ran twice shows.
+    """
+
+    def __init__(self, dim: int = 16, slots: int = 64) -> None:
+        super().__init__()
+        self.q, self.k, self.o = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.register_buffer("kv", torch.randn(slots, dim))
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        self.kv.index_copy_(0, pos, self.k(x))
+        self.calls.add_(1)
+        return x + self.o(_attend(self.q(x), self.kv))
+
+
+class KVArgument(nn.Module):
+    """The same, with the cache passed by the caller at every call (Hugging Face's StaticCache)."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.q, self.k, self.o = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor, cache: torch.Tensor) -> torch.Tensor:
+        cache[pos] = self.k(x)
+        return x + self.o(_attend(self.q(x), cache))
+
+
+def _attend(q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+    """Single-head attention of the tokens over every cache row (the default split op)."""
+    out = torch.nn.functional.scaled_dot_product_attention(q[None, None], kv[None, None], kv[None, None])
+    return out[0, 0]
+
+
+class IntoBuffer(_TwoLinear):
+    """A split op that writes its result into a buffer the compiled piece before it allocated."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        out = torch.empty_like(h)
+        torch.ops.vxtest.mix_into(h, out)
+        return self.b(out) + 1

@@ -5,7 +5,7 @@ import torch
 
 import vexplore as vx
 from vexplore.engine import cudagraph as cgm
-from models import Stack
+from models import KVArgument, KVBuffer, Stack
 
 
 def test_pick_size():
@@ -23,22 +23,63 @@ def test_capture_sizes_largest_first():
     assert cgm.capture_sizes([4, 8], dynamic=False) == [None]
 
 
-def test_token_dims_and_sized_inputs(cache_cfg, session):
-    m = Stack(layers=1).eval()
-    x = torch.randn(8, 16)
-    cm = vx.compile(m, vx.CompileConfig(compiler="eager", cache=cache_cfg), session=session)
-    with torch.no_grad():
-        cm(x)
+def _graph_inputs(cm):
     g = cm.graphs[0]
-    dims = cgm.token_dims(g.fake_inputs, g.token)
-    user = [i for i, r in enumerate(g.real_inputs) if r is x]
-    assert user and (user[0], 0) in dims
-    sized = cgm.sized_inputs(g.real_inputs, g.fake_inputs, g.token, 32)
-    for i, (s, r) in enumerate(zip(sized, g.real_inputs)):
-        if any(i == j for j, _ in dims):
-            assert (s if isinstance(s, int) else s.shape[0]) == 32
-        else:
-            assert s is r   # weights are captured by address, never copied
+    return cgm.GraphInputs(g.real_inputs, g.fake_inputs, g.token, g.roles, g.names, g.written_inputs())
+
+
+def test_input_plan_uses_buffers_and_written_caches_in_place(cache_cfg, session):
+    """Parameters, module buffers and a written cache argument are captured at their own address
+    (writes land in the caller's tensor); token-dependent inputs are copied into graph buffers."""
+    m = KVBuffer().eval()
+    cm = vx.compile(m, vx.CompileConfig(compiler="eager", cache=cache_cfg), session=session)
+    x, pos = torch.randn(4, 16), torch.arange(40, 44)
+    with torch.no_grad():
+        cm(x, pos)
+    g = cm.graphs[0]
+    plan = cgm.InputPlan.make(_graph_inputs(cm))
+    by_name = dict(zip(g.names, range(len(g.names))))
+    assert {g.names[i] for i in plan.fixed} == {n for n, _ in m.named_parameters()} | {"kv", "calls"}
+    assert {g.names[i] for i in plan.copied} == {"args[0]", "args[1]"}      # x and pos: token-dependent
+    assert {g.names[i] for i in plan.written} == {"kv", "calls"}
+    assert plan.dims[by_name["args[0]"]] == 0 and plan.dims[by_name["args[1]"]] == 0
+    assert plan.skip_reason(g.real_inputs) is None
+
+    cache = torch.randn(64, 16)
+    a = KVArgument().eval()
+    cm = vx.compile(a, vx.CompileConfig(compiler="eager", cache=cache_cfg), session=session)
+    with torch.no_grad():
+        cm(x, pos, cache)
+    g = cm.graphs[0]
+    plan = cgm.InputPlan.make(_graph_inputs(cm))
+    assert "args[2]" in {g.names[i] for i in plan.fixed} and {g.names[i] for i in plan.written} == {"args[2]"}
+    assert g.roles[g.names.index("args[2]")] == "argument"
+
+
+def test_input_plan_refuses_a_written_input_that_shares_memory(cache_cfg, session):
+    """A written token-dependent input that shares memory with another input cannot be copied
+    into graph buffers without losing the write: that graph runs without CUDA graphs, saying why."""
+    def f(x, y):
+        x.mul_(2)
+        return x + y
+    cm = vx.compile(f, vx.CompileConfig(compiler="eager", cache=cache_cfg), session=session)
+    base = torch.randn(8, 16)
+    with torch.no_grad():
+        cm(base, base.view(8, 16))
+    plan = cgm.InputPlan.make(_graph_inputs(cm))
+    reason = plan.skip_reason(cm.graphs[0].real_inputs)
+    assert reason is not None and "share memory" in reason and "args[0]" in reason
+
+
+def test_moving_a_fixed_input_twice_copies_it_from_then_on():
+    plan = cgm.InputPlan(fixed=[0, 1], copied=[2], scalars=[], dims={2: 0}, written={1}, names=["w", "kv", "x"])
+    current = {0: 100, 1: 200}
+    assert not plan.moved(1, 200, current)           # where it was: nothing to do
+    assert not plan.moved(1, 300, current)           # moved once: captured again at the new address
+    assert plan.fixed == [0, 1] and plan.moves[1] == 1
+    assert not plan.moved(1, 300, current)           # the same move seen from another size
+    assert plan.moved(1, 400, current)               # moved again: copied (and copied back) from now on
+    assert plan.fixed == [0] and plan.copied == [2, 1]
 
 
 def test_cudagraph_without_cuda_says_so(cache_cfg, session):

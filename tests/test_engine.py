@@ -186,6 +186,7 @@ def test_validate_reports_per_piece(toy, cache_cfg, session):
     vals = [p.validation for p in cm.report.pieces if p.kind == "compiled"]
     assert len(vals) == 5 and all(v.startswith("ok") for v in vals)
     assert cm.report.counters["validation_mismatches"] == 0
+    assert cm.report.validation == ("graph 0: ok (max rel err 0; outputs, 0 written inputs)",)
 
 
 def test_validation_mismatch_is_reported(cache_cfg, session):
@@ -200,7 +201,9 @@ def test_validation_mismatch_is_reported(cache_cfg, session):
     bad = [p for p in cm.report.pieces if p.validation and p.validation.startswith("mismatch")]
     assert [p.index for p in bad] == [0] and bad[0].max_rel_err > 1e-3
     assert cm.report.pieces[2].validation.startswith("ok")
-    assert cm.report.counters["validation_mismatches"] == 1
+    # the piece, and the whole graph end to end
+    assert cm.report.counters["validation_mismatches"] == 2
+    assert cm.report.validation[0].startswith("graph 0: mismatch: max relative error")
 
 
 def test_compare_names_what_differs():

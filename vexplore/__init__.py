@@ -17,7 +17,7 @@ from .config import CacheConfig, CompileConfig, DEFAULT_SPLITTING_OPS
 from .engine.model import CompiledModel, compile
 from .engine.ops import op_name
 from .errors import (CompileError, ConfigError, VexploreError, VexploreFallbackWarning,
-                     VexploreValidationWarning, VexploreWarning)
+                     VexplorePerformanceWarning, VexploreValidationWarning, VexploreWarning)
 from .monitor.events import CompileEvent
 from .monitor.report import CompileReport, Piece
 from .session import Session, default_session
@@ -28,7 +28,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BenchReport", "BenchRow", "CacheConfig", "CompileConfig", "CompileError", "CompileEvent",
     "CompileReport", "CompiledModel", "ConfigError", "DEFAULT_SPLITTING_OPS", "Piece", "Session",
-    "VexploreError", "VexploreFallbackWarning", "VexploreValidationWarning", "VexploreWarning",
+    "VexploreError", "VexploreFallbackWarning", "VexplorePerformanceWarning", "VexploreValidationWarning",
+    "VexploreWarning",
     "benchmark", "cache", "compile", "default_session", "explore", "op_name",
 ]
 

@@ -31,3 +31,7 @@ class VexploreFallbackWarning(VexploreWarning):
 
 class VexploreValidationWarning(VexploreWarning):
     """A compiled piece disagreed with eager PyTorch on the example inputs."""
+
+
+class VexplorePerformanceWarning(VexploreWarning):
+    """vexplore ran correctly but slower than it could: e.g. an eval() model called with grad enabled."""

@@ -41,8 +41,8 @@ def test_piecewise_cudagraphs_replay_fresh_results(cache_cfg):
         before = stats.uncaptured_calls
         x12 = m.example_inputs(12, "cuda", seed=4)
         torch.testing.assert_close(cm(*x12), m(*x12), atol=2e-2, rtol=2e-2)
-        assert stats.uncaptured_calls == before + 5
-        assert stats.replays >= 5 * 3
+        assert stats.uncaptured_calls == before + 1      # the whole call ran without graphs
+        assert stats.replays == 3 and stats.recaptures == 0 and stats.address_misses == 0
 
 
 def test_padding_is_opt_in_and_exact_for_causal_attention(cache_cfg):
@@ -54,7 +54,7 @@ def test_padding_is_opt_in_and_exact_for_causal_attention(cache_cfg):
         out = cm(*x12)
         assert out.shape[0] == 12
         torch.testing.assert_close(out, m(*x12), atol=2e-2, rtol=2e-2)  # causal: padding rows come last
-        assert cm.graphs[0].graph_stats.padded_calls == 5
+        assert cm.graphs[0].graph_stats.padded_calls == 1
 
 
 def test_full_cudagraph(cache_cfg):

@@ -40,6 +40,19 @@ def sym_expr(s: Any) -> Any:
     return s.node.expr if isinstance(s, torch.SymInt) else s
 
 
+def data_ptrs_equal(tensors: Sequence[Any], ptrs: Sequence[int | None], indices: Sequence[int]) -> bool:
+    """Whether ``tensors[i].data_ptr() == ptrs[i]`` for every ``i`` in ``indices``, in one call.
+
+    torch._C._tensors_data_ptrs_at_indices_equal is the C++ check CUDA graph trees run before
+    each replay (CUDA builds, 2.1+); CPU builds lack it and never replay CUDA graphs, so a
+    Python loop stands in there.
+    """
+    check = getattr(torch._C, "_tensors_data_ptrs_at_indices_equal", None)
+    if check is not None:
+        return check(tensors if isinstance(tensors, list) else list(tensors), ptrs, indices)
+    return all(tensors[i].data_ptr() == ptrs[i] for i in indices)
+
+
 def graph_break_reasons() -> Counter:
     # torch._dynamo.utils.counters["graph_break"] maps each break reason to its count (2.0+);
     # Dynamo offers no public per-call list, and torch._dynamo.explain would trace again.
@@ -76,15 +89,17 @@ def inductor_options(mode: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def standalone_compile(gm: torch.fx.GraphModule, inputs: Sequence[Any], options: dict[str, Any],
-                       fake_mode: Any | None) -> Any:
+                       fake_mode: Any | None, grad: bool = False) -> Any:
     """Compile with torch._inductor.standalone_compile (2.8+).
 
     With ``fake_mode`` the inputs are fake tensors/SymInts of Dynamo's graph and the compile is
     dynamic ("from_tracing_context": a TracingContext we open ourselves, so this also works
     outside the backend call, e.g. for recompile). Without it the inputs are concrete and the
-    compile is static ("from_example_inputs").
+    compile is static ("from_example_inputs"). ``grad``: compile for autograd (AOTAutograd
+    traces a joint graph when grad is enabled and an input requires grad, and the artifact's
+    outputs carry a backward); otherwise an inference graph.
     """
-    with torch.no_grad():  # vexplore compiles for inference: no joint graph
+    with torch.set_grad_enabled(grad):
         if fake_mode is None:
             return torch._inductor.standalone_compile(
                 gm, list(inputs), dynamic_shapes="from_example_inputs", options=options)
@@ -128,7 +143,7 @@ def symbolic_inputs(specs: Sequence[Any], symbols: dict[str, int]) -> tuple[list
 
     ShapeEnv.create_symbol/create_symintnode and FakeTensorMode are how Dynamo itself makes
     symbolic inputs; a worker has no Dynamo trace, so it makes one symbol per name here.
-    ``specs``: ("tensor", shape exprs, stride exprs, dtype, device) | ("sym", expr) | ("const", v).
+    ``specs``: ("tensor", shape exprs, stride exprs, dtype, device, requires_grad) | ("sym", expr) | ("const", v).
     """
     import sympy
     from torch._dynamo.source import ConstantSource
@@ -151,9 +166,9 @@ def symbolic_inputs(specs: Sequence[Any], symbols: dict[str, int]) -> tuple[list
     with mode:
         for spec in specs:
             if spec[0] == "tensor":
-                _, shape, stride, dtype, device = spec
+                _, shape, stride, dtype, device, requires_grad = spec
                 out.append(torch.empty_strided([sym(s) for s in shape], [sym(s) for s in stride],
-                                               dtype=getattr(torch, dtype), device=device))
+                                               dtype=getattr(torch, dtype), device=device).requires_grad_(requires_grad))
             elif spec[0] == "sym":
                 out.append(sym(spec[1]))
             else:

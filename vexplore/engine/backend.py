@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,9 +24,10 @@ from . import _torch_compat as tc
 from . import cudagraph
 from .manager import CompilerManager
 from .ops import matches, op_name
-from .split import Split, example_inputs, propagate, split_graph
+from .split import Split, example_inputs, split_graph
 from .stitch import GraphRunner, install, normalize_output
-from .validate import validate_pieces
+from .validate import eager_reference, uninitialized_outputs, validate_graph, validate_pieces
+from .writes import WriteMap, find_writes
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -43,11 +45,17 @@ class CapturedGraph:
     fake_mode: Any
     real_inputs: list[Any]
     token: Any                       # the sympy symbol of the token dim, None when static
+    roles: tuple[str, ...] = ()      # per input: "parameter" | "buffer" | "argument" | "value"
+    names: tuple[str, ...] = ()      # per input: the model's name for it, or Dynamo's placeholder name
+    writes: WriteMap = field(default_factory=WriteMap)   # what the graph writes in place
+    grad: bool = False               # traced with grad enabled and an input requiring grad
     runner: GraphRunner | None = None
     graph_stats: Any = None          # cudagraph.GraphStats of the latest compile with CUDA graphs
 
     @classmethod
-    def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any]) -> "CapturedGraph":
+    def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any], model: Any = None) -> "CapturedGraph":
+        """``model``: what vx.compile wraps; its parameters, buffers and tensor attributes are
+        recognised among the inputs by identity."""
         phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
         fakes = [n.meta.get("example_value") for n in phs]
         fake_mode = tc.fake_mode_of(gm)
@@ -56,14 +64,61 @@ class CapturedGraph:
             fake_mode = FakeTensorMode()
             fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
         real = [tc.sym_hint(x) if isinstance(x, torch.SymInt) else x for x in example_inputs]
-        token = None
-        for f in fakes:
-            dims = [f] if isinstance(f, torch.SymInt) else list(f.shape) if isinstance(f, torch.Tensor) else []
-            syms = [tc.sym_expr(d) for d in dims if isinstance(d, torch.SymInt)]
-            if syms and getattr(syms[0], "is_Symbol", False):
-                token = syms[0]
-                break
-        return cls(gm, list(fakes), fake_mode, real, token)
+        roles, names = input_roles(phs, real, model)
+        grad = torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in real)
+        return cls(gm, list(fakes), fake_mode, real, _token_symbol(fakes), roles, names,
+                   find_writes(gm, fakes, fake_mode), grad)
+
+    def written_inputs(self) -> dict[int, tuple[str, ...]]:
+        """Input index -> the nodes that write it in place."""
+        return self.writes.inputs(self.gm)
+
+
+def _token_symbol(fakes: Sequence[Any]) -> Any:
+    """The first symbol among the inputs' sizes: the dim vexplore marked dynamic (the tokens)."""
+    for f in fakes:
+        dims = [f] if isinstance(f, torch.SymInt) else list(f.shape) if isinstance(f, torch.Tensor) else []
+        syms = [tc.sym_expr(d) for d in dims if isinstance(d, torch.SymInt)]
+        if syms and getattr(syms[0], "is_Symbol", False):
+            return syms[0]
+    return None
+
+
+def input_roles(placeholders: Sequence[fx.Node], real: Sequence[Any], model: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Per graph input, its role and name: "parameter" / "buffer" (registered buffers and plain
+    tensor attributes of the model's modules, which keep their address between calls) by
+    identity against ``model``, "argument" for other tensors, "value" for the rest."""
+    params: dict[int, str] = {}
+    state: dict[int, str] = {}
+    if isinstance(model, torch.nn.Module):
+        params = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
+        state = {id(b): n for n, b in model.named_buffers(remove_duplicate=False)}
+        for prefix, mod in model.named_modules():
+            for k, v in vars(mod).items():
+                if isinstance(v, torch.Tensor) and not isinstance(v, torch.nn.Parameter):
+                    state.setdefault(id(v), f"{prefix}.{k}" if prefix else k)
+    roles, names = [], []
+    for ph, r in zip(placeholders, real):
+        if not isinstance(r, torch.Tensor):
+            roles.append("value")
+        elif id(r) in params or isinstance(r, torch.nn.Parameter):
+            roles.append("parameter")
+        else:
+            roles.append("buffer" if id(r) in state else "argument")
+        names.append(params.get(id(r)) or state.get(id(r)) or _arg_name(str(ph.target)))
+    return tuple(roles), tuple(names)
+
+
+_ARG = re.compile(r"^L_(args_(\d+)|kwargs_(\w+?))_$")
+
+
+def _arg_name(target: str) -> str:
+    """``args[0]`` or the keyword for what the caller passed (Dynamo names them L_args_0_,
+    L_kwargs_cache_ in vexplore's entry function), else Dynamo's own placeholder name."""
+    m = _ARG.match(target)
+    if m is None:
+        return target
+    return f"args[{m.group(2)}]" if m.group(2) is not None else m.group(3)
 
 
 @dataclass
@@ -78,6 +133,7 @@ class ReportBuilder:
     strategies: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    validation: list[str] = field(default_factory=list)   # end to end, one line per graph
     unique: dict[str, int] = field(default_factory=dict)   # unique key -> first piece index
     graphs: int = 0
     last_mark: float = field(default_factory=time.perf_counter)
@@ -127,10 +183,13 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
     if strategy == "piecewise" and len(split.pieces) == 1:
         b.warnings.append(f"graph {graph}: no split points found: compiled as one piece "
                           f"(splitting_ops={list(cfg.splitting_ops)})")
+    if cg.grad:
+        b.warnings.append(f"graph {graph}: compiled for autograd (called with grad enabled and inputs that "
+                          "require grad); call under torch.no_grad() for inference")
     with rec.step("fakeprop", graph=graph) as st:
-        piece_inputs, st.kw["detail"] = example_inputs(split, cg.fake_inputs, cg.fake_mode)
+        piece_inputs, st.kw["detail"] = example_inputs(split, cg.fake_inputs, cg.fake_mode, cg.grad)
     device = next((x.device.type for x in cg.real_inputs if isinstance(x, torch.Tensor)), "cpu")
-    mgr = CompilerManager(cfg, session.cache(cfg.cache), rec, cache_versions(device), b.counters)
+    mgr = CompilerManager(cfg, session.cache(cfg.cache), rec, cache_versions(device), b.counters, cg.grad)
     # One normalized copy and one fingerprint per compiled piece, for dedup, workers and keys.
     keyed = {}
     for spec in split.pieces:
@@ -143,7 +202,10 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
     if cfg.validate:
         _validate(cg, split, compiled, b, graph)
     b.graphs += 1
-    return _stitch(cg, cfg, split, compiled, eager, piece_inputs, device, b, graph)
+    stitched = _stitch(cg, cfg, split, compiled, eager, piece_inputs, device, b, graph)
+    if cfg.validate:
+        _validate_graph(cg, stitched, b, graph)
+    return stitched
 
 
 def _compile_pieces(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], keyed: dict[str, Any],
@@ -157,7 +219,7 @@ def _compile_pieces(mgr: CompilerManager, split: Split, piece_inputs: dict[str, 
         index = len(b.pieces)
         base = dict(index=index, graph=graph, name=spec.name, nodes=spec.nodes,
                     graph_nodes=tuple(_node_info(n) for n in spec.module.graph.nodes if n.op not in ("placeholder", "output")),
-                    input_shapes=tuple(_spec(x) for x in piece_inputs[spec.name]))
+                    input_shapes=tuple(_spec(x) for x in piece_inputs[spec.name]), writes=_piece_writes(cg, spec))
         if spec.kind == "split_op":
             eager[spec.name] = spec.module.forward  # skips nn.Module.__call__'s hook machinery
             b.pieces.append(Piece(kind="split_op", unique_key=None, same_as=None, compiler=None, compile_s=0.0,
@@ -188,14 +250,17 @@ def _stitch(cg: CapturedGraph, cfg: CompileConfig, split: Split, compiled: dict[
             eager: dict[str, Callable[..., Any]], piece_inputs: dict[str, tuple], device: str,
             b: ReportBuilder, graph: int) -> Callable[..., Any]:
     """Install the runners into the parent graph, under CUDA graphs when asked and possible."""
-    if cfg.cudagraph != "none" and device != "cuda":
-        b.warnings.append(f"cudagraph={cfg.cudagraph} needs a CUDA device; graph {graph} runs on {device} without CUDA graphs")
+    inputs = cudagraph.GraphInputs(cg.real_inputs, cg.fake_inputs, cg.token, cg.roles, cg.names, cg.written_inputs())
+    skip = _cudagraph_skip(cg, cfg, device, inputs)
+    if skip:
+        b.warnings.append(f"graph {graph}: runs without CUDA graphs: {skip}")
+        _mark_pieces(b, graph, cudagraph_skip_reason=skip)
     elif cfg.cudagraph != "none":
         with b.rec.step("cudagraph_capture", graph=graph) as st:
-            stats = cg.graph_stats = cudagraph.GraphStats()
             install(split.gm, eager)
-            stitched, note = cudagraph.apply(cfg.cudagraph, split.gm, compiled, piece_inputs, cg.real_inputs,
-                                             cg.fake_inputs, cg.token, cfg.cudagraph_sizes, cfg.cudagraph_pad, stats)
+            writes = {p.name: cg.writes.written_args(p.module) for p in split.pieces if p.kind == "compiled"}
+            stitched, stats, note = cudagraph.apply(cfg, split.gm, compiled, piece_inputs, inputs, writes)
+            cg.graph_stats = stats
             st.kw["detail"] = f"{stats.captures} graphs captured"
         b.counters["cudagraph_captures"] += stats.captures
         if note:
@@ -203,6 +268,33 @@ def _stitch(cg: CapturedGraph, cfg: CompileConfig, split: Split, compiled: dict[
         return stitched
     with b.rec.step("stitch", graph=graph):
         return install(split.gm, {**compiled, **eager}).forward
+
+
+def _cudagraph_skip(cg: CapturedGraph, cfg: CompileConfig, device: str, inputs: cudagraph.GraphInputs) -> str | None:
+    """Why this graph runs without the CUDA graphs ``cfg`` asks for, or None."""
+    if cfg.cudagraph == "none":
+        return None
+    if device != "cuda":
+        return f"cudagraph={cfg.cudagraph} needs a CUDA device; the graph runs on {device}"
+    if cg.grad:
+        return ("CUDA graphs serve no-grad calls only, and this graph was called with grad enabled and inputs "
+                "that require grad; call under torch.no_grad() to replay graphs")
+    return cudagraph.InputPlan.make(inputs).skip_reason(cg.real_inputs)
+
+
+def _mark_pieces(b: ReportBuilder, graph: int, **changes: Any) -> None:
+    for i, p in enumerate(b.pieces):
+        if p.graph == graph:
+            b.pieces[i] = dataclasses.replace(p, **changes)
+
+
+def _piece_writes(cg: CapturedGraph, spec: Any) -> tuple[str, ...]:
+    """The graph inputs (by the model's names) a piece writes in place."""
+    if not cg.writes:
+        return ()
+    by_name = {n.name: cg.names[i] for i, n in enumerate(p for p in cg.gm.graph.nodes if p.op == "placeholder")}
+    phs = [n.name for n in spec.module.graph.nodes if n.op == "placeholder"]
+    return tuple(by_name[phs[i]] for i in cg.writes.written_args(spec.module) if phs[i] in by_name)
 
 
 def _prefetch(mgr: CompilerManager, split: Split, piece_inputs: dict[str, tuple], keyed: dict[str, Any],
@@ -227,9 +319,12 @@ def _spec(x: Any) -> str:
 
 def _validate(cg: CapturedGraph, split: Split, runners: dict[str, Callable[..., Any]],
               b: ReportBuilder, graph: int) -> None:
+    """Each compiled piece against eager on the inputs eager gave it: outputs and the inputs it writes."""
     with b.rec.step("validate", graph=graph):
-        ins, outs = propagate(split, cg.real_inputs, None)   # before install: eager pieces
-        results = validate_pieces(runners, ins, outs)
+        written = {p.name: cg.writes.written_args(p.module) for p in split.pieces}
+        ref = eager_reference(split, cg.real_inputs, cg.written_inputs(), written)   # before install: eager pieces
+        skip = {p.name: uninitialized_outputs(p.module) for p in split.pieces}
+        results = validate_pieces(runners, ref, written, skip)
         for i, p in enumerate(b.pieces):
             if p.graph == graph and p.name in results:
                 status, err = results[p.name]
@@ -237,6 +332,17 @@ def _validate(cg: CapturedGraph, split: Split, runners: dict[str, Callable[..., 
                 if status.startswith("mismatch"):
                     b.counters["validation_mismatches"] += 1
                     b.warnings.append(f"graph {graph} piece {p.index} ({p.name}): {status}")
+
+
+def _validate_graph(cg: CapturedGraph, stitched: Callable[..., Any], b: ReportBuilder, graph: int) -> None:
+    """The whole stitched graph (CUDA graphs included) against eager: outputs, every input it
+    writes, and gradients when it runs with autograd. The caller's tensors are left as they were."""
+    with b.rec.step("validate", graph=graph):
+        status = validate_graph(cg.gm, stitched, cg.real_inputs, cg.written_inputs(), cg.grad)
+    b.validation.append(f"graph {graph}: {status}")
+    if status.startswith("mismatch"):
+        b.counters["validation_mismatches"] += 1
+        b.warnings.append(f"graph {graph} end to end: {status}")
 
 
 class VexBackend:
@@ -251,7 +357,7 @@ class VexBackend:
         now = time.perf_counter()
         graph = len(owner.graphs)
         b.rec.add("dynamo_trace", b.last_mark, now - b.last_mark, graph=graph)
-        cg = CapturedGraph.from_dynamo(gm, example_inputs)
+        cg = CapturedGraph.from_dynamo(gm, example_inputs, owner.model)
         owner.graphs.append(cg)
         cg.runner = GraphRunner(compile_graph(cg, owner.config, owner.session, b, graph))
         b.last_mark = time.perf_counter()

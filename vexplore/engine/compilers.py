@@ -37,11 +37,11 @@ class InductorCompiler:
         return tc.inductor_options(self.mode, extra)
 
     def compile(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any | None,
-                conservative: bool = False) -> CompileOutput:
+                conservative: bool = False, grad: bool = False) -> CompileOutput:
         tc.wait_for_inductor_warmup()
         code: list[str] = []
         with tc.capture_output_code(code):
-            art = tc.standalone_compile(gm, inputs, self.options(conservative), fake_mode)
+            art = tc.standalone_compile(gm, inputs, self.options(conservative), fake_mode, grad)
         try:
             data = tc.artifact_bytes(art)
         except Exception:  # not serializable: still usable in this process

@@ -1,21 +1,40 @@
 """CUDA graphs over pieces (cudagraph="piecewise") or the whole stitched graph ("full").
 
-Each wrapped callable is captured once per capture size, largest first, into one memory pool
-shared by every capture of the compile. A call replays the graph of its exact token count
-after copying its token-dependent inputs into the captured buffers; a size that was not
-captured runs without graphs (counted), unless ``cudagraph_pad`` lets it pad up to the next
-captured size. Inputs that are not token-dependent (weights) are captured by address: a call
-that passes another tensor there runs without graphs rather than replay stale memory.
+A graph is captured once per capture size, largest first, into one memory pool shared by every
+capture of the graph. A call replays the captures of its exact token count; a size that was
+not captured runs without graphs (counted), unless ``cudagraph_pad`` lets it pad up to the
+next captured size.
+
+How each graph input reaches a replay (``InputPlan``):
+
+- **At its own address**: parameters, module buffers, and arguments the graph writes in place
+  whose shape does not depend on the token count (a KV cache passed at every call). The
+  captured kernels read and write the caller's own tensor, so in-place writes land where the
+  caller sees them and nothing is copied. One C++ call per replay checks those addresses
+  (``_torch_compat.data_ptrs_equal``). When one moved (a weight swapped, a rotary cache
+  rebuilt at the same shape) that size is captured again at the new address (counted in
+  ``GraphStats.recaptures``); an input that moves a second time is copied from then on.
+- **Copied**: every other tensor (token-dependent activations, other arguments) has a
+  persistent buffer per capture size: a call copies its tensor in when it passes another one,
+  and copies it back after the replay when the graph writes it.
+
+Capture (warm-up and the replay that fills the captured outputs included) restores every
+caller-visible tensor it writes, whenever it happens: at compile time, for a new graph after
+many calls, or when an address moved. Outputs that leave the graph are copied out of the pool
+(one copy per output per call), so a later replay never changes a result the caller holds.
 """
 from __future__ import annotations
 
 import bisect
+import copy
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from . import _torch_compat as tc
 from .stitch import install, token_dims
 
 log = logging.getLogger(__name__)
@@ -29,9 +48,11 @@ class GraphStats:
 
     captures: int = 0
     replays: int = 0
-    uncaptured_calls: int = 0    # sizes without a graph: ran the compiled pieces directly
+    uncaptured_calls: int = 0    # sizes (or other input shapes) without a graph: ran without graphs
     padded_calls: int = 0
-    address_misses: int = 0      # a weight-like input moved: ran without graphs
+    address_misses: int = 0      # a piece found an input moved under it: that piece ran without its graph
+    recaptures: int = 0          # sizes captured again because an input's address moved
+    notes: list[str] = field(default_factory=list)   # why an input is copied rather than used in place
 
 
 def pick_size(n: int, captured: Sequence[int], pad: bool) -> int | None:
@@ -45,145 +66,6 @@ def pick_size(n: int, captured: Sequence[int], pad: bool) -> int | None:
     return None
 
 
-@dataclass
-class _Captured:
-    graph: Any
-    static: list[Any]
-    out: Any
-
-
-@dataclass
-class CudaGraphCallable:
-    """Replays captured CUDA graphs of ``fn`` by token count (see the module docstring)."""
-
-    fn: Callable[..., Any]
-    dyn: list[tuple[int, int | None]]          # token-dependent inputs
-    stats: GraphStats
-    pad: bool = False
-    graphs: dict[int | None, _Captured] = field(default_factory=dict)
-    sizes: list[int] = field(default_factory=list)
-    weights: set[int] = field(default_factory=set)      # Parameter args: captured by address
-    tensors: list[int] = field(default_factory=list)    # every tensor arg
-
-    def size_of(self, args: Sequence[Any]) -> int | None:
-        if not self.dyn:
-            return None
-        i, d = self.dyn[0]
-        return int(args[i]) if d is None else args[i].shape[d]
-
-    def capture(self, args: Sequence[Any], pool: Any) -> None:
-        """Capture ``fn`` on ``args`` (warm-up on a side stream first, as CUDA graphs require).
-
-        Parameters are captured by address (``weights``); every other tensor argument is the
-        graph's static input buffer, refilled on replay when a call passes another tensor.
-        """
-        size = self.size_of(args)
-        static = list(args)
-        self.weights = {i for i, a in enumerate(static) if isinstance(a, torch.nn.Parameter)}
-        self.tensors = [i for i, a in enumerate(static) if isinstance(a, torch.Tensor)]
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            self.fn(*static)
-        torch.cuda.current_stream().wait_stream(stream)
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g, pool=pool):
-            out = self.fn(*static)
-        self.graphs[size] = _Captured(g, static, out)
-        if size is not None:
-            bisect.insort(self.sizes, size)
-        self.stats.captures += 1
-
-    def __call__(self, *args: Any) -> Any:
-        n = self.size_of(args)
-        size = n if not self.dyn else pick_size(n, self.sizes, self.pad)
-        cap = self.graphs.get(size)
-        if cap is None:
-            self.stats.uncaptured_calls += 1
-            return self.fn(*args)
-        if size != n:
-            return self._padded(cap, args, n)
-        static = cap.static
-        for i in self.tensors:
-            a, s = args[i], static[i]
-            if a.data_ptr() != s.data_ptr():   # the next piece's inputs usually are our outputs
-                if i in self.weights:          # a weight moved: replaying would read stale memory
-                    self.stats.address_misses += 1
-                    return self.fn(*args)
-                s.copy_(a)
-        cap.graph.replay()
-        self.stats.replays += 1
-        return cap.out
-
-    def _padded(self, cap: _Captured, args: Sequence[Any], n: int) -> Any:
-        dims = dict(self.dyn)
-        for i in self.tensors:
-            if i in self.weights:
-                if args[i].data_ptr() != cap.static[i].data_ptr():
-                    self.stats.address_misses += 1
-                    return self.fn(*args)
-            elif dims.get(i) is not None:
-                cap.static[i].narrow(dims[i], 0, n).copy_(args[i])
-            elif args[i].data_ptr() != cap.static[i].data_ptr():
-                cap.static[i].copy_(args[i])
-        cap.graph.replay()
-        self.stats.replays += 1
-        self.stats.padded_calls += 1
-        size = self.size_of(cap.static)
-
-        def cut(t: Any) -> Any:
-            if isinstance(t, torch.Tensor) and t.dim() and t.shape[0] == size:
-                return t.narrow(0, 0, n)
-            return t
-        return tuple(cut(t) for t in cap.out) if isinstance(cap.out, (tuple, list)) else cut(cap.out)
-
-
-def sized_inputs(real: Sequence[Any], fake: Sequence[Any], token: Any, size: int | None) -> list[Any]:
-    """Graph inputs for a capture at ``size``: the real Parameters (captured by address), fresh
-    zero tensors where the token dim is, and copies of every other tensor (never the caller's
-    own tensors, which a replay refills)."""
-    dims = dict(token_dims(fake, token)) if size is not None else {}
-    out: list[Any] = []
-    for i, (r, f) in enumerate(zip(real, fake)):
-        if isinstance(r, torch.nn.Parameter) or not isinstance(r, torch.Tensor) and i not in dims:
-            out.append(r)
-        elif i not in dims:
-            out.append(r.clone())
-        elif dims[i] is None:
-            out.append(size)
-        else:
-            shape = list(r.shape)
-            shape[dims[i]] = size
-            out.append(torch.zeros(shape, dtype=r.dtype, device=r.device))
-    return out
-
-
-def clone_outputs(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Copy what leaves the graph out of the CUDA-graph pool, so a later replay never changes a
-    result the caller holds."""
-    def run(*args: Any) -> Any:
-        out = fn(*args)
-        if isinstance(out, (tuple, list)):
-            return type(out)(t.clone() if isinstance(t, torch.Tensor) else t for t in out)
-        return out.clone() if isinstance(out, torch.Tensor) else out
-    return run
-
-
-class _CaptureRun(torch.fx.Interpreter):
-    """Runs the stitched parent once, capturing each wrapped piece on the inputs it receives."""
-
-    def __init__(self, gm: torch.fx.GraphModule, wrapped: dict[str, CudaGraphCallable], pool: Any) -> None:
-        super().__init__(gm)
-        self.wrapped, self.pool = wrapped, pool
-
-    def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
-        w = self.wrapped.get(str(target))
-        if w is None:
-            return super().call_module(target, args, kwargs)
-        w.capture(args, self.pool)
-        return w.graphs[w.size_of(args)].out
-
-
 def capture_sizes(requested: Sequence[int] | None, dynamic: bool) -> list[int | None]:
     """Largest first. A dynamic graph never sees 1 token: Dynamo specializes size 1 into a graph
     of its own (its 0/1 specialization), so capturing 1 there would be wasted."""
@@ -193,32 +75,359 @@ def capture_sizes(requested: Sequence[int] | None, dynamic: bool) -> list[int | 
     return [s for s in sizes if s >= 2]
 
 
-def apply(mode: str, parent: torch.fx.GraphModule, runners: dict[str, Callable[..., Any]],
-          piece_inputs: dict[str, tuple], real: Sequence[Any], fake: Sequence[Any], token: Any,
-          requested: Sequence[int] | None, pad: bool, stats: GraphStats) -> tuple[Callable[..., Any], str | None]:
-    """Install ``runners`` into ``parent`` under CUDA graphs; returns (callable, note).
+@dataclass(frozen=True)
+class GraphInputs:
+    """What CUDA graphs need to know of one captured graph's inputs."""
+
+    real: Sequence[Any]                    # the inputs of the call that compiled the graph
+    fake: Sequence[Any]                    # Dynamo's fake values of them
+    token: Any                             # the token symbol, None when the graph is static
+    roles: Sequence[str]                   # "parameter" | "buffer" | "argument" | "value", per input
+    names: Sequence[str]                   # per input, as the report names them
+    written: Mapping[int, tuple[str, ...]] = field(default_factory=dict)   # input -> nodes writing it
+
+
+@dataclass
+class InputPlan:
+    """How each graph input reaches a replay (see the module docstring)."""
+
+    fixed: list[int]                       # used at their own address, checked per replay
+    copied: list[int]                      # copied into persistent buffers
+    scalars: list[int]                     # ints/SymInts that are not the token count: must match the capture
+    dims: dict[int, int | None]            # token-dependent inputs -> token dim (None: the count itself)
+    written: set[int]
+    names: Sequence[str]
+    moves: Counter = field(default_factory=Counter)
+
+    @classmethod
+    def make(cls, g: GraphInputs) -> "InputPlan":
+        dims = dict(token_dims(g.fake, g.token))
+        fixed, copied, scalars = [], [], []
+        for i, r in enumerate(g.real):
+            if isinstance(r, torch.Tensor):
+                stable = g.roles[i] in ("parameter", "buffer") or i in g.written
+                (fixed if stable and i not in dims else copied).append(i)
+            elif i not in dims and isinstance(r, int):
+                scalars.append(i)
+        return cls(fixed, copied, scalars, dims, set(g.written), g.names)
+
+    def skip_reason(self, real: Sequence[Any]) -> str | None:
+        """Why this graph cannot be served by CUDA graphs at all, or None."""
+        storages: dict[int, list[int]] = {}
+        for i in self.fixed + self.copied:
+            storages.setdefault(real[i].untyped_storage().data_ptr(), []).append(i)
+        for group in storages.values():
+            copied_writes = [i for i in group if i in self.written and i in self.copied]
+            if len(group) > 1 and copied_writes:
+                names = ", ".join(self.names[i] for i in group)
+                return (f"inputs {names} share memory and {self.names[copied_writes[0]]} is written in place: "
+                        "copying them into separate graph buffers would lose the write")
+        return None
+
+    def moved(self, i: int, ptr: int, current: dict[int, int]) -> bool:
+        """Note that input ``i`` now lives at ``ptr``; True when the plan changed (it is copied from now)."""
+        if current.get(i) == ptr:
+            return False
+        current[i] = ptr
+        self.moves[i] += 1
+        if self.moves[i] < 2:
+            return False
+        self.fixed.remove(i)
+        self.copied.append(i)
+        return True
+
+
+@dataclass
+class _PieceCapture:
+    graph: Any
+    static: list[Any]
+    ptrs: list[int | None]
+    tensors: list[int]
+    fixed: frozenset[int]       # args at a graph-level fixed address: never copied into
+    written: tuple[int, ...]
+    out: Any
+
+
+@dataclass
+class PieceGraphs:
+    """One compiled piece's CUDA graphs, by size (piecewise mode).
+
+    Its arguments are graph-level buffers and parameters (always at the captured address), the
+    outputs of the piece before it (the same pool memory every replay) or a split op's fresh
+    output, which is copied into the captured buffer — and back, if the piece writes it.
+    """
+
+    fn: Callable[..., Any]
+    dyn: list[tuple[int, int | None]]
+    written: tuple[int, ...]
+    stats: GraphStats
+    graphs: dict[int | None, _PieceCapture] = field(default_factory=dict)
+
+    def size_of(self, args: Sequence[Any]) -> int | None:
+        if not self.dyn:
+            return None
+        i, d = self.dyn[0]
+        return int(args[i]) if d is None else args[i].shape[d]
+
+    def capture(self, args: Sequence[Any], pool: Any, fixed_ids: set[int]) -> Any:
+        static = list(args)
+        tensors = [i for i, a in enumerate(static) if isinstance(a, torch.Tensor)]
+        graph, out = _capture(self.fn, static, pool)
+        graph.replay()   # fill the outputs, so the next piece warms up on real values
+        ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else None for a in static]
+        fixed = frozenset(i for i in tensors if id(static[i]) in fixed_ids)
+        self.graphs[self.size_of(static)] = _PieceCapture(graph, static, ptrs, tensors, fixed, self.written, out)
+        self.stats.captures += 1
+        return out
+
+    def __call__(self, *args: Any) -> Any:
+        cap = self.graphs.get(self.size_of(args))
+        if cap is None:
+            return self.fn(*args)
+        if tc.data_ptrs_equal(args, cap.ptrs, cap.tensors):
+            cap.graph.replay()
+            return cap.out
+        moved = [i for i in cap.tensors if args[i].data_ptr() != cap.ptrs[i]]
+        if any(i in cap.fixed or args[i].shape != cap.static[i].shape for i in moved):
+            self.stats.address_misses += 1   # never copy over a caller's tensor: run this piece plainly
+            return self.fn(*args)
+        torch._foreach_copy_([cap.static[i] for i in moved], [args[i] for i in moved])
+        cap.graph.replay()
+        back = [i for i in moved if i in cap.written]
+        if back:
+            torch._foreach_copy_([args[i] for i in back], [cap.static[i] for i in back])
+        return cap.out
+
+
+def _capture(fn: Callable[..., Any], static: Sequence[Any], pool: Any) -> tuple[Any, Any]:
+    """Warm ``fn`` up on a side stream (as CUDA graphs require), then capture it."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn(*static)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=pool):
+        out = fn(*static)
+    return graph, out
+
+
+class _CaptureRun(torch.fx.Interpreter):
+    """Runs the stitched parent once, capturing each wrapped piece on the inputs it receives."""
+
+    def __init__(self, gm: torch.fx.GraphModule, wrapped: dict[str, PieceGraphs], pool: Any, fixed_ids: set[int]) -> None:
+        super().__init__(gm)
+        self.wrapped, self.pool, self.fixed_ids = wrapped, pool, fixed_ids
+
+    def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+        w = self.wrapped.get(str(target))
+        if w is None:
+            return super().call_module(target, args, kwargs)
+        return w.capture(args, self.pool, self.fixed_ids)
+
+
+Capturer = Callable[[list[Any]], tuple[Callable[[], Any], Any]]   # static inputs -> (replay, outputs)
+
+
+@dataclass
+class _Capture:
+    static: list[Any]
+    ptrs: list[int | None]
+    run: Callable[[], Any]
+    aliases: tuple[bool, ...]   # per output: memory of a fixed input (returned, not copied)
+
+
+class GraphCudaGraphs:
+    """The callable a graph runs under CUDA graphs: picks the size, keeps inputs where the
+    captures expect them, replays, copies written inputs back and outputs out."""
+
+    def __init__(self, capture_fn: Capturer, fallback: Callable[..., Any], plan: InputPlan,
+                 sizes: list[int | None], pad: bool, stats: GraphStats) -> None:
+        self.capture_fn, self.fallback, self.plan, self.pad, self.stats = capture_fn, fallback, plan, pad, stats
+        self.sizes = sorted(s for s in sizes if s is not None)
+        self.static_graph = sizes == [None]
+        self.captures: dict[int | None, _Capture] = {}
+        self.current: dict[int, int] = {}      # fixed input -> the address it was last seen at
+
+    def size_of(self, args: Sequence[Any]) -> int | None:
+        for i, d in self.plan.dims.items():
+            return int(args[i]) if d is None else args[i].shape[d]
+        return None
+
+    def capture(self, size: int | None, args: Sequence[Any], fill: bool) -> None:
+        """Capture ``size`` on ``args`` (fixed inputs used in place; the others copied into new
+        buffers, filled from ``args`` when ``fill``), restoring every caller tensor it writes."""
+        plan = self.plan
+        static = list(args)
+        for i in plan.copied:
+            a, d = args[i], plan.dims.get(i)
+            if d is None or (fill and a.shape[d] == size):
+                static[i] = a.clone()
+            else:
+                shape = list(a.shape)
+                shape[d] = size
+                static[i] = torch.zeros(shape, dtype=a.dtype, device=a.device)
+        for i, d in plan.dims.items():
+            if d is None:
+                static[i] = size
+        saved = [(args[i], args[i].clone()) for i in plan.fixed if i in plan.written]
+        try:
+            with torch.no_grad():   # also when recompile() is called with grad enabled
+                run, out = self.capture_fn(static)
+        finally:
+            for t, kept in saved:
+                t.copy_(kept)
+        ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else None for a in static]
+        self.captures[size] = _Capture(static, ptrs, run, _aliases(out, static, plan.fixed))
+        for i in plan.fixed:
+            self.current.setdefault(i, static[i].data_ptr())
+
+    def __call__(self, *args: Any) -> Any:
+        n = self.size_of(args)
+        size = n if self.static_graph else pick_size(n, self.sizes, self.pad)
+        if size is None and not self.static_graph:
+            self.stats.uncaptured_calls += 1
+            return self.fallback(*args)
+        cap = self.captures.get(size)
+        if cap is None or not tc.data_ptrs_equal(args, cap.ptrs, self.plan.fixed):
+            cap = self._recapture(size, args)
+        if any(args[i] != cap.static[i] for i in self.plan.scalars):
+            self.stats.uncaptured_calls += 1   # another dynamic value than the token count changed
+            return self.fallback(*args)
+        return self._replay(cap, args, n, size)
+
+    def _recapture(self, size: int | None, args: Sequence[Any]) -> _Capture:
+        """Capture ``size`` again at the call's addresses: a fixed input moved, or a change of
+        plan dropped every capture."""
+        old = self.captures.get(size)
+        if old is not None:
+            changed = False
+            for i in list(self.plan.fixed):
+                ptr = args[i].data_ptr()
+                if ptr != old.ptrs[i] and self.plan.moved(i, ptr, self.current):
+                    changed = True
+                    note = (f"input {self.plan.names[i]} moved twice (reassigned between calls): it is "
+                            "copied into the graphs' buffer (and back, if written) from now on")
+                    self.stats.notes.append(note)
+                    log.warning("vexplore: %s", note)
+            if changed:   # the plan changed: no capture of any size may replay any more
+                self.captures.clear()
+        self.stats.recaptures += 1
+        self.capture(size, args, fill=True)
+        return self.captures[size]
+
+    def _replay(self, cap: _Capture, args: Sequence[Any], n: int | None, size: int | None) -> Any:
+        plan, static = self.plan, cap.static
+        rows = n if n != size else None          # a padded call uses the first n rows
+        moved: list[int] = []
+        for i in plan.copied:
+            a, s = args[i], _rows(static[i], plan.dims.get(i), rows)
+            if a.data_ptr() != s.data_ptr():
+                if a.shape != s.shape:   # another dim than the token count changed
+                    self.stats.uncaptured_calls += 1
+                    return self.fallback(*args)
+                moved.append(i)
+        if rows is not None:
+            for i, d in plan.dims.items():
+                if d is not None and i in plan.copied:
+                    static[i].narrow(d, rows, size - rows).zero_()
+            self.stats.padded_calls += 1
+        if moved:
+            torch._foreach_copy_([_rows(static[i], plan.dims.get(i), rows) for i in moved], [args[i] for i in moved])
+        out = cap.run()
+        self.stats.replays += 1
+        back = [i for i in moved if i in plan.written]
+        if back:
+            torch._foreach_copy_([args[i] for i in back], [_rows(static[i], plan.dims.get(i), rows) for i in back])
+        return _copy_out(out, cap.aliases, size, rows)
+
+
+def _rows(t: torch.Tensor, dim: int | None, n: int | None) -> torch.Tensor:
+    """The first ``n`` rows of ``t`` along its token dim (all of it when not padded)."""
+    return t if n is None or dim is None else t.narrow(dim, 0, n)
+
+
+def _flat(out: Any) -> list[Any]:
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _aliases(out: Any, static: Sequence[Any], fixed: Sequence[int]) -> tuple[bool, ...]:
+    """Per output: whether it is memory of a fixed input (a buffer or cache the graph returns)."""
+    storages = {static[i].untyped_storage().data_ptr() for i in fixed}
+    return tuple(isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() in storages for t in _flat(out))
+
+
+def _copy_out(out: Any, aliases: tuple[bool, ...], size: int | None, n: int | None) -> Any:
+    """Outputs copied out of the pool (cut to ``n`` rows after a padded replay). An output that
+    is a fixed input's memory (the caller's own buffer or cache) is returned as it is, as eager
+    returns it: copying it would copy a whole cache per call."""
+    def one(t: Any, alias: bool) -> Any:
+        if not isinstance(t, torch.Tensor) or alias:
+            return t
+        if n is not None and t.dim() and t.shape[0] == size:
+            t = t.narrow(0, 0, n)
+        return t.clone()
+    if isinstance(out, (tuple, list)):
+        return type(out)(one(t, a) for t, a in zip(out, aliases))
+    return one(out, aliases[0])
+
+
+def apply(cfg: Any, parent: torch.fx.GraphModule, runners: dict[str, Callable[..., Any]],
+          piece_inputs: dict[str, tuple], graph: GraphInputs, piece_writes: Mapping[str, tuple[int, ...]],
+          ) -> tuple[Callable[..., Any], GraphStats, str | None]:
+    """Install ``runners`` into ``parent`` under CUDA graphs (``cfg``: the CompileConfig);
+    returns (callable, stats, note).
 
     ``full`` captures the whole stitched callable; when that cannot be captured, the note says
     why and piecewise capture is used instead.
     """
-    pool = torch.cuda.graph_pool_handle()
-    sizes = capture_sizes(requested, token is not None)
-    note = None
-    if mode == "full":
-        whole = CudaGraphCallable(install(parent, runners).forward, token_dims(fake, token), stats, pad)
+    plan = InputPlan.make(graph)
+    sizes = capture_sizes(cfg.cudagraph_sizes, graph.token is not None)
+    pad, note = cfg.cudagraph_pad, None
+    if pad and plan.written:   # padded rows would write too (into a cache, at whatever index the pad holds)
+        pad = False
+        note = (f"cudagraph_pad is off for this graph: it writes {', '.join(plan.names[i] for i in sorted(plan.written))} "
+                "in place, and padding rows would write as well; sizes not captured run without graphs")
+    # calls no capture serves run the pieces plainly, through a parent of their own
+    plain = install(copy.copy(parent), runners).forward
+    if cfg.cudagraph == "full":
+        stats = GraphStats()
+        whole = GraphCudaGraphs(_whole(plain, torch.cuda.graph_pool_handle(), stats), plain, plan, sizes, pad, stats)
         try:
             for s in sizes:
-                whole.capture(sized_inputs(real, fake, token, s), pool)
-            return clone_outputs(whole), None
+                whole.capture(s, graph.real, fill=False)
+            return whole, stats, note
         except Exception as e:  # e.g. a split op that syncs with the CPU cannot be captured
-            note = f"cudagraph=full: the whole graph is not capturable ({type(e).__name__}: {str(e)[:160]}); captured piecewise"
-            log.warning("vexplore: %s", note)
-            stats.captures = 0
-            pool = torch.cuda.graph_pool_handle()
-    wrapped = {name: CudaGraphCallable(fn, token_dims(piece_inputs[name], token), stats, pad)
+            why = f"cudagraph=full: the whole graph is not capturable ({type(e).__name__}: {str(e)[:160]}); captured piecewise"
+            log.warning("vexplore: %s", why)
+            note = "; ".join(filter(None, (note, why)))
+    stats = GraphStats()
+    wrapped = {name: PieceGraphs(fn, token_dims(piece_inputs[name], graph.token), piece_writes.get(name, ()), stats)
                for name, fn in runners.items()}
-    install(parent, wrapped)
+    pieces = GraphCudaGraphs(_pieces(parent, wrapped, torch.cuda.graph_pool_handle(), plan), plain, plan, sizes, pad, stats)
     for s in sizes:
-        with torch.no_grad():
-            _CaptureRun(parent, wrapped, pool).run(*sized_inputs(real, fake, token, s))
-    return clone_outputs(parent.forward), note
+        pieces.capture(s, graph.real, fill=False)
+    return pieces, stats, note
+
+
+def _whole(fn: Callable[..., Any], pool: Any, stats: GraphStats) -> Capturer:
+    def capture(static: list[Any]) -> tuple[Callable[[], Any], Any]:
+        graph, out = _capture(fn, static, pool)
+        stats.captures += 1
+
+        def run() -> Any:
+            graph.replay()
+            return out
+        return run, out
+    return capture
+
+
+def _pieces(parent: torch.fx.GraphModule, wrapped: dict[str, PieceGraphs], pool: Any, plan: InputPlan) -> Capturer:
+    install(parent, wrapped)
+
+    def capture(static: list[Any]) -> tuple[Callable[[], Any], Any]:
+        fixed_ids = {id(static[i]) for i in plan.fixed + plan.copied}
+        out = _CaptureRun(parent, wrapped, pool, fixed_ids).run(*static)
+        forward = parent.forward
+        return (lambda: forward(*static)), out
+    return capture

@@ -36,9 +36,11 @@ def _dims(xs: Sequence[Any], sym: _Symbols) -> str:
     return ",".join(sym(str(sym_expr(x))) for x in xs)
 
 
-def input_spec(x: Any, sym: _Symbols) -> str:
+def input_spec(x: Any, sym: _Symbols, grad: bool = False) -> str:
+    """One input's spec; with ``grad`` (a compile for autograd) a tensor says whether it requires grad."""
     if isinstance(x, torch.Tensor):
-        return f"T[{_dims(x.shape, sym)}|{_dims(x.stride(), sym)}|{x.dtype}|{x.device.type}]"
+        rg = "|grad" if grad and x.requires_grad else ""
+        return f"T[{_dims(x.shape, sym)}|{_dims(x.stride(), sym)}|{x.dtype}|{x.device.type}{rg}]"
     if isinstance(x, torch.SymInt):
         return f"S[{sym(str(sym_expr(x)))}]"
     if isinstance(x, (int, float, bool)) or x is None:
@@ -80,16 +82,20 @@ def _canon(a: Any, idx: dict[fx.Node, int], sym: _Symbols) -> str:
     return f"{type(a).__qualname__}:{_ADDRESS.sub('@', repr(a))}"
 
 
-def inputs_text(inputs: Sequence[Any], sym: "_Symbols | None" = None) -> str:
-    """Canonical specs of a piece's inputs; ``sym`` numbers symbols (shared with the graph text)."""
+def inputs_text(inputs: Sequence[Any], sym: "_Symbols | None" = None, grad: bool = False) -> str:
+    """Canonical specs of a piece's inputs; ``sym`` numbers symbols (shared with the graph text).
+
+    With ``grad`` the specs say which inputs require grad: a compile for autograd differs from
+    the inference compile exactly when some input does (AOTAutograd's own rule).
+    """
     sym = sym if sym is not None else _Symbols()
-    return ";".join(input_spec(x, sym) for x in inputs)
+    return ";".join(input_spec(x, sym, grad) for x in inputs)
 
 
-def fingerprint(gm: fx.GraphModule, inputs: Sequence[Any]) -> tuple[str, str, str]:
-    """(graph hash, canonical input specs, canonical graph text) of a piece."""
+def fingerprint(gm: fx.GraphModule, inputs: Sequence[Any], grad: bool = False) -> tuple[str, str, str]:
+    """(graph hash, canonical input specs, canonical graph text) of a piece (``grad``: see inputs_text)."""
     sym = _Symbols()
-    itext = inputs_text(inputs, sym)
+    itext = inputs_text(inputs, sym, grad)
     idx: dict[fx.Node, int] = {}
     lines = []
     for i, node in enumerate(gm.graph.nodes):

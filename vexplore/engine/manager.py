@@ -77,7 +77,8 @@ def token_position(inputs: Sequence[Any], token: Any) -> tuple[int, int | None] 
 
 
 def concrete_inputs(inputs: Sequence[Any], token: Any, size: int, hints: dict[Any, Any]) -> list[Any]:
-    """Zero-filled tensors (and ints) of a piece's inputs with the token dim set to ``size``."""
+    """Zero-filled tensors (and ints) of a piece's inputs with the token dim set to ``size``
+    (requiring grad where the fake input does)."""
     subs = dict(hints)
     subs[token] = size
 
@@ -89,7 +90,8 @@ def concrete_inputs(inputs: Sequence[Any], token: Any, size: int, hints: dict[An
     for x in inputs:
         if isinstance(x, torch.Tensor):
             shape, stride = [ev(s) for s in x.shape], [ev(s) for s in x.stride()]
-            out.append(torch.empty_strided(shape, stride, dtype=x.dtype, device=x.device).zero_())
+            t = torch.empty_strided(shape, stride, dtype=x.dtype, device=x.device).zero_()
+            out.append(t.requires_grad_() if x.requires_grad and t.is_floating_point() else t)
         elif isinstance(x, torch.SymInt):
             out.append(ev(x))
         else:
@@ -98,10 +100,13 @@ def concrete_inputs(inputs: Sequence[Any], token: Any, size: int, hints: dict[An
 
 
 class CompilerManager:
+    """Compiles the unique pieces of one graph. ``grad``: the graph runs with autograd (pieces
+    compile for it, and are keyed apart from the inference compiles)."""
+
     def __init__(self, config: CompileConfig, cache: TieredCache, rec: EventRecorder,
-                 versions: dict[str, str], counters: Counter) -> None:
+                 versions: dict[str, str], counters: Counter, grad: bool = False) -> None:
         self.config, self.cache, self.rec = config, cache, rec
-        self.versions, self.counters = versions, counters
+        self.versions, self.counters, self.grad = versions, counters, grad
         self.inductor = InductorCompiler(config.mode, dict(config.inductor_options))
         self._prefetched: dict[str, Any] = {}   # key digest -> Lookup done by prefetch
         self._variants_of: dict[str, list[Any]] = {}  # unique key -> _variants made by prefetch
@@ -109,15 +114,16 @@ class CompilerManager:
         self._in_process: dict[str, str] = {}   # key digest -> why no worker could take it
 
     # -- keys ------------------------------------------------------------------------------
-    @staticmethod
-    def unique_key(gm: fx.GraphModule, inputs: Sequence[Any]) -> tuple[str, str, str, str]:
+    def unique_key(self, gm: fx.GraphModule, inputs: Sequence[Any]) -> tuple[str, str, str, str]:
         """(unique key, graph hash, input specs, graph text) of a normalized piece."""
-        ghash, itext, gtext = fingerprint(gm, inputs)
+        ghash, itext, gtext = fingerprint(gm, inputs, self.grad)
         return hashlib.sha256(f"{ghash}|{itext}".encode()).hexdigest()[:16], ghash, itext, gtext
 
     def cache_key(self, ghash: str, itext: str, gtext: str, size: int | None) -> CacheKey:
-        return CacheKey(graph=ghash, inputs=itext, config=self.config.compile_relevant(),
-                        versions=self.versions, size=size, graph_text=gtext)
+        config = self.config.compile_relevant()
+        if self.grad:   # inference keys stay as they were; autograd compiles are keyed apart
+            config["grad"] = True
+        return CacheKey(graph=ghash, inputs=itext, config=config, versions=self.versions, size=size, graph_text=gtext)
 
     # -- one unique piece ------------------------------------------------------------------
     def _variants(self, inputs: Sequence[Any], fake_mode: Any, token: Any,
@@ -132,7 +138,7 @@ class CompilerManager:
         hints = tc.symbol_hints(fake_mode)
         for size in self.config.compile_sizes:
             ex = concrete_inputs(inputs, token, size, hints)
-            out.append((size, ex, None, self.cache_key(ghash, inputs_text(ex), gtext, size)))
+            out.append((size, ex, None, self.cache_key(ghash, inputs_text(ex, grad=self.grad), gtext, size)))
         return out
 
     def compile_piece(self, normalized: tuple[fx.GraphModule, bool], keyed: tuple[str, str, str, str],
@@ -183,7 +189,8 @@ class CompilerManager:
                     self._in_process[key.digest] = f"in-process: {why}"
                     continue
                 specs, symbols = specs_of(ex, hints)
-                jobs.append(Job(key.digest, dumped, specs, symbols, mods, self.inductor.options(False), fm is not None))
+                jobs.append(Job(key.digest, dumped, specs, symbols, mods, self.inductor.options(False), fm is not None,
+                                self.grad))
                 where[key.digest] = (graph, index, size)
         if not jobs:
             return
@@ -287,7 +294,7 @@ class CompilerManager:
         return Built(gm, "eager", f"{describe(second)}; ran eagerly", code=gm.code)
 
     def _inductor(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any, conservative: bool) -> Built:
-        res = self.inductor.compile(gm, inputs, fake_mode, conservative=conservative)
+        res = self.inductor.compile(gm, inputs, fake_mode, conservative=conservative, grad=self.grad)
         self.counters["inductor_compiles"] += 1
         return Built(res.fn, "inductor", code=res.code, data=res.data)
 
@@ -296,7 +303,7 @@ class CompilerManager:
         if not bad:
             raise LookupError(f"no node calls {target}")
         sub = split_graph(gm, lambda n: n in bad)
-        sub_inputs, _ = propagate(sub, inputs, fake_mode)
+        sub_inputs, _ = propagate(sub, inputs, fake_mode, grad=self.grad)
         runners, codes = {}, []
         for p in sub.pieces:
             if p.kind != "compiled":

@@ -11,7 +11,8 @@ import torch
 
 from ..cache.keys import versions as cache_versions
 from ..config import CompileConfig
-from ..errors import ConfigError, VexploreError, VexploreFallbackWarning, VexploreValidationWarning
+from ..errors import (ConfigError, VexploreError, VexploreFallbackWarning, VexplorePerformanceWarning,
+                      VexploreValidationWarning)
 from ..monitor.events import EventRecorder
 from ..monitor.report import CompileReport, count
 from ..session import Session, default_session
@@ -38,6 +39,7 @@ class CompiledModel:
         self.graphs: list[CapturedGraph] = []
         self.reports: list[CompileReport] = []
         self._build: ReportBuilder | None = None
+        self._warned_grad = False
         self._breaks = tc.graph_break_reasons()
         self._call_t0 = time.perf_counter()   # when the model call in progress began
         self._compiled = torch.compile(_entry_point(model), backend=VexBackend(self))
@@ -66,6 +68,8 @@ class CompiledModel:
                 b, self._build = self._build, None
                 self.session.monitor.reset_cancel()
                 self._finish(b)
+            if not self._warned_grad and torch.is_grad_enabled():
+                self._warn_eval_with_grad()
 
     def recompile(self, config: CompileConfig | None = None, **changes: Any) -> CompileReport:
         """Re-split and re-compile every captured graph under ``config`` (or this one with ``changes``).
@@ -123,11 +127,22 @@ class CompiledModel:
             strategy=",".join(dict.fromkeys(b.strategies)), strategy_reason="; ".join(dict.fromkeys(b.reasons)),
             config=cfg.to_dict(), wall_s=time.perf_counter() - b.rec.t0, graph_breaks=breaks,
             warnings=tuple(b.warnings), device=device, versions=cache_versions(device), kind=b.kind,
-            id=len(self.session.monitor.reports))
+            id=len(self.session.monitor.reports), validation=tuple(b.validation))
         self.reports.append(report)
         self.session.monitor.add_report(report)
         self._warn(report)
         return report
+
+    def _warn_eval_with_grad(self) -> None:
+        """Once per model: an eval() model called with grad enabled runs a graph compiled for autograd."""
+        m = self.model
+        if not isinstance(m, torch.nn.Module) or m.training or not any(g.grad for g in self.graphs):
+            return
+        self._warned_grad = True
+        warnings.warn("vexplore: the model is in eval() but was called with grad enabled, so it was compiled for "
+                      "autograd (a forward that saves for backward, and no CUDA graphs). For inference, call it "
+                      "under torch.no_grad() or torch.inference_mode(): faster compiles and calls.",
+                      VexplorePerformanceWarning, stacklevel=3)
 
     @staticmethod
     def _warn(report: CompileReport) -> None:

@@ -91,14 +91,16 @@ class _RecordInputs(fx.Interpreter):
         return out
 
 
-def propagate(split: Split, inputs: Sequence[Any], fake_mode: Any | None) -> tuple[dict[str, tuple], dict[str, Any]]:
+def propagate(split: Split, inputs: Sequence[Any], fake_mode: Any | None,
+              grad: bool = False) -> tuple[dict[str, tuple], dict[str, Any]]:
     """Run the parent graph on ``inputs`` and record each piece's inputs and outputs.
 
     With Dynamo's fake mode and the graph's fake inputs this gives each piece's example inputs
     (fake tensors and SymInts of the same ShapeEnv); with real inputs it gives eager references.
+    ``grad``: run with autograd on, so values derived from inputs that require grad do too.
     """
     interp = _RecordInputs(split.gm)
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         if fake_mode is not None:
             with fake_mode:
                 interp.run(*inputs)
@@ -107,7 +109,7 @@ def propagate(split: Split, inputs: Sequence[Any], fake_mode: Any | None) -> tup
     return interp.inputs, interp.outputs
 
 
-def example_inputs(split: Split, inputs: Sequence[Any], fake_mode: Any) -> tuple[dict[str, tuple], str]:
+def example_inputs(split: Split, inputs: Sequence[Any], fake_mode: Any, grad: bool = False) -> tuple[dict[str, tuple], str]:
     """Each piece's fake example inputs, and how they were found.
 
     Dynamo's fake propagation already left each value's fake tensor in ``node.meta
@@ -119,6 +121,6 @@ def example_inputs(split: Split, inputs: Sequence[Any], fake_mode: Any) -> tuple
     for p in split.pieces:
         vals = tuple(n.meta.get("example_value") for n in p.module.graph.nodes if n.op == "placeholder")
         if any(v is None for v in vals):
-            return propagate(split, inputs, fake_mode)[0], "propagated under the graph's fake mode"
+            return propagate(split, inputs, fake_mode, grad)[0], "propagated under the graph's fake mode"
         found[p.name] = vals
     return found, "Dynamo's fake values (node.meta)"

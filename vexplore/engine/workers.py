@@ -40,6 +40,7 @@ class Job:
     modules: tuple[str, ...]
     options: dict[str, Any]
     dynamic: bool
+    grad: bool = False           # compile for autograd (specs say which inputs require grad)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ def specs_of(inputs: Sequence[Any], hints: dict[Any, Any]) -> tuple[tuple[Any, .
             for d in list(x.shape) + list(x.stride()):
                 used.update(getattr(tc.sym_expr(d), "free_symbols", ()))
             specs.append(("tensor", [str(tc.sym_expr(s)) for s in x.shape], [str(tc.sym_expr(s)) for s in x.stride()],
-                          str(x.dtype).replace("torch.", ""), str(x.device)))
+                          str(x.dtype).replace("torch.", ""), str(x.device), bool(x.requires_grad)))
         elif isinstance(x, torch.SymInt):
             used.update(getattr(tc.sym_expr(x), "free_symbols", ()))
             specs.append(("sym", str(tc.sym_expr(x))))
@@ -202,13 +203,13 @@ def _compile_job(job: Job) -> Result:
             for s in job.specs:
                 if s[0] == "tensor":
                     inputs.append(torch.empty_strided([int(v) for v in s[1]], [int(v) for v in s[2]],
-                                                      dtype=getattr(torch, s[3]), device=s[4]).zero_())
+                                                      dtype=getattr(torch, s[3]), device=s[4]).zero_().requires_grad_(s[5]))
                 else:
                     inputs.append(int(s[1]) if s[0] == "sym" else s[1])
-        _annotate(gm, inputs, mode)
+        _annotate(gm, inputs, mode, job.grad)
         code: list[str] = []
         with tc.capture_output_code(code):
-            art = tc.standalone_compile(gm, inputs, job.options, mode)
+            art = tc.standalone_compile(gm, inputs, job.options, mode, job.grad)
         data = tc.artifact_bytes(art)
         if data is None:
             raise RuntimeError("the compiled artifact cannot be saved, so it cannot leave the worker")
@@ -225,7 +226,7 @@ class _Annotator(fx.Interpreter):
         return out
 
 
-def _annotate(gm: fx.GraphModule, inputs: Sequence[Any], mode: Any) -> None:
+def _annotate(gm: fx.GraphModule, inputs: Sequence[Any], mode: Any, grad: bool) -> None:
     """Put fake values in node.meta["example_value"], as Dynamo's graphs have them: AOTAutograd's
     cache checks a call_method's receiver type there and refuses to save the graph without it."""
     from torch._subclasses.fake_tensor import FakeTensorMode
@@ -233,7 +234,7 @@ def _annotate(gm: fx.GraphModule, inputs: Sequence[Any], mode: Any) -> None:
     if mode is None:
         mode = FakeTensorMode()
         inputs = [mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in inputs]
-    with mode, torch.no_grad():
+    with mode, torch.set_grad_enabled(grad):
         _Annotator(gm).run(*inputs)
 
 

@@ -28,6 +28,22 @@ def _attention_fake(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     return q.new_empty(q.shape)
 
 
+def _attention_setup(ctx, inputs: tuple, output: torch.Tensor) -> None:
+    ctx.save_for_backward(*inputs)
+
+
+def _attention_backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # recompute the forward with autograd on: the op stays opaque to the compiler, yet trainable
+    with torch.enable_grad():
+        q, k, v = (t.detach().requires_grad_() for t in ctx.saved_tensors)
+        q4, k4, v4 = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q4, k4, v4, is_causal=True).squeeze(0).transpose(0, 1)
+        return torch.autograd.grad(out, (q, k, v), grad)
+
+
+attention.register_autograd(_attention_backward, setup_context=_attention_setup)
+
+
 @dataclass(frozen=True)
 class ToyLlamaConfig:
     vocab: int = 256

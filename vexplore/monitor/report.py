@@ -60,6 +60,8 @@ class Piece:
     input_shapes: tuple[str, ...] = ()
     miss_reasons: tuple[str, ...] = ()
     compiled_in: str | None = None              # "worker pid N", or why it compiled in this process
+    writes: tuple[str, ...] = ()                # graph inputs it writes in place (buffers, arguments)
+    cudagraph_skip_reason: str | None = None    # why it runs without a CUDA graph the config asked for
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -84,6 +86,7 @@ class CompileReport:
     versions: dict[str, str] = field(default_factory=dict)
     kind: str = "compile"            # "compile" (a model call) | "recompile"
     id: int = 0
+    validation: tuple[str, ...] = ()  # validate=True: each graph end to end against eager, one line each
 
     @property
     def unique_pieces(self) -> list[Piece]:
@@ -95,6 +98,7 @@ class CompileReport:
             "strategy_reason": self.strategy_reason, "config": self.config, "wall_s": self.wall_s,
             "device": self.device, "versions": dict(self.versions), "counters": dict(self.counters),
             "graph_breaks": list(self.graph_breaks), "warnings": list(self.warnings),
+            "validation": list(self.validation),
             "pieces": [p.to_dict() for p in self.pieces],
             "events": [e.to_dict() for e in self.events],
         }
@@ -105,6 +109,8 @@ class CompileReport:
         rows = [head]
         for p in self.pieces:
             note = p.fallback_reason or (", ".join(p.split_ops) if p.kind == "split_op" else "")
+            if p.writes:
+                note = (note + "; " if note else "") + "writes " + ", ".join(p.writes)
             if p.validation and not p.validation.startswith("ok"):
                 note = (note + "; " if note else "") + p.validation
             rows.append(f"{p.index:>3} {p.graph:>2} {p.kind:<9}{p.nodes:>6}  "

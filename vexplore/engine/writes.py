@@ -1,0 +1,195 @@
+"""What a graph writes in place, found on the Dynamo graph vexplore holds.
+
+vexplore never sees AOTAutograd's functionalised graph, so it finds writes itself: it runs the
+graph once on fake copies of its inputs (under Dynamo's fake mode, so no real memory is
+touched) and, per node, notes every tensor that changed — by the tensor's version counter
+(in-place methods, ``x[i] = y``, ``out=``; views share their base's counter, so a write through
+a view counts for the base) and by the op schemas the node dispatches to (an argument marked
+``(a!)``: aten in-place ops and custom ops' ``mutates_args``). ``native_batch_norm`` writes its
+running statistics in training mode without saying so in its schema; it is named here.
+
+The result maps each written value to the nodes that write it, by node name: a graph input
+(placeholder) or a value made inside the graph. split_module names a piece's placeholders after
+the values they carry, so the same map answers "which inputs does this piece write".
+"""
+from __future__ import annotations
+
+import logging
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.fx as fx
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+log = logging.getLogger(__name__)
+
+# Ops that write arguments their schema does not mark as written: (training flag position,
+# positions of the tensors written when it is true).
+_UNDECLARED = {
+    "aten::native_batch_norm": (5, (3, 4)),
+    "aten::cudnn_batch_norm": (5, (3, 4)),
+    "aten::miopen_batch_norm": (5, (3, 4)),
+}
+
+
+@dataclass(frozen=True)
+class WriteMap:
+    """Which values a graph writes in place.
+
+    ``writers``: written value (node name) -> the nodes that write it. ``root_of``: node name ->
+    the value whose memory it is (itself, or the base it is a view of). ``how``: how it was found.
+    """
+
+    writers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    root_of: Mapping[str, str] = field(default_factory=dict)
+    how: str = "fake run"
+
+    def __bool__(self) -> bool:
+        return bool(self.writers)
+
+    def inputs(self, gm: fx.GraphModule) -> dict[int, tuple[str, ...]]:
+        """Placeholder index -> the nodes that write that input (directly or through a view)."""
+        phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        return {i: self.writers[n.name] for i, n in enumerate(phs) if n.name in self.writers}
+
+    def written_args(self, piece: fx.GraphModule) -> tuple[int, ...]:
+        """Placeholder indices of ``piece`` (a split_module piece of this graph) that the piece
+        writes: some node of the piece writes memory the placeholder's value shares."""
+        names = {n.name for n in piece.graph.nodes if n.op not in ("placeholder", "output")}
+        roots = {v for v, ws in self.writers.items() if names.intersection(ws)}
+        roots = {self.root_of.get(v, v) for v in roots}
+        phs = [n for n in piece.graph.nodes if n.op == "placeholder"]
+        return tuple(i for i, n in enumerate(phs) if self.root_of.get(n.name, n.name) in roots)
+
+
+def _base(t: torch.Tensor) -> torch.Tensor:
+    while t._base is not None:
+        t = t._base
+    return t
+
+
+def _schema_writes(func: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[torch.Tensor]:
+    """The tensors ``func`` writes by its schema (plus the undeclared writes of _UNDECLARED)."""
+    schema = getattr(func, "_schema", None)
+    if schema is None:
+        return []
+    out: list[torch.Tensor] = []
+    for i, a in enumerate(schema.arguments):
+        if a.alias_info is not None and a.alias_info.is_write:
+            v = args[i] if i < len(args) else kwargs.get(a.name)
+            out.extend(x for x in tree_flatten(v)[0] if isinstance(x, torch.Tensor))
+    flag = _UNDECLARED.get(schema.name)
+    if flag is not None and len(args) > flag[0] and args[flag[0]] is True:
+        out.extend(args[i] for i in flag[1] if isinstance(args[i], torch.Tensor))
+    return out
+
+
+class _SchemaSpy(TorchDispatchMode):
+    """Notes the tensors each dispatched op writes by its schema."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[torch.Tensor] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        self.written.extend(_schema_writes(func, args, kwargs))
+        return func(*args, **kwargs)
+
+
+class _Finder(fx.Interpreter):
+    """Runs the graph, noting per node which values' memory it wrote."""
+
+    def __init__(self, gm: fx.GraphModule, spy: _SchemaSpy) -> None:
+        super().__init__(gm)
+        self.spy = spy
+        self.owner: dict[int, str] = {}          # id(base tensor) -> node name that made it
+        self.bases: list[torch.Tensor] = []      # keeps them alive, so no id is reused mid-run
+        self.root_of: dict[str, str] = {}
+        self.writers: dict[str, list[str]] = {}
+
+    def run_node(self, n: fx.Node) -> Any:
+        with self._set_current_node(n):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            seen = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+            before = [t._version for t in seen]
+            self.spy.written.clear()
+            out = getattr(self, n.op)(n.target, args, kwargs)
+            hit = [t for t, v in zip(seen, before) if t._version != v] + self.spy.written
+            for t in hit:
+                root = self.owner.get(id(_base(t)))
+                if root is not None and n.name not in self.writers.setdefault(root, []):
+                    self.writers[root].append(n.name)
+            self._own(n, out)
+            return out
+
+    def _own(self, n: fx.Node, out: Any) -> None:
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                base = _base(t)
+                if id(base) not in self.owner:
+                    self.owner[id(base)] = n.name
+                    self.bases.append(base)
+                self.root_of.setdefault(n.name, self.owner[id(base)])
+
+
+def find_writes(gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any) -> WriteMap:
+    """Run ``gm`` on fake copies of ``inputs`` (Dynamo's fake values) and map what it writes.
+
+    The copies keep Dynamo's own fake values untouched. Without a fake mode, or when the fake
+    run fails, a static scan of in-place-looking nodes stands in (it may over-report, which
+    only costs copies, never correctness).
+    """
+    if fake_mode is None:
+        return static_writes(gm)
+    spy = _SchemaSpy()
+    finder = _Finder(gm, spy)
+    try:
+        with fake_mode, torch.no_grad():
+            copies = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
+            with spy:
+                finder.run(*copies)
+    except Exception as e:  # e.g. a custom op without a fake impl: Dynamo had one, but be safe
+        log.info("vexplore: fake run to find in-place writes failed (%s); scanning nodes instead", e)
+        return static_writes(gm)
+    return WriteMap({k: tuple(v) for k, v in finder.writers.items()}, dict(finder.root_of))
+
+
+_VIEWISH = {"getitem", "view", "reshape", "narrow", "select", "transpose", "permute", "unsqueeze",
+            "squeeze", "expand", "flatten", "unflatten", "as_strided", "chunk", "split", "t", "diagonal"}
+
+
+def static_writes(gm: fx.GraphModule) -> WriteMap:
+    """In-place-looking nodes (``x.op_()``, ``x[i] = y``, ``out=``, arguments an op's schema
+    marks written), each charged to the value the written argument derives from through
+    view-like nodes."""
+    root_of: dict[str, str] = {}
+    writers: dict[str, list[str]] = {}
+    for n in gm.graph.nodes:
+        first = n.args[0] if n.args and isinstance(n.args[0], fx.Node) else None
+        name = str(n.target) if n.op == "call_method" else getattr(n.target, "__name__", "")
+        view = first is not None and (name in _VIEWISH or n.target is operator.getitem)
+        root_of[n.name] = root_of.get(first.name, first.name) if view and first is not None else n.name
+        for t in _static_targets(n, name, first):
+            writers.setdefault(root_of.get(t.name, t.name), []).append(n.name)
+    return WriteMap({k: tuple(v) for k, v in writers.items()}, root_of, how="node scan")
+
+
+def _static_targets(n: fx.Node, name: str, first: fx.Node | None) -> list[fx.Node]:
+    if n.op not in ("call_method", "call_function"):
+        return []
+    targets = [n.kwargs["out"]] if isinstance(n.kwargs.get("out"), fx.Node) else []
+    in_place = (name.endswith("_") and not name.endswith("__")) or n.target is operator.setitem or name == "__setitem__"
+    if first is not None and in_place:
+        targets.append(first)
+    target = n.target
+    schema = getattr(target, "_schema", None) or getattr(getattr(target, "default", None), "_schema", None)
+    if schema is not None:
+        for i, a in enumerate(schema.arguments):
+            v = n.args[i] if i < len(n.args) else n.kwargs.get(a.name)
+            if a.alias_info is not None and a.alias_info.is_write and isinstance(v, fx.Node):
+                targets.append(v)
+    return targets
