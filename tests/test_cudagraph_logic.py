@@ -4,7 +4,9 @@ from __future__ import annotations
 import torch
 
 import vexplore as vx
+from vexplore.engine import _torch_compat as tc
 from vexplore.engine import cudagraph as cgm
+from vexplore.engine.inputplan import GraphInputs, InputPlan
 from models import KVArgument, KVBuffer, Stack
 
 
@@ -25,7 +27,8 @@ def test_capture_sizes_largest_first():
 
 def _graph_inputs(cm):
     g = cm.graphs[0]
-    return cgm.GraphInputs(g.real_inputs, g.fake_inputs, g.token, g.roles, g.names, g.written_inputs())
+    return GraphInputs(g.real_inputs, g.fake_inputs, g.token, g.roles, g.names, g.written_inputs(),
+                       tc.symbol_hints(g.fake_mode))
 
 
 def test_input_plan_uses_buffers_and_written_caches_in_place(cache_cfg, session):
@@ -37,7 +40,7 @@ def test_input_plan_uses_buffers_and_written_caches_in_place(cache_cfg, session)
     with torch.no_grad():
         cm(x, pos)
     g = cm.graphs[0]
-    plan = cgm.InputPlan.make(_graph_inputs(cm))
+    plan = InputPlan.make(_graph_inputs(cm))
     by_name = dict(zip(g.names, range(len(g.names))))
     assert {g.names[i] for i in plan.fixed} == {n for n, _ in m.named_parameters()} | {"kv", "calls"}
     assert {g.names[i] for i in plan.copied} == {"args[0]", "args[1]"}      # x and pos: token-dependent
@@ -51,7 +54,7 @@ def test_input_plan_uses_buffers_and_written_caches_in_place(cache_cfg, session)
     with torch.no_grad():
         cm(x, pos, cache)
     g = cm.graphs[0]
-    plan = cgm.InputPlan.make(_graph_inputs(cm))
+    plan = InputPlan.make(_graph_inputs(cm))
     assert "args[2]" in {g.names[i] for i in plan.fixed} and {g.names[i] for i in plan.written} == {"args[2]"}
     assert g.roles[g.names.index("args[2]")] == "argument"
 
@@ -66,13 +69,13 @@ def test_input_plan_refuses_a_written_input_that_shares_memory(cache_cfg, sessio
     base = torch.randn(8, 16)
     with torch.no_grad():
         cm(base, base.view(8, 16))
-    plan = cgm.InputPlan.make(_graph_inputs(cm))
+    plan = InputPlan.make(_graph_inputs(cm))
     reason = plan.skip_reason(cm.graphs[0].real_inputs)
     assert reason is not None and "share memory" in reason and "args[0]" in reason
 
 
 def test_moving_a_fixed_input_twice_copies_it_from_then_on():
-    plan = cgm.InputPlan(fixed=[0, 1], copied=[2], scalars=[], dims={2: 0}, written={1}, names=["w", "kv", "x"])
+    plan = InputPlan(fixed=[0, 1], copied=[2], scalars=[], dims={2: 0}, written={1}, names=["w", "kv", "x"])
     current = {0: 100, 1: 200}
     assert not plan.moved(1, 200, current)           # where it was: nothing to do
     assert not plan.moved(1, 300, current)           # moved once: captured again at the new address

@@ -53,6 +53,12 @@ def data_ptrs_equal(tensors: Sequence[Any], ptrs: Sequence[int | None], indices:
     return all(tensors[i].data_ptr() == ptrs[i] for i in indices)
 
 
+def copy_all(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor]) -> None:
+    """``dst[i].copy_(src[i])`` for every i in one call: torch._foreach_copy_ (2.2+), which CUDA
+    graph trees use to refill static inputs before a replay."""
+    torch._foreach_copy_(list(dst), list(src))
+
+
 def graph_break_reasons() -> Counter:
     # torch._dynamo.utils.counters["graph_break"] maps each break reason to its count (2.0+);
     # Dynamo offers no public per-call list, and torch._dynamo.explain would trace again.
@@ -135,7 +141,8 @@ def symbol_hints(fake_mode: Any) -> dict[Any, Any]:
     env = getattr(fake_mode, "shape_env", None)
     if env is None:
         return {}
-    return dict(getattr(env, "backed_var_to_val", None) or getattr(env, "var_to_val", {}))
+    vals = env.backed_var_to_val if hasattr(env, "backed_var_to_val") else env.var_to_val
+    return dict(vals)
 
 
 def symbolic_inputs(specs: Sequence[Any], symbols: dict[str, int]) -> tuple[list[Any], Any]:

@@ -22,6 +22,7 @@ from ..monitor.events import EventRecorder
 from ..monitor.report import Piece, PieceNode
 from . import _torch_compat as tc
 from . import cudagraph
+from .inputplan import GraphInputs, InputPlan
 from .manager import CompilerManager
 from .ops import matches, op_name
 from .split import Split, example_inputs, split_graph
@@ -53,9 +54,11 @@ class CapturedGraph:
     graph_stats: Any = None          # cudagraph.GraphStats of the latest compile with CUDA graphs
 
     @classmethod
-    def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any], model: Any = None) -> "CapturedGraph":
-        """``model``: what vx.compile wraps; its parameters, buffers and tensor attributes are
-        recognised among the inputs by identity."""
+    def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any], model_owner: Any = None) -> "CapturedGraph":
+        """``model_owner``: the CompiledModel; its model's parameters, buffers and tensor
+        attributes are recognised among the inputs by identity, and the dims it marked dynamic
+        name the token symbol."""
+        model = getattr(model_owner, "model", None)
         phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
         fakes = [n.meta.get("example_value") for n in phs]
         fake_mode = tc.fake_mode_of(gm)
@@ -66,16 +69,27 @@ class CapturedGraph:
         real = [tc.sym_hint(x) if isinstance(x, torch.SymInt) else x for x in example_inputs]
         roles, names = input_roles(phs, real, model)
         grad = torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in real)
-        return cls(gm, list(fakes), fake_mode, real, _token_symbol(fakes), roles, names,
-                   find_writes(gm, fakes, fake_mode), grad)
+        token = _token_symbol(fakes, names, getattr(model_owner, "token_dims", {}))
+        return cls(gm, list(fakes), fake_mode, real, token, roles, names, find_writes(gm, fakes, fake_mode), grad)
 
     def written_inputs(self) -> dict[int, tuple[str, ...]]:
         """Input index -> the nodes that write it in place."""
         return self.writes.inputs(self.gm)
 
 
-def _token_symbol(fakes: Sequence[Any]) -> Any:
-    """The first symbol among the inputs' sizes: the dim vexplore marked dynamic (the tokens)."""
+def _token_symbol(fakes: Sequence[Any], names: Sequence[str], marked: dict[int, int]) -> Any:
+    """The token count's symbol: the dim vexplore marked dynamic on a positional input, when it
+    is symbolic in this graph (Dynamo specializes a 1-token call; then there is none, even if
+    another dim is dynamic). Without marks, the first symbol among the inputs' sizes."""
+    if marked:
+        for f, name in zip(fakes, names):
+            m = re.fullmatch(r"args\[(\d+)\]", name)
+            dim = marked.get(int(m.group(1))) if m else None
+            if dim is not None and isinstance(f, torch.Tensor) and dim < f.dim():
+                e = tc.sym_expr(f.shape[dim])
+                if getattr(e, "is_Symbol", False):
+                    return e
+        return None
     for f in fakes:
         dims = [f] if isinstance(f, torch.SymInt) else list(f.shape) if isinstance(f, torch.Tensor) else []
         syms = [tc.sym_expr(d) for d in dims if isinstance(d, torch.SymInt)]
@@ -202,7 +216,7 @@ def compile_graph(cg: CapturedGraph, cfg: CompileConfig, session: "Session", b: 
     if cfg.validate:
         _validate(cg, split, compiled, b, graph)
     b.graphs += 1
-    stitched = _stitch(cg, cfg, split, compiled, eager, piece_inputs, device, b, graph)
+    stitched = _stitch(cg, cfg, split, compiled, eager, device, b, graph)
     if cfg.validate:
         _validate_graph(cg, stitched, b, graph)
     return stitched
@@ -247,10 +261,10 @@ def _compile_pieces(mgr: CompilerManager, split: Split, piece_inputs: dict[str, 
 
 
 def _stitch(cg: CapturedGraph, cfg: CompileConfig, split: Split, compiled: dict[str, Callable[..., Any]],
-            eager: dict[str, Callable[..., Any]], piece_inputs: dict[str, tuple], device: str,
-            b: ReportBuilder, graph: int) -> Callable[..., Any]:
+            eager: dict[str, Callable[..., Any]], device: str, b: ReportBuilder, graph: int) -> Callable[..., Any]:
     """Install the runners into the parent graph, under CUDA graphs when asked and possible."""
-    inputs = cudagraph.GraphInputs(cg.real_inputs, cg.fake_inputs, cg.token, cg.roles, cg.names, cg.written_inputs())
+    inputs = GraphInputs(cg.real_inputs, cg.fake_inputs, cg.token, cg.roles, cg.names, cg.written_inputs(),
+                         tc.symbol_hints(cg.fake_mode))
     skip = _cudagraph_skip(cg, cfg, device, inputs)
     if skip:
         b.warnings.append(f"graph {graph}: runs without CUDA graphs: {skip}")
@@ -259,7 +273,7 @@ def _stitch(cg: CapturedGraph, cfg: CompileConfig, split: Split, compiled: dict[
         with b.rec.step("cudagraph_capture", graph=graph) as st:
             install(split.gm, eager)
             writes = {p.name: cg.writes.written_args(p.module) for p in split.pieces if p.kind == "compiled"}
-            stitched, stats, note = cudagraph.apply(cfg, split.gm, compiled, piece_inputs, inputs, writes)
+            stitched, stats, note = cudagraph.apply(cfg, split.gm, compiled, inputs, writes)
             cg.graph_stats = stats
             st.kw["detail"] = f"{stats.captures} graphs captured"
         b.counters["cudagraph_captures"] += stats.captures
@@ -270,7 +284,7 @@ def _stitch(cg: CapturedGraph, cfg: CompileConfig, split: Split, compiled: dict[
         return install(split.gm, {**compiled, **eager}).forward
 
 
-def _cudagraph_skip(cg: CapturedGraph, cfg: CompileConfig, device: str, inputs: cudagraph.GraphInputs) -> str | None:
+def _cudagraph_skip(cg: CapturedGraph, cfg: CompileConfig, device: str, inputs: GraphInputs) -> str | None:
     """Why this graph runs without the CUDA graphs ``cfg`` asks for, or None."""
     if cfg.cudagraph == "none":
         return None
@@ -279,7 +293,7 @@ def _cudagraph_skip(cg: CapturedGraph, cfg: CompileConfig, device: str, inputs: 
     if cg.grad:
         return ("CUDA graphs serve no-grad calls only, and this graph was called with grad enabled and inputs "
                 "that require grad; call under torch.no_grad() to replay graphs")
-    return cudagraph.InputPlan.make(inputs).skip_reason(cg.real_inputs)
+    return InputPlan.make(inputs).skip_reason(cg.real_inputs)
 
 
 def _mark_pieces(b: ReportBuilder, graph: int, **changes: Any) -> None:
@@ -357,7 +371,7 @@ class VexBackend:
         now = time.perf_counter()
         graph = len(owner.graphs)
         b.rec.add("dynamo_trace", b.last_mark, now - b.last_mark, graph=graph)
-        cg = CapturedGraph.from_dynamo(gm, example_inputs, owner.model)
+        cg = CapturedGraph.from_dynamo(gm, example_inputs, owner)
         owner.graphs.append(cg)
         cg.runner = GraphRunner(compile_graph(cg, owner.config, owner.session, b, graph))
         b.last_mark = time.perf_counter()

@@ -1,41 +1,35 @@
 """CUDA graphs over pieces (cudagraph="piecewise") or the whole stitched graph ("full").
 
 A graph is captured once per capture size, largest first, into one memory pool shared by every
-capture of the graph. A call replays the captures of its exact token count; a size that was
-not captured runs without graphs (counted), unless ``cudagraph_pad`` lets it pad up to the
-next captured size.
+capture of the graph. A call decides its size once, replays the captures of its exact token
+count, or runs without graphs (counted) when that size was not captured, unless
+``cudagraph_pad`` lets it pad up to the next captured size.
 
-How each graph input reaches a replay (``InputPlan``):
+Inputs reach the replays as ``inputplan.InputPlan`` says: parameters, buffers and written
+caches at their own address (writes land in the caller's tensor; one C++ call per replay checks
+the addresses, and a moved input is captured again), everything else through buffers copied
+once per call at the graph level (and back, when the graph writes them).
 
-- **At its own address**: parameters, module buffers, and arguments the graph writes in place
-  whose shape does not depend on the token count (a KV cache passed at every call). The
-  captured kernels read and write the caller's own tensor, so in-place writes land where the
-  caller sees them and nothing is copied. One C++ call per replay checks those addresses
-  (``_torch_compat.data_ptrs_equal``). When one moved (a weight swapped, a rotary cache
-  rebuilt at the same shape) that size is captured again at the new address (counted in
-  ``GraphStats.recaptures``); an input that moves a second time is copied from then on.
-- **Copied**: every other tensor (token-dependent activations, other arguments) has a
-  persistent buffer per capture size: a call copies its tensor in when it passes another one,
-  and copies it back after the replay when the graph writes it.
-
-Capture (warm-up and the replay that fills the captured outputs included) restores every
+Capture (warm-up, and the replay that fills the captured outputs, included) restores every
 caller-visible tensor it writes, whenever it happens: at compile time, for a new graph after
 many calls, or when an address moved. Outputs that leave the graph are copied out of the pool
-(one copy per output per call), so a later replay never changes a result the caller holds.
+(one copy per output per call), so a later replay never changes a result the caller holds —
+except an output that is a fixed input's memory (a cache the model returns), which is returned
+as eager returns it.
 """
 from __future__ import annotations
 
 import bisect
 import copy
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from . import _torch_compat as tc
-from .stitch import install, token_dims
+from .inputplan import GraphInputs, InputPlan
+from .stitch import install
 
 log = logging.getLogger(__name__)
 
@@ -75,130 +69,6 @@ def capture_sizes(requested: Sequence[int] | None, dynamic: bool) -> list[int | 
     return [s for s in sizes if s >= 2]
 
 
-@dataclass(frozen=True)
-class GraphInputs:
-    """What CUDA graphs need to know of one captured graph's inputs."""
-
-    real: Sequence[Any]                    # the inputs of the call that compiled the graph
-    fake: Sequence[Any]                    # Dynamo's fake values of them
-    token: Any                             # the token symbol, None when the graph is static
-    roles: Sequence[str]                   # "parameter" | "buffer" | "argument" | "value", per input
-    names: Sequence[str]                   # per input, as the report names them
-    written: Mapping[int, tuple[str, ...]] = field(default_factory=dict)   # input -> nodes writing it
-
-
-@dataclass
-class InputPlan:
-    """How each graph input reaches a replay (see the module docstring)."""
-
-    fixed: list[int]                       # used at their own address, checked per replay
-    copied: list[int]                      # copied into persistent buffers
-    scalars: list[int]                     # ints/SymInts that are not the token count: must match the capture
-    dims: dict[int, int | None]            # token-dependent inputs -> token dim (None: the count itself)
-    written: set[int]
-    names: Sequence[str]
-    moves: Counter = field(default_factory=Counter)
-
-    @classmethod
-    def make(cls, g: GraphInputs) -> "InputPlan":
-        dims = dict(token_dims(g.fake, g.token))
-        fixed, copied, scalars = [], [], []
-        for i, r in enumerate(g.real):
-            if isinstance(r, torch.Tensor):
-                stable = g.roles[i] in ("parameter", "buffer") or i in g.written
-                (fixed if stable and i not in dims else copied).append(i)
-            elif i not in dims and isinstance(r, int):
-                scalars.append(i)
-        return cls(fixed, copied, scalars, dims, set(g.written), g.names)
-
-    def skip_reason(self, real: Sequence[Any]) -> str | None:
-        """Why this graph cannot be served by CUDA graphs at all, or None."""
-        storages: dict[int, list[int]] = {}
-        for i in self.fixed + self.copied:
-            storages.setdefault(real[i].untyped_storage().data_ptr(), []).append(i)
-        for group in storages.values():
-            copied_writes = [i for i in group if i in self.written and i in self.copied]
-            if len(group) > 1 and copied_writes:
-                names = ", ".join(self.names[i] for i in group)
-                return (f"inputs {names} share memory and {self.names[copied_writes[0]]} is written in place: "
-                        "copying them into separate graph buffers would lose the write")
-        return None
-
-    def moved(self, i: int, ptr: int, current: dict[int, int]) -> bool:
-        """Note that input ``i`` now lives at ``ptr``; True when the plan changed (it is copied from now)."""
-        if current.get(i) == ptr:
-            return False
-        current[i] = ptr
-        self.moves[i] += 1
-        if self.moves[i] < 2:
-            return False
-        self.fixed.remove(i)
-        self.copied.append(i)
-        return True
-
-
-@dataclass
-class _PieceCapture:
-    graph: Any
-    static: list[Any]
-    ptrs: list[int | None]
-    tensors: list[int]
-    fixed: frozenset[int]       # args at a graph-level fixed address: never copied into
-    written: tuple[int, ...]
-    out: Any
-
-
-@dataclass
-class PieceGraphs:
-    """One compiled piece's CUDA graphs, by size (piecewise mode).
-
-    Its arguments are graph-level buffers and parameters (always at the captured address), the
-    outputs of the piece before it (the same pool memory every replay) or a split op's fresh
-    output, which is copied into the captured buffer — and back, if the piece writes it.
-    """
-
-    fn: Callable[..., Any]
-    dyn: list[tuple[int, int | None]]
-    written: tuple[int, ...]
-    stats: GraphStats
-    graphs: dict[int | None, _PieceCapture] = field(default_factory=dict)
-
-    def size_of(self, args: Sequence[Any]) -> int | None:
-        if not self.dyn:
-            return None
-        i, d = self.dyn[0]
-        return int(args[i]) if d is None else args[i].shape[d]
-
-    def capture(self, args: Sequence[Any], pool: Any, fixed_ids: set[int]) -> Any:
-        static = list(args)
-        tensors = [i for i, a in enumerate(static) if isinstance(a, torch.Tensor)]
-        graph, out = _capture(self.fn, static, pool)
-        graph.replay()   # fill the outputs, so the next piece warms up on real values
-        ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else None for a in static]
-        fixed = frozenset(i for i in tensors if id(static[i]) in fixed_ids)
-        self.graphs[self.size_of(static)] = _PieceCapture(graph, static, ptrs, tensors, fixed, self.written, out)
-        self.stats.captures += 1
-        return out
-
-    def __call__(self, *args: Any) -> Any:
-        cap = self.graphs.get(self.size_of(args))
-        if cap is None:
-            return self.fn(*args)
-        if tc.data_ptrs_equal(args, cap.ptrs, cap.tensors):
-            cap.graph.replay()
-            return cap.out
-        moved = [i for i in cap.tensors if args[i].data_ptr() != cap.ptrs[i]]
-        if any(i in cap.fixed or args[i].shape != cap.static[i].shape for i in moved):
-            self.stats.address_misses += 1   # never copy over a caller's tensor: run this piece plainly
-            return self.fn(*args)
-        torch._foreach_copy_([cap.static[i] for i in moved], [args[i] for i in moved])
-        cap.graph.replay()
-        back = [i for i in moved if i in cap.written]
-        if back:
-            torch._foreach_copy_([args[i] for i in back], [cap.static[i] for i in back])
-        return cap.out
-
-
 def _capture(fn: Callable[..., Any], static: Sequence[Any], pool: Any) -> tuple[Any, Any]:
     """Warm ``fn`` up on a side stream (as CUDA graphs require), then capture it."""
     stream = torch.cuda.Stream()
@@ -210,6 +80,59 @@ def _capture(fn: Callable[..., Any], static: Sequence[Any], pool: Any) -> tuple[
     with torch.cuda.graph(graph, pool=pool):
         out = fn(*static)
     return graph, out
+
+
+@dataclass
+class _PieceCapture:
+    graph: Any
+    static: list[Any]
+    ptrs: list[int | None]
+    tensors: list[int]
+    fixed: frozenset[int]       # args at a graph-level address (buffers, parameters): never copied into
+    out: Any
+
+
+@dataclass
+class PieceGraphs:
+    """One compiled piece's CUDA graphs, by the size the graph-level runner chose (``size[0]``).
+
+    Its arguments are graph-level buffers and parameters (always at the captured address), the
+    outputs of the piece before it (the same pool memory every replay) or a split op's fresh
+    output, which is copied into the captured buffer — and back, if the piece writes it.
+    """
+
+    fn: Callable[..., Any]
+    written: tuple[int, ...]
+    stats: GraphStats
+    size: list[int | None]                       # shared with the graph: the size of the call in progress
+    graphs: dict[int | None, _PieceCapture] = field(default_factory=dict)
+
+    def capture(self, args: Sequence[Any], pool: Any, fixed_ids: set[int]) -> Any:
+        static = list(args)
+        tensors = [i for i, a in enumerate(static) if isinstance(a, torch.Tensor)]
+        graph, out = _capture(self.fn, static, pool)
+        graph.replay()   # fill the outputs, so the next piece warms up on real values
+        ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else None for a in static]
+        fixed = frozenset(i for i in tensors if id(static[i]) in fixed_ids)
+        self.graphs[self.size[0]] = _PieceCapture(graph, static, ptrs, tensors, fixed, out)
+        self.stats.captures += 1
+        return out
+
+    def __call__(self, *args: Any) -> Any:
+        cap = self.graphs[self.size[0]]
+        if tc.data_ptrs_equal(args, cap.ptrs, cap.tensors):
+            cap.graph.replay()
+            return cap.out
+        moved = [i for i in cap.tensors if args[i].data_ptr() != cap.ptrs[i]]
+        if any(i in cap.fixed or args[i].shape != cap.static[i].shape for i in moved):
+            self.stats.address_misses += 1   # never copy over a caller's tensor: run this piece plainly
+            return self.fn(*args)
+        tc.copy_all([cap.static[i] for i in moved], [args[i] for i in moved])
+        cap.graph.replay()
+        back = [i for i in moved if i in self.written]
+        if back:
+            tc.copy_all([args[i] for i in back], [cap.static[i] for i in back])
+        return cap.out
 
 
 class _CaptureRun(torch.fx.Interpreter):
@@ -226,7 +149,7 @@ class _CaptureRun(torch.fx.Interpreter):
         return w.capture(args, self.pool, self.fixed_ids)
 
 
-Capturer = Callable[[list[Any]], tuple[Callable[[], Any], Any]]   # static inputs -> (replay, outputs)
+Capturer = Callable[[int | None, list[Any]], tuple[Callable[[], Any], Any]]   # (size, static inputs) -> (replay, outputs)
 
 
 @dataclass
@@ -245,14 +168,9 @@ class GraphCudaGraphs:
                  sizes: list[int | None], pad: bool, stats: GraphStats) -> None:
         self.capture_fn, self.fallback, self.plan, self.pad, self.stats = capture_fn, fallback, plan, pad, stats
         self.sizes = sorted(s for s in sizes if s is not None)
-        self.static_graph = sizes == [None]
+        self.at = plan.size_at()
         self.captures: dict[int | None, _Capture] = {}
         self.current: dict[int, int] = {}      # fixed input -> the address it was last seen at
-
-    def size_of(self, args: Sequence[Any]) -> int | None:
-        for i, d in self.plan.dims.items():
-            return int(args[i]) if d is None else args[i].shape[d]
-        return None
 
     def capture(self, size: int | None, args: Sequence[Any], fill: bool) -> None:
         """Capture ``size`` on ``args`` (fixed inputs used in place; the others copied into new
@@ -260,20 +178,17 @@ class GraphCudaGraphs:
         plan = self.plan
         static = list(args)
         for i in plan.copied:
-            a, d = args[i], plan.dims.get(i)
-            if d is None or (fill and a.shape[d] == size):
-                static[i] = a.clone()
-            else:
-                shape = list(a.shape)
-                shape[d] = size
-                static[i] = torch.zeros(shape, dtype=a.dtype, device=a.device)
+            a = args[i]
+            shape = plan.at_size(i, size) if i in plan.dims else list(a.shape)
+            static[i] = a.clone() if list(a.shape) == shape and (fill or i not in plan.dims) else \
+                torch.zeros(shape, dtype=a.dtype, device=a.device)
         for i, d in plan.dims.items():
             if d is None:
-                static[i] = size
+                static[i] = plan.at_size(i, size)
         saved = [(args[i], args[i].clone()) for i in plan.fixed if i in plan.written]
         try:
             with torch.no_grad():   # also when recompile() is called with grad enabled
-                run, out = self.capture_fn(static)
+                run, out = self.capture_fn(size, static)
         finally:
             for t, kept in saved:
                 t.copy_(kept)
@@ -283,17 +198,18 @@ class GraphCudaGraphs:
             self.current.setdefault(i, static[i].data_ptr())
 
     def __call__(self, *args: Any) -> Any:
-        n = self.size_of(args)
-        size = n if self.static_graph else pick_size(n, self.sizes, self.pad)
-        if size is None and not self.static_graph:
-            self.stats.uncaptured_calls += 1
-            return self.fallback(*args)
+        if self.at is None:
+            n = size = None
+        else:
+            i, d = self.at
+            n = int(args[i]) if d is None else args[i].shape[d]
+            size = pick_size(n, self.sizes, self.pad)
+            if size is None:
+                self.stats.uncaptured_calls += 1
+                return self.fallback(*args)
         cap = self.captures.get(size)
         if cap is None or not tc.data_ptrs_equal(args, cap.ptrs, self.plan.fixed):
             cap = self._recapture(size, args)
-        if any(args[i] != cap.static[i] for i in self.plan.scalars):
-            self.stats.uncaptured_calls += 1   # another dynamic value than the token count changed
-            return self.fallback(*args)
         return self._replay(cap, args, n, size)
 
     def _recapture(self, size: int | None, args: Sequence[Any]) -> _Capture:
@@ -319,11 +235,15 @@ class GraphCudaGraphs:
     def _replay(self, cap: _Capture, args: Sequence[Any], n: int | None, size: int | None) -> Any:
         plan, static = self.plan, cap.static
         rows = n if n != size else None          # a padded call uses the first n rows
+        if any(args[i] != static[i] for i in plan.scalars) or \
+                any(args[i] != static[i] for i, d in plan.dims.items() if d is None and rows is None):
+            self.stats.uncaptured_calls += 1     # another dynamic value than the token count changed
+            return self.fallback(*args)
         moved: list[int] = []
         for i in plan.copied:
             a, s = args[i], _rows(static[i], plan.dims.get(i), rows)
             if a.data_ptr() != s.data_ptr():
-                if a.shape != s.shape:   # another dim than the token count changed
+                if a.shape != s.shape:           # a dim other than the token count changed
                     self.stats.uncaptured_calls += 1
                     return self.fallback(*args)
                 moved.append(i)
@@ -333,12 +253,12 @@ class GraphCudaGraphs:
                     static[i].narrow(d, rows, size - rows).zero_()
             self.stats.padded_calls += 1
         if moved:
-            torch._foreach_copy_([_rows(static[i], plan.dims.get(i), rows) for i in moved], [args[i] for i in moved])
+            tc.copy_all([_rows(static[i], plan.dims.get(i), rows) for i in moved], [args[i] for i in moved])
         out = cap.run()
         self.stats.replays += 1
         back = [i for i in moved if i in plan.written]
         if back:
-            torch._foreach_copy_([args[i] for i in back], [_rows(static[i], plan.dims.get(i), rows) for i in back])
+            tc.copy_all([args[i] for i in back], [_rows(static[i], plan.dims.get(i), rows) for i in back])
         return _copy_out(out, cap.aliases, size, rows)
 
 
@@ -373,7 +293,7 @@ def _copy_out(out: Any, aliases: tuple[bool, ...], size: int | None, n: int | No
 
 
 def apply(cfg: Any, parent: torch.fx.GraphModule, runners: dict[str, Callable[..., Any]],
-          piece_inputs: dict[str, tuple], graph: GraphInputs, piece_writes: Mapping[str, tuple[int, ...]],
+          graph: GraphInputs, piece_writes: Mapping[str, tuple[int, ...]],
           ) -> tuple[Callable[..., Any], GraphStats, str | None]:
     """Install ``runners`` into ``parent`` under CUDA graphs (``cfg``: the CompileConfig);
     returns (callable, stats, note).
@@ -383,11 +303,7 @@ def apply(cfg: Any, parent: torch.fx.GraphModule, runners: dict[str, Callable[..
     """
     plan = InputPlan.make(graph)
     sizes = capture_sizes(cfg.cudagraph_sizes, graph.token is not None)
-    pad, note = cfg.cudagraph_pad, None
-    if pad and plan.written:   # padded rows would write too (into a cache, at whatever index the pad holds)
-        pad = False
-        note = (f"cudagraph_pad is off for this graph: it writes {', '.join(plan.names[i] for i in sorted(plan.written))} "
-                "in place, and padding rows would write as well; sizes not captured run without graphs")
+    pad, note = _padding(cfg.cudagraph_pad, plan)
     # calls no capture serves run the pieces plainly, through a parent of their own
     plain = install(copy.copy(parent), runners).forward
     if cfg.cudagraph == "full":
@@ -402,16 +318,28 @@ def apply(cfg: Any, parent: torch.fx.GraphModule, runners: dict[str, Callable[..
             log.warning("vexplore: %s", why)
             note = "; ".join(filter(None, (note, why)))
     stats = GraphStats()
-    wrapped = {name: PieceGraphs(fn, token_dims(piece_inputs[name], graph.token), piece_writes.get(name, ()), stats)
-               for name, fn in runners.items()}
-    pieces = GraphCudaGraphs(_pieces(parent, wrapped, torch.cuda.graph_pool_handle(), plan), plain, plan, sizes, pad, stats)
+    size: list[int | None] = [None]
+    wrapped = {name: PieceGraphs(fn, piece_writes.get(name, ()), stats, size) for name, fn in runners.items()}
+    pieces = GraphCudaGraphs(_pieces(parent, wrapped, torch.cuda.graph_pool_handle(), plan, size), plain, plan,
+                             sizes, pad, stats)
     for s in sizes:
         pieces.capture(s, graph.real, fill=False)
     return pieces, stats, note
 
 
+def _padding(pad: bool, plan: InputPlan) -> tuple[bool, str | None]:
+    if not pad:
+        return False, None
+    if plan.written:   # padded rows would write too (into a cache, at whatever index the pad holds)
+        return False, (f"cudagraph_pad is off for this graph: it writes {', '.join(plan.names[i] for i in sorted(plan.written))} "
+                       "in place, and padding rows would write as well; sizes not captured run without graphs")
+    if not plan.paddable():
+        return False, "cudagraph_pad is off for this graph: an input's token dim is derived (e.g. 2*tokens), so rows cannot be padded"
+    return True, None
+
+
 def _whole(fn: Callable[..., Any], pool: Any, stats: GraphStats) -> Capturer:
-    def capture(static: list[Any]) -> tuple[Callable[[], Any], Any]:
+    def capture(size: int | None, static: list[Any]) -> tuple[Callable[[], Any], Any]:
         graph, out = _capture(fn, static, pool)
         stats.captures += 1
 
@@ -422,12 +350,18 @@ def _whole(fn: Callable[..., Any], pool: Any, stats: GraphStats) -> Capturer:
     return capture
 
 
-def _pieces(parent: torch.fx.GraphModule, wrapped: dict[str, PieceGraphs], pool: Any, plan: InputPlan) -> Capturer:
+def _pieces(parent: torch.fx.GraphModule, wrapped: dict[str, PieceGraphs], pool: Any, plan: InputPlan,
+            current: list[int | None]) -> Capturer:
     install(parent, wrapped)
+    forward = parent.forward
 
-    def capture(static: list[Any]) -> tuple[Callable[[], Any], Any]:
+    def capture(size: int | None, static: list[Any]) -> tuple[Callable[[], Any], Any]:
         fixed_ids = {id(static[i]) for i in plan.fixed + plan.copied}
+        current[0] = size
         out = _CaptureRun(parent, wrapped, pool, fixed_ids).run(*static)
-        forward = parent.forward
-        return (lambda: forward(*static)), out
+
+        def run() -> Any:
+            current[0] = size       # the pieces replay this size's captures
+            return forward(*static)
+        return run, out
     return capture

@@ -40,6 +40,7 @@ class CompiledModel:
         self.reports: list[CompileReport] = []
         self._build: ReportBuilder | None = None
         self._warned_grad = False
+        self.token_dims: dict[int, int] = {}   # positional input -> the dim marked as the token count
         self._breaks = tc.graph_break_reasons()
         self._call_t0 = time.perf_counter()   # when the model call in progress began
         self._compiled = torch.compile(_entry_point(model), backend=VexBackend(self))
@@ -104,13 +105,21 @@ class CompiledModel:
         return self._build
 
     def _mark_dynamic(self, args: tuple[Any, ...]) -> None:
+        """Mark the token dims dynamic: ``dynamic_dims``, or by default dim 0 of every positional
+        tensor whose dim 0 equals the first one's (the token count; a cache of another length
+        passed beside the tokens stays static)."""
         tensors = [(i, a) for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
+        tokens = next((t.shape[0] for _, t in tensors if t.dim()), None)
         for i, t in tensors:
-            dims = self.config.dynamic_dims.get(i, ()) if self.config.dynamic_dims else (0,)
+            if self.config.dynamic_dims:
+                dims = self.config.dynamic_dims.get(i, ())
+            else:
+                dims = (0,) if t.dim() and t.shape[0] == tokens else ()
             for d in dims:
                 if d >= t.dim():
                     raise ConfigError(f"dynamic_dims[{i}]: input {i} has {t.dim()} dims, no dim {d}.")
                 tc.maybe_mark_dynamic(t, d)
+                self.token_dims.setdefault(i, d)
 
     def _finish(self, b: ReportBuilder) -> CompileReport:
         now = tc.graph_break_reasons()
