@@ -121,7 +121,8 @@ def test_pieces_table_sorts_and_lists_every_field(toy_report):
     assert sorted(order) == list(range(9))
     heads = re.findall(r"<th>([^<▲▼]*)", html)
     assert [h.strip() for h in heads] == ["#", "kind", "nodes", "unique key", "same as", "compiler",
-                                          "compile time", "cache tier", "fallback reason"]
+                                          "compile time", "cache tier", "fallback reason", "writes in place",
+                                          "no CUDA graph because"]
     by_nodes = [int(i) for i in re.findall(r'data-piece="(\d+)"', pieces_table(toy_report, "nodes"))]
     assert [toy_report.pieces[i].nodes for i in by_nodes] == sorted(p.nodes for p in toy_report.pieces)
     with pytest.raises(ValueError, match="sort_by='bogus'"):

@@ -28,6 +28,9 @@ PIECE_COLUMNS: dict[str, tuple[str, Callable[[Piece], str], Callable[[Piece], An
     "compile_s": ("compile time", lambda p: seconds(p.compile_s), lambda p: p.compile_s, True),
     "cache": ("cache tier", lambda p: p.cache or "-", lambda p: p.cache or "", False),
     "fallback_reason": ("fallback reason", lambda p: p.fallback_reason or "", lambda p: p.fallback_reason or "", False),
+    "writes": ("writes in place", lambda p: ", ".join(p.writes), lambda p: ", ".join(p.writes), False),
+    "cudagraph_skip_reason": ("no CUDA graph because", lambda p: p.cudagraph_skip_reason or "",
+                              lambda p: p.cudagraph_skip_reason or "", False),
 }
 
 
