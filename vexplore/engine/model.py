@@ -17,7 +17,8 @@ from ..monitor.events import EventRecorder
 from ..monitor.report import CompileReport, count
 from ..session import Session, default_session
 from . import _torch_compat as tc
-from .backend import CapturedGraph, ReportBuilder, VexBackend, compile_graph
+from .backend import ReportBuilder, VexBackend, compile_graph
+from .captured import CapturedGraph
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,117 @@
+"""CapturedGraph: a graph Dynamo handed the backend, with what vexplore learned about its inputs.
+
+Kept with the CompiledModel so recompile never re-traces. Per input it knows the role
+(parameter, buffer, argument, value) and a name the user recognises, which inputs the graph
+writes in place (``writes.find_writes``), the token symbol, and whether the graph runs with
+autograd.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+import torch.fx as fx
+
+from . import _torch_compat as tc
+from .stitch import GraphRunner
+from .writes import WriteMap, find_writes
+
+
+@dataclass
+class CapturedGraph:
+    """A graph Dynamo handed the backend, kept so recompile never re-traces."""
+
+    gm: fx.GraphModule
+    fake_inputs: list[Any]
+    fake_mode: Any
+    real_inputs: list[Any]
+    token: Any                       # the sympy symbol of the token dim, None when static
+    roles: tuple[str, ...] = ()      # per input: "parameter" | "buffer" | "argument" | "value"
+    names: tuple[str, ...] = ()      # per input: the model's name for it, or Dynamo's placeholder name
+    writes: WriteMap = field(default_factory=WriteMap)   # what the graph writes in place
+    grad: bool = False               # traced with grad enabled and an input requiring grad
+    runner: GraphRunner | None = None
+    graph_stats: Any = None          # cudagraph.GraphStats of the latest compile with CUDA graphs
+
+    @classmethod
+    def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any], model_owner: Any = None) -> "CapturedGraph":
+        """``model_owner``: the CompiledModel; its model's parameters, buffers and tensor
+        attributes are recognised among the inputs by identity, and the dims it marked dynamic
+        name the token symbol."""
+        model = getattr(model_owner, "model", None)
+        phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        fakes = [n.meta.get("example_value") for n in phs]
+        fake_mode = tc.fake_mode_of(gm)
+        if fake_mode is None or any(f is None for f in fakes):
+            from torch._subclasses.fake_tensor import FakeTensorMode
+            fake_mode = FakeTensorMode()
+            fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
+        real = [tc.sym_hint(x) if isinstance(x, torch.SymInt) else x for x in example_inputs]
+        roles, names = input_roles(phs, real, model)
+        grad = torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in real)
+        token = _token_symbol(fakes, names, getattr(model_owner, "token_dims", {}))
+        return cls(gm, list(fakes), fake_mode, real, token, roles, names, find_writes(gm, fakes, fake_mode), grad)
+
+    def written_inputs(self) -> dict[int, tuple[str, ...]]:
+        """Input index -> the nodes that write it in place."""
+        return self.writes.inputs(self.gm)
+
+
+def _token_symbol(fakes: Sequence[Any], names: Sequence[str], marked: dict[int, int]) -> Any:
+    """The token count's symbol: the dim vexplore marked dynamic on a positional input, when it
+    is symbolic in this graph (Dynamo specializes a 1-token call; then there is none, even if
+    another dim is dynamic). Without marks, the first symbol among the inputs' sizes."""
+    if marked:
+        for f, name in zip(fakes, names):
+            m = re.fullmatch(r"args\[(\d+)\]", name)
+            dim = marked.get(int(m.group(1))) if m else None
+            if dim is not None and isinstance(f, torch.Tensor) and dim < f.dim():
+                e = tc.sym_expr(f.shape[dim])
+                if getattr(e, "is_Symbol", False):
+                    return e
+        return None
+    for f in fakes:
+        dims = [f] if isinstance(f, torch.SymInt) else list(f.shape) if isinstance(f, torch.Tensor) else []
+        syms = [tc.sym_expr(d) for d in dims if isinstance(d, torch.SymInt)]
+        if syms and getattr(syms[0], "is_Symbol", False):
+            return syms[0]
+    return None
+
+
+def input_roles(placeholders: Sequence[fx.Node], real: Sequence[Any], model: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Per graph input, its role and name: "parameter" / "buffer" (registered buffers and plain
+    tensor attributes of the model's modules, which keep their address between calls) by
+    identity against ``model``, "argument" for other tensors, "value" for the rest."""
+    params: dict[int, str] = {}
+    state: dict[int, str] = {}
+    if isinstance(model, torch.nn.Module):
+        params = {id(p): n for n, p in model.named_parameters(remove_duplicate=False)}
+        state = {id(b): n for n, b in model.named_buffers(remove_duplicate=False)}
+        for prefix, mod in model.named_modules():
+            for k, v in vars(mod).items():
+                if isinstance(v, torch.Tensor) and not isinstance(v, torch.nn.Parameter):
+                    state.setdefault(id(v), f"{prefix}.{k}" if prefix else k)
+    roles, names = [], []
+    for ph, r in zip(placeholders, real):
+        if not isinstance(r, torch.Tensor):
+            roles.append("value")
+        elif id(r) in params or isinstance(r, torch.nn.Parameter):
+            roles.append("parameter")
+        else:
+            roles.append("buffer" if id(r) in state else "argument")
+        names.append(params.get(id(r)) or state.get(id(r)) or _arg_name(str(ph.target)))
+    return tuple(roles), tuple(names)
+
+
+_ARG = re.compile(r"^L_(args_(\d+)|kwargs_(\w+?))_$")
+
+
+def _arg_name(target: str) -> str:
+    """``args[0]`` or the keyword for what the caller passed (Dynamo names them L_args_0_,
+    L_kwargs_cache_ in vexplore's entry function), else Dynamo's own placeholder name."""
+    m = _ARG.match(target)
+    if m is None:
+        return target
+    return f"args[{m.group(2)}]" if m.group(2) is not None else m.group(3)
