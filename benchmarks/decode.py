@@ -1,12 +1,17 @@
 """Decode/prefill benchmark of the toy Llama on a GPU: eager, torch.compile and vexplore variants.
 
-    python benchmarks/decode.py speed --out benchmarks/results/h100-decode.json
+    python benchmarks/decode.py speed --out benchmarks/results/h200-decode-{timer}.json
+    python benchmarks/decode.py agreement --out benchmarks/results/h200-agreement.json
     python benchmarks/decode.py first-call --layers 32 --out benchmarks/results/h100-first-call.json
 
 ``speed``: the 8-layer toy Llama (d 2048, fp16) at 1, 16, 256 and 2048 tokens, every variant
-measured interleaved by vx.benchmark (CUDA events, L2 flushed), with the HBM roofline
-(weight bytes / measured copy bandwidth) and a check of our timing against
-triton.testing.do_bench on the same callables. ``first-call``: the first call of a new process,
+compiled once and measured interleaved by vx.benchmark with both timers (one results file
+each: ``{timer}`` in --out is replaced by "idle" and "steady"), L2 flushed, with the HBM roofline
+(weight bytes / measured copy bandwidth). The torch baselines are compiled static per size
+(dynamic=False), as a decode loop with fixed shapes gets them; ``autotune`` then adds
+torch-max-autotune-no-cudagraphs at ``--autotune-sizes`` to those files (its compiles take minutes).
+``agreement``: the steady timer against triton.testing.do_bench on the same callables, GPU-bound
+and host-bound. ``first-call``: the first call of a new process,
 cold (empty Inductor and vexplore caches) and warm (both filled by the cold run), for
 torch-default and vexplore-piecewise-none; ``first_call_s`` counts from the wrapper's creation,
 since torch.compile(m) imports Inductor there and vx.compile on the first call.
@@ -24,7 +29,7 @@ import time
 import torch
 
 import vexplore as vx
-from vexplore.bench.compare import variant_name
+from vexplore.bench.variants import resolve, variant_name
 from vexplore.models import ToyLlama, ToyLlamaConfig
 
 ATTN = ["vexplore::attention"]
@@ -66,7 +71,7 @@ def variants() -> list:
             cfg("piecewise", "piecewise"), cfg("full", "full")]
 
 
-def do_bench_check(m: ToyLlama, rep: vx.BenchReport, resolved: dict, pairs: list[tuple[str, int]]) -> list[dict]:
+def do_bench_check(m: ToyLlama, rep: vx.BenchReport, fns: dict, pairs: list[tuple[str, int]]) -> list[dict]:
     """Our median against triton.testing.do_bench's on the same callables (both flush L2)."""
     from triton.testing import do_bench
 
@@ -75,59 +80,96 @@ def do_bench_check(m: ToyLlama, rep: vx.BenchReport, resolved: dict, pairs: list
         x = m.example_inputs(n, "cuda")
         ours = next(r.median_ms for r in rep.rows if r.variant == name and r.tokens == n)
         with torch.no_grad():
-            theirs = do_bench(lambda: resolved[name](*x), warmup=25, rep=200, return_mode="median")
-        out.append({"variant": name, "tokens": n, "ours_ms": ours, "do_bench_ms": theirs,
+            theirs = do_bench(lambda: fns[name](*x), warmup=25, rep=200, return_mode="median")
+        out.append({"variant": name, "tokens": n, "timer": rep.timer, "ours_ms": ours, "do_bench_ms": theirs,
                     "diff": ours / theirs - 1})
     return out
+
+
+def _roofline(m: ToyLlama) -> dict:
+    bw = copy_bandwidth()
+    wb = weight_bytes(m)
+    return {"weight_bytes": wb, "copy_bandwidth_GBps": bw / 1e9, "roofline_ms": wb / bw * 1e3}
+
+
+def _write(rep: vx.BenchReport, extra: dict, path: str, firsts: dict | None = None) -> dict:
+    result = rep.to_dict()
+    result.update(extra)
+    result["noise_warnings"] = list(rep.warnings)
+    for row in result["rows"]:
+        row["roofline_ratio"] = row["median_ms"] / extra["roofline_ms"]
+        if firsts is not None:   # measured by the first timer's run, which compiled everything
+            row["first_call_s"] = firsts[(row["variant"], row["tokens"])]
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    print(f"\n{path}\n{rep.table()}", flush=True)
+    return result
 
 
 def speed(args: argparse.Namespace) -> dict:
     m = model(args.layers)
     session = vx.Session()
     inputs = {n: m.example_inputs(n, "cuda") for n in args.sizes}
-    # the two compiled models the do_bench check and the profile reuse: compiled once, here, and
-    # handed to vx.benchmark as (name, callable) pairs, so its first call still compiles them
-    resolved: dict = {"eager": m}
-    measured = []
-    for v in variants():
-        name = variant_name(v) if isinstance(v, vx.CompileConfig) else v
-        if name in ("vexplore-piecewise-piecewise", "vexplore-full-none"):
-            resolved[name] = vx.compile(m, v, session=session)
-            v = (name, resolved[name])
-        measured.append(v)
-    rep = vx.benchmark(m, inputs, measured, warmup=5, reps=args.reps, session=session,
-                       model_name=f"toy-llama-{args.layers}L-d2048-fp16")
-    bw = copy_bandwidth()
-    wb = weight_bytes(m)
-    roof_ms = wb / bw * 1e3
-    result = rep.to_dict()
-    result.update({"weight_bytes": wb, "copy_bandwidth_GBps": bw / 1e9, "roofline_ms": roof_ms,
-                   "noise_warnings": list(rep.warnings)})
-    for row in result["rows"]:
-        row["roofline_ratio"] = row["median_ms"] / roof_ms
-    result["do_bench_check"] = do_bench_check(m, rep, resolved, [(v, n) for v in resolved for n in (1, 16)])
-    if args.profile:
-        result["profile"] = profile(m, resolved["vexplore-piecewise-piecewise"], inputs[1])
-    print(rep.table())
-    return result
+    resolved = resolve(m, variants(), session)        # compiled once, timed with both timers
+    name = f"toy-llama-{args.layers}L-d2048-fp16"
+    extra = _roofline(m)
+    extra["baselines"] = {v.name: v.compiled_as for v in resolved}
+    firsts = None
+    out = {}
+    for timer in ("idle", "steady"):
+        rep = vx.benchmark(m, inputs, resolved, timer=timer, warmup=5, reps=args.reps, budget_s=args.budget,
+                           session=session, model_name=name)
+        if args.profile and timer == "idle":   # after the first call at the largest size
+            pp = next(v for v in resolved if v.name == "vexplore-piecewise-piecewise")
+            extra["profile_piecewise_piecewise_1_token"] = profile(m, pp.make(1), inputs[1])
+        out[timer] = _write(rep, extra, args.out.format(timer=timer), firsts)
+        firsts = firsts or {(r.variant, r.tokens): r.first_call_s for r in rep.rows}
+    return out
+
+
+def autotune(args: argparse.Namespace) -> None:
+    """Add torch-max-autotune-no-cudagraphs (static per size) at ``--autotune-sizes`` to the
+    results files ``speed`` wrote: its compiles take minutes, so it runs on its own."""
+    m = model(args.layers)
+    session = vx.Session()
+    tuned = resolve(m, ["eager", "torch-max-autotune-no-cudagraphs"], session)
+    inputs = {n: m.example_inputs(n, "cuda") for n in sorted(args.autotune_sizes, reverse=True)}
+    firsts = None
+    for timer in ("idle", "steady"):
+        rep = vx.benchmark(m, inputs, tuned, timer=timer, warmup=5, reps=args.reps, budget_s=args.budget,
+                           session=session, model_name=f"toy-llama-{args.layers}L-d2048-fp16")
+        firsts = firsts or {(r.variant, r.tokens): r.first_call_s for r in rep.rows}
+        path = args.out.format(timer=timer)
+        with open(path) as f:
+            merged = json.load(f)
+        merged["rows"] += [dict(r.to_dict(), roofline_ratio=r.median_ms / merged["roofline_ms"],
+                                first_call_s=firsts[(r.variant, r.tokens)]) for r in rep.rows if r.variant != "eager"]
+        merged["baselines"][tuned[1].name] = tuned[1].compiled_as
+        with open(path, "w") as f:
+            json.dump(merged, f, indent=1)
+        print(f"\n{path}\n{rep.table()}", flush=True)
 
 
 def agreement(args: argparse.Namespace) -> dict:
-    """vx.benchmark's median against do_bench's, GPU-bound callables and CPU-bound ones."""
+    """The steady timer's median against do_bench's, on GPU-bound callables (eager and full
+    compiles at 256-2048 tokens) and host-bound ones (CUDA-graph variants and eager at 1-16)."""
     m = model(args.layers)
     session = vx.Session()
     cfgs = [vx.CompileConfig(strategy=s, splitting_ops=ATTN, cudagraph=c, cache=vx.CacheConfig(tiers=("memory",)))
             for s, c in (("full", "none"), ("full", "full"), ("piecewise", "piecewise"))]
-    resolved = {"eager": m, **{variant_name(c): vx.compile(m, c, session=session) for c in cfgs}}
+    fns = {"eager": m, **{variant_name(c): vx.compile(m, c, session=session) for c in cfgs}}
     inputs = {n: m.example_inputs(n, "cuda") for n in (2048, 256, 16, 1)}
-    rep = vx.benchmark(resolved, inputs, warmup=10, reps=args.reps, session=session)
+    rep = vx.benchmark(fns, inputs, timer="steady", warmup=10, reps=args.reps, budget_s=args.budget, session=session)
     pairs = [("eager", 2048), ("eager", 256), ("vexplore-full-none", 2048), ("vexplore-full-none", 256),
              ("vexplore-full-full", 256), ("vexplore-full-full", 16), ("vexplore-full-full", 1),
              ("vexplore-piecewise-piecewise", 256), ("vexplore-piecewise-piecewise", 16), ("eager", 1)]
-    rows = do_bench_check(m, rep, resolved, pairs)
+    rows = do_bench_check(m, rep, fns, pairs)
     for r in rows:
-        print(f"{r['variant']:<30}{r['tokens']:>6}  ours {r['ours_ms']:.3f} ms  do_bench {r['do_bench_ms']:.3f} ms  {r['diff']:+.1%}")
-    return {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}
+        print(f"{r['variant']:<30}{r['tokens']:>6}  steady {r['ours_ms']:.3f} ms  do_bench {r['do_bench_ms']:.3f} ms  {r['diff']:+.1%}")
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "timer": "steady", "rows": rows}
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+    return result
 
 
 def profile(m: ToyLlama, cm, x: tuple) -> str:
@@ -190,11 +232,13 @@ def first_call(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("speed", "first-call", "agreement"))
+    p.add_argument("what", choices=("speed", "autotune", "first-call", "agreement"))
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    p.add_argument("--reps", type=int, default=50)
-    p.add_argument("--profile", action="store_true")
+    p.add_argument("--reps", type=int, default=None, help="samples per row (default: until the median is known within 2 %%)")
+    p.add_argument("--budget", type=float, default=2.0, help="seconds of measuring per row at most")
+    p.add_argument("--profile", action="store_true", help="torch.profiler table of vexplore-piecewise-piecewise at 1 token")
+    p.add_argument("--autotune-sizes", type=int, nargs="+", default=[16, 1])
     p.add_argument("--out", required=True)
     args = p.parse_args()
     if not torch.cuda.is_available():
@@ -202,15 +246,17 @@ def main() -> None:
     args.sizes = sorted(args.sizes, reverse=True)
     if args.what == "speed":
         args.layers = args.layers or 8
-        result = speed(args)
+        speed(args)
+    elif args.what == "autotune":
+        args.layers = args.layers or 8
+        autotune(args)
     elif args.what == "agreement":
         args.layers = args.layers or 8
-        result = agreement(args)
+        agreement(args)
     else:
         args.layers = args.layers or 32
-        result = first_call(args)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
+        with open(args.out, "w") as f:
+            json.dump(first_call(args), f, indent=1)
 
 
 if __name__ == "__main__":

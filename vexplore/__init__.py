@@ -16,7 +16,7 @@ from .bench.compare import BenchReport, BenchRow, benchmark
 from .config import CacheConfig, CompileConfig, DEFAULT_SPLITTING_OPS
 from .engine.model import CompiledModel, compile
 from .engine.ops import op_name
-from .errors import (CompileError, ConfigError, VexploreError, VexploreFallbackWarning,
+from .errors import (CompileError, ConfigError, VexploreBenchWarning, VexploreError, VexploreFallbackWarning,
                      VexplorePerformanceWarning, VexploreValidationWarning, VexploreWarning)
 from .monitor.events import CompileEvent
 from .monitor.report import CompileReport, Piece
@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BenchReport", "BenchRow", "CacheConfig", "CompileConfig", "CompileError", "CompileEvent",
     "CompileReport", "CompiledModel", "ConfigError", "DEFAULT_SPLITTING_OPS", "Piece", "Session",
-    "VexploreError", "VexploreFallbackWarning", "VexplorePerformanceWarning", "VexploreValidationWarning",
+    "VexploreBenchWarning", "VexploreError", "VexploreFallbackWarning", "VexplorePerformanceWarning", "VexploreValidationWarning",
     "VexploreWarning",
     "benchmark", "cache", "compile", "default_session", "explore", "op_name",
 ]

@@ -10,6 +10,7 @@ import torch
 
 from .bench.compare import benchmark
 from .config import CacheConfig, CompileConfig
+from .engine.compilers import inductor_startup
 from .engine.model import compile as vx_compile
 from .monitor.events import CompileEvent
 from .session import Session
@@ -23,7 +24,10 @@ def register(sub: Any) -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float16 on cuda, float32 on cpu)")
     p.add_argument("--cache-dir", default="~/.cache/vexplore")
-    p.add_argument("--reps", type=int, default=20)
+    p.add_argument("--reps", type=int, default=None,
+                   help="samples per variant (default: until the median is known within 2 %%, or 3 s each)")
+    p.add_argument("--timer", choices=("idle", "steady"), default="idle",
+                   help="GPU timer: one call from an idle GPU, or back-to-back calls as do_bench (CPU: perf_counter)")
     p.set_defaults(func=run)
 
 
@@ -51,6 +55,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     cache = CacheConfig(dir=args.cache_dir)
     out.write(f"vexplore demo: ToyLlama layers={args.layers} dim={args.dim} tokens={args.tokens} "
               f"on {args.device} ({dtype}), torch {torch.__version__}\n")
+    out.write(f"Inductor start-up (once per process, charged to no variant): {inductor_startup(args.device, dtype):.2f} s\n")
     variants: list[Any] = ["eager"]
     for strategy in ("full", "piecewise"):
         cfg = CompileConfig(strategy=strategy, splitting_ops=["vexplore::attention"], cache=cache, validate=True)
@@ -68,6 +73,9 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         out.write(rep.table() + "\n")
         variants.append((f"vexplore-{strategy}-none", cm))
     unsubscribe()
-    bench = benchmark(model, {args.tokens: (x,)}, variants, reps=args.reps, model_name="ToyLlama")
+    bench = benchmark(model, {args.tokens: (x,)}, variants, reps=args.reps, timer=args.timer, budget_s=3.0,
+                      model_name="ToyLlama")
     out.write(f"\n== time per call ({bench.device})\n{bench.table()}\n")
+    for w in bench.warnings:
+        out.write(f"  note: {w}\n")
     return 0

@@ -35,3 +35,7 @@ class VexploreValidationWarning(VexploreWarning):
 
 class VexplorePerformanceWarning(VexploreWarning):
     """vexplore ran correctly but slower than it could: e.g. an eval() model called with grad enabled."""
+
+
+class VexploreBenchWarning(VexploreWarning):
+    """A benchmark figure is not to be trusted: a variant over the accuracy gate, a model in training mode."""

@@ -24,7 +24,8 @@ from .errors import VexploreError
 VEXPLORE_USAGE = ("%vexplore MODEL INPUTS [--strategy S] [--split-ops OP[,OP]] [--compiler C] "
                   "[--cudagraph M] [--config CFG]\n  e.g. %vexplore model x --strategy piecewise "
                   "--split-ops vexplore::attention")
-VXBENCH_USAGE = "%vxbench [-n N] [-r R] [-o] [-q] STATEMENT\n  e.g. %vxbench -r 50 model(x)"
+VXBENCH_USAGE = ("%vxbench [-n N] [-r R] [-o] [-q] STATEMENT\n  e.g. %vxbench model(x)   (-r: samples, default until the median is "
+                 "known within 2 %; -n: calls per sample)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,12 +100,35 @@ class VexploreMagics(Magics):
         number, repeat, out, quiet, statement = split_vxbench_line(line)
         fn = self._function(statement)
         try:
-            report = bench_statement(fn, number, repeat, name=statement)
+            report = bench_statement(fn, number, repeat, name=statement, size=self._size(statement))
         except VexploreError as e:
             raise UsageError(f"%vxbench: {e}") from None
         if not quiet:
             display(BenchView(report))
         return report if out else None
+
+    def _size(self, statement: str) -> tuple[int | None, str]:
+        """(dim 0 of the call's first argument, "dim 0 of NAME") when the statement ends in a
+        call whose first argument is a plain name (or attribute) holding a tensor; else unknown."""
+        import torch
+
+        try:
+            tree = ast.parse(statement)
+        except SyntaxError:
+            return None, "tokens"
+        last = tree.body[-1] if tree.body else None
+        call = last.value if isinstance(last, (ast.Expr, ast.Assign)) else None
+        arg = call.args[0] if isinstance(call, ast.Call) and call.args else None
+        if not isinstance(arg, (ast.Name, ast.Attribute)):
+            return None, "tokens"
+        name = ast.unparse(arg)
+        try:
+            value = self.shell.ev(name)
+        except Exception:
+            return None, "tokens"
+        if isinstance(value, torch.Tensor) and value.dim():
+            return int(value.shape[0]), f"dim 0 of {name}"
+        return None, "tokens"
 
     def _function(self, statement: str) -> Any:
         """A zero-argument function running ``statement``; it returns the last expression's value,
@@ -146,11 +170,12 @@ def _names(code: Any) -> list[str]:
 _OPTION = re.compile(r"-(?P<flag>[nr])\s*(?P<value>\S+)\s*|-(?P<switch>[oq])(?:\s+|$)")
 
 
-def split_vxbench_line(line: str) -> tuple[int, int, bool, bool, str]:
+def split_vxbench_line(line: str) -> tuple[int | None, int | None, bool, bool, str]:
     """``-n 5 -r 30 -o model(x)`` -> (number=5, repeat=30, out=True, quiet=False, "model(x)").
 
-    Options come first, as with %timeit; the statement is the rest of the line, as typed."""
-    number, repeat, out, quiet = 1, 20, False, False
+    Options come first, as with %timeit; the statement is the rest of the line, as typed.
+    Without -n/-r: None (calls per sample and samples chosen until the figure is stable)."""
+    number, repeat, out, quiet = None, None, False, False
     rest = line.strip()
     while (m := _OPTION.match(rest)) is not None:
         if m.group("switch"):

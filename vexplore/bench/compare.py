@@ -1,5 +1,11 @@
 """vx.benchmark: eager against compiled variants, per input size, into a BenchReport.
 
+Figures it refuses to flatter: every row's output is checked against eager (a row over the
+dtype's tolerance is ``failed`` and never shown as a speed-up), repetitions go on until the
+median is known tightly or the budget is spent (a row whose median is still uncertain is
+``noisy``, not a speed-up), the timer that made a figure is named, and a model left in training
+mode is named before timing.
+
 ``bench_statement`` times one zero-argument function that way (``%vxbench``); ``resize_tokens``
 makes inputs of another size from example inputs (the explorer's benchmark panel)."""
 from __future__ import annotations
@@ -8,33 +14,49 @@ import dataclasses
 import logging
 import math
 import platform
+import warnings
 from dataclasses import asdict, dataclass
 from importlib import metadata
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from ..config import CompileConfig
 from ..engine.model import compile as vx_compile
 from ..engine.validate import max_rel_err
-from ..errors import VexploreError
-from .timing import Timer, first_call, is_cuda, stats
+from ..errors import VexploreBenchWarning, VexploreError
+from .timing import TIMERS, Budget, Sampler, autorange, calls_per_sample, first_call, is_cuda, l2_flush_buffer, stats
+from .variants import Variant, VariantSpec, resolve, variant_name
 
 log = logging.getLogger(__name__)
 
-Variant = Union[str, CompileConfig, tuple]
+__all__ = ["BenchReport", "BenchRow", "bench_statement", "benchmark", "resize_tokens", "tolerance", "variant_name"]
+
+
+def tolerance(dtype: torch.dtype | None) -> float:
+    """The accuracy gate: max_rel_err above this against eager fails a row (fp16/bf16 2e-2, else 1e-4)."""
+    return 2e-2 if dtype in (torch.float16, torch.bfloat16) else 1e-4
 
 
 @dataclass(frozen=True)
 class BenchRow:
     model: str
     variant: str
-    tokens: int
+    tokens: int | None              # the size of the varied dim (named by size_dim); None: not known
     median_ms: float
     p20_ms: float
     p80_ms: float
     max_rel_err: float
     first_call_s: float | None = None
+    size_dim: str = "tokens"        # which input dim varies: "tokens", "batch", ...
+    status: str = "ok"              # "ok" | "noisy" (median stayed uncertain) | "failed" (over the accuracy gate)
+    samples: int = 0
+    compiled_as: str = ""
+    median_ci: float = 0.0          # half-width of the median's ~95 % interval, relative to it
+
+    @property
+    def spread(self) -> float:
+        return (self.p80_ms - self.p20_ms) / self.median_ms if self.median_ms else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,112 +69,181 @@ class BenchReport:
     torch: str
     triton: str | None
     warnings: tuple[str, ...] = ()
+    timer: str = "idle"
 
     def to_dict(self) -> dict[str, Any]:
-        """The format of benchmarks/results/*.json (DESIGN.md)."""
-        return {"device": self.device, "torch": self.torch, "triton": self.triton,
+        """The format of benchmarks/results/*.json (one timer per file)."""
+        return {"device": self.device, "torch": self.torch, "triton": self.triton, "timer": self.timer,
                 "rows": [r.to_dict() for r in self.rows]}
 
-    def speedup(self, row: BenchRow) -> float | None:
-        base = next((r for r in self.rows if r.variant == "eager" and r.tokens == row.tokens), None)
-        return base.median_ms / row.median_ms if base and row.median_ms else None
+    def speedup(self, row: BenchRow, baseline: str = "eager") -> float | None:
+        """``baseline``'s median over ``row``'s at the same size; None unless both rows are ok
+        (a noisy or failed figure is never a speed-up)."""
+        base = next((r for r in self.rows if r.variant == baseline and r.tokens == row.tokens), None)
+        if base is None or not row.median_ms or row.status != "ok" or base.status != "ok":
+            return None
+        return base.median_ms / row.median_ms
+
+    def verdict(self, row: BenchRow) -> str:
+        """The speed-up as text, or why there is none."""
+        if row.status != "ok":
+            return row.status
+        sp = self.speedup(row)
+        return "-" if sp is None else f"{sp:.2f}x"
 
     def table(self) -> str:
-        lines = [f"{'variant':<32}{'tokens':>7}{'median ms':>11}{'p20':>9}{'p80':>9}{'speedup':>9}{'max rel err':>13}{'first s':>9}"]
+        dim = self.rows[0].size_dim if self.rows else "tokens"
+        lines = [f"timer: {self.timer} ({'one call from an idle GPU' if self.timer == 'idle' else 'back-to-back calls, as do_bench'}"
+                 f"; on the CPU, perf_counter)",
+                 f"{'variant':<34}{dim:>8}{'median ms':>11}{'+-':>7}{'p20':>9}{'p80':>9}{'vs eager':>10}{'max rel err':>13}{'first s':>9}"]
         for r in self.rows:
-            sp = self.speedup(r)
-            lines.append(f"{r.variant:<32}{r.tokens:>7}{r.median_ms:>11.3f}{r.p20_ms:>9.3f}{r.p80_ms:>9.3f}"
-                         f"{'' if sp is None else f'{sp:.2f}x':>9}{r.max_rel_err:>13.2e}"
+            size = "-" if r.tokens is None else str(r.tokens)
+            lines.append(f"{r.variant:<34}{size:>8}{r.median_ms:>11.3f}{r.median_ci:>7.1%}{r.p20_ms:>9.3f}{r.p80_ms:>9.3f}"
+                         f"{self.verdict(r):>10}{r.max_rel_err:>13.2e}"
                          f"{'' if r.first_call_s is None else f'{r.first_call_s:.2f}':>9}")
         return "\n".join(lines)
 
 
-def variant_name(cfg: CompileConfig) -> str:
-    return f"vexplore-{cfg.strategy}-{cfg.cudagraph}"
+def training_warning(model: Any) -> str | None:
+    """Names what makes a model in training mode give other outputs at every call, or None."""
+    if not isinstance(model, torch.nn.Module) or not model.training:
+        return None
+    drop = [f"{n} (p={m.p})" for n, m in model.named_modules()
+            if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 and m.training]
+    norms = [n for n, m in model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training]
+    what = "; ".join(filter(None, (f"active dropout: {', '.join(drop[:4])}" if drop else "",
+                                   f"batch norm updating its statistics: {', '.join(norms[:4])}" if norms else "")))
+    return (f"{type(model).__name__} is in training mode{f' ({what})' if what else ''}: outputs change from call to "
+            "call, so errors against eager and timings mislead; call model.eval() before benchmarking")
 
 
-def _device_name(cuda: bool) -> str:
-    return torch.cuda.get_device_name() if cuda else f"cpu ({platform.processor() or platform.machine()})"
+def _output_dtype(out: Any) -> torch.dtype | None:
+    flat = list(out) if isinstance(out, (tuple, list)) else [out]
+    return next((t.dtype for t in flat if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
 
 
-def _resolve(model: Any, variants: Sequence[Variant] | Mapping[str, Any], session: Any) -> list[tuple[str, Callable[..., Any]]]:
-    items = list(variants.items()) if isinstance(variants, Mapping) else list(variants)
-    out: list[tuple[str, Callable[..., Any]]] = []
-    for v in items:
-        name, what = (v if isinstance(v, tuple) else (None, v))
-        if model is None and (isinstance(what, (CompileConfig, str))):
-            raise VexploreError(f"vx.benchmark: variant {name or what!r} needs a model, but a dict of callables "
-                                "was given; pass the model first and the variants as the third argument.")
-        if isinstance(what, CompileConfig):
-            out.append((name or variant_name(what), vx_compile(model, what, session=session)))
-        elif what == "eager":
-            out.append((name or "eager", model))
-        elif what == "torch-default":
-            out.append((name or what, torch.compile(model)))
-        elif what == "torch-reduce-overhead":
-            out.append((name or what, torch.compile(model, mode="reduce-overhead")))
-        elif callable(what):
-            out.append((name or getattr(what, "__name__", "callable"), what))
-        else:
-            raise VexploreError(f"vx.benchmark: variant {v!r} is unknown; use 'eager', 'torch-default', "
-                                "'torch-reduce-overhead', a vx.CompileConfig, or a (name, callable) pair.")
-    return out
+@dataclass(frozen=True)
+class _Size:
+    """One size's inputs and how to time them."""
+
+    size: int | None
+    inputs: tuple[Any, ...]
+    cuda: bool
+
+
+def _measure_size(variants: Sequence[Variant], at: _Size, eager: Callable[..., Any], opts: "_Options") -> list[BenchRow]:
+    ref = eager(*at.inputs)
+    tol = tolerance(_output_dtype(ref))
+    flush = l2_flush_buffer(at.cuda, opts.flush_l2)
+    samplers, first, errs = {}, {}, {}
+    for v in variants:
+        fn = v.make(at.size)
+        first[v.name], out = first_call(fn, at.inputs, at.cuda)
+        errs[v.name] = max_rel_err(out, ref)
+        for _ in range(max(opts.warmup - 1, 0)):
+            fn(*at.inputs)
+        number = 1 if at.cuda else calls_per_sample(fn, at.inputs)
+        samplers[v.name] = Sampler(fn, at.inputs, opts.timer, at.cuda, flush, number)
+    measured = autorange(samplers, opts.budget, opts.reps)
+    rows = []
+    for v in variants:
+        samples, stable = measured[v.name]
+        s = stats(samples)
+        status = "failed" if errs[v.name] > tol else ("noisy" if s.ci > opts.noise_threshold else "ok")
+        rows.append(BenchRow(opts.model_name, v.name, at.size, s.median_ms, s.p20_ms, s.p80_ms, errs[v.name],
+                             first[v.name], opts.size_dim, status, s.n, v.compiled_as, s.ci))
+    return rows
+
+
+@dataclass(frozen=True)
+class _Options:
+    timer: str
+    warmup: int
+    reps: int | None
+    budget: Budget
+    noise_threshold: float
+    flush_l2: bool
+    size_dim: str
+    model_name: str
 
 
 def benchmark(model_or_callables: Any, inputs_by_size: Mapping[int, Sequence[Any]],
-              variants: Sequence[Variant] | Mapping[str, Any] | None = None, *, warmup: int = 3,
-              reps: int = 20, session: Any = None, model_name: str | None = None,
-              noise_threshold: float = 0.5, flush_l2: bool = True) -> BenchReport:
-    """Time every variant on every input size; eager is the oracle for ``max_rel_err``.
+              variants: Sequence[VariantSpec] | Mapping[str, Any] | None = None, *, timer: str = "idle",
+              warmup: int = 3, reps: int | None = None, budget_s: float = 2.0, target_ci: float = 0.02,
+              noise_threshold: float = 0.05, session: Any = None, model_name: str | None = None,
+              size_dim: str = "tokens", flush_l2: bool = True) -> BenchReport:
+    """Time every variant at every input size; eager is the oracle.
 
     ``model_or_callables``: a model (then ``variants`` names what to run: "eager",
-    "torch-default", "torch-reduce-overhead", vx.CompileConfig objects, (name, callable)
-    pairs) or a dict name -> callable. Warm-up calls are excluded; the variants are measured
-    interleaved (one call of each in turn) so drift hits them alike. On GPU, CUDA events time
-    each call and the L2 cache is flushed before it unless ``flush_l2=False``; a variant whose
-    (p80 - p20) / median exceeds ``noise_threshold`` gets a noise warning. Each row's
-    ``max_rel_err`` is max|out - eager| / max|eager|.
+    "torch-default", "torch-reduce-overhead", "torch-max-autotune-no-cudagraphs" — torch
+    compiled static per size — vx.CompileConfig objects, (name, callable) pairs) or a dict
+    name -> callable. ``inputs_by_size``: {size: inputs}, the size being that of ``size_dim``.
+
+    ``timer``: "idle" (one call from an idle GPU, host overhead counted) or "steady" (do_bench's
+    back-to-back method); see bench/timing.py. Warm-up calls are excluded. Repetitions: round-
+    robin blocks until each variant's median is known within +-``target_ci`` (relative half-width
+    of its ~95 % interval) or ``budget_s`` seconds of measuring are spent (``reps`` fixes the
+    count instead). A row whose interval stays over ``noise_threshold`` is "noisy"; a row whose
+    max|out - eager| / max|eager| is over the dtype's tolerance (``tolerance``) is "failed";
+    neither is shown as a speed-up.
     """
     if not inputs_by_size:
         raise VexploreError("vx.benchmark: inputs_by_size is empty; give {tokens: (inputs...)}.")
-    if reps < 1 or warmup < 0:
-        raise VexploreError(f"vx.benchmark: reps={reps} must be >= 1 and warmup={warmup} >= 0.")
+    if (reps is not None and reps < 1) or warmup < 0 or budget_s <= 0:
+        raise VexploreError(f"vx.benchmark: reps={reps} must be >= 1 (or None: until stable), warmup={warmup} >= 0 "
+                            f"and budget_s={budget_s} > 0.")
+    if timer not in TIMERS:
+        raise VexploreError(f"vx.benchmark: timer={timer!r}; choose 'idle' (one call from an idle GPU) or 'steady' "
+                            "(back-to-back calls, as triton's do_bench).")
     if isinstance(model_or_callables, Mapping):
         eager = model_or_callables.get("eager", next(iter(model_or_callables.values())))
-        resolved = _resolve(None, model_or_callables, session)
+        resolved = resolve(None, model_or_callables, session)
     else:
         eager = model_or_callables
-        resolved = _resolve(model_or_callables, variants or ("eager", CompileConfig()), session)
-    name = model_name or type(getattr(eager, "__self__", eager)).__name__
-    rows, warns = [], []
+        resolved = resolve(model_or_callables, variants or ("eager", CompileConfig()), session)
+    warns = []
+    why = training_warning(eager)
+    if why:
+        warns.append(why)
+        warnings.warn(f"vx.benchmark: {why}", VexploreBenchWarning, stacklevel=2)
+    opts = _Options(timer, warmup, reps, Budget(target_ci=target_ci, seconds=budget_s), noise_threshold,
+                    flush_l2, size_dim, model_name or type(getattr(eager, "__self__", eager)).__name__)
+    rows: list[BenchRow] = []
     with torch.no_grad():
-        for tokens, inputs in inputs_by_size.items():
+        for size, inputs in inputs_by_size.items():
             inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
-            cuda = is_cuda(inputs)
-            timer = Timer(cuda, flush_l2)
-            ref = eager(*inputs)
-            firsts, errs, samples = {}, {}, {n: [] for n, _ in resolved}
-            for n, fn in resolved:
-                firsts[n], out = first_call(fn, inputs, cuda)
-                errs[n] = max_rel_err(out, ref)
-                for _ in range(max(warmup - 1, 0)):
-                    fn(*inputs)
-            for _ in range(reps):
-                for n, fn in resolved:
-                    samples[n].append(timer(fn, inputs)[0])
-            for n, _ in resolved:
-                s = stats(samples[n])
-                if s.spread > noise_threshold:
-                    warns.append(f"{n} at {tokens} tokens: spread (p80-p20)/median = {s.spread:.0%}; timings are noisy")
-                rows.append(BenchRow(name, n, int(tokens), s.median_ms, s.p20_ms, s.p80_ms, errs[n], firsts[n]))
-    cuda_any = any(is_cuda(tuple(i) if isinstance(i, (tuple, list)) else (i,)) for i in inputs_by_size.values())
+            rows += _measure_size(resolved, _Size(size, inputs, is_cuda(inputs)), eager, opts)
+    warns += _row_warnings(rows)
+    return BenchReport(tuple(rows), _device_name(inputs_by_size), torch.__version__, _triton(), tuple(warns), timer)
+
+
+def _row_warnings(rows: Sequence[BenchRow]) -> list[str]:
+    """One line per failed or noisy row; failed rows also raise one VexploreBenchWarning."""
+    failed, noisy = [], []
+    for r in rows:
+        at = f"{r.variant} at {r.tokens} {r.size_dim}"
+        if r.status == "failed":
+            failed.append(f"{at}: max rel err {r.max_rel_err:.2g} against eager is over the accuracy gate; not a speed-up")
+        elif r.status == "noisy":
+            noisy.append(f"{at}: median known only within +-{r.median_ci:.0%} after {r.samples} samples "
+                         f"(p20-p80 spread {r.spread:.0%}); timings are noisy")
+    if failed:
+        warnings.warn("vx.benchmark: " + "; ".join(failed), VexploreBenchWarning, stacklevel=3)
+    for line in noisy:
+        log.warning("vx.benchmark: %s", line)
+    return failed + noisy
+
+
+def _triton() -> str | None:
     try:
-        triton = metadata.version("triton")
+        return metadata.version("triton")
     except metadata.PackageNotFoundError:
-        triton = None
-    for w in warns:
-        log.warning("vx.benchmark: %s", w)
-    return BenchReport(tuple(rows), _device_name(cuda_any), torch.__version__, triton, tuple(warns))
+        return None
+
+
+def _device_name(inputs_by_size: Mapping[int, Any]) -> str:
+    cuda = any(is_cuda(tuple(i) if isinstance(i, (tuple, list)) else (i,)) for i in inputs_by_size.values())
+    return torch.cuda.get_device_name() if cuda else f"cpu ({platform.processor() or platform.machine()})"
 
 
 def resize_tokens(inputs: Sequence[Any], tokens: int) -> tuple[Any, ...]:
@@ -167,25 +258,28 @@ def resize_tokens(inputs: Sequence[Any], tokens: int) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def bench_statement(fn: Callable[[], Any], number: int = 1, repeat: int = 20, config: CompileConfig | None = None,
-                    session: Any = None, name: str = "statement") -> BenchReport:
-    """Time the zero-argument ``fn`` eager and compiled by vexplore, timeit-style: ``repeat``
-    timings of ``number`` calls each, reported per call (``%vxbench`` uses this)."""
-    if number < 1 or repeat < 1:
+def bench_statement(fn: Callable[[], Any], number: int | None = None, repeat: int | None = None,
+                    config: CompileConfig | None = None, session: Any = None, name: str = "statement",
+                    size: tuple[int | None, str] = (None, "tokens")) -> BenchReport:
+    """Time the zero-argument ``fn`` eager and compiled by vexplore, per call (``%vxbench``):
+    ``repeat`` samples of ``number`` calls each, or (None) until the spread is tight. ``size``:
+    (the size of the varied dim, its name), when the caller knows them."""
+    if (number is not None and number < 1) or (repeat is not None and repeat < 1):
         raise VexploreError(f"bench_statement: number={number} (-n) and repeat={repeat} (-r) must both be >= 1.")
     cfg = config if config is not None else CompileConfig()
     compiled = vx_compile(fn, cfg, session=session)
+    n = number or 1
 
     def loop(f: Callable[[], Any]) -> Callable[[], Any]:
         def looped() -> Any:
             out = None
-            for _ in range(number):
+            for _ in range(n):
                 out = f()
             return out
         return looped
 
-    rep = benchmark({"eager": loop(fn), variant_name(cfg): loop(compiled)}, {0: ()}, reps=repeat,
-                    session=session, model_name=name)
-    rows = tuple(dataclasses.replace(r, median_ms=r.median_ms / number, p20_ms=r.p20_ms / number,
-                                     p80_ms=r.p80_ms / number) for r in rep.rows)
+    rep = benchmark({"eager": loop(fn), variant_name(cfg): loop(compiled)}, {size[0]: ()}, reps=repeat,
+                    session=session, model_name=name, size_dim=size[1])
+    rows = tuple(dataclasses.replace(r, median_ms=r.median_ms / n, p20_ms=r.p20_ms / n, p80_ms=r.p80_ms / n)
+                 for r in rep.rows)
     return dataclasses.replace(rep, rows=rows)

@@ -56,6 +56,18 @@ class InductorCompiler:
         return fn, (code[-1] if code else None)
 
 
+def inductor_startup(device: str, dtype: torch.dtype) -> float:
+    """Seconds of Inductor's one-time start-up in this process, paid by a one-op compile: its
+    imports, the CPU ISA probe and C++ header build or Triton's start. Paid here, it is not
+    charged to whichever variant happens to compile first."""
+    import time
+
+    gm = fx.symbolic_trace(lambda x: (x.sin() + 1,))
+    t0 = time.perf_counter()
+    InductorCompiler().compile(gm, [torch.randn(8, device=device, dtype=dtype)], None)
+    return time.perf_counter() - t0
+
+
 _TARGET = re.compile(r"target: ([A-Za-z_][\w.]*)")
 
 

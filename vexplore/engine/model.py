@@ -44,7 +44,7 @@ class CompiledModel:
         self.token_dims: dict[int, int] = {}   # positional input -> the dim marked as the token count
         self._breaks = tc.graph_break_reasons()
         self._call_t0 = time.perf_counter()   # when the model call in progress began
-        self._compiled = torch.compile(_entry_point(model), backend=VexBackend(self))
+        self._compiled = torch.compile(entry_point(model), backend=VexBackend(self))
         if self.config.compiler == "inductor" and _compiles_for_cpu(model):
             tc.start_inductor_warmup()
         if self.config.workers:  # start the pool now: workers import torch while Dynamo traces
@@ -171,14 +171,15 @@ class CompiledModel:
 _entries = itertools.count()
 
 
-def _entry_point(model: Callable[..., Any]) -> Callable[..., Any]:
+def entry_point(model: Callable[..., Any]) -> Callable[..., Any]:
     """A function that calls ``model``, with a code object of its own.
 
     Dynamo keeps its compiled entries (and counts its recompile limit, 8) per code object. Were
     we to compile ``model`` itself, every CompiledModel of the same class would share
     ``forward.__code__`` and a different backend object fails Dynamo's backend-match guard, so
     the 9th vx.compile of a class would silently run eagerly. A fresh code object per
-    CompiledModel gives each its own entries; Dynamo inlines ``model`` into it.
+    CompiledModel gives each its own entries; Dynamo inlines ``model`` into it. (The benchmark's
+    torch.compile baselines, one per size, use it for the same reason.)
     """
     def entry(*args: Any, **kwargs: Any) -> Any:
         return model(*args, **kwargs)

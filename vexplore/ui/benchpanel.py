@@ -22,14 +22,12 @@ from .tables import bench_table
 
 
 def labelled(configs: Sequence[CompileConfig]) -> list[tuple[str, CompileConfig]]:
-    """A variant name per distinct config: ``vexplore-<strategy>-<cudagraph>``, numbered when two share one."""
-    seen: dict[str, int] = {}
-    out = []
+    """One (name, config) per variant name: ``variant_name`` already says what differs, so
+    configs that share a name differ only where the run is the same (cache tiers, validation)."""
+    out: dict[str, CompileConfig] = {}
     for cfg in configs:
-        name = variant_name(cfg)
-        seen[name] = seen.get(name, 0) + 1
-        out.append((name if seen[name] == 1 else f"{name} #{seen[name]}", cfg))
-    return out
+        out.setdefault(variant_name(cfg), cfg)
+    return list(out.items())
 
 
 class BenchPanel:
@@ -41,15 +39,18 @@ class BenchPanel:
         self._compiled: dict[str, CompiledModel] = {}  # repr(config.to_dict()) -> its model
         self.sizes = widgets.Text(value=", ".join(map(str, sizes)), description="tokens",
                                   layout=widgets.Layout(width="240px"))
-        self.reps = widgets.BoundedIntText(value=20, min=1, max=10_000, description="reps",
-                                           layout=widgets.Layout(width="150px"))
+        self.reps = widgets.BoundedIntText(value=0, min=0, max=10_000, description="reps",
+                                           tooltip="samples per variant and size; 0: until the median is known within 2 % "
+                                                   "(or 2 s of measuring)", layout=widgets.Layout(width="150px"))
+        self.timer = widgets.Dropdown(options=[("idle GPU", "idle"), ("steady (do_bench)", "steady")], value="idle",
+                                      description="timer", layout=widgets.Layout(width="220px"))
         self.run = widgets.Button(description="Run benchmark", icon="tachometer", button_style="primary")
         self.status = widgets.HTML("")
         self.chart = go.FigureWidget(bench_figure([]))
         self.table = widgets.HTML(bench_table(None))
         self.widget = widgets.VBox([
             widgets.HTML("<b>Benchmark</b>: eager against every configuration compiled so far"),
-            widgets.HBox([self.sizes, self.reps, self.run, self.status]),
+            widgets.HBox([self.sizes, self.reps, self.timer, self.run, self.status]),
             widgets.HBox([self.chart, self.table], layout=widgets.Layout(flex_flow="row wrap"))])
 
     def measure(self, configs: Sequence[CompileConfig], progress: Callable[[str], None] | None = None) -> BenchReport:
@@ -63,7 +64,8 @@ class BenchPanel:
         if progress:
             progress(f"timing {len(variants)} variants at {len(sizes)} sizes…")
         return benchmark(self.model, {n: resize_tokens(self.inputs, n) for n in sizes}, variants,
-                         reps=int(self.reps.value), session=self.session, model_name=type(self.model).__name__)
+                         reps=int(self.reps.value) or None, timer=self.timer.value, session=self.session,
+                         model_name=type(self.model).__name__)
 
     def _compiled_for(self, cfg: CompileConfig) -> CompiledModel:
         """A CompiledModel per config, made once: one Dynamo trace, the pieces from the session's

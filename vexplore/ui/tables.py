@@ -100,18 +100,24 @@ def _ms(x: float | None) -> str:
 
 
 def bench_table(report: BenchReport | None) -> str:
-    """Benchmark rows by size: time per call with spread, speed-up over eager, max error vs eager."""
-    head = ("<tr><th>tokens</th><th>variant</th><th>median ms</th><th>p20–p80 ms</th>"
+    """Benchmark rows by size: time per call with spread, speed-up over eager (or why none:
+    noisy, failed), max error vs eager, and the timer that made the figures."""
+    dim = report.rows[0].size_dim if report is not None and report.rows else "tokens"
+    head = (f"<tr><th>{esc(dim)}</th><th>variant</th><th>median ms</th><th>p20–p80 ms</th>"
             "<th>speed-up vs eager</th><th>max rel err</th><th>first call</th></tr>")
-    rows = [] if report is None else [(r, report.speedup(r)) for r in sorted(report.rows, key=lambda r: r.tokens)]
+    rows = [] if report is None else sorted(report.rows, key=lambda r: (r.tokens is None, r.tokens or 0))
     body = []
-    for r, speed in rows:
-        up = "-" if speed is None else f"{speed:.2f}×"
+    for r in rows:
+        verdict = report.verdict(r).replace("x", "×") if r.status == "ok" else f'<b style="color:#a15c00">{esc(r.status)}</b>'
         err = "-" if r.max_rel_err is None else f"{r.max_rel_err:.2e}"
         first = "-" if r.first_call_s is None else seconds(r.first_call_s)
-        body.append(f"<tr><td class=num>{r.tokens}</td><td>{esc(r.variant)}</td><td class=num>{_ms(r.median_ms)}</td>"
-                    f"<td class=num>{_ms(r.p20_ms)}–{_ms(r.p80_ms)}</td><td class=num>{up}</td>"
-                    f"<td class=num>{err}</td><td class=num>{esc(first)}</td></tr>")
+        size = "-" if r.tokens is None else str(r.tokens)
+        body.append(f'<tr><td class=num>{size}</td><td title="{esc(r.compiled_as)}">{esc(r.variant)}</td>'
+                    f"<td class=num>{_ms(r.median_ms)}</td><td class=num>{_ms(r.p20_ms)}–{_ms(r.p80_ms)}</td>"
+                    f"<td class=num>{verdict}</td><td class=num>{err}</td><td class=num>{esc(first)}</td></tr>")
     if not body:
         body.append('<tr><td colspan="7"><i>no benchmark yet</i></td></tr>')
-    return f'{_CSS}<table class="vx-table vx-bench"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+    timer = "" if report is None else (f'<div style="font-size:11px;color:#666">timer: {esc(report.timer)} — '
+                                       + ("one call from an idle GPU (host overhead counted)" if report.timer == "idle"
+                                          else "back-to-back calls, as triton's do_bench") + "; perf_counter on the CPU</div>")
+    return f'{_CSS}<table class="vx-table vx-bench"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>{timer}'
