@@ -4,7 +4,7 @@ Thin by design: parse the line, call one public function, display one object. ve
 errors (VexploreError) become UsageError, so the notebook shows the message, not a traceback.
 
     %vexplore MODEL INPUTS [--strategy S] [--split-ops OP[,OP]] [--compiler C] [--cudagraph M] [--config CFG]
-    %vxbench [-n N] [-r R] [-o] [-q] STATEMENT
+    %vxbench [-n N] [-r R] [-t idle|steady] [-o] [-q] STATEMENT
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import argparse
 import ast
 import re
 import shlex
+from dataclasses import dataclass
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -24,8 +25,8 @@ from .errors import VexploreError
 VEXPLORE_USAGE = ("%vexplore MODEL INPUTS [--strategy S] [--split-ops OP[,OP]] [--compiler C] "
                   "[--cudagraph M] [--config CFG]\n  e.g. %vexplore model x --strategy piecewise "
                   "--split-ops vexplore::attention")
-VXBENCH_USAGE = ("%vxbench [-n N] [-r R] [-o] [-q] STATEMENT\n  e.g. %vxbench model(x)   (-r: samples, default until the median is "
-                 "known within 2 %; -n: calls per sample)")
+VXBENCH_USAGE = ("%vxbench [-n N] [-r R] [-t idle|steady] [-o] [-q] STATEMENT\n  e.g. %vxbench model(x)   (-r: samples, "
+                 "default until the median is known within 2 %; -n: calls per sample; -t: the GPU timer)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,15 +98,16 @@ class VexploreMagics(Magics):
         from .bench.compare import bench_statement
         from .ui.benchpanel import BenchView
 
-        number, repeat, out, quiet, statement = split_vxbench_line(line)
-        fn = self._function(statement)
+        args = split_vxbench_line(line)
+        fn = self._function(args.statement)
         try:
-            report = bench_statement(fn, number, repeat, name=statement, size=self._size(statement))
+            report = bench_statement(fn, args.number, args.repeat, name=args.statement,
+                                     size=self._size(args.statement), timer=args.timer)
         except VexploreError as e:
             raise UsageError(f"%vxbench: {e}") from None
-        if not quiet:
+        if not args.quiet:
             display(BenchView(report))
-        return report if out else None
+        return report if args.out else None
 
     def _size(self, statement: str) -> tuple[int | None, str]:
         """(dim 0 of the call's first argument, "dim 0 of NAME") when the statement ends in a
@@ -167,32 +169,52 @@ def _names(code: Any) -> list[str]:
     return out
 
 
-_OPTION = re.compile(r"-(?P<flag>[nr])\s*(?P<value>\S+)\s*|-(?P<switch>[oq])(?:\s+|$)")
+_OPTION = re.compile(r"-(?P<flag>[nrt])\s*(?P<value>\S+)\s*|-(?P<switch>[oq])(?:\s+|$)")
 
 
-def split_vxbench_line(line: str) -> tuple[int | None, int | None, bool, bool, str]:
-    """``-n 5 -r 30 -o model(x)`` -> (number=5, repeat=30, out=True, quiet=False, "model(x)").
+@dataclass(frozen=True)
+class VxbenchLine:
+    """What a %vxbench line asks for (None: chosen until the figure is stable)."""
+
+    number: int | None
+    repeat: int | None
+    out: bool
+    quiet: bool
+    timer: str
+    statement: str
+
+
+def split_vxbench_line(line: str) -> VxbenchLine:
+    """``-n 5 -r 30 -t steady -o model(x)`` -> VxbenchLine(5, 30, True, False, "steady", "model(x)").
 
     Options come first, as with %timeit; the statement is the rest of the line, as typed.
     Without -n/-r: None (calls per sample and samples chosen until the figure is stable)."""
-    number, repeat, out, quiet = None, None, False, False
+    opts: dict[str, Any] = {"n": None, "r": None, "t": "idle", "o": False, "q": False}
     rest = line.strip()
     while (m := _OPTION.match(rest)) is not None:
         if m.group("switch"):
-            out, quiet = out or m.group("switch") == "o", quiet or m.group("switch") == "q"
+            opts[m.group("switch")] = True
         else:
-            try:
-                value = int(m.group("value"))
-            except ValueError:
-                raise UsageError(f"%vxbench -{m.group('flag')} {m.group('value')}: give a whole number.\n"
-                                 f"usage: {VXBENCH_USAGE}") from None
-            if value < 1:
-                raise UsageError(f"%vxbench -{m.group('flag')} {value}: must be >= 1.\nusage: {VXBENCH_USAGE}")
-            number, repeat = (value, repeat) if m.group("flag") == "n" else (number, value)
+            opts[m.group("flag")] = _option_value(m.group("flag"), m.group("value"))
         rest = rest[m.end():]
     if not rest.strip():
         raise UsageError(f"%vxbench needs a statement to time.\nusage: {VXBENCH_USAGE}")
-    return number, repeat, out, quiet, rest.strip()
+    return VxbenchLine(opts["n"], opts["r"], opts["o"], opts["q"], opts["t"], rest.strip())
+
+
+def _option_value(flag: str, text: str) -> Any:
+    if flag == "t":
+        if text not in ("idle", "steady"):
+            raise UsageError(f"%vxbench -t {text}: the timer is 'idle' (one call from an idle GPU) or 'steady' "
+                             f"(back-to-back, as do_bench).\nusage: {VXBENCH_USAGE}")
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"%vxbench -{flag} {text}: give a whole number.\nusage: {VXBENCH_USAGE}") from None
+    if value < 1:
+        raise UsageError(f"%vxbench -{flag} {value}: must be >= 1.\nusage: {VXBENCH_USAGE}")
+    return value
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -9,7 +9,7 @@ from IPython.utils.capture import capture_output
 
 import vexplore as vx
 from vexplore.models import ToyLlama
-from vexplore.magics import split_vexplore_line, split_vxbench_line
+from vexplore.magics import VxbenchLine, split_vexplore_line, split_vxbench_line
 from vexplore.ui.benchpanel import BenchView
 from vexplore.ui.explorer import Explorer
 
@@ -84,10 +84,11 @@ def test_split_vexplore_line_follows_design():
 
 
 def test_split_vxbench_line_is_timeit_like():
-    assert split_vxbench_line("model(x)") == (None, None, False, False, "model(x)")   # until stable
-    assert split_vxbench_line("-n 3 -r5 -o -q model(x) + 1") == (3, 5, True, True, "model(x) + 1")
+    assert split_vxbench_line("model(x)") == VxbenchLine(None, None, False, False, "idle", "model(x)")  # until stable
+    assert split_vxbench_line("-n 3 -r5 -t steady -o -q model(x) + 1") == VxbenchLine(3, 5, True, True, "steady",
+                                                                                       "model(x) + 1")
     for line, message in [("-n 0 model(x)", "must be >= 1"), ("-r many model(x)", "give a whole number"),
-                          ("-o", "needs a statement")]:
+                          ("-o", "needs a statement"), ("-t wall model(x)", "the timer is 'idle'")]:
         with pytest.raises(UsageError, match=message):
             split_vxbench_line(line)
 

@@ -260,10 +260,10 @@ def resize_tokens(inputs: Sequence[Any], tokens: int) -> tuple[Any, ...]:
 
 def bench_statement(fn: Callable[[], Any], number: int | None = None, repeat: int | None = None,
                     config: CompileConfig | None = None, session: Any = None, name: str = "statement",
-                    size: tuple[int | None, str] = (None, "tokens")) -> BenchReport:
+                    size: tuple[int | None, str] = (None, "tokens"), timer: str = "idle") -> BenchReport:
     """Time the zero-argument ``fn`` eager and compiled by vexplore, per call (``%vxbench``):
-    ``repeat`` samples of ``number`` calls each, or (None) until the spread is tight. ``size``:
-    (the size of the varied dim, its name), when the caller knows them."""
+    ``repeat`` samples of ``number`` calls each, or (None) until the median is known within 2 %.
+    ``size``: (the size of the varied dim, its name), when the caller knows them."""
     if (number is not None and number < 1) or (repeat is not None and repeat < 1):
         raise VexploreError(f"bench_statement: number={number} (-n) and repeat={repeat} (-r) must both be >= 1.")
     cfg = config if config is not None else CompileConfig()
@@ -279,7 +279,7 @@ def bench_statement(fn: Callable[[], Any], number: int | None = None, repeat: in
         return looped
 
     rep = benchmark({"eager": loop(fn), variant_name(cfg): loop(compiled)}, {size[0]: ()}, reps=repeat,
-                    session=session, model_name=name, size_dim=size[1])
+                    session=session, model_name=name, size_dim=size[1], timer=timer)
     rows = tuple(dataclasses.replace(r, median_ms=r.median_ms / n, p20_ms=r.p20_ms / n, p80_ms=r.p80_ms / n)
                  for r in rep.rows)
     return dataclasses.replace(rep, rows=rows)
