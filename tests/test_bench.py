@@ -102,7 +102,7 @@ def test_sizes_are_named_and_real(cache_cfg, session):
     assert (rep.rows[0].tokens, rep.rows[0].size_dim) == (3, "batch") and "   batch" in rep.table()
     x = torch.randn(4, 16)
     st = bench_statement(lambda: m(x), number=3, repeat=4, config=vx.CompileConfig(compiler="eager", cache=cache_cfg),
-                         session=session, name="m(x)", size=(4, "dim 0 of x"))
+                         session=session, model_name="m(x)", size=(4, "dim 0 of x"))
     assert [(r.model, r.variant, r.tokens, r.size_dim) for r in st.rows] == [
         ("m(x)", "eager", 4, "dim 0 of x"), ("m(x)", "vexplore-auto-none[compiler=eager]", 4, "dim 0 of x")]
     assert all(r.max_rel_err < 1e-5 and r.p20_ms <= r.median_ms <= r.p80_ms for r in st.rows)

@@ -96,5 +96,11 @@ def test_workers_without_a_cache_compile_once(wsession):
         torch.testing.assert_close(cm(x), m(x))
     c = cm.report.counters
     assert (c["worker_compiles"], c["inductor_compiles"], c["unique_pieces"]) == (2, 2, 2)
-    assert not any(e.step == "load" for e in cm.report.events)   # nothing to look up
+    assert not any(e.step == "load" and e.tier for e in cm.report.events)   # no tier to look up
+    loads = [e for e in cm.report.events if e.step == "load"]
+    assert len(loads) == 2 and all(e.detail.startswith("artifact from worker pid") for e in loads)
+    # one compile event per worker job, from when its worker took it, for as long as it took there
+    compiles = [e for e in cm.report.events if e.step == "compile"]
+    assert len(compiles) == 2 and all(e.detail.startswith("worker pid") and e.duration_s > 0 for e in compiles)
+    assert all(load.start_s >= c.start_s + c.duration_s for c, load in zip(compiles, sorted(loads, key=lambda e: e.start_s)))
     assert all(p.compiled_in.startswith("worker pid") for p in cm.report.pieces if p.kind == "compiled")

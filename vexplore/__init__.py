@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .bench.compare import BenchReport, BenchRow, benchmark
+from .bench.compare import BenchOptions, BenchReport, BenchRow, benchmark
 from .config import CacheConfig, CompileConfig, DEFAULT_SPLITTING_OPS
 from .engine.model import CompiledModel, compile
 from .engine.ops import op_name
@@ -22,11 +22,14 @@ from .monitor.events import CompileEvent
 from .monitor.report import CompileReport, Piece
 from .session import Session, default_session
 from . import cache
+from .engine.prewarm import prewarm as _prewarm
+
+cache.prewarm = _prewarm   # vx.cache.prewarm: it needs the engine and the Session, which sit above cache/
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BenchReport", "BenchRow", "CacheConfig", "CompileConfig", "CompileError", "CompileEvent",
+    "BenchOptions", "BenchReport", "BenchRow", "CacheConfig", "CompileConfig", "CompileError", "CompileEvent",
     "CompileReport", "CompiledModel", "ConfigError", "DEFAULT_SPLITTING_OPS", "Piece", "Session",
     "VexploreBenchWarning", "VexploreError", "VexploreFallbackWarning", "VexplorePerformanceWarning", "VexploreValidationWarning",
     "VexploreWarning",

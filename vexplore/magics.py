@@ -101,7 +101,7 @@ class VexploreMagics(Magics):
         args = split_vxbench_line(line)
         fn = self._function(args.statement)
         try:
-            report = bench_statement(fn, args.number, args.repeat, name=args.statement,
+            report = bench_statement(fn, args.number, args.repeat, model_name=args.statement,
                                      size=self._size(args.statement), timer=args.timer)
         except VexploreError as e:
             raise UsageError(f"%vxbench: {e}") from None

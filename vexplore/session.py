@@ -1,17 +1,14 @@
 """Session: the caches and the monitor that compiles share; it outlives single compiles."""
 from __future__ import annotations
 
-import functools
 import os
 import threading
-from typing import Any, Callable
+from typing import Any
 
-from .cache.artifact import Artifact
 from .cache.disk import DiskTier
-from .cache.keys import versions
 from .cache.memory import MemoryTier
-from .cache.tiered import Prewarmed, Tier, TieredCache
-from .config import CacheConfig, CompileConfig
+from .cache.tiered import Tier, TieredCache
+from .config import CacheConfig
 from .monitor.events import Monitor
 
 
@@ -62,19 +59,6 @@ class Session:
             self.memory.resize(cfg.memory_entries, cfg.memory_bytes)
         return TieredCache(self.memory if "memory" in cfg.tiers else None, lower)
 
-    def prewarm(self, config: CompileConfig | CacheConfig | None = None, device: str = "cpu",
-                limit: int | None = None) -> Prewarmed:
-        """Load stored entries a compile under ``config`` can hit into memory (see ``vx.cache.prewarm``)."""
-        cfg = config if config is not None else CompileConfig()
-        cache_cfg = cfg.cache if isinstance(cfg, CompileConfig) else cfg
-        want_versions = versions(device)
-        want_config = cfg.compile_relevant() if isinstance(cfg, CompileConfig) else None
-
-        def match(parts: dict[str, Any]) -> bool:
-            return parts.get("versions") == want_versions and want_config in (None, parts.get("config"))
-        return self.cache(cache_cfg).prewarm(_engine_loader(), match, limit)
-
-
     def worker_pool(self, size: int) -> Any:
         """The Session's compile worker pool of ``size`` processes, started on first use and kept
         (so each compile does not pay for starting processes and importing torch)."""
@@ -92,14 +76,6 @@ class Session:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-
-
-def _engine_loader() -> Callable[[Artifact], tuple[Callable[..., Any], dict[str, Any]]]:
-    # The engine's artifact loader; imported here because the engine sits above the cache.
-    from .engine.compilers import InductorCompiler
-    from .engine.manager import load_artifact
-
-    return functools.partial(load_artifact, InductorCompiler())
 
 
 _default: Session | None = None

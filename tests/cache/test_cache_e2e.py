@@ -36,11 +36,9 @@ def test_cold_compile_counts_and_explains_every_miss(toy_template):
                                      "cache_misses_disk": 3, "cache_bytes_written": files,
                                      "cache_bytes_written_disk": files}
     assert rep.counters["cache_rejected"] == rep.counters["cache_rejected_disk"] == 0
-    first, *rest = rep.unique_pieces
-    assert first.miss_reasons == ("size general: nothing stored in memory, disk yet",)
-    for p in rest:   # later pieces: the nearest stored key is an earlier piece (another graph)
-        [reason] = p.miss_reasons
-        assert reason.startswith("size general: nearest stored key ") and "graph: " in reason
+    # every piece is looked up before any is built (hits resolve at once), so in an empty cache
+    # each miss says so; the config-change test below shows the nearest-key explanation
+    assert [p.miss_reasons for p in rep.unique_pieces] == [("size general: nothing stored in memory, disk yet",)] * 3
 
 
 def test_warm_disk_in_a_new_session_then_memory(warm_dir):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import vexplore as vx
 from vexplore.monitor.events import CompileEvent
-from vexplore.monitor.report import CompileReport, Piece, PieceNode, count
+from vexplore.monitor.report import CompileReport, Piece, PieceNode, derive
 
 
 def toy_config(tmp_path, **changes) -> vx.CompileConfig:
@@ -44,9 +44,10 @@ def synthetic_report(layers: int, nodes_per_piece: int, *, name: str = "n", modu
                             0.0 if twin else 0.5 + i / 100, "miss", None, sizes=(None,),
                             cache_by_size=((None, "miss"),), graph_nodes=tuple(nodes), code=None if twin else code))
         if twin is None:
-            events.append(CompileEvent("compile", t, 0.5, graph=0, piece=i, compiler="inductor"))
+            events.append(CompileEvent("compile", t, 0.5, graph=0, piece=i, compiler="inductor",
+                                       counts={"inductor_compiles": 1}))
             t += 0.5
-    counters = count(pieces, 1, {"inductor_compiles": len(events)})
+    counters = derive(pieces, events, 1, "inductor")
     return CompileReport(tuple(pieces), tuple(events), counters, "piecewise", "synthetic", {}, t + 0.1)
 
 

@@ -30,7 +30,35 @@ from .variants import Variant, VariantSpec, resolve, variant_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BenchReport", "BenchRow", "bench_statement", "benchmark", "resize_tokens", "tolerance", "variant_name"]
+__all__ = ["BenchOptions", "BenchReport", "BenchRow", "bench_statement", "benchmark", "resize_tokens", "tolerance",
+           "variant_name"]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """How vx.benchmark measures (each a keyword of ``vx.benchmark`` too)."""
+
+    timer: str = "idle"              # "idle" | "steady": see bench/timing.py
+    warmup: int = 3                  # calls before timing, after the first
+    reps: int | None = None          # samples per row; None: until the median is known within target_ci
+    budget_s: float = 2.0            # seconds of measuring per row at most
+    target_ci: float = 0.02          # stop when the median's ~95 % interval is this tight (relative)
+    noise_threshold: float = 0.05    # a row whose interval stays wider is "noisy"
+    model_name: str | None = None
+    size_dim: str = "tokens"         # which input dim the sizes count
+    flush_l2: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.reps is not None and self.reps < 1) or self.warmup < 0 or self.budget_s <= 0:
+            raise VexploreError(f"vx.benchmark: reps={self.reps} must be >= 1 (or None: until stable), "
+                                f"warmup={self.warmup} >= 0 and budget_s={self.budget_s} > 0.")
+        if self.timer not in TIMERS:
+            raise VexploreError(f"vx.benchmark: timer={self.timer!r}; choose 'idle' (one call from an idle GPU) or "
+                                "'steady' (back-to-back calls, as triton's do_bench).")
+
+    @property
+    def budget(self) -> Budget:
+        return Budget(target_ci=self.target_ci, seconds=self.budget_s)
 
 
 def tolerance(dtype: torch.dtype | None) -> float:
@@ -131,7 +159,8 @@ class _Size:
     cuda: bool
 
 
-def _measure_size(variants: Sequence[Variant], at: _Size, eager: Callable[..., Any], opts: "_Options") -> list[BenchRow]:
+def _measure_size(variants: Sequence[Variant], at: _Size, eager: Callable[..., Any], opts: BenchOptions,
+                  model_name: str) -> list[BenchRow]:
     ref = eager(*at.inputs)
     tol = tolerance(_output_dtype(ref))
     flush = l2_flush_buffer(at.cuda, opts.flush_l2)
@@ -150,34 +179,21 @@ def _measure_size(variants: Sequence[Variant], at: _Size, eager: Callable[..., A
         samples, stable = measured[v.name]
         s = stats(samples)
         status = "failed" if errs[v.name] > tol else ("noisy" if s.ci > opts.noise_threshold else "ok")
-        rows.append(BenchRow(opts.model_name, v.name, at.size, s.median_ms, s.p20_ms, s.p80_ms, errs[v.name],
+        rows.append(BenchRow(model_name, v.name, at.size, s.median_ms, s.p20_ms, s.p80_ms, errs[v.name],
                              first[v.name], opts.size_dim, status, s.n, v.compiled_as, s.ci))
     return rows
 
 
-@dataclass(frozen=True)
-class _Options:
-    timer: str
-    warmup: int
-    reps: int | None
-    budget: Budget
-    noise_threshold: float
-    flush_l2: bool
-    size_dim: str
-    model_name: str
-
-
-def benchmark(model_or_callables: Any, inputs_by_size: Mapping[int, Sequence[Any]],
-              variants: Sequence[VariantSpec] | Mapping[str, Any] | None = None, *, timer: str = "idle",
-              warmup: int = 3, reps: int | None = None, budget_s: float = 2.0, target_ci: float = 0.02,
-              noise_threshold: float = 0.05, session: Any = None, model_name: str | None = None,
-              size_dim: str = "tokens", flush_l2: bool = True) -> BenchReport:
+def benchmark(model_or_callables: Any, inputs_by_size: Mapping[Any, Sequence[Any]],
+              variants: Sequence[VariantSpec] | Mapping[str, Any] | None = None, options: BenchOptions | None = None,
+              session: Any = None, **changes: Any) -> BenchReport:
     """Time every variant at every input size; eager is the oracle.
 
     ``model_or_callables``: a model (then ``variants`` names what to run: "eager",
     "torch-default", "torch-reduce-overhead", "torch-max-autotune-no-cudagraphs" — torch
     compiled static per size — vx.CompileConfig objects, (name, callable) pairs) or a dict
     name -> callable. ``inputs_by_size``: {size: inputs}, the size being that of ``size_dim``.
+    ``options`` (or its fields as keywords, e.g. ``timer="steady", reps=20``): see BenchOptions.
 
     ``timer``: "idle" (one call from an idle GPU, host overhead counted) or "steady" (do_bench's
     back-to-back method); see bench/timing.py. Warm-up calls are excluded. Repetitions: round-
@@ -187,14 +203,12 @@ def benchmark(model_or_callables: Any, inputs_by_size: Mapping[int, Sequence[Any
     max|out - eager| / max|eager| is over the dtype's tolerance (``tolerance``) is "failed";
     neither is shown as a speed-up.
     """
+    try:
+        opts = dataclasses.replace(options or BenchOptions(), **changes)
+    except TypeError as e:
+        raise VexploreError(f"vx.benchmark: {e}; the options are {', '.join(f.name for f in dataclasses.fields(BenchOptions))}.") from None
     if not inputs_by_size:
         raise VexploreError("vx.benchmark: inputs_by_size is empty; give {tokens: (inputs...)}.")
-    if (reps is not None and reps < 1) or warmup < 0 or budget_s <= 0:
-        raise VexploreError(f"vx.benchmark: reps={reps} must be >= 1 (or None: until stable), warmup={warmup} >= 0 "
-                            f"and budget_s={budget_s} > 0.")
-    if timer not in TIMERS:
-        raise VexploreError(f"vx.benchmark: timer={timer!r}; choose 'idle' (one call from an idle GPU) or 'steady' "
-                            "(back-to-back calls, as triton's do_bench).")
     if isinstance(model_or_callables, Mapping):
         eager = model_or_callables.get("eager", next(iter(model_or_callables.values())))
         resolved = resolve(None, model_or_callables, session)
@@ -206,15 +220,14 @@ def benchmark(model_or_callables: Any, inputs_by_size: Mapping[int, Sequence[Any
     if why:
         warns.append(why)
         warnings.warn(f"vx.benchmark: {why}", VexploreBenchWarning, stacklevel=2)
-    opts = _Options(timer, warmup, reps, Budget(target_ci=target_ci, seconds=budget_s), noise_threshold,
-                    flush_l2, size_dim, model_name or type(getattr(eager, "__self__", eager)).__name__)
+    name = opts.model_name or type(getattr(eager, "__self__", eager)).__name__
     rows: list[BenchRow] = []
     with torch.no_grad():
         for size, inputs in inputs_by_size.items():
             inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
-            rows += _measure_size(resolved, _Size(size, inputs, is_cuda(inputs)), eager, opts)
+            rows += _measure_size(resolved, _Size(size, inputs, is_cuda(inputs)), eager, opts, name)
     warns += _row_warnings(rows)
-    return BenchReport(tuple(rows), _device_name(inputs_by_size), torch.__version__, _triton(), tuple(warns), timer)
+    return BenchReport(tuple(rows), _device_name(inputs_by_size), torch.__version__, _triton(), tuple(warns), opts.timer)
 
 
 def _row_warnings(rows: Sequence[BenchRow]) -> list[str]:
@@ -259,11 +272,12 @@ def resize_tokens(inputs: Sequence[Any], tokens: int) -> tuple[Any, ...]:
 
 
 def bench_statement(fn: Callable[[], Any], number: int | None = None, repeat: int | None = None,
-                    config: CompileConfig | None = None, session: Any = None, name: str = "statement",
-                    size: tuple[int | None, str] = (None, "tokens"), timer: str = "idle") -> BenchReport:
+                    config: CompileConfig | None = None, session: Any = None, size: tuple[Any, str] = (None, "tokens"),
+                    **options: Any) -> BenchReport:
     """Time the zero-argument ``fn`` eager and compiled by vexplore, per call (``%vxbench``):
     ``repeat`` samples of ``number`` calls each, or (None) until the median is known within 2 %.
-    ``size``: (the size of the varied dim, its name), when the caller knows them."""
+    ``size``: (the size of the varied dim, its name), when the caller knows them; ``options``:
+    BenchOptions fields (``model_name``, ``timer``, ...)."""
     if (number is not None and number < 1) or (repeat is not None and repeat < 1):
         raise VexploreError(f"bench_statement: number={number} (-n) and repeat={repeat} (-r) must both be >= 1.")
     cfg = config if config is not None else CompileConfig()
@@ -278,8 +292,8 @@ def bench_statement(fn: Callable[[], Any], number: int | None = None, repeat: in
             return out
         return looped
 
-    rep = benchmark({"eager": loop(fn), variant_name(cfg): loop(compiled)}, {size[0]: ()}, reps=repeat,
-                    session=session, model_name=name, size_dim=size[1], timer=timer)
+    rep = benchmark({"eager": loop(fn), variant_name(cfg): loop(compiled)}, {size[0]: ()}, session=session,
+                    reps=repeat, size_dim=size[1], **options)
     rows = tuple(dataclasses.replace(r, median_ms=r.median_ms / n, p20_ms=r.p20_ms / n, p80_ms=r.p80_ms / n)
                  for r in rep.rows)
     return dataclasses.replace(rep, rows=rows)

@@ -28,6 +28,7 @@ class CapturedGraph:
     fake_mode: Any
     real_inputs: list[Any]
     token: Any                       # the sympy symbol of the token dim, None when static
+    index: int = 0                   # its place among the model's captured graphs
     roles: tuple[str, ...] = ()      # per input: "parameter" | "buffer" | "argument" | "value"
     names: tuple[str, ...] = ()      # per input: the model's name for it, or Dynamo's placeholder name
     writes: WriteMap = field(default_factory=WriteMap)   # what the graph writes in place
@@ -36,11 +37,11 @@ class CapturedGraph:
     graph_stats: Any = None          # cudagraph.GraphStats of the latest compile with CUDA graphs
 
     @classmethod
-    def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any], model_owner: Any = None) -> "CapturedGraph":
-        """``model_owner``: the CompiledModel; its model's parameters, buffers and tensor
-        attributes are recognised among the inputs by identity, and the dims it marked dynamic
-        name the token symbol."""
-        model = getattr(model_owner, "model", None)
+    def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any], index: int = 0, model: Any = None,
+                    token_dims: dict[int, int] | None = None) -> "CapturedGraph":
+        """``model``: what vx.compile wraps (its parameters, buffers and tensor attributes are
+        recognised among the inputs by identity); ``token_dims``: the positional inputs' dims
+        vexplore marked dynamic (they name the token symbol)."""
         phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
         fakes = [n.meta.get("example_value") for n in phs]
         fake_mode = tc.fake_mode_of(gm)
@@ -51,8 +52,8 @@ class CapturedGraph:
         real = [tc.sym_hint(x) if isinstance(x, torch.SymInt) else x for x in example_inputs]
         roles, names = input_roles(phs, real, model)
         grad = torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in real)
-        token = _token_symbol(fakes, names, getattr(model_owner, "token_dims", {}))
-        return cls(gm, list(fakes), fake_mode, real, token, roles, names, find_writes(gm, fakes, fake_mode), grad)
+        token = _token_symbol(fakes, names, token_dims or {})
+        return cls(gm, list(fakes), fake_mode, real, token, index, roles, names, find_writes(gm, fakes, fake_mode), grad)
 
     def written_inputs(self) -> dict[int, tuple[str, ...]]:
         """Input index -> the nodes that write it in place."""

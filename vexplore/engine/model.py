@@ -5,6 +5,7 @@ import itertools
 import logging
 import time
 import warnings
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
@@ -13,21 +14,41 @@ from ..cache.keys import versions as cache_versions
 from ..config import CompileConfig
 from ..errors import (ConfigError, VexploreError, VexploreFallbackWarning, VexplorePerformanceWarning,
                       VexploreValidationWarning)
-from ..monitor.events import EventRecorder
-from ..monitor.report import CompileReport, count
+from ..monitor.events import CompileEvent, EventRecorder
+from ..monitor.report import CompileReport, derive
 from ..session import Session, default_session
 from . import _torch_compat as tc
-from .backend import ReportBuilder, VexBackend, compile_graph
+from .backend import VexBackend
 from .captured import CapturedGraph
+from .pipeline import GraphContext, GraphResult, compile_graph
+from .stitch import GraphRunner
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Compile:
+    """One compile in progress (a model call's graphs, or a recompile): what makes its report."""
+
+    rec: EventRecorder
+    kind: str                        # "compile" | "recompile"
+    config: CompileConfig
+    results: list[GraphResult] = field(default_factory=list)
+    last_mark: float = 0.0           # end of the latest backend call: Dynamo traces from here
+
+    def context(self, session: Session) -> GraphContext:
+        """The context of the next graph: its first piece index and the unique pieces built so far."""
+        cfg = self.config
+        pool = session.worker_pool(cfg.workers) if cfg.workers and cfg.compiler == "inductor" else None
+        known = {k: u for r in self.results for k, u in r.unique.items()}
+        return GraphContext(session.cache(cfg.cache), self.rec, pool, sum(len(r.pieces) for r in self.results), known)
 
 
 class CompiledModel:
     """A callable over ``model``: the first call traces with Dynamo and compiles; later calls run.
 
     ``report`` is the CompileReport of the latest compile; ``recompile(cfg)`` re-splits and
-    re-compiles the captured graphs without Dynamo.
+    re-compiles the captured graphs without Dynamo; ``graphs`` are the graphs Dynamo captured.
     """
 
     def __init__(self, model: Callable[..., Any], config: CompileConfig | None = None,
@@ -39,12 +60,12 @@ class CompiledModel:
         self.session = session or default_session()
         self.graphs: list[CapturedGraph] = []
         self.reports: list[CompileReport] = []
-        self._build: ReportBuilder | None = None
-        self._warned_grad = False
         self.token_dims: dict[int, int] = {}   # positional input -> the dim marked as the token count
+        self._compile: _Compile | None = None
+        self._warned_grad = False
         self._breaks = tc.graph_break_reasons()
         self._call_t0 = time.perf_counter()   # when the model call in progress began
-        self._compiled = torch.compile(entry_point(model), backend=VexBackend(self))
+        self._compiled = torch.compile(entry_point(model), backend=VexBackend(self._on_graph))
         if self.config.compiler == "inductor" and _compiles_for_cpu(model):
             tc.start_inductor_warmup()
         if self.config.workers:  # start the pool now: workers import torch while Dynamo traces
@@ -66,10 +87,10 @@ class CompiledModel:
                 raise inner from e
             raise
         finally:
-            if self._build is not None:
-                b, self._build = self._build, None
+            if self._compile is not None:
+                done, self._compile = self._compile, None
                 self.session.monitor.reset_cancel()
-                self._finish(b)
+                self._finish(done)
             if not self._warned_grad and torch.is_grad_enabled():
                 self._warn_eval_with_grad()
 
@@ -86,24 +107,36 @@ class CompiledModel:
         if cfg.dynamic_dims != self.config.dynamic_dims:
             raise ConfigError("recompile: dynamic_dims decide what Dynamo traces and cannot change "
                               "without a new trace; use vx.compile(model, cfg) for that.")
-        b = ReportBuilder(EventRecorder(self.session.monitor), "recompile", cfg)
+        work = _Compile(EventRecorder(self.session.monitor), "recompile", cfg)
         try:
-            fns = [compile_graph(cg, cfg, self.session, b, i) for i, cg in enumerate(self.graphs)]
+            for graph in self.graphs:
+                work.results.append(compile_graph(graph, cfg, work.context(self.session)))
         finally:  # a cancel scopes to this compile only
             self.session.monitor.reset_cancel()
-        for cg, fn in zip(self.graphs, fns):
-            assert cg.runner is not None
-            cg.runner.fn = fn
+        for graph, result in zip(self.graphs, work.results):
+            assert graph.runner is not None
+            graph.runner.fn = result.fn
+            graph.graph_stats = result.stats
         self.config = cfg
-        return self._finish(b)
+        return self._finish(work)
 
     # -- internals -------------------------------------------------------------------------
-    def _builder(self) -> ReportBuilder:
-        if self._build is None:
+    def _on_graph(self, gm: Any, example_inputs: Any) -> Callable[..., Any]:
+        """The backend's callback: a graph Dynamo captured, compiled under this model's config."""
+        if self._compile is None:
             rec = EventRecorder(self.session.monitor)
             rec.t0 = self._call_t0
-            self._build = ReportBuilder(rec, "compile", self.config, last_mark=rec.t0)
-        return self._build
+            self._compile = _Compile(rec, "compile", self.config, last_mark=rec.t0)
+        work = self._compile
+        now = time.perf_counter()
+        work.rec.add("dynamo_trace", work.last_mark, now - work.last_mark, graph=len(self.graphs))
+        graph = CapturedGraph.from_dynamo(gm, example_inputs, len(self.graphs), self.model, self.token_dims)
+        self.graphs.append(graph)
+        result = compile_graph(graph, self.config, work.context(self.session))
+        work.results.append(result)
+        graph.runner, graph.graph_stats = GraphRunner(result.fn), result.stats
+        work.last_mark = time.perf_counter()
+        return graph.runner
 
     def _mark_dynamic(self, args: tuple[Any, ...]) -> None:
         """Mark the token dims dynamic: ``dynamic_dims``, or by default dim 0 of every positional
@@ -122,22 +155,22 @@ class CompiledModel:
                 tc.maybe_mark_dynamic(t, d)
                 self.token_dims.setdefault(i, d)
 
-    def _finish(self, b: ReportBuilder) -> CompileReport:
+    def _finish(self, work: _Compile) -> CompileReport:
         now = tc.graph_break_reasons()
         breaks = tuple(sorted(k for k in now if now[k] > self._breaks.get(k, 0)))
         self._breaks = now
-        cfg = b.config
-        extra = dict(b.counters)
-        extra["fallbacks"] = sum(1 for p in b.pieces if p.kind == "compiled" and p.same_as is None
-                                 and p.compiler != cfg.compiler)
-        device = next((x.device.type for cg in self.graphs for x in cg.real_inputs
-                       if isinstance(x, torch.Tensor)), "cpu")
+        results, cfg = work.results, work.config
+        pieces = tuple(p for r in results for p in r.pieces)
+        events: tuple[CompileEvent, ...] = tuple(work.rec.events)
+        validation = tuple(line for r in results for line in r.validation)
+        device = next((x.device.type for g in self.graphs for x in g.real_inputs if isinstance(x, torch.Tensor)), "cpu")
         report = CompileReport(
-            pieces=tuple(b.pieces), events=tuple(b.rec.events), counters=count(b.pieces, b.graphs, extra),
-            strategy=",".join(dict.fromkeys(b.strategies)), strategy_reason="; ".join(dict.fromkeys(b.reasons)),
-            config=cfg.to_dict(), wall_s=time.perf_counter() - b.rec.t0, graph_breaks=breaks,
-            warnings=tuple(b.warnings), device=device, versions=cache_versions(device), kind=b.kind,
-            id=len(self.session.monitor.reports), validation=tuple(b.validation))
+            pieces=pieces, events=events, counters=derive(pieces, events, len(results), cfg.compiler, validation),
+            strategy=",".join(dict.fromkeys(r.strategy for r in results)),
+            strategy_reason="; ".join(dict.fromkeys(r.strategy_reason for r in results)),
+            config=cfg.to_dict(), wall_s=time.perf_counter() - work.rec.t0, graph_breaks=breaks,
+            warnings=tuple(w for r in results for w in r.warnings), device=device, versions=cache_versions(device),
+            kind=work.kind, id=len(self.session.monitor.reports), validation=validation)
         self.reports.append(report)
         self.session.monitor.add_report(report)
         self._warn(report)
@@ -160,11 +193,11 @@ class CompiledModel:
         if fell:
             lines = "; ".join(f"piece {p.index}: {p.fallback_reason}" for p in fell)
             warnings.warn(f"vexplore: {len(fell)} piece(s) fell back: {lines}", VexploreFallbackWarning, stacklevel=3)
-        bad = [w for w in report.warnings if "mismatch" in w]
+        bad = [str(w) for w in report.warnings if w.kind == "validation"]
         if bad:
             warnings.warn("vexplore validation: " + "; ".join(bad), VexploreValidationWarning, stacklevel=3)
         for w in report.warnings:
-            if w not in bad:
+            if w.kind != "validation":
                 log.warning("vexplore: %s", w)
 
 

@@ -9,6 +9,7 @@ piece says so and the notebook kernel lives on.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -17,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.fx as fx
@@ -52,6 +53,8 @@ class Result:
     seconds: float = 0.0
     pid: int | None = None
     error: str | None = None
+    started: float = 0.0           # perf_counter in the parent when the job went to its worker
+    rss_peak_mb: float | None = None   # the worker's peak RSS
 
 
 @dataclass(frozen=True)
@@ -213,10 +216,18 @@ def _compile_job(job: Job) -> Result:
         data = tc.artifact_bytes(art)
         if data is None:
             raise RuntimeError("the compiled artifact cannot be saved, so it cannot leave the worker")
-        return Result(job.id, "ok", data, code[-1] if code else None, time.perf_counter() - t0, os.getpid())
+        return Result(job.id, "ok", data, code[-1] if code else None, time.perf_counter() - t0, os.getpid(),
+                      rss_peak_mb=_peak_rss_mb())
     except Exception as e:
         from .compilers import describe
-        return Result(job.id, "error", seconds=time.perf_counter() - t0, pid=os.getpid(), error=describe(e))
+        return Result(job.id, "error", seconds=time.perf_counter() - t0, pid=os.getpid(), error=describe(e),
+                      rss_peak_mb=_peak_rss_mb())
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
 
 
 class _Annotator(fx.Interpreter):
@@ -282,8 +293,10 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers]
 
-    def run(self, jobs: Sequence[Job], timeout_s: float) -> dict[str, Result]:
-        """Run ``jobs`` on the pool; every job gets a Result (ok, error, timeout or crashed)."""
+    def run(self, jobs: Sequence[Job], timeout_s: float,
+            on_result: Callable[[Result], None] | None = None) -> dict[str, Result]:
+        """Run ``jobs`` on the pool; every job gets a Result (ok, error, timeout or crashed),
+        handed to ``on_result`` as it arrives."""
         todo, results = list(jobs), {}
         while todo or any(w.job for w in self.workers):
             for w in self.workers:
@@ -297,7 +310,9 @@ class WorkerPool:
                     continue
                 r = self._poll(w, ready, timeout_s) if w.job else None
                 if r is not None:
-                    results[r.id] = r
+                    results[r.id] = r = dataclasses.replace(r, started=w.started)
+                    if on_result is not None:
+                        on_result(r)
                     w.job = None
                     if r.status in ("timeout", "crashed"):
                         self._stop(w)

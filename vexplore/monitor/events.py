@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import CancelledError
@@ -13,7 +13,7 @@ from .resources import ResourceProbe
 log = logging.getLogger(__name__)
 
 # Steps an event can stand for, in the order a compile meets them.
-STEPS = ("dynamo_trace", "strategy", "split", "fakeprop", "compile", "load", "isolate", "stitch",
+STEPS = ("dynamo_trace", "strategy", "split", "fakeprop", "compile", "load", "store", "isolate", "stitch",
          "validate", "cudagraph_capture")
 
 
@@ -33,6 +33,7 @@ class CompileEvent:
     device_peak_mb: float | None = None
     error_class: str | None = None   # the exception class when the step failed
     detail: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)   # what this step adds to the report's counters
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from .events import CompileEvent
 
@@ -18,6 +18,26 @@ COUNTER_KEYS = (
     "isolated_nodes", "conservative_retries", "validation_mismatches", "cache_bytes_written",
     "cache_bytes_read", "cache_rejected", "worker_compiles", "worker_timeout", "worker_crashed",
 )
+
+
+@dataclass(frozen=True)
+class CompileWarning:
+    """A warning of one compile. ``kind`` says what, for code (no_split, autograd, cudagraph_skip,
+    cudagraph, validation); ``message`` says it to the user (``str(w)``; ``"text" in w`` searches it)."""
+
+    kind: str
+    message: str
+    graph: int | None = None
+    piece: int | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __contains__(self, text: str) -> bool:
+        return text in self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -81,7 +101,7 @@ class CompileReport:
     config: dict[str, Any]
     wall_s: float
     graph_breaks: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[CompileWarning, ...] = ()
     device: str = "cpu"
     versions: dict[str, str] = field(default_factory=dict)
     kind: str = "compile"            # "compile" (a model call) | "recompile"
@@ -97,7 +117,7 @@ class CompileReport:
             "id": self.id, "kind": self.kind, "strategy": self.strategy,
             "strategy_reason": self.strategy_reason, "config": self.config, "wall_s": self.wall_s,
             "device": self.device, "versions": dict(self.versions), "counters": dict(self.counters),
-            "graph_breaks": list(self.graph_breaks), "warnings": list(self.warnings),
+            "graph_breaks": list(self.graph_breaks), "warnings": [w.to_dict() for w in self.warnings],
             "validation": list(self.validation),
             "pieces": [p.to_dict() for p in self.pieces],
             "events": [e.to_dict() for e in self.events],
@@ -119,24 +139,35 @@ class CompileReport:
         return "\n".join(rows)
 
 
-def count(pieces: list[Piece], graphs: int, extra: dict[str, int]) -> dict[str, int]:
-    """The counters of DESIGN.md, over unique work: a same_as piece adds only to pieces/compiled_pieces."""
+def derive(pieces: Sequence[Piece], events: Sequence[CompileEvent], graphs: int, configured: str,
+           validation: Sequence[str] = ()) -> dict[str, int]:
+    """Every counter of a report, from its pieces and events alone (DESIGN.md's list and more).
+
+    Counted over unique work: a same_as piece adds only to pieces/compiled_pieces. Per-piece
+    facts (cache tier per size, compiler, isolation, fallback, validation) come from the pieces;
+    what a step did (Inductor compiles, retries, worker outcomes, bytes, captures) from the
+    ``counts`` its event carries. ``configured``: the compiler the config asked for.
+    """
     c = dict.fromkeys(COUNTER_KEYS, 0)
     c["graphs_seen"] = graphs
     c["pieces"] = len(pieces)
     compiled = [p for p in pieces if p.kind == "compiled"]
     c["compiled_pieces"] = len(compiled)
-    c["unique_pieces"] = len({(p.unique_key) for p in compiled})
+    c["unique_pieces"] = len({p.unique_key for p in compiled})
     for p in compiled:
+        c["validation_mismatches"] += bool(p.validation and p.validation.startswith("mismatch"))
         if p.same_as is not None:
             continue
         c["eager_compiles"] += p.compiler == "eager"
         c["isolated_nodes"] += len(p.isolated)
+        c["fallbacks"] += p.fallback_reason is not None and (p.compiler != configured or bool(p.isolated))
         for _, tier in p.cache_by_size:
             if tier == "miss":
                 c["cache_misses"] += 1
             elif tier in ("memory", "disk", "remote"):
                 c[f"cache_hits_{tier}"] += 1
-    for k, v in extra.items():
-        c[k] = c.get(k, 0) + v
+    c["validation_mismatches"] += sum(line.split(": ", 1)[-1].startswith("mismatch") for line in validation)
+    for e in events:
+        for k, v in e.counts.items():
+            c[k] = c.get(k, 0) + v
     return c

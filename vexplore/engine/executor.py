@@ -1,0 +1,111 @@
+"""Executors: where a job's Inductor compile runs. One interface, two places.
+
+``InProcess`` compiles jobs one after another in this process; ``Workers`` hands them to the
+Session's pool of compile processes all at once (a job whose ops a worker cannot import
+compiles in process, saying why). Either way each attempt records one ``compile`` event when
+it ends, with the time it really started and took, and what it adds to the counters.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol, Sequence
+
+from ..monitor.events import EventRecorder
+from . import _torch_compat as tc
+from .compilers import InductorCompiler, describe
+from .jobs import Attempt, PieceJob
+
+log = logging.getLogger(__name__)
+
+
+class Executor(Protocol):
+    def run(self, jobs: Sequence[PieceJob], conservative: bool = False) -> list[Attempt]:
+        """One Attempt per job, in order."""
+
+
+class InProcess:
+    """Compiles in this process, one job after another (a cancel stops between jobs)."""
+
+    def __init__(self, inductor: InductorCompiler, rec: EventRecorder) -> None:
+        self.inductor, self.rec = inductor, rec
+
+    def run(self, jobs: Sequence[PieceJob], conservative: bool = False) -> list[Attempt]:
+        return [self.one(job, conservative) for job in jobs]
+
+    def one(self, job: PieceJob, conservative: bool, where: str | None = None, retry: bool = False) -> Attempt:
+        """Compile ``job`` here; ``retry``: the ladder's conservative rung (counted as a retry)."""
+        counts = {"conservative_retries": 1} if retry else {}
+        with self.rec.step("compile", graph=job.graph, piece=job.piece, size=job.size, compiler="inductor",
+                           detail=where) as step:
+            try:
+                out = self.inductor.compile(job.gm, job.inputs, job.fake_mode, conservative=conservative, grad=job.grad)
+            except Exception as e:
+                step.kw.update(error_class=type(e).__name__, counts=counts)
+                return Attempt("error", error=describe(e), where=where, exc=e, seconds=time.perf_counter() - step.start)
+            step.kw["counts"] = {**counts, "inductor_compiles": 1}
+        return Attempt("ok", out.fn, out.data, out.code, where=where, seconds=step.event.duration_s)
+
+
+class Workers:
+    """Compiles in the Session's worker processes, all jobs at once (``compile_timeout_s`` each).
+
+    A timed-out or crashed job is not retried in this process (it could hang or crash it); a
+    job Inductor refused comes back as an error, for the ladder's next rung.
+    """
+
+    def __init__(self, pool: Any, in_process: InProcess, timeout_s: float) -> None:
+        self.pool, self.local, self.timeout_s = pool, in_process, timeout_s
+
+    def run(self, jobs: Sequence[PieceJob], conservative: bool = False) -> list[Attempt]:
+        if conservative:   # anything but the first rung runs here
+            return self.local.run(jobs, True)
+        from .workers import rebuild_modules
+
+        out: dict[int, Attempt] = {}
+        remote: list[tuple[int, PieceJob, tuple[str, ...]]] = []
+        for i, job in enumerate(jobs):
+            mods, why = rebuild_modules(job.gm)
+            if why:
+                out[i] = self.local.one(job, False, f"in-process: {why}")
+            else:
+                remote.append((i, job, mods))
+        if remote:
+            out.update(self._remote(remote))
+        return [out[i] for i in range(len(jobs))]
+
+    def _remote(self, remote: list[tuple[int, PieceJob, tuple[str, ...]]]) -> dict[int, Attempt]:
+        from .workers import Job, dump_graph, specs_of
+
+        by_id, wjobs = {}, []
+        for i, job, mods in remote:
+            specs, symbols = specs_of(job.inputs, tc.symbol_hints(job.fake_mode))
+            wjobs.append(Job(job.id, dump_graph(job.gm), specs, symbols, mods, self.local.inductor.options(False),
+                             job.fake_mode is not None, job.grad))
+            by_id[job.id] = (i, job)
+        got: dict[int, Attempt] = {}
+        try:
+            self.pool.run(wjobs, self.timeout_s, on_result=lambda r: got.update([self._arrived(r, *by_id[r.id])]))
+        except RuntimeError as e:   # the pool cannot start: compile here, saying why
+            log.warning("vexplore: %s", e)
+            for i, job, _ in remote:
+                got[i] = self.local.one(job, False, f"in-process: {e}")
+        return got
+
+    def _arrived(self, r: Any, i: int, job: PieceJob) -> tuple[int, Attempt]:
+        """A worker's result: its compile event (true start and length), and its artifact loaded here."""
+        where = f"worker pid {r.pid}"
+        ok = r.status == "ok"
+        counts = {"inductor_compiles": 1, "worker_compiles": 1} if ok else (
+            {f"worker_{r.status}": 1} if r.status in ("timeout", "crashed") else {})
+        self.rec_compile(job, r, where, counts)
+        if not ok:
+            return i, Attempt(r.status, error=r.error, where=where, seconds=r.seconds)
+        with self.local.rec.step("load", graph=job.graph, piece=job.piece, size=job.size, detail=f"artifact from {where}") as step:
+            fn, code = self.local.inductor.load(r.data)
+        return i, Attempt("ok", fn, r.data, code or r.code, where=where, seconds=r.seconds + step.event.duration_s)
+
+    def rec_compile(self, job: PieceJob, r: Any, where: str, counts: dict[str, int]) -> None:
+        self.local.rec.add("compile", r.started, r.seconds, graph=job.graph, piece=job.piece, size=job.size,
+                           compiler="inductor", rss_peak_mb=r.rss_peak_mb, counts=counts,
+                           error_class=None if r.status == "ok" else r.status, detail=f"{where}: {r.status}")

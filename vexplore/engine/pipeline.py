@@ -1,0 +1,342 @@
+"""compile_graph: one captured graph, compiled under a config, into a GraphResult.
+
+    strategy -> split -> fake-propagate -> plan a PieceJob per unique piece and size
+    -> resolve the jobs the cache tiers hold -> build the rest (executor + fallback ladder)
+    -> store them -> Pieces -> stitch (CUDA graphs when asked) -> validate
+
+It never touches the model or the report: the GraphResult carries the callable, the pieces,
+the events and typed warnings of this graph, and the unique pieces it built, which later
+graphs of the same report reuse (``GraphContext.known``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.fx as fx
+
+from ..cache.artifact import Artifact
+from ..cache.keys import CacheKey
+from ..cache.keys import versions as cache_versions
+from ..cache.tiered import TieredCache
+from ..config import CompileConfig
+from ..monitor.events import CompileEvent, EventRecorder
+from ..monitor.report import CompileWarning, Piece
+from . import _torch_compat as tc
+from . import cudagraph
+from .captured import CapturedGraph
+from .compilers import InductorCompiler
+from .executor import InProcess, Workers
+from .fingerprint import fingerprint, inputs_text
+from .inputplan import GraphInputs, InputPlan
+from .jobs import BuildResult, PieceJob
+from .ladder import build
+from .loader import load_artifact
+from .ops import matches, op_name
+from .pieces import UniqueBuild, base_fields, compiled_piece, split_op_piece
+from .split import Split, example_inputs, split_graph
+from .stitch import SizeDispatch, install, normalize_output, token_dims, unwrap
+from .validate import eager_reference, uninitialized_outputs, validate_graph, validate_pieces
+
+
+@dataclass(frozen=True)
+class GraphContext:
+    """What compiling one graph uses from outside it."""
+
+    cache: TieredCache
+    rec: EventRecorder
+    pool: Any = None                                        # the Session's WorkerPool, when config.workers
+    first_index: int = 0                                    # this graph's first piece in the report
+    known: Mapping[str, UniqueBuild] = field(default_factory=dict)   # built by earlier graphs of the report
+
+
+@dataclass(frozen=True)
+class GraphResult:
+    fn: Callable[..., Any]
+    pieces: tuple[Piece, ...]
+    events: tuple[CompileEvent, ...]
+    warnings: tuple[CompileWarning, ...]
+    strategy: str
+    strategy_reason: str
+    unique: Mapping[str, UniqueBuild]                       # the unique pieces this graph built
+    validation: tuple[str, ...] = ()                        # validate=True: this graph end to end
+    stats: cudagraph.GraphStats | None = None               # CUDA-graph counts, when captured
+
+
+def choose_strategy(gm: fx.GraphModule, cfg: CompileConfig) -> tuple[str, str]:
+    calls = [n for n in gm.graph.nodes if n.op.startswith("call_")]
+    found = sorted({op_name(n) for n in calls if matches(op_name(n), cfg.splitting_ops)})
+    if cfg.strategy != "auto":
+        return cfg.strategy, f"strategy={cfg.strategy} was requested"
+    if not found:
+        return "full", "auto: the graph holds no split ops, so one piece"
+    if len(calls) < cfg.auto_min_nodes:
+        return "full", f"auto: {len(calls)} nodes < auto_min_nodes={cfg.auto_min_nodes}, too small to split"
+    return "piecewise", f"auto: {len(calls)} nodes with split ops ({', '.join(found)})"
+
+
+def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext) -> GraphResult:
+    """Compile ``graph`` under ``config`` (see the module docstring)."""
+    rec, mark, gi = ctx.rec, len(ctx.rec.events), graph.index
+    with rec.step("strategy", graph=gi):
+        strategy, reason = choose_strategy(graph.gm, config)
+    ops = config.splitting_ops if strategy == "piecewise" else ()
+    with rec.step("split", graph=gi) as step:
+        split = split_graph(graph.gm, lambda n: n.op.startswith("call_") and matches(op_name(n), ops))
+        step.kw["detail"] = f"{len(split.pieces)} pieces, {sum(p.kind == 'compiled' for p in split.pieces)} compiled"
+    warnings = _graph_warnings(graph, config, strategy, split)
+    with rec.step("fakeprop", graph=gi) as step:
+        inputs, step.kw["detail"] = example_inputs(split, graph.fake_inputs, graph.fake_mode, graph.grad)
+    plan = _plan(split, inputs, graph, config, ctx)
+    built = _build_unique(plan, config, ctx)
+    pieces, runners = _pieces(split, inputs, graph, plan, {**ctx.known, **built}, ctx.first_index)
+    if config.validate:
+        pieces = _validate_pieces(graph, split, runners, pieces, rec)
+    fn, stats, more = _stitch(graph, config, split, runners, rec)
+    skip = next((w.message.split("runs without CUDA graphs: ", 1)[1] for w in more if w.kind == "cudagraph_skip"), None)
+    if skip:
+        pieces = [dataclasses.replace(p, cudagraph_skip_reason=skip) for p in pieces]
+    validation: tuple[str, ...] = ()
+    if config.validate:
+        with rec.step("validate", graph=gi):
+            status = validate_graph(graph.gm, fn, graph.real_inputs, graph.written_inputs(), graph.grad)
+        validation = (f"graph {gi}: {status}",)
+        more += _validation_warnings(gi, pieces, status)
+    return GraphResult(fn, tuple(pieces), tuple(rec.events[mark:]), tuple(warnings + more), strategy, reason,
+                       built, validation, stats)
+
+
+def _validation_warnings(graph: int, pieces: Sequence[Piece], status: str) -> list[CompileWarning]:
+    out = [CompileWarning("validation", f"graph {graph} piece {p.index} ({p.name}): {p.validation}", graph, p.index)
+           for p in pieces if p.validation and p.validation.startswith("mismatch")]
+    if status.startswith("mismatch"):
+        out.append(CompileWarning("validation", f"graph {graph} end to end: {status}", graph))
+    return out
+
+
+def _graph_warnings(graph: CapturedGraph, config: CompileConfig, strategy: str, split: Split) -> list[CompileWarning]:
+    out = []
+    if strategy == "piecewise" and len(split.pieces) == 1:
+        out.append(CompileWarning("no_split", f"graph {graph.index}: no split points found: compiled as one piece "
+                                  f"(splitting_ops={list(config.splitting_ops)})", graph.index))
+    if graph.grad:
+        out.append(CompileWarning("autograd", f"graph {graph.index}: compiled for autograd (called with grad enabled "
+                                  "and inputs that require grad); call under torch.no_grad() for inference", graph.index))
+    return out
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A compiled piece's normalised graph, unique key, and the jobs of a unique piece built here."""
+
+    single: bool
+    unique_key: str
+    jobs: tuple[PieceJob, ...] = ()     # empty when an earlier piece (or graph) builds this unique key
+    token_at: tuple[int, int | None] | None = None
+
+
+def _plan(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, config: CompileConfig,
+          ctx: GraphContext) -> dict[str, _Planned]:
+    """One entry per compiled piece; jobs for each unique key not built before (general + sizes)."""
+    device = next((x.device.type for x in graph.real_inputs if isinstance(x, torch.Tensor)), "cpu")
+    versions = cache_versions(device)
+    plan: dict[str, _Planned] = {}
+    seen = set(ctx.known)
+    for i, spec in enumerate(split.pieces):
+        if spec.kind != "compiled":
+            continue
+        gm, single = normalize_output(spec.module)
+        ghash, itext, gtext = fingerprint(gm, inputs[spec.name], graph.grad)
+        ukey = hashlib.sha256(f"{ghash}|{itext}".encode()).hexdigest()[:16]
+        at = token_position(inputs[spec.name], graph.token)
+        if ukey in seen:
+            plan[spec.name] = _Planned(single, ukey)
+            continue
+        seen.add(ukey)
+        job = PieceJob(ukey, ctx.first_index + i, graph.index, None, gm, tuple(inputs[spec.name]), graph.fake_mode,
+                       _key(config, graph.grad, versions, (ghash, itext, gtext), None), graph.grad)
+        plan[spec.name] = _Planned(single, ukey, (job, *_size_jobs(job, config, graph, versions, (ghash, gtext))), at)
+    return plan
+
+
+def _size_jobs(job: PieceJob, config: CompileConfig, graph: CapturedGraph, versions: Mapping[str, str],
+               hashes: tuple[str, str]) -> list[PieceJob]:
+    """A static compile per ``compile_sizes`` entry, where the piece's inputs carry the token count."""
+    if token_position(job.inputs, graph.token) is None or not config.compile_sizes:
+        return []
+    hints = tc.symbol_hints(graph.fake_mode)
+    out = []
+    for size in config.compile_sizes:
+        ex = concrete_inputs(job.inputs, graph.token, size, hints)
+        key = _key(config, graph.grad, versions, (hashes[0], inputs_text(ex, grad=graph.grad), hashes[1]), size)
+        out.append(dataclasses.replace(job, size=size, inputs=tuple(ex), fake_mode=None, key=key))
+    return out
+
+
+def _key(config: CompileConfig, grad: bool, versions: Mapping[str, str], parts: tuple[str, str, str],
+         size: int | None) -> CacheKey:
+    cfg = config.compile_relevant()
+    if grad:   # inference keys stay as they were; autograd compiles are keyed apart
+        cfg["grad"] = True
+    return CacheKey(graph=parts[0], inputs=parts[1], config=cfg, versions=dict(versions), size=size,
+                    graph_text=parts[2])
+
+
+def token_position(inputs: Sequence[Any], token: Any) -> tuple[int, int | None] | None:
+    """Where a piece's inputs carry exactly the token count: (arg, dim), dim None for a SymInt."""
+    dims = token_dims(inputs, token)
+    if dims:
+        i, d = dims[0]
+        x = inputs[i]
+        if tc.sym_expr(x if d is None else x.shape[d]) == token:
+            return i, d
+    return None
+
+
+def concrete_inputs(inputs: Sequence[Any], token: Any, size: int, hints: Mapping[Any, Any]) -> list[Any]:
+    """Zero-filled tensors (and ints) of a piece's inputs with the token dim set to ``size``
+    (requiring grad where the fake input does)."""
+    subs = dict(hints)
+    subs[token] = size
+
+    def ev(x: Any) -> int:
+        e = tc.sym_expr(x)
+        return int(e.xreplace(subs)) if hasattr(e, "xreplace") else int(e)
+
+    out: list[Any] = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor):
+            t = torch.empty_strided([ev(s) for s in x.shape], [ev(s) for s in x.stride()], dtype=x.dtype,
+                                    device=x.device).zero_()
+            out.append(t.requires_grad_() if x.requires_grad and t.is_floating_point() else t)
+        elif isinstance(x, torch.SymInt):
+            out.append(ev(x))
+        else:
+            out.append(x)
+    return out
+
+
+def _build_unique(plan: Mapping[str, _Planned], config: CompileConfig, ctx: GraphContext) -> dict[str, UniqueBuild]:
+    """Resolve every job from the tiers, build the misses, store them; one UniqueBuild per key."""
+    jobs = [j for p in plan.values() for j in p.jobs]
+    cached = config.compiler == "inductor" and ctx.cache.enabled
+    results: dict[str, BuildResult] = {}
+    misses = []
+    for job in jobs:
+        hit = _lookup(job, ctx) if cached else None
+        if hit is not None and hit.tier != "miss":
+            results[job.id] = hit
+        else:
+            misses.append((job, hit.miss_reason if hit is not None else None))
+    local = InProcess(InductorCompiler(config.mode, dict(config.inductor_options)), ctx.rec)
+    executor = Workers(ctx.pool, local, config.compile_timeout_s) if ctx.pool is not None and config.compiler == "inductor" else local
+    for (job, why), res in zip(misses, build([j for j, _ in misses], config, executor, local)):
+        results[job.id] = _store(job, res, ctx) if cached else res
+        if why is not None:
+            results[job.id] = dataclasses.replace(results[job.id], miss_reason=why)
+    out = {}
+    for p in plan.values():
+        if p.jobs:
+            builds = tuple((j.size, results[j.id]) for j in p.jobs)
+            out[p.unique_key] = UniqueBuild(p.jobs[0].piece, builds, _runner(builds, p))
+    return out
+
+
+def _lookup(job: PieceJob, ctx: GraphContext) -> BuildResult:
+    with ctx.rec.step("load", graph=job.graph, piece=job.piece, size=job.size) as step:
+        hit = ctx.cache.lookup(job.key, lambda art: load_artifact(art))
+        step.kw.update(tier=hit.tier, counts=hit.counters())
+        if hit.miss_reason:
+            step.kw["detail"] = hit.miss_reason
+    if hit.fn is None:
+        return BuildResult(job.gm, "inductor", "miss", miss_reason=hit.miss_reason)
+    return BuildResult.from_info(hit.fn, hit.info, hit.tier, hit.seconds)
+
+
+def _store(job: PieceJob, res: BuildResult, ctx: GraphContext) -> BuildResult:
+    art = Artifact(res.data, res.compiler, {"reason": res.fallback_reason}) if res.data else None
+    with ctx.rec.step("store", graph=job.graph, piece=job.piece, size=job.size) as step:
+        stored = ctx.cache.store(job.key, res.fn, art, res.info())
+        step.kw["counts"] = stored.counters()
+    return dataclasses.replace(res, tier="miss")
+
+
+def _runner(builds: tuple[tuple[int | None, BuildResult], ...], planned: _Planned) -> Callable[..., Any]:
+    general = builds[0][1].fn
+    by_size = {s: r.fn for s, r in builds[1:]}
+    fn = SizeDispatch(general, by_size, *planned.token_at) if by_size and planned.token_at else general
+    return unwrap(fn, planned.single)
+
+
+def _pieces(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, plan: Mapping[str, _Planned],
+            uniques: Mapping[str, UniqueBuild], first_index: int) -> tuple[list[Piece], dict[str, Callable[..., Any]]]:
+    """Every Piece of the graph in order, and each piece's runner by name (split ops run eagerly)."""
+    pieces: list[Piece] = []
+    runners: dict[str, Callable[..., Any]] = {}
+    for i, spec in enumerate(split.pieces):
+        base = base_fields(graph, spec, first_index + i, graph.index, inputs[spec.name])
+        if spec.kind == "split_op":
+            pieces.append(split_op_piece(base, spec))
+            runners[spec.name] = spec.module.forward   # skips nn.Module.__call__'s hook machinery
+            continue
+        ukey = plan[spec.name].unique_key
+        built = uniques[ukey]
+        pieces.append(compiled_piece(base, ukey, built, None if built.index == first_index + i else built.index))
+        runners[spec.name] = built.runner
+    return pieces, runners
+
+
+def _validate_pieces(graph: CapturedGraph, split: Split, runners: Mapping[str, Callable[..., Any]],
+                     pieces: list[Piece], rec: EventRecorder) -> list[Piece]:
+    """Each compiled piece against eager on the inputs eager gave it: outputs and the inputs it writes."""
+    with rec.step("validate", graph=graph.index):
+        written = {p.name: graph.writes.written_args(p.module) for p in split.pieces}
+        ref = eager_reference(split, graph.real_inputs, graph.written_inputs(), written)   # eager pieces
+        skip = {p.name: uninitialized_outputs(p.module) for p in split.pieces}
+        compiled = {p.name: runners[p.name] for p in split.pieces if p.kind == "compiled"}
+        results = validate_pieces(compiled, ref, written, skip)
+    out = []
+    for p in pieces:
+        if p.name in results:
+            status, err = results[p.name]
+            p = dataclasses.replace(p, validation=status, max_rel_err=err)
+        out.append(p)
+    return out
+
+
+def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: dict[str, Callable[..., Any]],
+            rec: EventRecorder) -> tuple[Callable[..., Any], cudagraph.GraphStats | None, list[CompileWarning]]:
+    """Install the runners into the parent graph, under CUDA graphs when asked and possible."""
+    inputs = GraphInputs(graph.real_inputs, graph.fake_inputs, graph.token, graph.roles, graph.names,
+                         graph.written_inputs(), tc.symbol_hints(graph.fake_mode))
+    skip = _cudagraph_skip(graph, config, inputs)
+    if skip:
+        warn = CompileWarning("cudagraph_skip", f"graph {graph.index}: runs without CUDA graphs: {skip}", graph.index)
+    if config.cudagraph == "none" or skip:
+        with rec.step("stitch", graph=graph.index):
+            fn = install(split.gm, runners).forward
+        return fn, None, [warn] if skip else []
+    split_ops = {p.name: runners[p.name] for p in split.pieces if p.kind == "split_op"}
+    compiled = {p.name: runners[p.name] for p in split.pieces if p.kind == "compiled"}
+    with rec.step("cudagraph_capture", graph=graph.index) as step:
+        install(split.gm, split_ops)
+        writes = {p.name: graph.writes.written_args(p.module) for p in split.pieces if p.kind == "compiled"}
+        fn, stats, note = cudagraph.apply(config, split.gm, compiled, inputs, writes)
+        step.kw.update(detail=f"{stats.captures} graphs captured", counts={"cudagraph_captures": stats.captures})
+    return fn, stats, [CompileWarning("cudagraph", f"graph {graph.index}: {note}", graph.index)] if note else []
+
+
+def _cudagraph_skip(graph: CapturedGraph, config: CompileConfig, inputs: GraphInputs) -> str | None:
+    """Why this graph runs without the CUDA graphs ``config`` asks for, or None."""
+    if config.cudagraph == "none":
+        return None
+    device = next((x.device.type for x in graph.real_inputs if isinstance(x, torch.Tensor)), "cpu")
+    if device != "cuda":
+        return f"cudagraph={config.cudagraph} needs a CUDA device; the graph runs on {device}"
+    if graph.grad:
+        return ("CUDA graphs serve no-grad calls only, and this graph was called with grad enabled and inputs "
+                "that require grad; call under torch.no_grad() to replay graphs")
+    return InputPlan.make(inputs).skip_reason(graph.real_inputs)
