@@ -1,6 +1,7 @@
-"""DESIGN.md's layering: the engine never imports UI libraries."""
+"""The layering: the engine never imports UI libraries, imports point downward, functions stay small."""
 from __future__ import annotations
 
+import ast
 import pathlib
 import re
 import subprocess
@@ -69,4 +70,70 @@ def test_private_torch_apis_stay_in_torch_compat():
     root = pathlib.Path(__file__).resolve().parents[1] / "vexplore"
     bad = [f"{path.relative_to(root)}: {name}" for path in root.rglob("*.py") if path.name != "_torch_compat.py"
            for name in private_uses(path.read_text())]
+    assert not bad, bad
+
+
+def _modules() -> dict[str, pathlib.Path]:
+    root = pathlib.Path(__file__).resolve().parents[1] / "vexplore"
+    out = {}
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def _imports(name: str, path: pathlib.Path, mods: dict[str, pathlib.Path]) -> set[str]:
+    """Every vexplore module ``name`` imports, anywhere in the file (function-local and
+    TYPE_CHECKING imports count: they are cycles too)."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([node.module] if node.module else []))
+            found |= {c for c in [base] + [f"{base}.{a.name}" for a in node.names] if c in mods}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in mods}
+    return found - {name}
+
+
+def test_imports_point_downward_without_cycles():
+    mods = _modules()
+    edges = {m: _imports(m, p, mods) for m, p in mods.items()}
+    is_pkg = {m for m, p in mods.items() if p.name == "__init__.py"}
+    upward = [(a, b) for a, bs in edges.items() for b in bs
+              if a.split(".")[1:2] in (["cache"], ["monitor"]) and b.split(".")[1:2] in (["session"], ["engine"])]
+    assert not upward, upward
+    cycles = []
+    for start in edges:
+        if start in is_pkg:
+            continue
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in edges[node] - is_pkg:
+                if nxt == start:
+                    cycles.append(path)
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + (nxt,)))
+    assert not cycles, cycles[:3]
+
+
+def test_engine_functions_are_short_and_narrow():
+    """No function in engine/, cache/, monitor/ or bench/ over 60 lines or 6 parameters
+    (self and cls not counted; group the rest into a small frozen record)."""
+    bad = []
+    for name, path in _modules().items():
+        if name.split(".")[1:2] not in (["engine"], ["cache"], ["monitor"], ["bench"]):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                params = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in ("self", "cls")]
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60 or len(params) > 6:
+                    bad.append(f"{path.name}:{node.lineno} {node.name}: {lines} lines, {len(params)} params")
     assert not bad, bad

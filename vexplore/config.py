@@ -111,21 +111,25 @@ class CacheConfig:
 
 @dataclass(frozen=True)
 class CompileConfig:
-    """Everything that decides how vexplore compiles a model (see DESIGN.md for each field)."""
+    """Everything that decides how vexplore compiles a model; validated on creation.
 
-    strategy: str = "auto"
-    splitting_ops: tuple[str, ...] | None = None
-    compiler: str = "inductor"
-    mode: str = "default"
-    inductor_options: Mapping[str, Any] = field(default_factory=dict)
-    dynamic_dims: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
-    compile_sizes: tuple[int, ...] = ()
-    cudagraph: str = "none"
-    cudagraph_sizes: tuple[int, ...] | None = None
-    fallback: bool = True
-    validate: bool = False
-    workers: int = 0
-    compile_timeout_s: float = 600
+    ``vx.CompileConfig(strategy="piecewise", splitting_ops=["mylib::attention"])``; change a
+    field with ``cfg.replace(cudagraph="full")``.
+    """
+
+    strategy: str = "auto"                      # "full" (one piece) | "piecewise" (cut at split ops) | "auto"
+    splitting_ops: tuple[str, ...] | None = None   # op names as vx.op_name gives them; None: the attention ops
+    compiler: str = "inductor"                  # "inductor" | "eager" (pieces run as traced)
+    mode: str = "default"                       # Inductor's mode: "default" | "max-autotune" | ...
+    inductor_options: Mapping[str, Any] = field(default_factory=dict)   # merged into Inductor's config
+    dynamic_dims: Mapping[int, tuple[int, ...]] = field(default_factory=dict)   # {input: dims}; {}: token dim 0
+    compile_sizes: tuple[int, ...] = ()         # static compiles of the token dim besides the general one
+    cudagraph: str = "none"                     # "none" | "piecewise" | "full"
+    cudagraph_sizes: tuple[int, ...] | None = None   # capture sizes; None: 2..512 in powers of two
+    fallback: bool = True                       # False: a failed compile raises instead of falling back
+    validate: bool = False                      # compare with eager on the compile's own inputs
+    workers: int = 0                            # compile worker processes; 0: compile in this process
+    compile_timeout_s: float = 600              # per piece, enforced in workers
     cache: CacheConfig = field(default_factory=CacheConfig)
     # strategy="auto" picks piecewise only for graphs with split ops and at least this many nodes.
     auto_min_nodes: int = 8

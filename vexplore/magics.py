@@ -45,7 +45,7 @@ def _vexplore_parser() -> _Parser:
 
 
 def split_vexplore_line(line: str) -> tuple[str, str, list[str]]:
-    """``MODEL INPUTS --opts`` -> (model source, inputs source, option tokens), as DESIGN.md says:
+    """``MODEL INPUTS --opts`` -> (model source, inputs source, option tokens), as the README says:
     MODEL is the first token, INPUTS everything after it up to the first `` --``."""
     parts = line.strip().split(None, 1)
     if len(parts) < 2 or parts[1].startswith("--"):

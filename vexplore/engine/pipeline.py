@@ -11,7 +11,6 @@ graphs of the same report reuse (``GraphContext.known``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -19,8 +18,6 @@ import torch
 import torch.fx as fx
 
 from ..cache.artifact import Artifact
-from ..cache.keys import CacheKey
-from ..cache.keys import versions as cache_versions
 from ..cache.tiered import TieredCache
 from ..config import CompileConfig
 from ..monitor.events import CompileEvent, EventRecorder
@@ -30,15 +27,15 @@ from . import cudagraph
 from .captured import CapturedGraph
 from .compilers import InductorCompiler
 from .executor import InProcess, Workers
-from .fingerprint import fingerprint, inputs_text
 from .inputplan import GraphInputs, InputPlan
 from .jobs import BuildResult, PieceJob
 from .ladder import build
 from .loader import load_artifact
 from .ops import matches, op_name
+from .plan import Planned, plan_pieces
 from .pieces import UniqueBuild, base_fields, compiled_piece, split_op_piece
 from .split import Split, example_inputs, split_graph
-from .stitch import SizeDispatch, install, normalize_output, token_dims, unwrap
+from .stitch import SizeDispatch, install, unwrap
 from .validate import eager_reference, uninitialized_outputs, validate_graph, validate_pieces
 
 
@@ -90,7 +87,7 @@ def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext
     warnings = _graph_warnings(graph, config, strategy, split)
     with rec.step("fakeprop", graph=gi) as step:
         inputs, step.kw["detail"] = example_inputs(split, graph.fake_inputs, graph.fake_mode, graph.grad)
-    plan = _plan(split, inputs, graph, config, ctx)
+    plan = plan_pieces(split, inputs, graph, config, ctx.known, ctx.first_index)
     built = _build_unique(plan, config, ctx)
     pieces, runners = _pieces(split, inputs, graph, plan, {**ctx.known, **built}, ctx.first_index)
     if config.validate:
@@ -128,98 +125,7 @@ def _graph_warnings(graph: CapturedGraph, config: CompileConfig, strategy: str, 
     return out
 
 
-@dataclass(frozen=True)
-class _Planned:
-    """A compiled piece's normalised graph, unique key, and the jobs of a unique piece built here."""
-
-    single: bool
-    unique_key: str
-    jobs: tuple[PieceJob, ...] = ()     # empty when an earlier piece (or graph) builds this unique key
-    token_at: tuple[int, int | None] | None = None
-
-
-def _plan(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, config: CompileConfig,
-          ctx: GraphContext) -> dict[str, _Planned]:
-    """One entry per compiled piece; jobs for each unique key not built before (general + sizes)."""
-    device = next((x.device.type for x in graph.real_inputs if isinstance(x, torch.Tensor)), "cpu")
-    versions = cache_versions(device)
-    plan: dict[str, _Planned] = {}
-    seen = set(ctx.known)
-    for i, spec in enumerate(split.pieces):
-        if spec.kind != "compiled":
-            continue
-        gm, single = normalize_output(spec.module)
-        ghash, itext, gtext = fingerprint(gm, inputs[spec.name], graph.grad)
-        ukey = hashlib.sha256(f"{ghash}|{itext}".encode()).hexdigest()[:16]
-        at = token_position(inputs[spec.name], graph.token)
-        if ukey in seen:
-            plan[spec.name] = _Planned(single, ukey)
-            continue
-        seen.add(ukey)
-        job = PieceJob(ukey, ctx.first_index + i, graph.index, None, gm, tuple(inputs[spec.name]), graph.fake_mode,
-                       _key(config, graph.grad, versions, (ghash, itext, gtext), None), graph.grad)
-        plan[spec.name] = _Planned(single, ukey, (job, *_size_jobs(job, config, graph, versions, (ghash, gtext))), at)
-    return plan
-
-
-def _size_jobs(job: PieceJob, config: CompileConfig, graph: CapturedGraph, versions: Mapping[str, str],
-               hashes: tuple[str, str]) -> list[PieceJob]:
-    """A static compile per ``compile_sizes`` entry, where the piece's inputs carry the token count."""
-    if token_position(job.inputs, graph.token) is None or not config.compile_sizes:
-        return []
-    hints = tc.symbol_hints(graph.fake_mode)
-    out = []
-    for size in config.compile_sizes:
-        ex = concrete_inputs(job.inputs, graph.token, size, hints)
-        key = _key(config, graph.grad, versions, (hashes[0], inputs_text(ex, grad=graph.grad), hashes[1]), size)
-        out.append(dataclasses.replace(job, size=size, inputs=tuple(ex), fake_mode=None, key=key))
-    return out
-
-
-def _key(config: CompileConfig, grad: bool, versions: Mapping[str, str], parts: tuple[str, str, str],
-         size: int | None) -> CacheKey:
-    cfg = config.compile_relevant()
-    if grad:   # inference keys stay as they were; autograd compiles are keyed apart
-        cfg["grad"] = True
-    return CacheKey(graph=parts[0], inputs=parts[1], config=cfg, versions=dict(versions), size=size,
-                    graph_text=parts[2])
-
-
-def token_position(inputs: Sequence[Any], token: Any) -> tuple[int, int | None] | None:
-    """Where a piece's inputs carry exactly the token count: (arg, dim), dim None for a SymInt."""
-    dims = token_dims(inputs, token)
-    if dims:
-        i, d = dims[0]
-        x = inputs[i]
-        if tc.sym_expr(x if d is None else x.shape[d]) == token:
-            return i, d
-    return None
-
-
-def concrete_inputs(inputs: Sequence[Any], token: Any, size: int, hints: Mapping[Any, Any]) -> list[Any]:
-    """Zero-filled tensors (and ints) of a piece's inputs with the token dim set to ``size``
-    (requiring grad where the fake input does)."""
-    subs = dict(hints)
-    subs[token] = size
-
-    def ev(x: Any) -> int:
-        e = tc.sym_expr(x)
-        return int(e.xreplace(subs)) if hasattr(e, "xreplace") else int(e)
-
-    out: list[Any] = []
-    for x in inputs:
-        if isinstance(x, torch.Tensor):
-            t = torch.empty_strided([ev(s) for s in x.shape], [ev(s) for s in x.stride()], dtype=x.dtype,
-                                    device=x.device).zero_()
-            out.append(t.requires_grad_() if x.requires_grad and t.is_floating_point() else t)
-        elif isinstance(x, torch.SymInt):
-            out.append(ev(x))
-        else:
-            out.append(x)
-    return out
-
-
-def _build_unique(plan: Mapping[str, _Planned], config: CompileConfig, ctx: GraphContext) -> dict[str, UniqueBuild]:
+def _build_unique(plan: Mapping[str, Planned], config: CompileConfig, ctx: GraphContext) -> dict[str, UniqueBuild]:
     """Resolve every job from the tiers, build the misses, store them; one UniqueBuild per key."""
     jobs = [j for p in plan.values() for j in p.jobs]
     cached = config.compiler == "inductor" and ctx.cache.enabled
@@ -264,14 +170,14 @@ def _store(job: PieceJob, res: BuildResult, ctx: GraphContext) -> BuildResult:
     return dataclasses.replace(res, tier="miss")
 
 
-def _runner(builds: tuple[tuple[int | None, BuildResult], ...], planned: _Planned) -> Callable[..., Any]:
+def _runner(builds: tuple[tuple[int | None, BuildResult], ...], planned: Planned) -> Callable[..., Any]:
     general = builds[0][1].fn
     by_size = {s: r.fn for s, r in builds[1:]}
     fn = SizeDispatch(general, by_size, *planned.token_at) if by_size and planned.token_at else general
     return unwrap(fn, planned.single)
 
 
-def _pieces(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, plan: Mapping[str, _Planned],
+def _pieces(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, plan: Mapping[str, Planned],
             uniques: Mapping[str, UniqueBuild], first_index: int) -> tuple[list[Piece], dict[str, Callable[..., Any]]]:
     """Every Piece of the graph in order, and each piece's runner by name (split ops run eagerly)."""
     pieces: list[Piece] = []

@@ -14,7 +14,7 @@ COUNTER_KEYS = (
     "graphs_seen", "pieces", "compiled_pieces", "unique_pieces", "inductor_compiles",
     "eager_compiles", "cache_hits_memory", "cache_hits_disk", "cache_hits_remote", "cache_misses",
     "fallbacks", "cudagraph_captures",
-    # beyond DESIGN.md's list
+    # beyond the public list
     "isolated_nodes", "conservative_retries", "validation_mismatches", "cache_bytes_written",
     "cache_bytes_read", "cache_rejected", "worker_compiles", "worker_timeout", "worker_crashed",
 )
@@ -56,7 +56,7 @@ class PieceNode:
 
 @dataclass(frozen=True)
 class Piece:
-    """One part of a graph after splitting (see DESIGN.md for the meaning of each field)."""
+    """One part of a graph after splitting (each field is described beside it)."""
 
     index: int
     graph: int
@@ -141,7 +141,7 @@ class CompileReport:
 
 def derive(pieces: Sequence[Piece], events: Sequence[CompileEvent], graphs: int, configured: str,
            validation: Sequence[str] = ()) -> dict[str, int]:
-    """Every counter of a report, from its pieces and events alone (DESIGN.md's list and more).
+    """Every counter of a report, from its pieces and events alone (the public list, and more).
 
     Counted over unique work: a same_as piece adds only to pieces/compiled_pieces. Per-piece
     facts (cache tier per size, compiler, isolation, fallback, validation) come from the pieces;
