@@ -92,8 +92,8 @@ def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext
     pieces, runners = _pieces(split, inputs, graph, plan, {**ctx.known, **built}, ctx.first_index)
     if config.validate:
         pieces = _validate_pieces(graph, split, runners, pieces, rec)
-    fn, stats, more = _stitch(graph, config, split, runners, rec)
-    skip = next((w.message.split("runs without CUDA graphs: ", 1)[1] for w in more if w.kind == "cudagraph_skip"), None)
+    skip = _cudagraph_skip(graph, config)
+    fn, stats, more = _stitch(graph, config, split, runners, rec, skip)
     if skip:
         pieces = [dataclasses.replace(p, cudagraph_skip_reason=skip) for p in pieces]
     validation: tuple[str, ...] = ()
@@ -153,7 +153,7 @@ def _build_unique(plan: Mapping[str, Planned], config: CompileConfig, ctx: Graph
 
 def _lookup(job: PieceJob, ctx: GraphContext) -> BuildResult:
     with ctx.rec.step("load", graph=job.graph, piece=job.piece, size=job.size) as step:
-        hit = ctx.cache.lookup(job.key, lambda art: load_artifact(art))
+        hit = ctx.cache.lookup(job.key, load_artifact)
         step.kw.update(tier=hit.tier, counts=hit.counters())
         if hit.miss_reason:
             step.kw["detail"] = hit.miss_reason
@@ -214,28 +214,30 @@ def _validate_pieces(graph: CapturedGraph, split: Split, runners: Mapping[str, C
 
 
 def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: dict[str, Callable[..., Any]],
-            rec: EventRecorder) -> tuple[Callable[..., Any], cudagraph.GraphStats | None, list[CompileWarning]]:
-    """Install the runners into the parent graph, under CUDA graphs when asked and possible."""
-    inputs = GraphInputs(graph.real_inputs, graph.fake_inputs, graph.token, graph.roles, graph.names,
-                         graph.written_inputs(), tc.symbol_hints(graph.fake_mode))
-    skip = _cudagraph_skip(graph, config, inputs)
-    if skip:
-        warn = CompileWarning("cudagraph_skip", f"graph {graph.index}: runs without CUDA graphs: {skip}", graph.index)
+            rec: EventRecorder, skip: str | None) -> tuple[Callable[..., Any], cudagraph.GraphStats | None, list[CompileWarning]]:
+    """Install the runners into the parent graph, under CUDA graphs when asked and possible
+    (``skip``: why not, when they are asked for but cannot serve this graph)."""
     if config.cudagraph == "none" or skip:
         with rec.step("stitch", graph=graph.index):
             fn = install(split.gm, runners).forward
+        warn = CompileWarning("cudagraph_skip", f"graph {graph.index}: runs without CUDA graphs: {skip}", graph.index)
         return fn, None, [warn] if skip else []
     split_ops = {p.name: runners[p.name] for p in split.pieces if p.kind == "split_op"}
     compiled = {p.name: runners[p.name] for p in split.pieces if p.kind == "compiled"}
     with rec.step("cudagraph_capture", graph=graph.index) as step:
         install(split.gm, split_ops)
         writes = {p.name: graph.writes.written_args(p.module) for p in split.pieces if p.kind == "compiled"}
-        fn, stats, note = cudagraph.apply(config, split.gm, compiled, inputs, writes)
+        fn, stats, note = cudagraph.apply(config, split.gm, compiled, _graph_inputs(graph), writes)
         step.kw.update(detail=f"{stats.captures} graphs captured", counts={"cudagraph_captures": stats.captures})
     return fn, stats, [CompileWarning("cudagraph", f"graph {graph.index}: {note}", graph.index)] if note else []
 
 
-def _cudagraph_skip(graph: CapturedGraph, config: CompileConfig, inputs: GraphInputs) -> str | None:
+def _graph_inputs(graph: CapturedGraph) -> GraphInputs:
+    return GraphInputs(graph.real_inputs, graph.fake_inputs, graph.token, graph.roles, graph.names,
+                       graph.written_inputs(), tc.symbol_hints(graph.fake_mode))
+
+
+def _cudagraph_skip(graph: CapturedGraph, config: CompileConfig) -> str | None:
     """Why this graph runs without the CUDA graphs ``config`` asks for, or None."""
     if config.cudagraph == "none":
         return None
@@ -245,4 +247,4 @@ def _cudagraph_skip(graph: CapturedGraph, config: CompileConfig, inputs: GraphIn
     if graph.grad:
         return ("CUDA graphs serve no-grad calls only, and this graph was called with grad enabled and inputs "
                 "that require grad; call under torch.no_grad() to replay graphs")
-    return InputPlan.make(inputs).skip_reason(graph.real_inputs)
+    return InputPlan.make(_graph_inputs(graph)).skip_reason(graph.real_inputs)
