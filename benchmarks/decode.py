@@ -68,7 +68,7 @@ def variants() -> list:
         return vx.CompileConfig(strategy=strategy, splitting_ops=ATTN, cudagraph=cudagraph,
                                 cache=vx.CacheConfig(tiers=("memory",)))
     return ["eager", "torch-default", "torch-reduce-overhead", cfg("full", "none"), cfg("piecewise", "none"),
-            cfg("piecewise", "piecewise"), cfg("full", "full")]
+            cfg("piecewise", "piecewise"), cfg("full", "full"), cfg("piecewise", "full_and_piecewise")]
 
 
 def _roofline(m: ToyLlama) -> dict:

@@ -1,6 +1,7 @@
 """CUDA-graph dispatch logic that needs no GPU: size choice, capture order, token inputs."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 import vexplore as vx
@@ -93,3 +94,46 @@ def test_cudagraph_without_cuda_says_so(cache_cfg, session):
         torch.testing.assert_close(cm(x), m(x))
     assert cm.report.counters["cudagraph_captures"] == 0
     assert any("needs a CUDA device" in w for w in cm.report.warnings)
+
+
+def test_cudagraph_modes_validate_and_auto_stays_quiet_on_cpu(cache_cfg, session):
+    assert vx.CompileConfig(cudagraph="full_and_piecewise").cudagraph_full_max == 32
+    with pytest.raises(vx.ConfigError, match="cudagraph_full_max"):
+        vx.CompileConfig(cudagraph_full_max=-1)
+    m = Stack(layers=1).eval()
+    x = torch.randn(8, 16)
+    cm = vx.compile(m, vx.CompileConfig(compiler="eager", cudagraph="auto", cache=cache_cfg), session=session)
+    with torch.no_grad():
+        torch.testing.assert_close(cm(x), m(x))
+    # "auto" means CUDA graphs where there is a CUDA device: here, none, and nothing to warn about
+    assert cm.report.warnings == () and all(p.cudagraph_skip_reason is None for p in cm.report.pieces)
+    cm = vx.compile(m, vx.CompileConfig(compiler="eager", cudagraph="full_and_piecewise", cache=cache_cfg), session=session)
+    with torch.no_grad():
+        cm(x)
+    assert any("needs a CUDA device" in w for w in cm.report.warnings)
+
+
+def test_out_variants_are_found_by_convention():
+    """An op's ``out`` overload (aten's convention) or a sibling ``<op>_out`` custom op that
+    writes its last argument; none for SDPA. The adapter maps the piece's own arguments."""
+    import torch.fx as fx
+    import vexplore.models  # noqa: F401  (registers vexplore::attention and vexplore::attention_out)
+    from vexplore.engine.outvariants import out_variant
+
+    def piece(target, nargs, order):
+        g = fx.Graph()
+        phs = [g.placeholder(f"a{i}") for i in range(nargs)]
+        g.output(g.call_function(target, tuple(phs[i] for i in order)))
+        return fx.GraphModule(torch.nn.Module(), g)
+
+    into, name = out_variant(piece(torch.ops.vexplore.attention.default, 3, (2, 0, 1)))
+    q, k, v = (torch.randn(4, 2, 8) for _ in range(3))
+    out = torch.empty(4, 2, 8)
+    into(q, k, v, out)     # the piece's arguments in its own order, then out
+    assert name == "vexplore::attention.default"
+    torch.testing.assert_close(out, torch.ops.vexplore.attention(v, q, k))
+    into, _ = out_variant(piece(torch.ops.aten.mm.default, 2, (0, 1)))
+    res = torch.empty(2, 2)
+    into(torch.eye(2), torch.ones(2, 2), res)
+    torch.testing.assert_close(res, torch.ones(2, 2))
+    assert out_variant(piece(torch._C._nn.scaled_dot_product_attention, 3, (0, 1, 2)))[0] is None

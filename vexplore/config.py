@@ -15,7 +15,7 @@ from .errors import ConfigError
 STRATEGIES = ("auto", "full", "piecewise")
 COMPILERS = ("inductor", "eager")
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-CUDAGRAPH_MODES = ("none", "piecewise", "full")
+CUDAGRAPH_MODES = ("none", "piecewise", "full", "full_and_piecewise", "auto")
 TIERS = ("memory", "disk", "remote")
 
 # The attention calls a plain PyTorch model leaves in a Dynamo graph, in the forms they take
@@ -124,7 +124,11 @@ class CompileConfig:
     inductor_options: Mapping[str, Any] = field(default_factory=dict)   # merged into Inductor's config
     dynamic_dims: Mapping[int, tuple[int, ...]] = field(default_factory=dict)   # {input: dims}; {}: token dim 0
     compile_sizes: tuple[int, ...] = ()         # static compiles of the token dim besides the general one
-    cudagraph: str = "none"                     # "none" | "piecewise" | "full"
+    # "none" | "piecewise" (each compiled piece, split ops eager between) | "full" (the whole graph,
+    # split ops included) | "full_and_piecewise" (full up to cudagraph_full_max tokens, piecewise
+    # above) | "auto" (full_and_piecewise on a CUDA device, none elsewhere)
+    cudagraph: str = "none"
+    cudagraph_full_max: int = 32                # full_and_piecewise: full graphs up to this many tokens
     cudagraph_sizes: tuple[int, ...] | None = None   # capture sizes; None: 2..512 in powers of two
     fallback: bool = True                       # False: a failed compile raises instead of falling back
     validate: bool = False                      # compare with eager on the compile's own inputs
@@ -153,6 +157,9 @@ class CompileConfig:
         object.__setattr__(self, "inductor_options", dict(sorted(self.inductor_options.items())))
         object.__setattr__(self, "dynamic_dims", self._check_dynamic_dims(self.dynamic_dims))
         object.__setattr__(self, "compile_sizes", _sizes(self.compile_sizes, "CompileConfig.compile_sizes"))
+        if isinstance(self.cudagraph_full_max, bool) or not isinstance(self.cudagraph_full_max, int) or self.cudagraph_full_max < 0:
+            raise ConfigError(f"CompileConfig.cudagraph_full_max={self.cudagraph_full_max!r}: a token count >= 0 "
+                              "(full CUDA graphs up to it, piecewise above).")
         if self.cudagraph_sizes is not None:
             object.__setattr__(self, "cudagraph_sizes", _sizes(self.cudagraph_sizes, "CompileConfig.cudagraph_sizes"))
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:

@@ -42,7 +42,10 @@ def test_piecewise_cudagraphs_replay_fresh_results(cache_cfg):
         x12 = m.example_inputs(12, "cuda", seed=4)
         torch.testing.assert_close(cm(*x12), m(*x12), atol=2e-2, rtol=2e-2)
         assert stats.uncaptured_calls == before + 1      # the whole call ran without graphs
-        assert stats.replays == 3 and stats.recaptures == 0 and stats.address_misses == 0
+        assert stats.replays == 3 and stats.recaptures == 0
+        # the toy's attention has an out variant: split ops write into the next graph's buffer
+        assert {s: i.mode for s, i in stats.sizes.items()} == {16: "piecewise", 8: "piecewise"}
+        assert all(i.copied == () for i in stats.sizes.values())
 
 
 def test_padding_is_opt_in_and_exact_for_causal_attention(cache_cfg):
@@ -95,3 +98,21 @@ def test_disk_cache_roundtrip_on_gpu(cache_cfg):
         warm = _cm(m, cache_cfg)
         torch.testing.assert_close(warm(*x), m(*x), atol=2e-2, rtol=2e-2)
     assert warm.report.counters["cache_hits_disk"] == 3 and warm.report.counters["inductor_compiles"] == 0
+
+
+@pytest.mark.parametrize("mode", ["full_and_piecewise", "auto"])
+def test_full_and_piecewise_serves_small_sizes_full(mode, cache_cfg):
+    m = _toy()
+    cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph=mode, cudagraph_sizes=[8, 64],
+                           cache=cache_cfg)
+    cm = vx.compile(m, cfg, session=vx.Session())
+    with torch.no_grad():
+        for n, seed in ((64, 1), (8, 2), (64, 3), (8, 4)):
+            x = m.example_inputs(n, "cuda", seed=seed)
+            torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
+    stats = cm.graphs[0].graph_stats
+    assert {s: i.mode for s, i in stats.sizes.items()} == {64: "piecewise", 8: "full"}
+    assert "8 <= cudagraph_full_max=32" in stats.sizes[8].why and stats.replays == 4
+    assert cm.report.counters["cudagraph_captures"] == 5 + 1      # 5 compiled pieces at 64, one graph at 8
+    events = {e.size: e.detail for e in cm.report.events if e.step == "cudagraph_capture"}
+    assert events[8].startswith("full") and events[64].startswith("piecewise")

@@ -1,32 +1,40 @@
-"""CUDA graphs over pieces (cudagraph="piecewise") or the whole stitched graph ("full").
+"""CUDA graphs for one graph: a RuntimePlan per capture size.
 
-A graph is captured once per capture size, largest first, into one memory pool shared by every
-capture of the graph. A call decides its size once, replays the captures of its exact token
-count, or runs without graphs (counted) when that size was not captured, unless
-``cudagraph_pad`` lets it pad up to the next captured size.
+A call decides its size once (``pick_size``; a size not captured runs without graphs, counted,
+unless ``cudagraph_pad`` lets it pad up to the next captured size), checks the addresses of
+the inputs used in place with one C++ call, copies the other inputs into the plan's buffers
+(``inputplan.InputPlan``), then runs the plan's flat list of steps:
 
-Inputs reach the replays as ``inputplan.InputPlan`` says: parameters, buffers and written
-caches at their own address (writes land in the caller's tensor; one C++ call per replay checks
-the addresses, and a moved input is captured again), everything else through buffers copied
-once per call at the graph level (and back, when the graph writes them).
+- **full**: one replay of the whole graph, split ops captured too;
+- **piecewise**: a replay per compiled piece and, between them, each split op eagerly, writing
+  straight into the next replay's input buffer when the op has an out variant
+  (``outvariants.out_variant``), else into a fresh tensor copied there (named in the stats).
 
-Capture (warm-up, and the replay that fills the captured outputs, included) restores every
-caller-visible tensor it writes, whenever it happens: at compile time, for a new graph after
-many calls, or when an address moved. Outputs that leave the graph are copied out of the pool
-(one copy per output per call), so a later replay never changes a result the caller holds —
-except an output that is a fixed input's memory (a cache the model returns), which is returned
-as eager returns it.
+``cudagraph="full"`` captures every size full, ``"piecewise"`` every size piecewise, and
+``"full_and_piecewise"`` full up to ``cudagraph_full_max`` tokens and piecewise above (as vLLM's
+default): decode sizes get one launch, prefill sizes keep attention out of the graphs. A size
+whose full capture fails is captured piecewise, saying why.
+
+Capture (one warm-up per size on a side stream, then the captures, and the replays that fill
+the outputs) restores every caller-visible tensor it writes, whenever it happens: at compile
+time, for a new graph after many calls, or when an address moved. The outputs of a call are
+copied out of the pool once (so a later replay never changes a result the caller holds), except
+an output that is a fixed input's own memory (a cache the model returns), returned as eager
+returns it.
 """
 from __future__ import annotations
 
 import bisect
 import copy
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
+import torch.fx as fx
 
+from ..monitor.events import EventRecorder
 from . import _torch_compat as tc
 from .inputplan import GraphInputs, InputPlan
 from .stitch import install
@@ -36,17 +44,28 @@ log = logging.getLogger(__name__)
 DEFAULT_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
+@dataclass(frozen=True)
+class SizeInfo:
+    """How one size is served: its mode, why, and the split ops whose result is copied."""
+
+    mode: str                              # "full" | "piecewise"
+    why: str
+    copied: tuple[str, ...] = ()           # split ops without an out variant (one copy each per call)
+    capture_s: float = 0.0
+    memory_mb: float = 0.0                 # device memory the size's graphs and buffers hold
+
+
 @dataclass
 class GraphStats:
-    """Counts over the calls of one compile; the report reads ``captures`` when it is built."""
+    """Counts over the calls of one compile; the report reads captures from the capture events."""
 
     captures: int = 0
     replays: int = 0
     uncaptured_calls: int = 0    # sizes (or other input shapes) without a graph: ran without graphs
     padded_calls: int = 0
-    address_misses: int = 0      # a piece found an input moved under it: that piece ran without its graph
     recaptures: int = 0          # sizes captured again because an input's address moved
     notes: list[str] = field(default_factory=list)   # why an input is copied rather than used in place
+    sizes: dict[int | None, SizeInfo] = field(default_factory=dict)
 
 
 def pick_size(n: int, captured: Sequence[int], pad: bool) -> int | None:
@@ -69,133 +88,166 @@ def capture_sizes(requested: Sequence[int] | None, dynamic: bool) -> list[int | 
     return [s for s in sizes if s >= 2]
 
 
-def _capture(fn: Callable[..., Any], static: Sequence[Any], pool: Any) -> tuple[Any, Any]:
-    """Warm ``fn`` up on a side stream (as CUDA graphs require), then capture it."""
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        fn(*static)
-    torch.cuda.current_stream().wait_stream(stream)
+def _capture(fn: Callable[..., Any], static: Sequence[Any], pool: Any, warm: bool = True) -> tuple[Any, Any]:
+    """Warm ``fn`` up on a side stream (as CUDA graphs require) unless done already, then capture it."""
+    if warm:
+        _warm_up(fn, static)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph, pool=pool):
         out = fn(*static)
     return graph, out
 
 
+def _warm_up(fn: Callable[..., Any], static: Sequence[Any]) -> None:
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fn(*static)
+    torch.cuda.current_stream().wait_stream(stream)
+
+
+@dataclass(frozen=True)
+class GraphParts:
+    """What a graph is made of, for capture: the split graph and each piece's callable."""
+
+    parent: fx.GraphModule                             # calls each piece in order
+    compiled: Mapping[str, Callable[..., Any]]         # piece name -> compiled runner
+    split_ops: Mapping[str, Callable[..., Any]]        # piece name -> eager runner
+    out_variants: Mapping[str, tuple[Callable[..., Any] | None, str]]   # split-op piece -> (out variant, op name)
+
+    def plain(self) -> Callable[..., Any]:
+        """The whole graph without CUDA graphs, through a parent of its own."""
+        return install(copy.copy(self.parent), {**self.compiled, **self.split_ops}).forward
+
+
 @dataclass
-class _PieceCapture:
-    graph: Any
+class RuntimePlan:
+    """What one size runs: the graph inputs as captured, and a flat list of steps."""
+
     static: list[Any]
     ptrs: list[int | None]
-    tensors: list[int]
-    fixed: frozenset[int]       # args at a graph-level address (buffers, parameters): never copied into
-    out: Any
-
-
-@dataclass
-class PieceGraphs:
-    """One compiled piece's CUDA graphs, by the size the graph-level runner chose (``size[0]``).
-
-    Its arguments are graph-level buffers and parameters (always at the captured address), the
-    outputs of the piece before it (the same pool memory every replay) or a split op's fresh
-    output, which is copied into the captured buffer — and back, if the piece writes it.
-    """
-
-    fn: Callable[..., Any]
-    written: tuple[int, ...]
-    stats: GraphStats
-    size: list[int | None]                       # shared with the graph: the size of the call in progress
-    graphs: dict[int | None, _PieceCapture] = field(default_factory=dict)
-
-    def capture(self, args: Sequence[Any], pool: Any, fixed_ids: set[int]) -> Any:
-        static = list(args)
-        tensors = [i for i, a in enumerate(static) if isinstance(a, torch.Tensor)]
-        graph, out = _capture(self.fn, static, pool)
-        graph.replay()   # fill the outputs, so the next piece warms up on real values
-        ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else None for a in static]
-        fixed = frozenset(i for i in tensors if id(static[i]) in fixed_ids)
-        self.graphs[self.size[0]] = _PieceCapture(graph, static, ptrs, tensors, fixed, out)
-        self.stats.captures += 1
-        return out
-
-    def __call__(self, *args: Any) -> Any:
-        cap = self.graphs[self.size[0]]
-        if tc.data_ptrs_equal(args, cap.ptrs, cap.tensors):
-            cap.graph.replay()
-            return cap.out
-        moved = [i for i in cap.tensors if args[i].data_ptr() != cap.ptrs[i]]
-        if any(i in cap.fixed or args[i].shape != cap.static[i].shape for i in moved):
-            self.stats.address_misses += 1   # never copy over a caller's tensor: run this piece plainly
-            return self.fn(*args)
-        tc.copy_all([cap.static[i] for i in moved], [args[i] for i in moved])
-        cap.graph.replay()
-        back = [i for i in moved if i in self.written]
-        if back:
-            tc.copy_all([args[i] for i in back], [cap.static[i] for i in back])
-        return cap.out
-
-
-class _CaptureRun(torch.fx.Interpreter):
-    """Runs the stitched parent once, capturing each wrapped piece on the inputs it receives."""
-
-    def __init__(self, gm: torch.fx.GraphModule, wrapped: dict[str, PieceGraphs], pool: Any, fixed_ids: set[int]) -> None:
-        super().__init__(gm)
-        self.wrapped, self.pool, self.fixed_ids = wrapped, pool, fixed_ids
-
-    def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
-        w = self.wrapped.get(str(target))
-        if w is None:
-            return super().call_module(target, args, kwargs)
-        return w.capture(args, self.pool, self.fixed_ids)
-
-
-Capturer = Callable[[int | None, list[Any]], tuple[Callable[[], Any], Any]]   # (size, static inputs) -> (replay, outputs)
-
-
-@dataclass
-class _Capture:
-    static: list[Any]
-    ptrs: list[int | None]
-    run: Callable[[], Any]
+    steps: list[Callable[[], Any]]
+    outputs: Any
     aliases: tuple[bool, ...]   # per output: memory of a fixed input (returned, not copied)
+    keep: list[Any]             # CUDA graphs and buffers the steps use
+
+    def run(self) -> Any:
+        for step in self.steps:
+            step()
+        return self.outputs
+
+
+def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any) -> tuple[list[Callable[[], Any]], Any, list[Any], list[str]]:
+    """Capture each compiled piece on the values the graph gives it (one warm-up of the whole
+    graph first); split ops run eagerly between, their results becoming the next replays' inputs.
+    Returns (steps, outputs, what to keep alive, split ops whose result is copied)."""
+    _warm_up(parts.plain(), static)
+    env: dict[fx.Node, Any] = {}
+    steps, keep, copied = [], [], []
+    placeholders = iter(static)
+    for n in parts.parent.graph.nodes:
+        if n.op == "placeholder":
+            env[n] = next(placeholders)
+            continue
+        args = fx.map_arg(n.args, lambda a: env[a])
+        if n.op == "output":
+            return steps, args[0], keep, copied
+        if n.op == "call_module" and str(n.target) in parts.compiled:
+            graph, out = _capture(parts.compiled[str(n.target)], args, pool, warm=False)
+            graph.replay()   # fill the outputs: the next split op computes on real values
+            steps.append(graph.replay)
+            keep.append(graph)
+        elif n.op == "call_module":
+            fn = parts.split_ops[str(n.target)]
+            out = fn(*args)
+            into, name = parts.out_variants.get(str(n.target), (None, str(n.target)))
+            steps.append(_split_step(fn, into, tuple(args), out))
+            keep.append(out)
+            if into is None:
+                copied.append(name)
+        else:   # getitem on a piece's tuple of outputs
+            out = n.target(*args, **n.kwargs)
+        env[n] = out
+    raise AssertionError("the split graph has no output node")
+
+
+def _split_step(fn: Callable[..., Any], into: Callable[..., Any] | None, args: tuple[Any, ...], out: Any) -> Callable[[], Any]:
+    """A split op's step: into the buffer the next replay reads (``out``), directly or by a copy."""
+    if into is not None:
+        return lambda: into(*args, out)
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+
+    def step() -> None:
+        res = fn(*args)
+        tc.copy_all(outs, list(res) if isinstance(res, (tuple, list)) else [res])
+    return step
 
 
 class GraphCudaGraphs:
     """The callable a graph runs under CUDA graphs: picks the size, keeps inputs where the
-    captures expect them, replays, copies written inputs back and outputs out."""
+    plans expect them, runs the plan, copies written inputs back and outputs out."""
 
-    def __init__(self, capture_fn: Capturer, fallback: Callable[..., Any], plan: InputPlan,
-                 sizes: list[int | None], pad: bool, stats: GraphStats) -> None:
-        self.capture_fn, self.fallback, self.plan, self.pad, self.stats = capture_fn, fallback, plan, pad, stats
+    def __init__(self, parts: GraphParts, plan: InputPlan, sizes: list[int | None], config: Any, pad: bool) -> None:
+        self.parts, self.plan, self.pad, self.config = parts, plan, pad, config
+        self.fallback = parts.plain()
+        self.stats = GraphStats()
         self.sizes = sorted(s for s in sizes if s is not None)
         self.at = plan.size_at()
-        self.captures: dict[int | None, _Capture] = {}
+        self.plans: dict[int | None, RuntimePlan] = {}
         self.current: dict[int, int] = {}      # fixed input -> the address it was last seen at
+        self.pool = torch.cuda.graph_pool_handle()
 
-    def capture(self, size: int | None, args: Sequence[Any], fill: bool) -> None:
+    def mode_for(self, size: int | None) -> tuple[str, str]:
+        mode = self.config.cudagraph
+        if mode == "full":
+            return "full", "cudagraph='full'"
+        if mode == "piecewise":
+            return "piecewise", "cudagraph='piecewise'"
+        limit = self.config.cudagraph_full_max
+        if size is None:
+            return "full", f"{mode}: a static graph (Dynamo specialised its token count), captured whole"
+        if size <= limit:
+            return "full", f"{mode}: {size} <= cudagraph_full_max={limit}"
+        return "piecewise", f"{mode}: {size} > cudagraph_full_max={limit}"
+
+    def capture(self, size: int | None, args: Sequence[Any], fill: bool) -> SizeInfo:
         """Capture ``size`` on ``args`` (fixed inputs used in place; the others copied into new
         buffers, filled from ``args`` when ``fill``), restoring every caller tensor it writes."""
-        plan = self.plan
-        static = list(args)
-        for i in plan.copied:
-            a = args[i]
-            shape = plan.at_size(i, size) if i in plan.dims else list(a.shape)
-            static[i] = a.clone() if list(a.shape) == shape and (fill or i not in plan.dims) else \
-                torch.zeros(shape, dtype=a.dtype, device=a.device)
-        for i, d in plan.dims.items():
-            if d is None:
-                static[i] = plan.at_size(i, size)
-        saved = [(args[i], args[i].clone()) for i in plan.fixed if i in plan.written]
+        static = self.plan.static_inputs(size, args, fill)
+        saved = [(args[i], args[i].clone()) for i in self.plan.fixed if i in self.plan.written]
+        t0, mem0 = time.perf_counter(), _allocated()
         try:
             with torch.no_grad():   # also when recompile() is called with grad enabled
-                run, out = self.capture_fn(size, static)
+                runtime, info = self._capture_size(size, static)
         finally:
             for t, kept in saved:
                 t.copy_(kept)
-        ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else None for a in static]
-        self.captures[size] = _Capture(static, ptrs, run, _aliases(out, static, plan.fixed))
-        for i in plan.fixed:
+        info = SizeInfo(info.mode, info.why, info.copied, time.perf_counter() - t0, (_allocated() - mem0) / 2**20)
+        self.plans[size] = runtime
+        self.stats.sizes[size] = info
+        for i in self.plan.fixed:
             self.current.setdefault(i, static[i].data_ptr())
+        return info
+
+    def _capture_size(self, size: int | None, static: list[Any]) -> tuple[RuntimePlan, SizeInfo]:
+        mode, why = self.mode_for(size)
+        if mode == "full":
+            try:
+                graph, out = _capture(self.fallback, static, self.pool)
+                self.stats.captures += 1
+                return self._runtime(static, [graph.replay], out, [graph]), SizeInfo("full", why)
+            except Exception as e:  # e.g. a split op that syncs with the CPU cannot be captured
+                why = f"the whole graph is not capturable ({type(e).__name__}: {str(e)[:160]}); captured piecewise"
+                self.stats.notes.append(f"size {size}: {why}")
+                log.warning("vexplore: cudagraph: %s", why)
+                self.pool = torch.cuda.graph_pool_handle()   # a failed capture leaves its pool unusable
+        steps, out, keep, copied = _piecewise(self.parts, static, self.pool)
+        self.stats.captures += len(self.parts.compiled)
+        return self._runtime(static, steps, out, keep), SizeInfo("piecewise", why, tuple(copied))
+
+    def _runtime(self, static: list[Any], steps: list[Callable[[], Any]], out: Any, keep: list[Any]) -> RuntimePlan:
+        ptrs = [a.data_ptr() if isinstance(a, torch.Tensor) else None for a in static]
+        return RuntimePlan(static, ptrs, steps, out, _aliases(out, static, self.plan.fixed), keep)
 
     def __call__(self, *args: Any) -> Any:
         if self.at is None:
@@ -207,15 +259,15 @@ class GraphCudaGraphs:
             if size is None:
                 self.stats.uncaptured_calls += 1
                 return self.fallback(*args)
-        cap = self.captures.get(size)
-        if cap is None or not tc.data_ptrs_equal(args, cap.ptrs, self.plan.fixed):
-            cap = self._recapture(size, args)
-        return self._replay(cap, args, n, size)
+        runtime = self.plans.get(size)
+        if runtime is None or not tc.data_ptrs_equal(args, runtime.ptrs, self.plan.fixed):
+            runtime = self._recapture(size, args)
+        return self._replay(runtime, args, n, size)
 
-    def _recapture(self, size: int | None, args: Sequence[Any]) -> _Capture:
+    def _recapture(self, size: int | None, args: Sequence[Any]) -> RuntimePlan:
         """Capture ``size`` again at the call's addresses: a fixed input moved, or a change of
         plan dropped every capture."""
-        old = self.captures.get(size)
+        old = self.plans.get(size)
         if old is not None:
             changed = False
             for i in list(self.plan.fixed):
@@ -227,13 +279,13 @@ class GraphCudaGraphs:
                     self.stats.notes.append(note)
                     log.warning("vexplore: %s", note)
             if changed:   # the plan changed: no capture of any size may replay any more
-                self.captures.clear()
+                self.plans.clear()
         self.stats.recaptures += 1
         self.capture(size, args, fill=True)
-        return self.captures[size]
+        return self.plans[size]
 
-    def _replay(self, cap: _Capture, args: Sequence[Any], n: int | None, size: int | None) -> Any:
-        plan, static = self.plan, cap.static
+    def _replay(self, runtime: RuntimePlan, args: Sequence[Any], n: int | None, size: int | None) -> Any:
+        plan, static = self.plan, runtime.static
         rows = n if n != size else None          # a padded call uses the first n rows
         if any(args[i] != static[i] for i in plan.scalars) or \
                 any(args[i] != static[i] for i, d in plan.dims.items() if d is None and rows is None):
@@ -254,12 +306,16 @@ class GraphCudaGraphs:
             self.stats.padded_calls += 1
         if moved:
             tc.copy_all([_rows(static[i], plan.dims.get(i), rows) for i in moved], [args[i] for i in moved])
-        out = cap.run()
+        out = runtime.run()
         self.stats.replays += 1
         back = [i for i in moved if i in plan.written]
         if back:
             tc.copy_all([args[i] for i in back], [_rows(static[i], plan.dims.get(i), rows) for i in back])
-        return _copy_out(out, cap.aliases, size, rows)
+        return _copy_out(out, runtime.aliases, size, rows)
+
+
+def _allocated() -> int:
+    return torch.cuda.memory_allocated() if torch.cuda.is_available() else 0
 
 
 def _rows(t: torch.Tensor, dim: int | None, n: int | None) -> torch.Tensor:
@@ -292,39 +348,27 @@ def _copy_out(out: Any, aliases: tuple[bool, ...], size: int | None, n: int | No
     return one(out, aliases[0])
 
 
-def apply(cfg: Any, parent: torch.fx.GraphModule, runners: dict[str, Callable[..., Any]],
-          graph: GraphInputs, piece_writes: Mapping[str, tuple[int, ...]],
+def apply(config: Any, parts: GraphParts, graph: GraphInputs, rec: EventRecorder, index: int
           ) -> tuple[Callable[..., Any], GraphStats, str | None]:
-    """Install ``runners`` into ``parent`` under CUDA graphs (``cfg``: the CompileConfig);
-    returns (callable, stats, note).
-
-    ``full`` captures the whole stitched callable; when that cannot be captured, the note says
-    why and piecewise capture is used instead.
-    """
+    """Capture every size of ``graph`` (``config``: the CompileConfig); returns (callable, stats,
+    note). One ``cudagraph_capture`` event per size says its mode and why, with its time and
+    device memory."""
     plan = InputPlan.make(graph)
-    sizes = capture_sizes(cfg.cudagraph_sizes, graph.token is not None)
-    pad, note = _padding(cfg.cudagraph_pad, plan)
-    # calls no capture serves run the pieces plainly, through a parent of their own
-    plain = install(copy.copy(parent), runners).forward
-    if cfg.cudagraph == "full":
-        stats = GraphStats()
-        whole = GraphCudaGraphs(_whole(plain, torch.cuda.graph_pool_handle(), stats), plain, plan, sizes, pad, stats)
-        try:
-            for s in sizes:
-                whole.capture(s, graph.real, fill=False)
-            return whole, stats, note
-        except Exception as e:  # e.g. a split op that syncs with the CPU cannot be captured
-            why = f"cudagraph=full: the whole graph is not capturable ({type(e).__name__}: {str(e)[:160]}); captured piecewise"
-            log.warning("vexplore: %s", why)
-            note = "; ".join(filter(None, (note, why)))
-    stats = GraphStats()
-    size: list[int | None] = [None]
-    wrapped = {name: PieceGraphs(fn, piece_writes.get(name, ()), stats, size) for name, fn in runners.items()}
-    pieces = GraphCudaGraphs(_pieces(parent, wrapped, torch.cuda.graph_pool_handle(), plan, size), plain, plan,
-                             sizes, pad, stats)
+    pad, note = _padding(config.cudagraph_pad, plan)
+    sizes = capture_sizes(config.cudagraph_sizes, graph.token is not None)
+    runtime = GraphCudaGraphs(parts, plan, sizes, config, pad)
     for s in sizes:
-        pieces.capture(s, graph.real, fill=False)
-    return pieces, stats, note
+        with rec.step("cudagraph_capture", graph=index, size=s) as step:
+            before = runtime.stats.captures
+            info = runtime.capture(s, graph.real, fill=False)
+            copied = f"; split ops copied into the next graph's buffer (no out variant): {', '.join(info.copied)}" \
+                if info.copied else ""
+            step.kw.update(detail=f"{info.mode} ({info.why}); {info.memory_mb:.1f} MiB held{copied}",
+                           counts={"cudagraph_captures": runtime.stats.captures - before})
+    fallen = [s for s, i in runtime.stats.sizes.items() if i.mode == "piecewise" and "not capturable" in i.why]
+    if fallen:
+        note = "; ".join(filter(None, (note, f"sizes {fallen} captured piecewise: {runtime.stats.sizes[fallen[0]].why}")))
+    return runtime, runtime.stats, note
 
 
 def _padding(pad: bool, plan: InputPlan) -> tuple[bool, str | None]:
@@ -336,32 +380,3 @@ def _padding(pad: bool, plan: InputPlan) -> tuple[bool, str | None]:
     if not plan.paddable():
         return False, "cudagraph_pad is off for this graph: an input's token dim is derived (e.g. 2*tokens), so rows cannot be padded"
     return True, None
-
-
-def _whole(fn: Callable[..., Any], pool: Any, stats: GraphStats) -> Capturer:
-    def capture(size: int | None, static: list[Any]) -> tuple[Callable[[], Any], Any]:
-        graph, out = _capture(fn, static, pool)
-        stats.captures += 1
-
-        def run() -> Any:
-            graph.replay()
-            return out
-        return run, out
-    return capture
-
-
-def _pieces(parent: torch.fx.GraphModule, wrapped: dict[str, PieceGraphs], pool: Any, plan: InputPlan,
-            current: list[int | None]) -> Capturer:
-    install(parent, wrapped)
-    forward = parent.forward
-
-    def capture(size: int | None, static: list[Any]) -> tuple[Callable[[], Any], Any]:
-        fixed_ids = {id(static[i]) for i in plan.fixed + plan.copied}
-        current[0] = size
-        out = _CaptureRun(parent, wrapped, pool, fixed_ids).run(*static)
-
-        def run() -> Any:
-            current[0] = size       # the pieces replay this size's captures
-            return forward(*static)
-        return run, out
-    return capture

@@ -103,6 +103,21 @@ class InputPlan:
         e = self.exprs[i]
         return ev(e) if self.dims[i] is None else [ev(x) for x in e]
 
+    def static_inputs(self, size: int | None, args: Sequence[Any], fill: bool) -> list[Any]:
+        """The graph inputs a capture of ``size`` uses: fixed ones as they are, the others in new
+        buffers of the size's shape (filled from ``args`` when ``fill`` and the shapes agree,
+        zeros otherwise; fixed-shape copied inputs always start as a copy of ``args``)."""
+        static = list(args)
+        for i in self.copied:
+            a = args[i]
+            shape = self.at_size(i, size) if i in self.dims else list(a.shape)
+            same = list(a.shape) == shape and (fill or i not in self.dims)
+            static[i] = a.clone() if same else torch.zeros(shape, dtype=a.dtype, device=a.device)
+        for i, d in self.dims.items():
+            if d is None:
+                static[i] = self.at_size(i, size)
+        return static
+
     def skip_reason(self, real: Sequence[Any]) -> str | None:
         """Why this graph cannot be served by CUDA graphs at all, or None."""
         storages: dict[int, list[int]] = {}

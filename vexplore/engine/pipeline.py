@@ -32,6 +32,7 @@ from .jobs import BuildResult, PieceJob
 from .ladder import build
 from .loader import load_artifact
 from .ops import matches, op_name
+from .outvariants import out_variant
 from .plan import Planned, plan_pieces
 from .pieces import UniqueBuild, base_fields, compiled_piece, split_op_piece
 from .split import Split, example_inputs, split_graph
@@ -92,8 +93,9 @@ def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext
     pieces, runners = _pieces(split, inputs, graph, plan, {**ctx.known, **built}, ctx.first_index)
     if config.validate:
         pieces = _validate_pieces(graph, split, runners, pieces, rec)
-    skip = _cudagraph_skip(graph, config)
-    fn, stats, more = _stitch(graph, config, split, runners, rec, skip)
+    mode = _cudagraph_mode(graph, config)
+    fn, stats, more = _stitch(graph, config, split, runners, rec, mode)
+    skip = mode[1]
     if skip:
         pieces = [dataclasses.replace(p, cudagraph_skip_reason=skip) for p in pieces]
     validation: tuple[str, ...] = ()
@@ -214,21 +216,20 @@ def _validate_pieces(graph: CapturedGraph, split: Split, runners: Mapping[str, C
 
 
 def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: dict[str, Callable[..., Any]],
-            rec: EventRecorder, skip: str | None) -> tuple[Callable[..., Any], cudagraph.GraphStats | None, list[CompileWarning]]:
-    """Install the runners into the parent graph, under CUDA graphs when asked and possible
-    (``skip``: why not, when they are asked for but cannot serve this graph)."""
-    if config.cudagraph == "none" or skip:
+            rec: EventRecorder, mode: tuple[str, str | None]) -> tuple[Callable[..., Any], cudagraph.GraphStats | None, list[CompileWarning]]:
+    """Install the runners into the parent graph, under CUDA graphs when ``mode`` (from
+    ``_cudagraph_mode``) says so; a skip reason becomes a warning."""
+    kind, skip = mode
+    if kind == "none":
         with rec.step("stitch", graph=graph.index):
             fn = install(split.gm, runners).forward
         warn = CompileWarning("cudagraph_skip", f"graph {graph.index}: runs without CUDA graphs: {skip}", graph.index)
         return fn, None, [warn] if skip else []
-    split_ops = {p.name: runners[p.name] for p in split.pieces if p.kind == "split_op"}
-    compiled = {p.name: runners[p.name] for p in split.pieces if p.kind == "compiled"}
-    with rec.step("cudagraph_capture", graph=graph.index) as step:
-        install(split.gm, split_ops)
-        writes = {p.name: graph.writes.written_args(p.module) for p in split.pieces if p.kind == "compiled"}
-        fn, stats, note = cudagraph.apply(config, split.gm, compiled, _graph_inputs(graph), writes)
-        step.kw.update(detail=f"{stats.captures} graphs captured", counts={"cudagraph_captures": stats.captures})
+    parts = cudagraph.GraphParts(
+        split.gm, {p.name: runners[p.name] for p in split.pieces if p.kind == "compiled"},
+        {p.name: runners[p.name] for p in split.pieces if p.kind == "split_op"},
+        {p.name: out_variant(p.module) for p in split.pieces if p.kind == "split_op"})
+    fn, stats, note = cudagraph.apply(config.replace(cudagraph=kind), parts, _graph_inputs(graph), rec, graph.index)
     return fn, stats, [CompileWarning("cudagraph", f"graph {graph.index}: {note}", graph.index)] if note else []
 
 
@@ -237,14 +238,18 @@ def _graph_inputs(graph: CapturedGraph) -> GraphInputs:
                        graph.written_inputs(), tc.symbol_hints(graph.fake_mode))
 
 
-def _cudagraph_skip(graph: CapturedGraph, config: CompileConfig) -> str | None:
-    """Why this graph runs without the CUDA graphs ``config`` asks for, or None."""
+def _cudagraph_mode(graph: CapturedGraph, config: CompileConfig) -> tuple[str, str | None]:
+    """(the CUDA-graph mode this graph gets, why it gets none when some was asked for)."""
     if config.cudagraph == "none":
-        return None
+        return "none", None
     device = next((x.device.type for x in graph.real_inputs if isinstance(x, torch.Tensor)), "cpu")
-    if device != "cuda":
-        return f"cudagraph={config.cudagraph} needs a CUDA device; the graph runs on {device}"
+    if device != "cuda":   # "auto" means: where there is a CUDA device
+        return "none", None if config.cudagraph == "auto" else \
+            f"cudagraph={config.cudagraph} needs a CUDA device; the graph runs on {device}"
     if graph.grad:
-        return ("CUDA graphs serve no-grad calls only, and this graph was called with grad enabled and inputs "
-                "that require grad; call under torch.no_grad() to replay graphs")
-    return InputPlan.make(_graph_inputs(graph)).skip_reason(graph.real_inputs)
+        return "none", ("CUDA graphs serve no-grad calls only, and this graph was called with grad enabled and "
+                        "inputs that require grad; call under torch.no_grad() to replay graphs")
+    skip = InputPlan.make(_graph_inputs(graph)).skip_reason(graph.real_inputs)
+    if skip:
+        return "none", skip
+    return ("full_and_piecewise" if config.cudagraph == "auto" else config.cudagraph), None

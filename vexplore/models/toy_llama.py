@@ -44,6 +44,18 @@ def _attention_backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 attention.register_autograd(_attention_backward, setup_context=_attention_setup)
 
 
+@torch.library.custom_op("vexplore::attention_out", mutates_args=("out",))
+def attention_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor) -> None:
+    """``vexplore::attention`` writing into ``out``: under piecewise CUDA graphs the split op then
+    writes straight into the next graph's input buffer (vexplore finds ``<op>_out`` itself)."""
+    out.copy_(attention(q, k, v))
+
+
+@attention_out.register_fake
+def _attention_out_fake(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ToyLlamaConfig:
     vocab: int = 256
