@@ -43,7 +43,8 @@ class BenchOptions:
     reps: int | None = None          # samples per row; None: until the median is known within target_ci
     budget_s: float = 2.0            # seconds of measuring per row at most
     target_ci: float = 0.02          # stop when the median's ~95 % interval is this tight (relative)
-    noise_threshold: float = 0.05    # a row whose interval stays wider is "noisy"
+    noise_threshold: float = 0.05    # a row whose median's interval stays wider is "noisy"...
+    max_spread: float = 0.25         # ...and so is one whose (p80 - p20) / median is wider (two modes, say)
     model_name: str | None = None
     size_dim: str = "tokens"         # which input dim the sizes count
     flush_l2: bool = True
@@ -178,7 +179,8 @@ def _measure_size(variants: Sequence[Variant], at: _Size, eager: Callable[..., A
     for v in variants:
         samples, stable = measured[v.name]
         s = stats(samples)
-        status = "failed" if errs[v.name] > tol else ("noisy" if s.ci > opts.noise_threshold else "ok")
+        wide = s.ci > opts.noise_threshold or s.spread > opts.max_spread
+        status = "failed" if errs[v.name] > tol else ("noisy" if wide else "ok")
         rows.append(BenchRow(model_name, v.name, at.size, s.median_ms, s.p20_ms, s.p80_ms, errs[v.name],
                              first[v.name], opts.size_dim, status, s.n, v.compiled_as, s.ci))
     return rows
@@ -199,7 +201,8 @@ def benchmark(model_or_callables: Any, inputs_by_size: Mapping[Any, Sequence[Any
     back-to-back method); see bench/timing.py. Warm-up calls are excluded. Repetitions: round-
     robin blocks until each variant's median is known within +-``target_ci`` (relative half-width
     of its ~95 % interval) or ``budget_s`` seconds of measuring are spent (``reps`` fixes the
-    count instead). A row whose interval stays over ``noise_threshold`` is "noisy"; a row whose
+    count instead). A row whose interval stays over ``noise_threshold``, or whose p20-p80 spread
+    is over ``max_spread`` (two modes, say), is "noisy"; a row whose
     max|out - eager| / max|eager| is over the dtype's tolerance (``tolerance``) is "failed";
     neither is shown as a speed-up.
     """
@@ -238,8 +241,8 @@ def _row_warnings(rows: Sequence[BenchRow]) -> list[str]:
         if r.status == "failed":
             failed.append(f"{at}: max rel err {r.max_rel_err:.2g} against eager is over the accuracy gate; not a speed-up")
         elif r.status == "noisy":
-            noisy.append(f"{at}: median known only within +-{r.median_ci:.0%} after {r.samples} samples "
-                         f"(p20-p80 spread {r.spread:.0%}); timings are noisy")
+            noisy.append(f"{at}: median known within +-{r.median_ci:.0%} after {r.samples} samples, p20-p80 spread "
+                         f"{r.spread:.0%}; timings are noisy")
     if failed:
         warnings.warn("vx.benchmark: " + "; ".join(failed), VexploreBenchWarning, stacklevel=3)
     for line in noisy:

@@ -113,7 +113,7 @@ class GraphParts:
     parent: fx.GraphModule                             # calls each piece in order
     compiled: Mapping[str, Callable[..., Any]]         # piece name -> compiled runner
     split_ops: Mapping[str, Callable[..., Any]]        # piece name -> eager runner
-    out_variants: Mapping[str, tuple[Callable[..., Any] | None, str]]   # split-op piece -> (out variant, op name)
+    out_variants: Mapping[str, tuple[Any, str]]        # split-op piece -> (outvariants.OutVariant or None, op name)
 
     def plain(self) -> Callable[..., Any]:
         """The whole graph without CUDA graphs, through a parent of its own."""
@@ -171,10 +171,11 @@ def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any) -> tuple[lis
     raise AssertionError("the split graph has no output node")
 
 
-def _split_step(fn: Callable[..., Any], into: Callable[..., Any] | None, args: tuple[Any, ...], out: Any) -> Callable[[], Any]:
-    """A split op's step: into the buffer the next replay reads (``out``), directly or by a copy."""
+def _split_step(fn: Callable[..., Any], into: Any, args: tuple[Any, ...], out: Any) -> Callable[[], Any]:
+    """A split op's step: into the buffer the next replay reads (``out``), directly (``into``:
+    an outvariants.OutVariant) or by a copy."""
     if into is not None:
-        return lambda: into(*args, out)
+        return into.bind(args, out)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
 
     def step() -> None:

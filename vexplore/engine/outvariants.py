@@ -10,7 +10,8 @@ or a sibling custom op ``ns::<op>_out`` taking the same arguments plus a written
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.fx as fx
@@ -18,9 +19,27 @@ import torch.fx as fx
 from .ops import op_name
 
 
-def out_variant(piece: fx.GraphModule) -> tuple[Callable[..., Any] | None, str]:
-    """(fn(*piece_args, out) that writes the piece's result into ``out``, or None; the op's
-    name) for a split-op piece that is one op call returning one tensor."""
+@dataclass(frozen=True)
+class OutVariant:
+    """An op that writes a split-op piece's result into a given tensor."""
+
+    fn: Callable[..., Any]
+    where: tuple[tuple[str, Any], ...]     # per op argument: ("arg", piece argument index) | ("const", value)
+
+    def __call__(self, *args: Any) -> Any:
+        """The piece's arguments, then ``out``."""
+        return self.bind(args[:-1], args[-1])()
+
+    def bind(self, args: Sequence[Any], out: Any) -> Callable[[], Any]:
+        """A call with its arguments chosen once (a runtime plan's step: the tensors never move)."""
+        call = tuple(args[v] if kind == "arg" else v for kind, v in self.where) + (out,)
+        fn = self.fn
+        return lambda: fn(*call)
+
+
+def out_variant(piece: fx.GraphModule) -> tuple[OutVariant | None, str]:
+    """(an OutVariant writing the piece's result into a given tensor, or None; the op's name)
+    for a split-op piece that is one op call returning one tensor."""
     calls = [n for n in piece.graph.nodes if n.op not in ("placeholder", "output")]
     out_node = next(n for n in reversed(piece.graph.nodes) if n.op == "output")
     if len(calls) != 1 or out_node.args[0] is not calls[0] or calls[0].op != "call_function" or calls[0].kwargs:
@@ -34,15 +53,12 @@ def out_variant(piece: fx.GraphModule) -> tuple[Callable[..., Any] | None, str]:
     if "out" in packet.overloads():
         fn: Callable[..., Any] = lambda *a: getattr(packet, "out")(*a[:-1], out=a[-1])  # noqa: E731
     elif sibling is not None and _writes_last(sibling):
-        fn = sibling
+        fn = sibling.default
     else:
         return None, name
     phs = [n for n in piece.graph.nodes if n.op == "placeholder"]
-    where = [("arg", phs.index(a)) if isinstance(a, fx.Node) else ("const", a) for a in call.args]
-
-    def into(*args: Any) -> Any:   # the piece's arguments, then out
-        return fn(*(args[v] if kind == "arg" else v for kind, v in where), args[-1])
-    return into, name
+    where = tuple(("arg", phs.index(a)) if isinstance(a, fx.Node) else ("const", a) for a in call.args)
+    return OutVariant(fn, where), name
 
 
 def _writes_last(packet: Any) -> bool:

@@ -13,14 +13,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-@torch.library.custom_op("vexplore::attention", mutates_args=())
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Causal attention over [tokens, heads, head_dim] tensors; returns a contiguous result."""
+def _causal(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     # [1, heads, tokens, head_dim]: SDPA's flash/memory-efficient kernels want 4-D inputs (3-D
     # ones fall back to the slow math path on GPU).
     q4, k4, v4 = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))
-    out = F.scaled_dot_product_attention(q4, k4, v4, is_causal=True)
-    return out.squeeze(0).transpose(0, 1).contiguous()
+    return F.scaled_dot_product_attention(q4, k4, v4, is_causal=True).squeeze(0).transpose(0, 1)
+
+
+@torch.library.custom_op("vexplore::attention", mutates_args=())
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Causal attention over [tokens, heads, head_dim] tensors; returns a contiguous result."""
+    return _causal(q, k, v).contiguous()
 
 
 @attention.register_fake
@@ -48,7 +51,7 @@ attention.register_autograd(_attention_backward, setup_context=_attention_setup)
 def attention_out(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor) -> None:
     """``vexplore::attention`` writing into ``out``: under piecewise CUDA graphs the split op then
     writes straight into the next graph's input buffer (vexplore finds ``<op>_out`` itself)."""
-    out.copy_(attention(q, k, v))
+    out.copy_(_causal(q, k, v))   # SDPA has no out=; the copy is the transpose .contiguous() does anyway
 
 
 @attention_out.register_fake
