@@ -59,6 +59,22 @@ def copy_all(dst: Sequence[torch.Tensor], src: Sequence[torch.Tensor]) -> None:
     torch._foreach_copy_(list(dst), list(src))
 
 
+@contextlib.contextmanager
+def captures_without_gc() -> Iterator[None]:
+    """torch.cuda.graph's __enter__ runs gc.collect() and torch.cuda.empty_cache() before every
+    capture (2.0+): tens of ms each, for every piece at every size. vexplore captures many small
+    graphs in a row, having freed what it holds already, so both are skipped while its captures
+    run (as vLLM does for its piecewise captures)."""
+    import gc
+
+    collect, empty = gc.collect, torch.cuda.empty_cache
+    gc.collect, torch.cuda.empty_cache = (lambda *a, **k: 0), (lambda: None)
+    try:
+        yield
+    finally:
+        gc.collect, torch.cuda.empty_cache = collect, empty
+
+
 def graph_break_reasons() -> Counter:
     # torch._dynamo.utils.counters["graph_break"] maps each break reason to its count (2.0+);
     # Dynamo offers no public per-call list, and torch._dynamo.explain would trace again.

@@ -218,7 +218,7 @@ class GraphCudaGraphs:
         saved = [(args[i], args[i].clone()) for i in self.plan.fixed if i in self.plan.written]
         t0, mem0 = time.perf_counter(), _allocated()
         try:
-            with torch.no_grad():   # also when recompile() is called with grad enabled
+            with torch.no_grad(), tc.captures_without_gc():   # no_grad: also when recompile() runs with grad on
                 runtime, info = self._capture_size(size, static)
         finally:
             for t, kept in saved:
