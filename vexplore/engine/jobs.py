@@ -7,7 +7,7 @@ keeps (``info``), and what becomes the Piece of the report.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch.fx as fx
@@ -72,10 +72,3 @@ class BuildResult:
     def from_info(cls, fn: Callable[..., Any], info: Mapping[str, Any], tier: str, seconds: float) -> "BuildResult":
         return cls(fn, info.get("compiler", "inductor"), tier, info.get("reason"), tuple(info.get("isolated", ())),
                    info.get("code"), seconds=seconds)
-
-    def fell_back(self, configured: str) -> bool:
-        """Whether this did not end wholly on the configured compiler (eager, or isolated nodes)."""
-        return self.compiler != configured or bool(self.isolated)
-
-    def costing(self, seconds: float) -> "BuildResult":
-        return replace(self, seconds=seconds)
