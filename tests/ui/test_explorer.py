@@ -12,6 +12,7 @@ import torch
 
 import vexplore as vx
 from vexplore.models import ToyLlama
+from vexplore.ui.graphmodel import default_expanded
 
 from uihelpers import toy_config
 
@@ -43,7 +44,13 @@ def test_explore_draws_every_view(explorer):
     assert sum(len(t.y) for t in ex.timeline.data) == len(rep.events)
     assert "cpp_fused" in ex.code.value
     assert ex.controls.cudagraph.disabled and "need a CUDA GPU" in ex.controls.cudagraph_note.value
-    assert ex.tabs.titles == ("Graph", "Pieces", "Code", "History")
+    assert ex.tabs.titles == ("Graph", "Pieces graph", "Pieces", "Code", "History")
+    # the interactive graph: every node of the report, its module paths and kernels, collapsed
+    g = ex.graph_view.graph
+    assert len(g["nodes"]) == sum(p.nodes for p in rep.pieces)
+    assert ex.graph_view.expanded == default_expanded(g) and "layers" in ex.graph_view.expanded
+    assert {"embed", "layers", "layers.0", "lm_head"} <= set(g["modules"])
+    assert any(n["kernel"] and n["kernel"] in g["kernels"].get(str(n["piece"]), {}) for n in g["nodes"])
 
 
 def test_changing_a_control_recompiles_and_redraws(explorer):
@@ -62,6 +69,7 @@ def test_changing_a_control_recompiles_and_redraws(explorer):
     assert len(ex.cm.graphs) == 1          # recompiled, not re-traced
     ex.expand.value = (0,)
     assert ex.graph.value.count('class="node"') == rep.pieces[0].nodes
+    assert {n["piece"] for n in ex.graph_view.graph["nodes"]} == {0}   # the graph view follows the report
 
 
 def test_ten_toggles_in_a_row_keep_working(explorer):

@@ -43,10 +43,12 @@ def node_info(n: fx.Node) -> PieceNode:
     stack = n.meta.get("nn_module_stack") or {}
     module = list(stack.values())[-1][0] if stack else None
     trace = (n.meta.get("stack_trace") or "").strip().splitlines()
-    source = next((t.strip() for t in reversed(trace) if t.strip().startswith("File ")), None)
+    at = next((i for i in range(len(trace) - 1, -1, -1) if trace[i].strip().startswith("File ")), None)
+    source = trace[at].strip() if at is not None else None
+    code = trace[at + 1].strip() if at is not None and at + 1 < len(trace) else None
     inputs = tuple(a.name for a in n.all_input_nodes)
     return PieceNode(n.name, n.op, op_name(n) if n.op.startswith("call_") else str(n.target),
-                     shape, dtype, module, source, inputs)
+                     shape, dtype, module, source, inputs, code)
 
 
 def input_spec(x: Any) -> str:

@@ -52,6 +52,7 @@ class PieceNode:
     module: str | None = None
     source: str | None = None
     inputs: tuple[str, ...] = ()
+    code: str | None = None          # the source line itself (the line after ``source`` in the trace)
 
 
 @dataclass(frozen=True)

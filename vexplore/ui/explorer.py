@@ -25,6 +25,7 @@ from .benchpanel import BenchPanel
 from .code import code_html
 from .controls import Controls
 from .figures import compile_time_figure, show_in, timeline_figure
+from .graphwidget import GraphWidget
 from .jobs import Worker
 from .progress import Progress
 from .render import graph_view
@@ -73,6 +74,7 @@ class Explorer(widgets.VBox):
                                              layout=widgets.Layout(width="340px"))
         self.fold = widgets.Checkbox(value=True, description="fold identical pieces", indent=False)
         self.graph = widgets.HTML()
+        self.graph_view = GraphWidget()
         self.sort_by = widgets.Dropdown(options=[(h, c) for c, (h, *_r) in PIECE_COLUMNS.items()], value="index",
                                         description="sort by")
         self.descending = widgets.Checkbox(value=False, description="descending", indent=False)
@@ -82,11 +84,12 @@ class Explorer(widgets.VBox):
         self.history_pick = widgets.Dropdown(options=[], description="show report")
         self.history = widgets.HTML()
         self.tabs = widgets.Tab(children=[
+            self.graph_view,
             widgets.VBox([widgets.HBox([self.expand, self.fold]), self.graph]),
             widgets.VBox([widgets.HBox([self.sort_by, self.descending]), self.pieces]),
             widgets.VBox([self.code_piece, self.code]),
             widgets.VBox([self.history_pick, self.history])])
-        for i, title in enumerate(("Graph", "Pieces", "Code", "History")):
+        for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History")):
             self.tabs.set_title(i, title)
         self.bars = go.FigureWidget()
         self.timeline = go.FigureWidget()
@@ -114,6 +117,7 @@ class Explorer(widgets.VBox):
             self.history_pick.value = self.reports.index(report) if report in self.reports else None
         finally:
             self._drawing = False
+        self.graph_view.show(report)
         self._draw_graph()
         self._draw_pieces()
         self._draw_code()

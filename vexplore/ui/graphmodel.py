@@ -1,0 +1,268 @@
+"""The graph view's data: every node of a report with its module path, piece and kernel, and
+the visible graph for a set of expanded modules (pure functions, tested without a browser).
+
+The view is a module hierarchy, collapsed by default (Google Model Explorer's and TensorBoard's
+idea): a node shows under the outermost module on its path that is not expanded; expanding a
+module shows its children (sub-modules, still collapsed, and its own nodes). Consecutive
+collapsed sibling modules with identical contents fold into one item, ``layers.1–3 ×3
+identical``. The same ``visible`` runs in the browser (``js/graphview.js``) to draw the
+widget; here it draws the static SVG and is what the tests check.
+
+Ids are generated from node names and module paths (``g0:linear_1``, ``m:layers.0``); every text
+from the model is escaped where it becomes HTML.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Collection, Iterable
+
+from ..monitor.report import CompileReport, Piece, PieceNode
+from .style import OUTCOME_COLOURS, outcome, same_groups, same_label, seconds, short_module
+
+_FILE = re.compile(r'^File "([^"]+)", line (\d+)')
+_SOURCE_NODES = re.compile(r"#\s*(?:Topologically Sorted )?Source Nodes: \[([^\]]*)\]")
+_KERNEL_CALL = re.compile(r"^\s*(?:[\w, ]+=\s*)?((?:extern_kernels\.)?\w+)(?:\.run)?\(")
+_KERNEL_DEF = re.compile(r"^(\w+) = async_compile\.\w+\(")
+
+
+def module_path(raw: str | None) -> str:
+    """A node's module path as users write it: ``L['model'].layers.0.attn`` -> ``layers.0.attn``
+    (also ``layers[0]`` and ``_modules['x']`` forms); ``""`` at the top level."""
+    path = short_module(raw)
+    if path == "(top level)":
+        return ""
+    path = re.sub(r"_modules\['([^']+)'\]", r"\1", path)
+    return re.sub(r"\[(\d+)\]", r".\1", path).strip(".")
+
+
+def source_of(node: PieceNode) -> str | None:
+    """``toy_llama.py:117`` from a node's ``File "...", line 117`` source."""
+    m = _FILE.match(node.source or "")
+    return f"{m.group(1).rsplit('/', 1)[-1]}:{m.group(2)}" if m else None
+
+
+def kernel_map(code: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """From a piece's generated code: node name -> the kernel that computes it, and kernel name
+    -> its source. Inductor comments each kernel call with the graph nodes it computes
+    ("Topologically Sorted Source Nodes: [a, b]"); the call follows the comment."""
+    if not code:
+        return {}, {}
+    lines = code.splitlines()
+    by_node: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        m = _SOURCE_NODES.search(line)
+        if not m:
+            continue
+        call = next((c for c in lines[i + 1:i + 6] if c.strip() and not c.strip().startswith("#")), "")
+        k = _KERNEL_CALL.match(call)
+        if k:
+            for name in (n.strip() for n in m.group(1).split(",")):
+                by_node.setdefault(name, k.group(1))
+    return by_node, _kernel_sources(lines)
+
+
+def kernel_for(name: str, op: str, by_node: dict[str, str], sources: dict[str, str]) -> str | None:
+    """The kernel that computes node ``name`` (op ``op``): a fused kernel whose name holds the op
+    (``cpp_fused_add_mean_mul_pow_rsqrt_0`` computes a ``pow``; Inductor names fused kernels
+    after their ops, and on the CPU comments only the library calls), else the kernel the
+    generated code's comment names for it."""
+    for kernel in sources:
+        if op in kernel.split("_")[2:]:
+            return kernel
+    return by_node.get(name)
+
+
+def _kernel_sources(lines: list[str]) -> dict[str, str]:
+    """Kernel name -> its definition (``name = async_compile.xxx(... ''' source ''')``)."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(lines):
+        m = _KERNEL_DEF.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and not lines[j].startswith("'''") and "''', device_str" not in lines[j] \
+                and not lines[j].rstrip().endswith("''')"):
+            j += 1
+        out[m.group(1)] = "\n".join(lines[i:j + 1])
+        i = j + 1
+    return out
+
+
+def nodes_op(n: PieceNode) -> str:
+    """The short op of a node: ``torch._C._nn.linear`` -> ``linear``, ``vexplore::attention`` -> ``attention``."""
+    return n.target.rsplit(".", 1)[-1].rsplit("::", 1)[-1]
+
+
+def _piece_info(p: Piece, groups: dict[int, tuple[int, ...]]) -> dict[str, Any]:
+    same = same_label(groups[p.index]) if p.index in groups else f"piece {p.index}"
+    return {"index": p.index, "graph": p.graph, "kind": p.kind, "colour": OUTCOME_COLOURS[outcome(p)],
+            "outcome": outcome(p), "label": same,
+            "row": {"#": p.index, "kind": p.kind, "nodes": p.nodes, "compiler": p.compiler or "-",
+                    "compile time": seconds(p.compile_s), "cache tier": p.cache or "-",
+                    "same as": "" if p.same_as is None else p.same_as,
+                    "split ops": ", ".join(p.split_ops), "fallback reason": p.fallback_reason or "",
+                    "writes in place": ", ".join(p.writes)}}
+
+
+def graph_model(report: CompileReport) -> dict[str, Any]:
+    """Everything the graph view needs, JSON-ready: nodes (execution order), edges, modules,
+    pieces and their kernels."""
+    groups = same_groups(report.pieces)
+    nodes: list[dict[str, Any]] = []
+    edges: list[list[str]] = []
+    modules: dict[str, str] = {}
+    kernels: dict[str, dict[str, str]] = {}
+    for p in report.pieces:
+        by_node, sources = kernel_map(p.code)
+        if sources:
+            kernels[str(p.index)] = sources
+        for n in p.graph_nodes:
+            nid = f"g{p.graph}:{n.name}"
+            path = module_path(n.module)
+            _add_modules(modules, path)
+            nodes.append({"id": nid, "name": n.name, "op": nodes_op(n),
+                          "target": n.target, "module": path, "piece": p.index, "split": p.kind == "split_op",
+                          "shape": n.shape, "dtype": n.dtype, "source": source_of(n), "line": n.code,
+                          "kernel": kernel_for(n.name, nodes_op(n), by_node, sources)})
+            edges.extend([f"g{p.graph}:{a}", nid] for a in n.inputs)
+    known = {n["id"] for n in nodes}
+    edges = [e for e in edges if e[0] in known]
+    pieces = {str(p.index): _piece_info(p, groups) for p in report.pieces}
+    return {"nodes": nodes, "edges": edges, "modules": modules, "pieces": pieces, "kernels": kernels}
+
+
+def _add_modules(modules: dict[str, str], path: str) -> None:
+    """``modules[path] = parent`` for ``path`` and each of its ancestors."""
+    parts = path.split(".") if path else []
+    for k in range(len(parts), 0, -1):
+        p = ".".join(parts[:k])
+        if p in modules:
+            return
+        modules[p] = ".".join(parts[:k - 1])
+
+
+@dataclass(frozen=True)
+class Item:
+    """One box of the visible graph: a node, a collapsed module, or a fold of identical modules."""
+
+    id: str
+    kind: str                      # "node" | "module" | "fold"
+    label: str
+    count: int                     # graph nodes inside
+    pieces: tuple[int, ...]
+    split: bool                    # holds a split op
+    members: tuple[str, ...] = ()  # a fold's modules, in order
+    parent: str = ""               # the expanded module drawn around it ("" = the top level)
+
+
+@dataclass(frozen=True)
+class View:
+    """The visible graph: boxes, edges between them, and the expanded modules drawn as
+    containers around their contents (parents before children; each is laid out on its own)."""
+
+    items: tuple[Item, ...]
+    edges: tuple[tuple[str, str], ...]
+    groups: tuple[str, ...] = ()
+
+
+def parent_of(path: str) -> str:
+    """``layers.0.qkv`` -> ``layers.0``; ``layers`` -> ``""``."""
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def visible(model: dict[str, Any], expanded: Collection[str] = (), fold: bool = True) -> View:
+    """The items and edges shown with ``expanded`` modules open (see the module docstring)."""
+    rep: dict[str, str] = {}
+    order: list[str] = []
+    members: dict[str, list[dict[str, Any]]] = {}
+    for n in model["nodes"]:
+        vid = _rep(n, expanded)
+        rep[n["id"]] = vid
+        if vid not in members:
+            members[vid] = []
+            order.append(vid)
+        members[vid].append(n)
+    items = [_item(vid, members[vid]) for vid in order]
+    if fold:
+        items, folded = _fold(items, members)
+        rep = {k: folded.get(v, v) for k, v in rep.items()}
+    edges = list(dict.fromkeys((rep[a], rep[b]) for a, b in model["edges"] if rep[a] != rep[b]))
+    return View(tuple(items), tuple(edges), _groups(items))
+
+
+def _groups(items: Iterable[Item]) -> tuple[str, ...]:
+    """The containers: every item's parent and its ancestors, parents first."""
+    seen: dict[str, None] = {}
+    for it in items:
+        parts = it.parent.split(".") if it.parent else []
+        for k in range(1, len(parts) + 1):
+            seen.setdefault(".".join(parts[:k]))
+    return tuple(seen)
+
+
+def default_expanded(model: dict[str, Any], limit: int = 30) -> list[str]:
+    """The modules opened when a graph is first shown: whole levels of the hierarchy, from the
+    top, while the view stays within ``limit`` boxes (a model's top-level blocks, its layers
+    folded), so the first picture says something and the rest waits for a click."""
+    expanded: list[str] = []
+    while True:
+        view = visible(model, expanded)
+        opening = [m for it in view.items if it.kind in ("module", "fold")
+                   for m in ((it.id[2:],) if it.kind == "module" else it.members)]
+        if not opening or len(visible(model, expanded + opening).items) > limit:
+            return expanded
+        expanded += opening
+
+
+def _rep(node: dict[str, Any], expanded: Collection[str]) -> str:
+    parts = node["module"].split(".") if node["module"] else []
+    for k in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:k])
+        if prefix not in expanded:
+            return "m:" + prefix
+    return node["id"]
+
+
+def _item(vid: str, nodes: list[dict[str, Any]]) -> Item:
+    pieces = tuple(sorted({n["piece"] for n in nodes}))
+    split = any(n["split"] for n in nodes)
+    if not vid.startswith("m:"):
+        n = nodes[0]
+        return Item(vid, "node", n["op"], 1, pieces, split, parent=n["module"])
+    return Item(vid, "module", vid[2:], len(nodes), pieces, split, parent=parent_of(vid[2:]))
+
+
+def _signature(vid: str, nodes: Iterable[dict[str, Any]]) -> tuple[Any, ...]:
+    """A collapsed module's contents, independent of its own path: identical layers compare equal."""
+    base = len(vid[2:]) + 1
+    return tuple((n["module"][base:], n["target"]) for n in nodes)
+
+
+def _fold(items: list[Item], members: dict[str, list[dict[str, Any]]]) -> tuple[list[Item], dict[str, str]]:
+    """Runs of consecutive collapsed siblings with identical contents, as one fold item each."""
+    out: list[Item] = []
+    folded: dict[str, str] = {}
+    i = 0
+    while i < len(items):
+        j = i + 1
+        if items[i].kind == "module":
+            sig = _signature(items[i].id, members[items[i].id])
+            while (j < len(items) and items[j].kind == "module" and items[j].parent == items[i].parent
+                   and _signature(items[j].id, members[items[j].id]) == sig):
+                j += 1
+        if j - i < 2:
+            out.append(items[i])
+            i += 1
+            continue
+        run = items[i:j]
+        fid = "f:" + run[0].id[2:]
+        last = run[-1].id[2:].rsplit(".", 1)[-1]
+        out.append(Item(fid, "fold", f"{run[0].label}–{last} ×{len(run)} identical", sum(r.count for r in run),
+                        tuple(sorted({p for r in run for p in r.pieces})), any(r.split for r in run),
+                        tuple(r.id[2:] for r in run), run[0].parent))
+        folded.update((r.id, fid) for r in run)
+        i = j
+    return out, folded

@@ -1,0 +1,79 @@
+"""The graph view drawn without a browser: the same visible graph as the widget (modules
+collapsed as ``default_expanded`` opens them, identical runs folded, expanded modules as
+frames) as DOT, laid out by Graphviz into SVG. For the static snapshot a notebook keeps and
+for HTML export, where no JavaScript runs; where ``dot`` is missing, ``dot_to_svg``'s note
+says so and nothing is raised.
+
+Every text from the model is HTML-escaped inside HTML-like labels or quoted strings; DOT ids
+are generated (``i12``, ``cluster_c3``), never model text.
+"""
+from __future__ import annotations
+
+from typing import Any, Collection
+
+from ..monitor.report import CompileReport
+from .graphmodel import Item, View, default_expanded, graph_model, parent_of, visible
+from .render import dot_to_svg
+from .style import esc
+
+SPLIT = "#e45756"   # the split-op colour the widget uses
+MIXED = "#9aa5b1"   # a box holding more than one piece
+
+
+def _colour(it: Item, pieces: dict[str, Any]) -> str:
+    if it.split and it.kind == "node":
+        return SPLIT
+    if len(it.pieces) == 1:
+        return pieces.get(str(it.pieces[0]), {}).get("colour", "#888888")
+    return MIXED
+
+
+def _piece_range(ps: tuple[int, ...]) -> str:
+    return f"piece {ps[0]}" if len(ps) == 1 else f"pieces {ps[0]}–{ps[-1]}"
+
+
+def _label(it: Item) -> str:
+    if it.kind == "node":
+        return f"<{esc(it.label)}>"
+    return f"<<b>{esc(it.label)}</b><br/>{it.count} nodes · {esc(_piece_range(it.pieces))}>"
+
+
+def view_dot(view: View, pieces: dict[str, Any]) -> str:
+    """DOT for a visible graph: boxes coloured as in the widget, expanded modules as nested clusters."""
+    ids = {it.id: f"i{k}" for k, it in enumerate(view.items)}
+    inside: dict[str, list[str]] = {g: [] for g in ("", *view.groups)}
+    for it in view.items:
+        border = ', penwidth=3, peripheries=2' if it.kind == "fold" else ""
+        inside[it.parent].append(f'{ids[it.id]} [label={_label(it)}, fillcolor="{_colour(it, pieces)}"{border}];')
+    children: dict[str, list[str]] = {g: [] for g in inside}
+    for g in view.groups:
+        children[parent_of(g)].append(g)
+    cluster = {g: f"cluster_c{k}" for k, g in enumerate(view.groups)}
+
+    def body(g: str, indent: str) -> list[str]:
+        lines = [indent + line for line in inside[g]]
+        for c in children[g]:
+            lines.append(f'{indent}subgraph {cluster[c]} {{ label=<{esc(c)}>; style="rounded,filled"; '
+                         f'fillcolor="#edf2f7"; color="#a0aec0"; fontcolor="#2d3748";')
+            lines += body(c, indent + "  ")
+            lines.append(indent + "}")
+        return lines
+
+    lines = ["digraph vexplore {",
+             '  graph [rankdir="TB", fontname="Helvetica", fontsize=10, nodesep=0.2, ranksep=0.25];',
+             '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize=10, '
+             'fontcolor="white", color="#2d3748", margin="0.08,0.03", height=0.3];',
+             '  edge [color="#a0aec0", arrowsize=0.6];']
+    lines += body("", "  ")
+    lines += [f"  {ids[a]} -> {ids[b]};" for a, b in view.edges]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def graph_svg(report: CompileReport, expanded: Collection[str] | None = None,
+              fold: bool = True) -> tuple[str | None, str | None]:
+    """The graph view of ``report`` as SVG: (svg, None), or (None, why) where Graphviz is not
+    usable. ``expanded`` defaults to what the widget opens first (``default_expanded``)."""
+    model = graph_model(report)
+    view = visible(model, default_expanded(model) if expanded is None else expanded, fold)
+    return dot_to_svg(view_dot(view, model["pieces"]))
