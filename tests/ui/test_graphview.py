@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from uihelpers import scaled_report, synthetic_report
+from uihelpers import scaled_report, synthetic_report, toy_config
 from vexplore.ui.graphmodel import default_expanded, graph_model, kernel_map, module_path, visible
 from vexplore.ui.graphsvg import SPLIT, graph_svg, view_dot
 from vexplore.ui.graphwidget import _CSS, _STATIC, GraphWidget
@@ -73,6 +73,35 @@ def test_visible_collapses_expands_and_folds(toy_report):
     assert deep.groups == ("layers", "layers.0", "layers.0.qkv")
     assert {i.parent for i in deep.items if i.kind == "node"} == {"layers.0", "layers.0.qkv"}
     assert default_expanded(g) == ["embed", "layers", "norm", "lm_head"]
+
+
+@pytest.fixture(scope="module")
+def breaks_report(tmp_path_factory):
+    """A model Dynamo captures as two graphs (torch._dynamo.graph_break in the middle)."""
+    import torch
+    import vexplore as vx
+    from models import Breaks
+
+    torch._dynamo.reset()
+    cm = vx.compile(Breaks().eval(), toy_config(tmp_path_factory.mktemp("breaks"), splitting_ops=["vxtest::mix"]),
+                    session=vx.Session())
+    with torch.no_grad():
+        cm(torch.randn(8, 16))
+    return cm.report
+
+
+def test_graph_breaks_are_marked(breaks_report):
+    g = graph_model(breaks_report)
+    assert len(g["breaks"]) == 1 and g["break_reasons"] == list(breaks_report.graph_breaks)
+    last0, first1 = g["breaks"][0]
+    assert last0.startswith("g0:") and first1.startswith("g1:")
+    order = [n["id"] for n in g["nodes"]]
+    assert order.index(first1) == order.index(last0) + 1
+    assert visible(g, ["a", "b"]).breaks == ((last0, first1),)            # between two ops
+    top = visible(g)
+    assert last0 == "g0:h" and top.breaks == (("g0:h", "m:b"),)           # lifted to the boxes shown
+    dot = view_dot(top, g["pieces"])
+    assert dot.count("graph break") == 1 and 'style="dashed"' in dot
 
 
 def test_kernel_map_reads_the_generated_code():
@@ -188,7 +217,7 @@ def _click_frame(page, path):
 def _js_view(page, expanded):
     return page.evaluate("""(exp) => { const v = window.__el.__vexplore.visible(window.__state.graph, new Set(exp), true);
         return {items: v.items.map((i) => [i.id, i.kind, i.label, i.count, i.pieces, i.parent]), edges: v.edges,
-                groups: v.groups}; }""", expanded)
+                groups: v.groups, breaks: v.breaks}; }""", expanded)
 
 
 def _shown(page):
@@ -237,6 +266,24 @@ def test_the_browser_draws_what_python_computes_and_clicks_through(toy_report, p
     page.fill(".vx-gv-search", "rsqrt")
     assert "9 nodes match" in page.locator(".vx-gv-status").inner_text()
     assert page.evaluate("window.__el.__vexplore.cy.nodes('.match').length") >= 1
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_graph_breaks_are_drawn_and_explained(breaks_report, page_of):
+    g = graph_model(breaks_report)
+    page = page_of(g, [])
+    for expanded in ([], ["a", "b"]):
+        js = _js_view(page, expanded)
+        assert [tuple(b) for b in js["breaks"]] == list(visible(g, expanded).breaks)
+    assert "1 graph break" in page.locator(".vx-gv-status").inner_text()
+    assert page.evaluate("window.__el.__vexplore.cy.edges('.break').length") == 1
+    x, y = page.evaluate("""() => { const cy = window.__el.__vexplore.cy, e = cy.edges('.break')[0];
+        cy.center(e); const r = cy.container().getBoundingClientRect(), p = e.renderedMidpoint();
+        return [r.left + p.x, r.top + p.y]; }""")
+    page.mouse.click(x, y)
+    details = page.locator(".vx-gv-details").inner_text()
+    assert "graph break" in details and "Call to `torch._dynamo.graph_break()`" in details
     assert not page.errors
 
 

@@ -131,7 +131,18 @@ def graph_model(report: CompileReport) -> dict[str, Any]:
     known = {n["id"] for n in nodes}
     edges = [e for e in edges if e[0] in known]
     pieces = {str(p.index): _piece_info(p, groups) for p in report.pieces}
-    return {"nodes": nodes, "edges": edges, "modules": modules, "pieces": pieces, "kernels": kernels}
+    return {"nodes": nodes, "edges": edges, "modules": modules, "pieces": pieces, "kernels": kernels,
+            "breaks": _breaks(nodes), "break_reasons": list(report.graph_breaks)}
+
+
+def _breaks(nodes: list[dict[str, Any]]) -> list[list[str]]:
+    """Where Dynamo broke the graph: [last node of graph k, first node of graph k + 1]. (The
+    report's reasons are per compile, not per break, so they are listed, not attached.)"""
+    out: list[list[str]] = []
+    for a, b in zip(nodes, nodes[1:]):
+        if a["id"].split(":", 1)[0] != b["id"].split(":", 1)[0]:
+            out.append([a["id"], b["id"]])
+    return out
 
 
 def _add_modules(modules: dict[str, str], path: str) -> None:
@@ -160,12 +171,14 @@ class Item:
 
 @dataclass(frozen=True)
 class View:
-    """The visible graph: boxes, edges between them, and the expanded modules drawn as
-    containers around their contents (parents before children; each is laid out on its own)."""
+    """The visible graph: boxes, edges between them, the expanded modules drawn as containers
+    around their contents (parents before children; each is laid out on its own), and the graph
+    breaks as pairs of boxes (the same box twice where one box holds both sides)."""
 
     items: tuple[Item, ...]
     edges: tuple[tuple[str, str], ...]
     groups: tuple[str, ...] = ()
+    breaks: tuple[tuple[str, str], ...] = ()
 
 
 def parent_of(path: str) -> str:
@@ -190,7 +203,8 @@ def visible(model: dict[str, Any], expanded: Collection[str] = (), fold: bool = 
         items, folded = _fold(items, members)
         rep = {k: folded.get(v, v) for k, v in rep.items()}
     edges = list(dict.fromkeys((rep[a], rep[b]) for a, b in model["edges"] if rep[a] != rep[b]))
-    return View(tuple(items), tuple(edges), _groups(items))
+    breaks = tuple((rep[a], rep[b]) for a, b in model.get("breaks", ()))
+    return View(tuple(items), tuple(edges), _groups(items), breaks)
 
 
 def _groups(items: Iterable[Item]) -> tuple[str, ...]:

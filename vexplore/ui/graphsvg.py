@@ -17,6 +17,7 @@ from .render import dot_to_svg
 from .style import esc
 
 SPLIT = "#e45756"   # the split-op colour the widget uses
+BREAK = "#b7002e"   # graph breaks, dashed
 MIXED = "#9aa5b1"   # a box holding more than one piece
 
 
@@ -44,6 +45,8 @@ def view_dot(view: View, pieces: dict[str, Any]) -> str:
     inside: dict[str, list[str]] = {g: [] for g in ("", *view.groups)}
     for it in view.items:
         border = ', penwidth=3, peripheries=2' if it.kind == "fold" else ""
+        if (it.id, it.id) in view.breaks:   # both sides of a graph break inside one box
+            border += f', penwidth=3, color="{BREAK}", style="rounded,filled,dashed"'
         inside[it.parent].append(f'{ids[it.id]} [label={_label(it)}, fillcolor="{_colour(it, pieces)}"{border}];')
     children: dict[str, list[str]] = {g: [] for g in inside}
     for g in view.groups:
@@ -66,6 +69,8 @@ def view_dot(view: View, pieces: dict[str, Any]) -> str:
              '  edge [color="#a0aec0", arrowsize=0.6];']
     lines += body("", "  ")
     lines += [f"  {ids[a]} -> {ids[b]};" for a, b in view.edges]
+    lines += [f'  {ids[a]} -> {ids[b]} [style="dashed", color="{BREAK}", penwidth=2, label=<graph break>, '
+              f'fontcolor="{BREAK}", fontsize=9];' for a, b in view.breaks if a != b]
     lines.append("}")
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ import { underlay } from "./underlay.js";
 import { minimap } from "./minimap.js";
 
 const SPLIT = "#e45756";
+const BREAK = "#b7002e";   // graph breaks: dashed, in a darker red than split ops
 const READABLE = 0.8;   // the smallest zoom a first view uses: 11 px labels at 8.8 px
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 const pieceRange = (ps) => (ps.length === 1 ? `piece ${ps[0]}` : `pieces ${ps[0]}–${ps[ps.length - 1]}`);
@@ -29,6 +30,10 @@ function elements(view, lay, pieces) {
                position: { x: p.x, y: p.y }, classes: it.kind });
   }
   view.edges.forEach(([a, b], i) => els.push({ group: "edges", data: { id: "e" + i, source: a, target: b } }));
+  view.breaks.forEach(([a, b], i) => {
+    if (a !== b) els.push({ group: "edges", data: { id: "b" + i, source: a, target: b, label: "graph break" }, classes: "break" });
+    else els.find((e) => e.data.id === a).classes += " break";   // one box holds both sides
+  });
   return els;
 }
 
@@ -40,9 +45,12 @@ const STYLE = [
   { selector: "node.module", style: { "border-width": 2, "background-opacity": 0.85 } },
   { selector: "node.fold", style: { "border-width": 4, "border-style": "double", "background-opacity": 0.85 } },
   { selector: "node.match", style: { "overlay-color": "#ffd400", "overlay-opacity": 0.45, "overlay-padding": 4 } },
+  { selector: "node.break", style: { "border-width": 3, "border-style": "dashed", "border-color": BREAK } },
   { selector: "node.picked", style: { "border-width": 4, "border-color": "#ffd400" } },
   { selector: "edge", style: { width: 1.2, "line-color": "#a0aec0", "target-arrow-color": "#a0aec0",
       "target-arrow-shape": "triangle", "curve-style": "straight", "arrow-scale": 0.8 } },
+  { selector: "edge.break", style: { width: 2.5, "line-style": "dashed", "line-color": BREAK, "target-arrow-color": BREAK,
+      label: "data(label)", "font-size": 10, color: BREAK, "text-background-color": "#fff", "text-background-opacity": 0.8 } },
 ];
 
 // ---- details ------------------------------------------------------------------------------
@@ -119,7 +127,9 @@ function render({ model, el }) {
     frameLayer.set(state.view, lay, (it) => colourOf(it, data.pieces));
     if (fitted) fit(true);
     state.timings = { layout_ms: t1 - t0, draw_ms: performance.now() - t0, items: state.view.items.length };
-    status.textContent = ` ${data.nodes.length} nodes, ${state.view.items.length} boxes shown`;
+    const breaks = (data.breaks ?? []).length;
+    status.textContent = ` ${data.nodes.length} nodes, ${state.view.items.length} boxes shown`
+      + (breaks ? `, ${breaks} graph break${breaks > 1 ? "s" : ""} (dashed)` : "");
     highlight(bar.querySelector(".vx-gv-search").value);
     redrawMini();
   };
@@ -190,6 +200,12 @@ function render({ model, el }) {
     }
     details.innerHTML = groupDetails(it, data);
     toggle(it);
+  });
+  cy.on("tap", "edge.break", () => {
+    const reasons = model.get("graph").break_reasons ?? [];
+    details.innerHTML = `<div class="vx-gv-title">graph break</div>Dynamo ended one graph here and started the next;`
+      + ` each graph is compiled on its own and Python runs between them. Reasons this compile recorded:`
+      + `<ul>${reasons.map((r) => `<li><code style="white-space:pre-wrap">${esc(r)}</code></li>`).join("") || "<li>none recorded</li>"}</ul>`;
   });
   cy.on("tap", (ev) => {   // on the background: a frame collapses its module
     const f = ev.target === cy ? frameLayer.at(ev.position.x, ev.position.y) : null;

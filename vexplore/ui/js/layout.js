@@ -66,7 +66,7 @@ function levels(view) {
   for (const it of view.items) { kids.get(it.parent).push(it.id); up.set(it.id, it.parent); box.set(it.id, boxOf(it)); }
   const depth = (c) => (c ? c.split(".").length : 0);
   const edges = new Map([...kids.keys()].map((k) => [k, new Set()]));
-  for (let [a, b] of view.edges) {
+  for (let [a, b] of [...view.edges, ...view.breaks]) {   // a break keeps the graphs in order
     let ca = up.get(a), cb = up.get(b);
     while (ca !== cb) {
       if (depth(ca) >= depth(cb)) { a = "c:" + ca; ca = parentOf(ca); } else { b = "c:" + cb; cb = parentOf(cb); }

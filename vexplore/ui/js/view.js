@@ -42,7 +42,9 @@ export function visible(model, expanded, fold) {
     const key = x + "\u0000" + y;
     if (x !== y && !seen.has(key)) { seen.add(key); edges.push([x, y]); }
   }
-  return { items, edges, groups: groupsOf(items), repOf, folded };
+  const at = (id) => { const r = repOf.get(id); return folded.get(r) ?? r; };
+  const breaks = (model.breaks ?? []).map(([a, b]) => [at(a), at(b)]);
+  return { items, edges, groups: groupsOf(items), breaks, repOf, folded };
 }
 
 function groupsOf(items) {
