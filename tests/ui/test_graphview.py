@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from uihelpers import scaled_report, synthetic_report, toy_config
-from vexplore.ui.graphmodel import default_expanded, graph_model, kernel_map, module_path, visible
+from vexplore.ui.graphmodel import assign_kernels, default_expanded, graph_model, kernel_map, module_path, visible
 from vexplore.ui.graphsvg import SPLIT, graph_svg, view_dot
 from vexplore.ui.graphwidget import _CSS, _STATIC, GraphWidget
 
@@ -45,6 +45,11 @@ def test_model_of_a_real_report(toy_report):
                or n["kernel"].startswith("extern_kernels.") for n in g["nodes"])
     pow_node = next(n for n in g["nodes"] if n["op"] == "pow")
     assert "pow" in pow_node["kernel"] and "def " not in pow_node["kernel"]
+    # the last piece runs two RMSNorms in two kernels: each pow gets its own
+    pows = [n["kernel"] for n in g["nodes"] if n["op"] == "pow" and n["piece"] == 8]
+    assert len(pows) == 2 and pows[0] != pows[1] and all("pow" in k for k in pows)
+    # identical pieces run their twin's compile: their nodes name the twin's kernels
+    assert {n["kernel"] for n in g["nodes"] if n["piece"] == 4 and n["op"] == "silu"} == {"cpp_fused_mul_silu_split_1"}
     assert g["pieces"]["4"]["label"] == "piece 2 = 4 = 6" and g["pieces"]["1"]["kind"] == "split_op"
     json.dumps(g)
 
@@ -104,17 +109,66 @@ def test_graph_breaks_are_marked(breaks_report):
     assert dot.count("graph break") == 1 and 'style="dashed"' in dot
 
 
-def test_kernel_map_reads_the_generated_code():
-    code = "\n".join([
+def test_a_transformers_llama_called_as_its_users_call_it(tmp_path):
+    """A model not written for vexplore: Hugging Face's LlamaForCausalLM (8 layers, random
+    weights from a config: nothing downloaded), called with input_ids, compiled piecewise at
+    its default split op (SDPA)."""
+    import torch
+    import vexplore as vx
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(num_hidden_layers=8, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                      num_key_value_heads=2, vocab_size=256, max_position_embeddings=128)
+    model = LlamaForCausalLM(cfg).eval()
+    ids = torch.randint(0, 256, (1, 12))
+    cm = vx.compile(model, vx.CompileConfig(strategy="piecewise", cache=vx.CacheConfig(dir=str(tmp_path))),
+                    session=vx.Session())
+    with torch.no_grad():
+        torch.testing.assert_close(cm(input_ids=ids).logits, model(input_ids=ids).logits)
+    g = graph_model(cm.report)
+    assert len(cm.report.pieces) == 17 and len(g["nodes"]) == sum(p.nodes for p in cm.report.pieces)
+    view = visible(g, default_expanded(g))
+    assert "model.layers.0–7 ×8 identical" in [i.label for i in view.items] and len(view.items) <= 30
+    assert view.groups[:2] == ("model", "model.embed_tokens")
+    # every projection names its library call, every RMSNorm's pow a fused kernel; twins included
+    by_op = lambda op: [n for n in g["nodes"] if n["op"] == op]
+    assert len(by_op("linear")) == 8 * 7 + 1 and all(n["kernel"] == "extern_kernels.mm" for n in by_op("linear"))
+    assert len(by_op("pow")) == 17 and all("pow" in n["kernel"] for n in by_op("pow"))
+    assert all(n["source"] and "modeling_llama.py:" in n["source"] for n in by_op("linear"))
+    svg, why = graph_svg(cm.report)
+    assert why is None and "model.layers.0–7 ×8 identical" in svg
+
+
+def test_kernels_are_read_from_the_generated_code():
+    cpu = "\n".join([
         "cpp_fused_add_mul_0 = async_compile.cpp_pybinding(['float*'], r'''", "void kernel() {}", "''')",
+        "cpp_fused_add_cat_1 = async_compile.cpp_pybinding(['float*'], r'''", "void kernel() {}", "''')",
         "def call(args):",
-        "    # Topologically Sorted Source Nodes: [mul, add], Original ATen: [aten.mul, aten.add]",
+        "    buf0 = empty_strided_cpu((4, 4), (4, 1), torch.float32)",
         "    cpp_fused_add_mul_0(buf0)",
-        "    # Topologically Sorted Source Nodes: [linear], Original ATen: [aten.mm]",
-        "    extern_kernels.mm(buf0, arg1, out=buf1)"])
-    by_node, sources = kernel_map(code)
-    assert by_node == {"mul": "cpp_fused_add_mul_0", "add": "cpp_fused_add_mul_0", "linear": "extern_kernels.mm"}
-    assert list(sources) == ["cpp_fused_add_mul_0"] and "void kernel" in sources["cpp_fused_add_mul_0"]
+        "    # Topologically Sorted Source Nodes: [mul, add, linear], Original ATen: [aten.mul, aten.add, aten.mm]",
+        "    extern_kernels.mm(buf0, arg1, out=buf1)",
+        "    cpp_fused_add_cat_1(buf1, buf2)"])
+    by_node, sources = kernel_map(cpu)
+    assert by_node == {"mul": "extern_kernels.mm", "add": "extern_kernels.mm", "linear": "extern_kernels.mm"}
+    assert list(sources) == ["cpp_fused_add_mul_0", "cpp_fused_add_cat_1"] and "void kernel" in sources["cpp_fused_add_cat_1"]
+    nodes = [("mul", "mul"), ("add", "add"), ("linear", "linear"), ("cat", "cat"), ("add_1", "add")]
+    # the CPU comment lists nodes fused before the library call: a fused kernel named after the op
+    # wins, and of two such kernels the one called after the node before
+    assert assign_kernels(nodes, by_node, sources, cpu) == {
+        "mul": "cpp_fused_add_mul_0", "add": "cpp_fused_add_mul_0", "linear": "extern_kernels.mm",
+        "cat": "cpp_fused_add_cat_1", "add_1": "cpp_fused_add_cat_1"}
+    triton = "\n".join([
+        "triton_poi_fused_add_0 = async_compile.triton('triton_poi_fused_add_0', '''", "def triton_(): pass",
+        "''', device_str='cuda')",
+        "def call(args):",
+        "    # Topologically Sorted Source Nodes: [sub], Original ATen: [aten.sub]",
+        "    triton_poi_fused_add_0.run(buf0, 16, stream=stream0)"])
+    by_node, sources = kernel_map(triton)
+    # Triton's comments name each kernel's nodes: taken as they are, even against the name
+    assert assign_kernels([("sub", "sub")], by_node, sources, triton) == {"sub": "triton_poi_fused_add_0"}
 
 
 def test_the_static_svg_draws_the_same_view(toy_report):

@@ -62,15 +62,38 @@ def kernel_map(code: str | None) -> tuple[dict[str, str], dict[str, str]]:
     return by_node, _kernel_sources(lines)
 
 
-def kernel_for(name: str, op: str, by_node: dict[str, str], sources: dict[str, str]) -> str | None:
-    """The kernel that computes node ``name`` (op ``op``): a fused kernel whose name holds the op
-    (``cpp_fused_add_mean_mul_pow_rsqrt_0`` computes a ``pow``; Inductor names fused kernels
-    after their ops, and on the CPU comments only the library calls), else the kernel the
-    generated code's comment names for it."""
-    for kernel in sources:
-        if op in kernel.split("_")[2:]:
-            return kernel
-    return by_node.get(name)
+def assign_kernels(nodes: Iterable[tuple[str, str]], by_node: dict[str, str],
+                   sources: dict[str, str], code: str | None) -> dict[str, str]:
+    """Node name -> the kernel that computes it, for ``(name, op)`` in execution order.
+
+    A generated kernel the code's comment names for the node is taken as it is (Inductor's
+    Triton code comments every kernel call with its nodes). Else a fused kernel whose name holds
+    the op (``cpp_fused_add_mean_mul_pow_rsqrt_0`` computes a ``pow``; on the CPU only library
+    calls are commented, and a comment there lists nodes fused before the call too): of several,
+    the first called at or after the kernel of the node before, as Inductor calls kernels in
+    the graph's order. Else the library call the comment names (``extern_kernels.mm``)."""
+    order = [k for k in _called(code) if k in sources]
+    out: dict[str, str] = {}
+    at = 0
+    for name, op in nodes:
+        named = by_node.get(name)
+        if named in sources:
+            out[name] = named
+            at = order.index(named) if named in order else at
+            continue
+        hits = [i for i, k in enumerate(order) if op in k.split("_")[2:]]
+        if hits:
+            at = next((i for i in hits if i >= at), hits[0])
+            out[name] = order[at]
+        elif named:
+            out[name] = named
+    return out
+
+
+def _called(code: str | None) -> list[str]:
+    """The kernels ``call`` runs, in order (each once)."""
+    calls = (_KERNEL_CALL.match(line) for line in (code or "").splitlines() if not line.lstrip().startswith("#"))
+    return list(dict.fromkeys(m.group(1) for m in calls if m))
 
 
 def _kernel_sources(lines: list[str]) -> dict[str, str]:
@@ -116,9 +139,10 @@ def graph_model(report: CompileReport) -> dict[str, Any]:
     modules: dict[str, str] = {}
     kernels: dict[str, dict[str, str]] = {}
     for p in report.pieces:
-        by_node, sources = kernel_map(p.code)
+        code, by_node, sources = _piece_kernels(p, report)
         if sources:
             kernels[str(p.index)] = sources
+        kernel_of = assign_kernels(((n.name, nodes_op(n)) for n in p.graph_nodes), by_node, sources, code)
         for n in p.graph_nodes:
             nid = f"g{p.graph}:{n.name}"
             path = module_path(n.module)
@@ -126,7 +150,7 @@ def graph_model(report: CompileReport) -> dict[str, Any]:
             nodes.append({"id": nid, "name": n.name, "op": nodes_op(n),
                           "target": n.target, "module": path, "piece": p.index, "split": p.kind == "split_op",
                           "shape": n.shape, "dtype": n.dtype, "source": source_of(n), "line": n.code,
-                          "kernel": kernel_for(n.name, nodes_op(n), by_node, sources)})
+                          "kernel": kernel_of.get(n.name)})
             edges.extend([f"g{p.graph}:{a}", nid] for a in n.inputs)
     known = {n["id"] for n in nodes}
     edges = [e for e in edges if e[0] in known]
@@ -143,6 +167,22 @@ def _breaks(nodes: list[dict[str, Any]]) -> list[list[str]]:
         if a["id"].split(":", 1)[0] != b["id"].split(":", 1)[0]:
             out.append([a["id"], b["id"]])
     return out
+
+
+def _piece_kernels(p: Piece, report: CompileReport) -> tuple[str | None, dict[str, str], dict[str, str]]:
+    """A piece's code and its ``kernel_map``. A piece identical to an earlier one runs that
+    one's compile: its code is the twin's, whose comments name the twin's nodes; identical
+    pieces have their nodes in the same order, so the names are matched by position."""
+    if p.code or p.same_as is None:
+        return (p.code, *kernel_map(p.code))
+    twin = next((q for q in report.pieces if q.index == p.same_as), None)
+    if twin is None:
+        return None, {}, {}
+    by_node, sources = kernel_map(twin.code)
+    if len(twin.graph_nodes) == len(p.graph_nodes):
+        rename = {a.name: b.name for a, b in zip(twin.graph_nodes, p.graph_nodes)}
+        by_node = {rename.get(k, k): v for k, v in by_node.items()}
+    return twin.code, by_node, sources
 
 
 def _add_modules(modules: dict[str, str], path: str) -> None:
