@@ -122,7 +122,7 @@ class CompileConfig:
     compiler: str = "inductor"                  # "inductor" | "eager" (pieces run as traced)
     mode: str = "default"                       # Inductor's mode: "default" | "max-autotune" | ...
     inductor_options: Mapping[str, Any] = field(default_factory=dict)   # merged into Inductor's config
-    dynamic_dims: Mapping[int, tuple[int, ...]] = field(default_factory=dict)   # {input: dims}; {}: token dim 0
+    dynamic_dims: Mapping[int | str, tuple[int, ...]] = field(default_factory=dict)   # {position or keyword: dims}; {}: found (tokendims.py)
     compile_sizes: tuple[int, ...] = ()         # static compiles of the token dim besides the general one
     # "none" | "piecewise" (each compiled piece, split ops eager between) | "full" (the whole graph,
     # split ops included) | "full_and_piecewise" (full up to cudagraph_full_max tokens, piecewise
@@ -172,16 +172,19 @@ class CompileConfig:
             raise ConfigError(f"CompileConfig.auto_min_nodes={self.auto_min_nodes!r}: must be >= 0.")
 
     @staticmethod
-    def _check_dynamic_dims(value: object) -> dict[int, tuple[int, ...]]:
+    def _check_dynamic_dims(value: object) -> dict[int | str, tuple[int, ...]]:
         if not isinstance(value, Mapping):
-            raise ConfigError("CompileConfig.dynamic_dims: give {input_index: dim or [dims]}, e.g. {0: 0}; {} means dim 0 of every tensor input.")
-        out: dict[int, tuple[int, ...]] = {}
+            raise ConfigError("CompileConfig.dynamic_dims: give {input position or keyword: dim or [dims]}, "
+                              "e.g. {'input_ids': 1} or {0: 0}; {} finds the token dim itself.")
+        out: dict[int | str, tuple[int, ...]] = {}
         for k, dims in value.items():
             dims = (dims,) if isinstance(dims, int) else tuple(dims)
-            if not isinstance(k, int) or k < 0 or any(not isinstance(d, int) or d < 0 for d in dims):
-                raise ConfigError(f"CompileConfig.dynamic_dims[{k!r}]={dims!r}: input indices and dims are integers >= 0.")
+            key_ok = (isinstance(k, int) and not isinstance(k, bool) and k >= 0) or (isinstance(k, str) and k.isidentifier())
+            if not key_ok or not dims or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in dims):
+                raise ConfigError(f"CompileConfig.dynamic_dims[{k!r}]={dims!r}: keys are input positions (ints >= 0) "
+                                  "or keyword names, values a dim or dims (ints >= 0), e.g. {'input_ids': 1}.")
             out[k] = dims
-        return dict(sorted(out.items()))
+        return dict(sorted(out.items(), key=lambda kv: (isinstance(kv[0], str), str(kv[0]))))
 
     def replace(self, **changes: Any) -> "CompileConfig":
         """A copy with ``changes`` applied (validated like a new config)."""

@@ -160,6 +160,14 @@ def test_kernels_are_read_from_the_generated_code():
     assert assign_kernels(nodes, by_node, sources, cpu) == {
         "mul": "cpp_fused_add_mul_0", "add": "cpp_fused_add_mul_0", "linear": "extern_kernels.mm",
         "cat": "cpp_fused_add_cat_1", "add_1": "cpp_fused_add_cat_1"}
+    # code from Inductor's cache, first compiled for an identical graph with other node names:
+    # its comments are not trusted; the library calls go to the matmuls in order
+    foreign = [("mul_7", "mul"), ("linear_53", "linear"), ("cat_2", "cat"), ("linear_54", "linear")]
+    code = cpu + "\n    # Topologically Sorted Source Nodes: [linear_12]\n    extern_kernels.addmm(buf2, arg3, out=buf4)"
+    by_node, sources = kernel_map(code)
+    assert assign_kernels(foreign, by_node, sources, code) == {
+        "mul_7": "cpp_fused_add_mul_0", "linear_53": "extern_kernels.mm", "cat_2": "cpp_fused_add_cat_1",
+        "linear_54": "extern_kernels.addmm"}
     triton = "\n".join([
         "triton_poi_fused_add_0 = async_compile.triton('triton_poi_fused_add_0', '''", "def triton_(): pass",
         "''', device_str='cuda')",

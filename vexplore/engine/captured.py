@@ -38,10 +38,10 @@ class CapturedGraph:
 
     @classmethod
     def from_dynamo(cls, gm: fx.GraphModule, example_inputs: Sequence[Any], index: int = 0, model: Any = None,
-                    token_dims: dict[int, int] | None = None) -> "CapturedGraph":
+                    token_dims: dict[str, int] | None = None) -> "CapturedGraph":
         """``model``: what vx.compile wraps (its parameters, buffers and tensor attributes are
-        recognised among the inputs by identity); ``token_dims``: the positional inputs' dims
-        vexplore marked dynamic (they name the token symbol)."""
+        recognised among the inputs by identity); ``token_dims``: input name (``args[0]``,
+        ``input_ids``) -> the dim vexplore marked dynamic (it names the token symbol)."""
         phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
         fakes = [n.meta.get("example_value") for n in phs]
         fake_mode = tc.fake_mode_of(gm)
@@ -60,14 +60,13 @@ class CapturedGraph:
         return self.writes.inputs(self.gm)
 
 
-def _token_symbol(fakes: Sequence[Any], names: Sequence[str], marked: dict[int, int]) -> Any:
-    """The token count's symbol: the dim vexplore marked dynamic on a positional input, when it
-    is symbolic in this graph (Dynamo specializes a 1-token call; then there is none, even if
+def _token_symbol(fakes: Sequence[Any], names: Sequence[str], marked: dict[str, int]) -> Any:
+    """The token count's symbol: the dim vexplore marked dynamic on an input, when it is
+    symbolic in this graph (Dynamo specializes a 1-token call; then there is none, even if
     another dim is dynamic). Without marks, the first symbol among the inputs' sizes."""
     if marked:
         for f, name in zip(fakes, names):
-            m = re.fullmatch(r"args\[(\d+)\]", name)
-            dim = marked.get(int(m.group(1))) if m else None
+            dim = marked.get(name)
             if dim is not None and isinstance(f, torch.Tensor) and dim < f.dim():
                 e = tc.sym_expr(f.shape[dim])
                 if getattr(e, "is_Symbol", False):

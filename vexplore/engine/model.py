@@ -15,13 +15,14 @@ from ..config import CompileConfig
 from ..errors import (ConfigError, VexploreError, VexploreFallbackWarning, VexplorePerformanceWarning,
                       VexploreValidationWarning)
 from ..monitor.events import CompileEvent, EventRecorder
-from ..monitor.report import CompileReport, derive
+from ..monitor.report import CompileReport, CompileWarning, derive
 from ..session import Session, default_session
 from . import _torch_compat as tc
 from .backend import VexBackend
 from .captured import CapturedGraph
 from .pipeline import GraphContext, GraphResult, compile_graph
 from .stitch import GraphRunner
+from .tokendims import first_size, token_dims
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class _Compile:
     config: CompileConfig
     results: list[GraphResult] = field(default_factory=list)
     last_mark: float = 0.0           # end of the latest backend call: Dynamo traces from here
+    warnings: list[CompileWarning] = field(default_factory=list)   # of the model call, not of a graph
 
     def context(self, session: Session) -> GraphContext:
         """The context of the next graph: its first piece index and the unique pieces built so far."""
@@ -60,7 +62,8 @@ class CompiledModel:
         self.session = session or default_session()
         self.graphs: list[CapturedGraph] = []
         self.reports: list[CompileReport] = []
-        self.token_dims: dict[int, int] = {}   # positional input -> the dim marked as the token count
+        self.token_dims: dict[str, tuple[int, ...]] = {}   # input name (args[0], input_ids) -> dims marked dynamic
+        self._tokens: int | None = None        # the token count of the call in progress
         self._compile: _Compile | None = None
         self._warned_grad = False
         self._breaks = tc.graph_break_reasons()
@@ -77,7 +80,11 @@ class CompiledModel:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not self.graphs:
-            self._mark_dynamic(args)
+            self.token_dims = token_dims(args, kwargs, self.config.dynamic_dims)
+            for name, t in _tensor_inputs(args, kwargs):
+                for d in self.token_dims.get(name, ()):
+                    tc.maybe_mark_dynamic(t, d)
+        self._tokens = first_size(args, kwargs, self.token_dims)
         self._call_t0 = time.perf_counter()
         try:
             return self._compiled(*args, **kwargs)
@@ -130,30 +137,16 @@ class CompiledModel:
         work = self._compile
         now = time.perf_counter()
         work.rec.add("dynamo_trace", work.last_mark, now - work.last_mark, graph=len(self.graphs))
-        graph = CapturedGraph.from_dynamo(gm, example_inputs, len(self.graphs), self.model, self.token_dims)
+        graph = CapturedGraph.from_dynamo(gm, example_inputs, len(self.graphs), self.model,
+                                          {k: v[0] for k, v in self.token_dims.items()})
+        if self._tokens == 1:
+            work.warnings.append(_size_one(len(self.graphs)))
         self.graphs.append(graph)
         result = compile_graph(graph, self.config, work.context(self.session))
         work.results.append(result)
         graph.runner, graph.graph_stats = GraphRunner(result.fn), result.stats
         work.last_mark = time.perf_counter()
         return graph.runner
-
-    def _mark_dynamic(self, args: tuple[Any, ...]) -> None:
-        """Mark the token dims dynamic: ``dynamic_dims``, or by default dim 0 of every positional
-        tensor whose dim 0 equals the first one's (the token count; a cache of another length
-        passed beside the tokens stays static)."""
-        tensors = [(i, a) for i, a in enumerate(args) if isinstance(a, torch.Tensor)]
-        tokens = next((t.shape[0] for _, t in tensors if t.dim()), None)
-        for i, t in tensors:
-            if self.config.dynamic_dims:
-                dims = self.config.dynamic_dims.get(i, ())
-            else:
-                dims = (0,) if t.dim() and t.shape[0] == tokens else ()
-            for d in dims:
-                if d >= t.dim():
-                    raise ConfigError(f"dynamic_dims[{i}]: input {i} has {t.dim()} dims, no dim {d}.")
-                tc.maybe_mark_dynamic(t, d)
-                self.token_dims.setdefault(i, d)
 
     def _finish(self, work: _Compile) -> CompileReport:
         now = tc.graph_break_reasons()
@@ -169,7 +162,7 @@ class CompiledModel:
             strategy=",".join(dict.fromkeys(r.strategy for r in results)),
             strategy_reason="; ".join(dict.fromkeys(r.strategy_reason for r in results)),
             config=cfg.to_dict(), wall_s=time.perf_counter() - work.rec.t0, graph_breaks=breaks,
-            warnings=tuple(w for r in results for w in r.warnings), device=device, versions=cache_versions(device),
+            warnings=tuple(work.warnings) + tuple(w for r in results for w in r.warnings), device=device, versions=cache_versions(device),
             kind=work.kind, id=len(self.session.monitor.reports), validation=validation)
         self.reports.append(report)
         self.session.monitor.add_report(report)
@@ -196,8 +189,8 @@ class CompiledModel:
         bad = [str(w) for w in report.warnings if w.kind == "validation"]
         if bad:
             warnings.warn("vexplore validation: " + "; ".join(bad), VexploreValidationWarning, stacklevel=3)
-        for w in report.warnings:
-            if w.kind != "validation":
+        for w in report.warnings:   # a decode graph is expected: in the report, not in the log
+            if w.kind not in ("validation", "decode_trace"):
                 log.warning("vexplore: %s", w)
 
 
@@ -241,3 +234,19 @@ def _compiles_for_cpu(model: Callable[..., Any]) -> bool:
         if devices:
             return "cpu" in devices
     return not torch.cuda.is_available()
+
+
+def _tensor_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
+    named = [(f"args[{i}]", a) for i, a in enumerate(args)] + list(kwargs.items())
+    return [(n, t) for n, t in named if isinstance(t, torch.Tensor)]
+
+
+def _size_one(graph: int) -> CompileWarning:
+    """Why a 1-token call traced a graph of its own (Dynamo's 0/1 specialization)."""
+    if graph == 0:
+        msg = ("The first call passed 1 token: Dynamo specializes sizes 0 and 1, so graph 0 serves 1 token "
+               "only and the next length traces again. Call the model with more tokens first.")
+    else:
+        msg = (f"graph {graph} was traced for a 1-token call (decode): Dynamo specializes sizes 0 and 1, so "
+               "1 token gets a graph of its own — one extra trace, once.")
+    return CompileWarning("size_one" if graph == 0 else "decode_trace", msg, graph)

@@ -62,6 +62,10 @@ def kernel_map(code: str | None) -> tuple[dict[str, str], dict[str, str]]:
     return by_node, _kernel_sources(lines)
 
 
+_LIBRARY_OPS = frozenset({"linear", "matmul", "mm", "addmm", "bmm", "baddbmm", "conv1d", "conv2d", "conv3d",
+                          "convolution", "_convolution"})
+
+
 def assign_kernels(nodes: Iterable[tuple[str, str]], by_node: dict[str, str],
                    sources: dict[str, str], code: str | None) -> dict[str, str]:
     """Node name -> the kernel that computes it, for ``(name, op)`` in execution order.
@@ -71,8 +75,19 @@ def assign_kernels(nodes: Iterable[tuple[str, str]], by_node: dict[str, str],
     the op (``cpp_fused_add_mean_mul_pow_rsqrt_0`` computes a ``pow``; on the CPU only library
     calls are commented, and a comment there lists nodes fused before the call too): of several,
     the first called at or after the kernel of the node before, as Inductor calls kernels in
-    the graph's order. Else the library call the comment names (``extern_kernels.mm``)."""
-    order = [k for k in _called(code) if k in sources]
+    the graph's order. Else the library call the comment names (``extern_kernels.mm``).
+
+    Code from Inductor's cache can come from an identical graph traced elsewhere, whose
+    comments name that graph's nodes: then no comment is trusted, and the library calls go to
+    the matmul and convolution nodes in order, where their counts agree."""
+    nodes = list(nodes)
+    if not set(by_node) <= {name for name, _ in nodes}:
+        by_node = {}
+        library = [k for k in _calls(code) if k.startswith("extern_kernels.")]
+        lib_nodes = [name for name, op in nodes if op in _LIBRARY_OPS]
+        if len(library) == len(lib_nodes):
+            by_node = dict(zip(lib_nodes, library))
+    order = [k for k in dict.fromkeys(_calls(code)) if k in sources]
     out: dict[str, str] = {}
     at = 0
     for name, op in nodes:
@@ -90,10 +105,10 @@ def assign_kernels(nodes: Iterable[tuple[str, str]], by_node: dict[str, str],
     return out
 
 
-def _called(code: str | None) -> list[str]:
-    """The kernels ``call`` runs, in order (each once)."""
+def _calls(code: str | None) -> list[str]:
+    """The kernels and library calls ``call`` makes, in order, each time it makes them."""
     calls = (_KERNEL_CALL.match(line) for line in (code or "").splitlines() if not line.lstrip().startswith("#"))
-    return list(dict.fromkeys(m.group(1) for m in calls if m))
+    return [m.group(1) for m in calls if m]
 
 
 def _kernel_sources(lines: list[str]) -> dict[str, str]:
