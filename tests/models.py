@@ -217,3 +217,43 @@ class IntoBuffer(_TwoLinear):
         out = torch.empty_like(h)
         torch.ops.vxtest.mix_into(h, out)
         return self.b(out) + 1
+
+
+@torch.library.custom_op("vxtest::colmajor", mutates_args=())
+def colmajor(x: torch.Tensor) -> torch.Tensor:
+    """Returns a column-major tensor while its fake kernel promises a row-major one: a real bug
+    class (a fake kernel that disagrees with the real one) that compiles and fails only when
+    Inductor's generated code asserts the strides it was promised."""
+    if not torch.isfinite(x).all():
+        raise ValueError("vxtest::colmajor: input holds inf or nan")   # fails eagerly too: the call's fault
+    return (x * 2).t().contiguous().t()
+
+
+@colmajor.register_fake
+def _colmajor_fake(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+class BadFake(nn.Module):
+    """linear -> vxtest::colmajor -> relu; with ``counts`` it also adds 1 to a buffer in place."""
+
+    def __init__(self, dim: int = 16, counts: bool = False) -> None:
+        super().__init__()
+        self.a = nn.Linear(dim, dim)
+        self.register_buffer("calls", torch.zeros(1) if counts else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.calls is not None:
+            self.calls.add_(1)
+        return torch.relu(torch.ops.vxtest.colmajor(self.a(x))) + 1
+
+
+@torch.library.custom_op("vxtest::syncs", mutates_args=())
+def syncs(x: torch.Tensor) -> torch.Tensor:
+    """Reads a value back to the CPU (``.item()``): runs anywhere, but a CUDA graph cannot capture it."""
+    return x + 0.0 * float(x.abs().max().item())
+
+
+@syncs.register_fake
+def _syncs_fake(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)

@@ -61,3 +61,56 @@ def test_ladder_ends_on_eager_when_nothing_can_be_isolated(cache_cfg, session):
     p = cm.report.pieces[0]
     assert p.compiler == "eager" and "ran eagerly" in p.fallback_reason
     assert cm.report.counters["fallbacks"] == 1 and cm.report.counters["eager_compiles"] == 1
+
+
+def _bad_fake(cache_cfg, session, counts=False):
+    from models import BadFake
+
+    m = BadFake(counts=counts).eval()
+    return m, vx.compile(m, vx.CompileConfig(strategy="full", cache=cache_cfg), session=session)
+
+
+def test_piece_that_raises_at_call_time_runs_eagerly_from_then_on(cache_cfg, session):
+    """Inductor compiles vxtest::colmajor on its fake kernel's promise and asserts the strides at
+    call time (a real AssertionError from the generated code); the piece falls back for good."""
+    m, cm = _bad_fake(cache_cfg, session)
+    x = torch.randn(8, 16)
+    with pytest.warns(vx.VexploreFallbackWarning, match=r"graph 0 piece 0 \(submod_\d+\): AssertionError: expected size"
+                      ) as rec, torch.no_grad():
+        torch.testing.assert_close(cm(x), m(x))
+    (w,) = [w for w in rec if issubclass(w.category, vx.VexploreFallbackWarning)]
+    assert "runs eagerly from now on (this call ran it eagerly)" in str(w.message)
+    (fb,) = cm.runtime_fallbacks
+    assert (fb.graph, fb.piece, fb.error_class, fb.retried) == (0, 0, "AssertionError", True)
+    assert cm.report.counters["inductor_compiles"] == 1 and cm.report.counters["fallbacks"] == 0
+    import warnings
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("error", vx.VexploreFallbackWarning)   # no second warning
+        for n in (8, 5):
+            y = torch.randn(n, 16)
+            torch.testing.assert_close(cm(y), m(y))
+    assert len(cm.runtime_fallbacks) == 1 and len(cm.graphs) == 1
+
+
+def test_call_that_fails_eagerly_too_raises_and_switches_nothing(cache_cfg, session):
+    m, cm = _bad_fake(cache_cfg, session)
+    with pytest.raises(ValueError, match="input holds inf or nan"), torch.no_grad():
+        cm(torch.full((8, 16), float("nan")))
+    assert cm.runtime_fallbacks == []
+
+
+def test_piece_that_writes_inputs_is_not_run_twice(cache_cfg, session):
+    m, cm = _bad_fake(cache_cfg, session, counts=True)
+    x = torch.randn(8, 16)
+    with pytest.warns(vx.VexploreFallbackWarning, match="writes calls in place"), \
+            pytest.raises(vx.VexploreError, match="call again: the piece runs eagerly from now on"), torch.no_grad():
+        cm(x)
+    (fb,) = cm.runtime_fallbacks
+    assert fb.retried is False
+    before = m.calls.item()
+    with torch.no_grad():
+        out = cm(x)
+    assert m.calls.item() == before + 1                     # the eager piece wrote the buffer once
+    with torch.no_grad():
+        m.calls.sub_(1)
+        torch.testing.assert_close(out, m(x))

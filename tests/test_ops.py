@@ -72,3 +72,77 @@ def test_default_split_ops_cut_plain_attention(session):
             torch.testing.assert_close(cm(x), model(x))
         split = [p for p in cm.report.pieces if p.kind == "split_op"]
         assert len(split) == 1 and split[0].split_ops == (op,)
+
+
+class Gelu(nn.Module):
+    """linear -> F.gelu -> linear: Dynamo records F.gelu as torch._C._nn.gelu."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        return self.b(F.gelu(self.a(x)))
+
+
+def _eager_pw(model, session, **cfg):
+    return vx.compile(model.eval(), vx.CompileConfig(strategy="piecewise", compiler="eager",
+                                                     cache=vx.CacheConfig(tiers=()), **cfg), session=session)
+
+
+def test_near_miss_split_op_says_did_you_mean(session):
+    x = torch.randn(4, 16)
+    cm = _eager_pw(Gelu(), session, splitting_ops=["torch.nn.functional.gelu"])
+    with torch.no_grad():
+        cm(x)
+    (w,) = [w for w in cm.report.warnings if w.kind == "no_split"]
+    assert "'torch.nn.functional.gelu' matches no node; did you mean 'torch._C._nn.gelu' (1x)?" in w
+    assert "The graph calls: torch._C._nn.linear 2x, torch._C._nn.gelu 1x." in w
+    cm2 = _eager_pw(Gelu(), session, splitting_ops=["torch._C._nn.gelu", "torch.nn.functional.relu"])
+    with torch.no_grad():
+        torch.testing.assert_close(cm2(x), cm2.model(x))
+    assert cm2.report.counters["pieces"] == 3
+    (w,) = [w for w in cm2.report.warnings if w.kind in ("no_split", "split_op_missing")]
+    assert w.kind == "split_op_missing" and "'torch.nn.functional.relu' matches no node; did you mean 'torch._C._nn.gelu'" not in w
+    assert "'torch.nn.functional.relu' matches no node of this graph" in w
+
+
+def test_no_split_lists_what_the_graph_calls_not_the_defaults(session):
+    cm = _eager_pw(Gelu(), session)
+    with torch.no_grad():
+        cm(torch.randn(4, 16))
+    (w,) = [w for w in cm.report.warnings if w.kind == "no_split"]
+    assert "none of the default split ops (the attention ops) is in it. The graph calls" in w
+    assert "torch._C._nn.linear 2x" in w and "scaled_dot_product" not in w
+
+
+def test_closest_names():
+    from vexplore.engine.opsuggest import closest
+
+    present = ["torch._C._nn.linear", "torch._C._nn.gelu", "aten::gelu.default", "torch.Tensor.softmax"]
+    assert closest("torch.nn.functional.gelu", present) == ["torch._C._nn.gelu", "aten::gelu.default"]
+    assert closest("torch.softmx", present) == ["torch.Tensor.softmax"]
+    assert closest("mylib::attention", present) == []
+
+
+def test_stock_transformer_encoder_splits_at_attention_with_fast_path_off(session):
+    """nn.TransformerEncoder in eval() under no_grad takes PyTorch's fast path (one opaque
+    _transformer_encoder_layer_fwd per layer); vexplore traces the decomposed path instead."""
+    torch.manual_seed(0)
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2, enable_nested_tensor=False)
+    x = torch.randn(2, 5, 16)
+    cm = _eager_pw(enc, session)
+    assert torch.backends.mha.get_fastpath_enabled()
+    with torch.no_grad():
+        torch.testing.assert_close(cm(src=x), enc(src=x))
+        y = torch.randn(3, 5, 16)                             # dim 0 of a float input is the one marked
+        torch.testing.assert_close(cm(src=y), enc(src=y))
+    assert torch.backends.mha.get_fastpath_enabled()          # restored after each call
+    assert len(cm.graphs) == 1                                # the flag did not cost a re-trace
+    split = [p for p in cm.report.pieces if p.kind == "split_op"]
+    assert [p.split_ops for p in split] == [("torch.nn.functional.multi_head_attention_forward",)] * 2
+    assert cm.report.counters["pieces"] == 5
+    (w,) = [w for w in cm.report.warnings if w.kind == "fast_path"]
+    assert "nn.MultiheadAttention, nn.TransformerEncoderLayer" in w and "is off while vexplore traces" in w
+    names = {vx.op_name(n) for g in cm.graphs for n in g.gm.graph.nodes}
+    assert "torch._transformer_encoder_layer_fwd" not in names

@@ -130,6 +130,8 @@ class CompileConfig:
     cudagraph: str = "none"
     cudagraph_full_max: int = 32                # full_and_piecewise: full graphs up to this many tokens
     cudagraph_sizes: tuple[int, ...] | None = None   # capture sizes; None: 2..512 in powers of two
+    # Device memory captures may take; a size estimated above it runs without graphs. None: 90 % of what is free.
+    cudagraph_memory_mb: float | None = None
     fallback: bool = True                       # False: a failed compile raises instead of falling back
     validate: bool = False                      # compare with eager on the compile's own inputs
     workers: int = 0                            # compile worker processes; 0: compile in this process
@@ -160,6 +162,10 @@ class CompileConfig:
         if isinstance(self.cudagraph_full_max, bool) or not isinstance(self.cudagraph_full_max, int) or self.cudagraph_full_max < 0:
             raise ConfigError(f"CompileConfig.cudagraph_full_max={self.cudagraph_full_max!r}: a token count >= 0 "
                               "(full CUDA graphs up to it, piecewise above).")
+        mb = self.cudagraph_memory_mb
+        if mb is not None and (isinstance(mb, bool) or not isinstance(mb, (int, float)) or mb <= 0):
+            raise ConfigError(f"CompileConfig.cudagraph_memory_mb={mb!r}: a positive number of MiB, or None "
+                              "(90 % of the device's free memory).")
         if self.cudagraph_sizes is not None:
             object.__setattr__(self, "cudagraph_sizes", _sizes(self.cudagraph_sizes, "CompileConfig.cudagraph_sizes"))
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:

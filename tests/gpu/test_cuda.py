@@ -116,3 +116,48 @@ def test_full_and_piecewise_serves_small_sizes_full(mode, cache_cfg):
     assert cm.report.counters["cudagraph_captures"] == 5 + 1      # 5 compiled pieces at 64, one graph at 8
     events = {e.size: e.detail for e in cm.report.events if e.step == "cudagraph_capture"}
     assert events[8].startswith("full") and events[64].startswith("piecewise")
+
+
+def test_sizes_over_the_memory_budget_run_without_graphs(cache_cfg):
+    """Each size's capture memory is estimated first; a size over cudagraph_memory_mb is not
+    captured (it runs without graphs, saying why), the others are."""
+    m = _toy()
+    sizes = [8, 16, 256]
+    probe = _cm(m, cache_cfg, cudagraph="piecewise", cudagraph_sizes=sizes)
+    with torch.no_grad():
+        probe(*m.example_inputs(16, "cuda", seed=1))
+    est = {s: i.estimate_mb for s, i in probe.graphs[0].graph_stats.sizes.items()}
+    assert est[8] < est[16] < est[256] and all(i.mode == "piecewise" for i in probe.graphs[0].graph_stats.sizes.values())
+    for s, i in probe.graphs[0].graph_stats.sizes.items():   # the estimate errs high, within reason
+        assert i.memory_mb <= 2 * i.estimate_mb + 1, (s, i)
+    limit = (est[16] + est[256]) / 2
+    cm = _cm(m, cache_cfg, cudagraph="piecewise", cudagraph_sizes=sizes, cudagraph_memory_mb=limit)
+    with torch.no_grad():
+        for n, seed in ((16, 1), (256, 2), (8, 3)):
+            x = m.example_inputs(n, "cuda", seed=seed)
+            torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
+    stats = cm.graphs[0].graph_stats
+    assert {s: i.mode for s, i in stats.sizes.items()} == {256: "none", 16: "piecewise", 8: "piecewise"}
+    assert stats.sizes[256].why.startswith("not captured: estimated") and f"cudagraph_memory_mb={limit:g}" in stats.sizes[256].why
+    assert (stats.replays, stats.uncaptured_calls) == (2, 1)
+    assert "sizes [256] run without CUDA graphs" in " ".join(str(w) for w in cm.report.warnings)
+
+
+@pytest.mark.parametrize("cudagraph", ["piecewise", "full"])
+def test_a_size_whose_capture_fails_runs_without_graphs(cudagraph, cache_cfg):
+    """A compiled piece that reads a value back to the CPU cannot be captured: each size says so and
+    runs without graphs; the calls are right."""
+    from models import Calls
+
+    torch.manual_seed(0)
+    m = Calls("syncs").cuda().eval()
+    cm = vx.compile(m, vx.CompileConfig(strategy="piecewise", splitting_ops=["vxtest::mix"], cudagraph=cudagraph,
+                                        cudagraph_sizes=[4, 8], cache=cache_cfg), session=vx.Session())
+    with torch.no_grad():
+        for n in (8, 4, 8):
+            x = torch.randn(n, 16, device="cuda")
+            torch.testing.assert_close(cm(x), m(x))
+    stats = cm.graphs[0].graph_stats
+    assert {s: i.mode for s, i in stats.sizes.items()} == {8: "none", 4: "none"}
+    assert all(i.why.startswith("capture failed (") for i in stats.sizes.values())
+    assert (stats.replays, stats.uncaptured_calls) == (0, 3)

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -36,6 +38,7 @@ import torch.fx as fx
 
 from ..monitor.events import EventRecorder
 from . import _torch_compat as tc
+from . import capturemem
 from .inputplan import GraphInputs, InputPlan
 from .stitch import install
 
@@ -48,11 +51,12 @@ DEFAULT_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 class SizeInfo:
     """How one size is served: its mode, why, and the split ops whose result is copied."""
 
-    mode: str                              # "full" | "piecewise"
+    mode: str                              # "full" | "piecewise" | "none" (not captured: runs without graphs)
     why: str
     copied: tuple[str, ...] = ()           # split ops without an out variant (one copy each per call)
     capture_s: float = 0.0
     memory_mb: float = 0.0                 # device memory the size's graphs and buffers hold
+    estimate_mb: float = 0.0               # what capturemem estimated before capturing
 
 
 @dataclass
@@ -114,6 +118,7 @@ class GraphParts:
     compiled: Mapping[str, Callable[..., Any]]         # piece name -> compiled runner
     split_ops: Mapping[str, Callable[..., Any]]        # piece name -> eager runner
     out_variants: Mapping[str, tuple[Any, str]]        # split-op piece -> (outvariants.OutVariant or None, op name)
+    source: fx.GraphModule | None = None               # the graph Dynamo captured: for the memory estimate
 
     def plain(self) -> Callable[..., Any]:
         """The whole graph without CUDA graphs, through a parent of its own."""
@@ -196,6 +201,7 @@ class GraphCudaGraphs:
         self.at = plan.size_at()
         self.plans: dict[int | None, RuntimePlan] = {}
         self.current: dict[int, int] = {}      # fixed input -> the address it was last seen at
+        self.skipped: set[int | None] = set()   # sizes not captured (too big, or capture failed): run without
         self.pool = torch.cuda.graph_pool_handle()
 
     def mode_for(self, size: int | None) -> tuple[str, str]:
@@ -230,6 +236,44 @@ class GraphCudaGraphs:
             self.current.setdefault(i, static[i].data_ptr())
         return info
 
+    def estimate(self, size: int | None, real: Sequence[Any]) -> int:
+        """Bytes a capture of ``size`` is expected to hold: the graph's peak of intermediates
+        and the buffers its copied inputs get (capturemem.py)."""
+        ev = capturemem.evaluator(self.plan.hints, self.plan.tied, size)
+        peak = capturemem.peak_bytes(self.parts.source, ev) if self.parts.source is not None else 0
+        inputs = 0
+        for i in self.plan.copied:
+            a = real[i]
+            if isinstance(a, torch.Tensor):
+                shape = self.plan.at_size(i, size) if i in self.plan.dims and size is not None else list(a.shape)
+                inputs += math.prod(shape) * a.element_size()
+        return peak + inputs
+
+    def skip(self, size: int | None, why: str, estimate: int = 0) -> SizeInfo:
+        """Serve ``size`` without CUDA graphs from now on, saying why."""
+        self.plans.pop(size, None)
+        self.skipped.add(size)
+        self.sizes = [s for s in self.sizes if s != size]
+        info = SizeInfo("none", why, estimate_mb=estimate / 2**20)
+        self.stats.sizes[size] = info
+        self.stats.notes.append(f"size {size}: {why}")
+        log.warning("vexplore: cudagraph: size %s: %s", size, why)
+        return info
+
+    def try_capture(self, size: int | None, args: Sequence[Any], fill: bool, estimate: int = 0) -> SizeInfo:
+        """``capture``, and when it fails (out of memory, an op that cannot be captured) the size
+        runs without graphs instead of taking the call down."""
+        try:
+            info = self.capture(size, args, fill)
+        except Exception as e:   # noqa: BLE001 — whatever failed, this size must still run
+            self.pool = torch.cuda.graph_pool_handle()   # a failed capture leaves its pool unusable
+            torch.cuda.empty_cache()
+            return self.skip(size, f"capture failed ({type(e).__name__}: {str(e).strip()[:160]}); runs without "
+                                   "CUDA graphs", estimate)
+        info = dataclasses.replace(info, estimate_mb=estimate / 2**20)
+        self.stats.sizes[size] = info
+        return info
+
     def _capture_size(self, size: int | None, static: list[Any]) -> tuple[RuntimePlan, SizeInfo]:
         mode, why = self.mode_for(size)
         if mode == "full":
@@ -257,15 +301,18 @@ class GraphCudaGraphs:
             i, d = self.at
             n = int(args[i]) if d is None else args[i].shape[d]
             size = pick_size(n, self.sizes, self.pad)
-            if size is None:
-                self.stats.uncaptured_calls += 1
-                return self.fallback(*args)
+        if (size is None and self.at is not None) or size in self.skipped:
+            self.stats.uncaptured_calls += 1
+            return self.fallback(*args)
         runtime = self.plans.get(size)
         if runtime is None or not tc.data_ptrs_equal(args, runtime.ptrs, self.plan.fixed):
             runtime = self._recapture(size, args)
+            if runtime is None:   # the capture failed: this size runs without graphs from now on
+                self.stats.uncaptured_calls += 1
+                return self.fallback(*args)
         return self._replay(runtime, args, n, size)
 
-    def _recapture(self, size: int | None, args: Sequence[Any]) -> RuntimePlan:
+    def _recapture(self, size: int | None, args: Sequence[Any]) -> RuntimePlan | None:
         """Capture ``size`` again at the call's addresses: a fixed input moved, or a change of
         plan dropped every capture."""
         old = self.plans.get(size)
@@ -282,8 +329,8 @@ class GraphCudaGraphs:
             if changed:   # the plan changed: no capture of any size may replay any more
                 self.plans.clear()
         self.stats.recaptures += 1
-        self.capture(size, args, fill=True)
-        return self.plans[size]
+        self.try_capture(size, args, fill=True)
+        return self.plans.get(size)
 
     def _replay(self, runtime: RuntimePlan, args: Sequence[Any], n: int | None, size: int | None) -> Any:
         plan, static = self.plan, runtime.static
@@ -358,18 +405,31 @@ def apply(config: Any, parts: GraphParts, graph: GraphInputs, rec: EventRecorder
     pad, note = _padding(config.cudagraph_pad, plan)
     sizes = capture_sizes(config.cudagraph_sizes, graph.token is not None)
     runtime = GraphCudaGraphs(parts, plan, sizes, config, pad)
+    budget, whence = capturemem.budget_bytes(config.cudagraph_memory_mb)
     for s in sizes:
         with rec.step("cudagraph_capture", graph=index, size=s) as step:
-            before = runtime.stats.captures
-            info = runtime.capture(s, graph.real, fill=False)
-            copied = f"; split ops copied into the next graph's buffer (no out variant): {', '.join(info.copied)}" \
-                if info.copied else ""
-            step.kw.update(detail=f"{info.mode} ({info.why}); {info.memory_mb:.1f} MiB held{copied}",
-                           counts={"cudagraph_captures": runtime.stats.captures - before})
+            before, est = runtime.stats.captures, runtime.estimate(s, graph.real)
+            if est > budget:
+                info = runtime.skip(s, f"not captured: estimated {est / 2**20:.0f} MiB > {budget / 2**20:.0f} MiB "
+                                       f"({whence}); runs without CUDA graphs", est)
+            else:
+                info = runtime.try_capture(s, graph.real, fill=False, estimate=est)
+            step.kw.update(detail=_capture_detail(info), counts={"cudagraph_captures": runtime.stats.captures - before})
     fallen = [s for s, i in runtime.stats.sizes.items() if i.mode == "piecewise" and "not capturable" in i.why]
     if fallen:
         note = "; ".join(filter(None, (note, f"sizes {fallen} captured piecewise: {runtime.stats.sizes[fallen[0]].why}")))
+    none = [s for s, i in runtime.stats.sizes.items() if i.mode == "none"]
+    if none:
+        note = "; ".join(filter(None, (note, f"sizes {none} run without CUDA graphs: {runtime.stats.sizes[none[0]].why}")))
     return runtime, runtime.stats, note
+
+
+def _capture_detail(info: SizeInfo) -> str:
+    if info.mode == "none":
+        return info.why
+    copied = f"; split ops copied into the next graph's buffer (no out variant): {', '.join(info.copied)}" \
+        if info.copied else ""
+    return f"{info.mode} ({info.why}); {info.memory_mb:.1f} MiB held (estimated {info.estimate_mb:.1f}){copied}"
 
 
 def _padding(pad: bool, plan: InputPlan) -> tuple[bool, str | None]:

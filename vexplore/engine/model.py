@@ -20,6 +20,8 @@ from ..session import Session, default_session
 from . import _torch_compat as tc
 from .backend import VexBackend
 from .captured import CapturedGraph
+from .emergency import RuntimeFallback
+from .fastpath import fast_path_modules, fast_path_off, fast_path_warning
 from .pipeline import GraphContext, GraphResult, compile_graph
 from .stitch import GraphRunner
 from .tokendims import first_size, token_dims
@@ -38,12 +40,13 @@ class _Compile:
     last_mark: float = 0.0           # end of the latest backend call: Dynamo traces from here
     warnings: list[CompileWarning] = field(default_factory=list)   # of the model call, not of a graph
 
-    def context(self, session: Session) -> GraphContext:
+    def context(self, session: Session, on_fallback: Callable[[RuntimeFallback], None]) -> GraphContext:
         """The context of the next graph: its first piece index and the unique pieces built so far."""
         cfg = self.config
         pool = session.worker_pool(cfg.workers) if cfg.workers and cfg.compiler == "inductor" else None
         known = {k: u for r in self.results for k, u in r.unique.items()}
-        return GraphContext(session.cache(cfg.cache), self.rec, pool, sum(len(r.pieces) for r in self.results), known)
+        return GraphContext(session.cache(cfg.cache), self.rec, pool, sum(len(r.pieces) for r in self.results), known,
+                            on_fallback)
 
 
 class CompiledModel:
@@ -62,10 +65,12 @@ class CompiledModel:
         self.session = session or default_session()
         self.graphs: list[CapturedGraph] = []
         self.reports: list[CompileReport] = []
+        self.runtime_fallbacks: list[RuntimeFallback] = []   # pieces that raised at call time, eager since
         self.token_dims: dict[str, tuple[int, ...]] = {}   # input name (args[0], input_ids) -> dims marked dynamic
         self._tokens: int | None = None        # the token count of the call in progress
         self._compile: _Compile | None = None
         self._warned_grad = False
+        self._fast_path = fast_path_modules(model)   # stock modules whose fast path is turned off (fastpath.py)
         self._breaks = tc.graph_break_reasons()
         self._call_t0 = time.perf_counter()   # when the model call in progress began
         self._compiled = torch.compile(entry_point(model), backend=VexBackend(self._on_graph))
@@ -87,7 +92,8 @@ class CompiledModel:
         self._tokens = first_size(args, kwargs, self.token_dims)
         self._call_t0 = time.perf_counter()
         try:
-            return self._compiled(*args, **kwargs)
+            with fast_path_off(bool(self._fast_path)):
+                return self._compiled(*args, **kwargs)
         except Exception as e:
             inner = getattr(e, "inner_exception", None)  # Dynamo wraps backend errors
             if isinstance(inner, VexploreError):
@@ -117,7 +123,7 @@ class CompiledModel:
         work = _Compile(EventRecorder(self.session.monitor), "recompile", cfg)
         try:
             for graph in self.graphs:
-                work.results.append(compile_graph(graph, cfg, work.context(self.session)))
+                work.results.append(compile_graph(graph, cfg, work.context(self.session, self.runtime_fallbacks.append)))
         finally:  # a cancel scopes to this compile only
             self.session.monitor.reset_cancel()
         for graph, result in zip(self.graphs, work.results):
@@ -141,8 +147,10 @@ class CompiledModel:
                                           {k: v[0] for k, v in self.token_dims.items()})
         if self._tokens == 1:
             work.warnings.append(_size_one(len(self.graphs)))
+        if self._fast_path and not self.graphs:
+            work.warnings.append(fast_path_warning(self._fast_path, 0))
         self.graphs.append(graph)
-        result = compile_graph(graph, self.config, work.context(self.session))
+        result = compile_graph(graph, self.config, work.context(self.session, self.runtime_fallbacks.append))
         work.results.append(result)
         graph.runner, graph.graph_stats = GraphRunner(result.fn), result.stats
         work.last_mark = time.perf_counter()
@@ -189,8 +197,8 @@ class CompiledModel:
         bad = [str(w) for w in report.warnings if w.kind == "validation"]
         if bad:
             warnings.warn("vexplore validation: " + "; ".join(bad), VexploreValidationWarning, stacklevel=3)
-        for w in report.warnings:   # a decode graph is expected: in the report, not in the log
-            if w.kind not in ("validation", "decode_trace"):
+        for w in report.warnings:   # a decode graph and the fast path are expected: in the report, not the log
+            if w.kind not in ("validation", "decode_trace", "fast_path"):
                 log.warning("vexplore: %s", w)
 
 

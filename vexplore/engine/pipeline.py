@@ -19,19 +19,21 @@ import torch.fx as fx
 
 from ..cache.artifact import Artifact
 from ..cache.tiered import TieredCache
-from ..config import CompileConfig
+from ..config import DEFAULT_SPLITTING_OPS, CompileConfig
 from ..monitor.events import CompileEvent, EventRecorder
 from ..monitor.report import CompileWarning, Piece
 from . import _torch_compat as tc
 from . import cudagraph
 from .captured import CapturedGraph
 from .compilers import InductorCompiler
+from .emergency import RuntimeFallback, guard
 from .executor import InProcess, Workers
 from .inputplan import GraphInputs, InputPlan
 from .jobs import BuildResult, PieceJob
 from .ladder import build
 from .loader import load_artifact
 from .ops import matches, op_name
+from .opsuggest import split_op_warnings
 from .outvariants import out_variant
 from .plan import Planned, plan_pieces
 from .pieces import UniqueBuild, base_fields, compiled_piece, split_op_piece
@@ -49,6 +51,7 @@ class GraphContext:
     pool: Any = None                                        # the Session's WorkerPool, when config.workers
     first_index: int = 0                                    # this graph's first piece in the report
     known: Mapping[str, UniqueBuild] = field(default_factory=dict)   # built by earlier graphs of the report
+    on_fallback: Callable[[RuntimeFallback], None] | None = None    # told when a piece fails at call time
 
 
 @dataclass(frozen=True)
@@ -85,12 +88,13 @@ def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext
     with rec.step("split", graph=gi) as step:
         split = split_graph(graph.gm, lambda n: n.op.startswith("call_") and matches(op_name(n), ops))
         step.kw["detail"] = f"{len(split.pieces)} pieces, {sum(p.kind == 'compiled' for p in split.pieces)} compiled"
-    warnings = _graph_warnings(graph, config, strategy, split)
+    warnings = _graph_warnings(graph, config, strategy)
     with rec.step("fakeprop", graph=gi) as step:
         inputs, step.kw["detail"] = example_inputs(split, graph.fake_inputs, graph.fake_mode, graph.grad)
     plan = plan_pieces(split, inputs, graph, config, ctx.known, ctx.first_index)
     built = _build_unique(plan, config, ctx)
     pieces, runners = _pieces(split, inputs, graph, plan, {**ctx.known, **built}, ctx.first_index)
+    runners = guard(runners, pieces, {s.name: s.module.forward for s in split.pieces}, gi, ctx.on_fallback)
     if config.validate:
         pieces = _validate_pieces(graph, split, runners, pieces, rec)
     mode = _cudagraph_mode(graph, config)
@@ -116,11 +120,10 @@ def _validation_warnings(graph: int, pieces: Sequence[Piece], status: str) -> li
     return out
 
 
-def _graph_warnings(graph: CapturedGraph, config: CompileConfig, strategy: str, split: Split) -> list[CompileWarning]:
-    out = []
-    if strategy == "piecewise" and len(split.pieces) == 1:
-        out.append(CompileWarning("no_split", f"graph {graph.index}: no split points found: compiled as one piece "
-                                  f"(splitting_ops={list(config.splitting_ops)})", graph.index))
+def _graph_warnings(graph: CapturedGraph, config: CompileConfig, strategy: str) -> list[CompileWarning]:
+    user_given = config.splitting_ops != DEFAULT_SPLITTING_OPS
+    splits = strategy == "piecewise" or (config.strategy == "auto" and user_given)
+    out = split_op_warnings(graph.gm, graph.index, config.splitting_ops, user_given, splits)
     if graph.grad:
         out.append(CompileWarning("autograd", f"graph {graph.index}: compiled for autograd (called with grad enabled "
                                   "and inputs that require grad); call under torch.no_grad() for inference", graph.index))
@@ -228,7 +231,7 @@ def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: 
     parts = cudagraph.GraphParts(
         split.gm, {p.name: runners[p.name] for p in split.pieces if p.kind == "compiled"},
         {p.name: runners[p.name] for p in split.pieces if p.kind == "split_op"},
-        {p.name: out_variant(p.module) for p in split.pieces if p.kind == "split_op"})
+        {p.name: out_variant(p.module) for p in split.pieces if p.kind == "split_op"}, graph.gm)
     fn, stats, note = cudagraph.apply(config.replace(cudagraph=kind), parts, _graph_inputs(graph), rec, graph.index)
     return fn, stats, [CompileWarning("cudagraph", f"graph {graph.index}: {note}", graph.index)] if note else []
 

@@ -23,7 +23,8 @@ COUNTER_KEYS = (
 @dataclass(frozen=True)
 class CompileWarning:
     """A warning of one compile. ``kind`` says what, for code (no_split, autograd, cudagraph_skip,
-    cudagraph, validation, size_one, decode_trace); ``message`` says it to the user (``str(w)``; ``"text" in w`` searches it)."""
+    cudagraph, validation, size_one, decode_trace,
+    fast_path, split_op_missing); ``message`` says it to the user (``str(w)``; ``"text" in w`` searches it)."""
 
     kind: str
     message: str
