@@ -128,8 +128,8 @@ def test_sizes_over_the_memory_budget_run_without_graphs(cache_cfg):
         probe(*m.example_inputs(16, "cuda", seed=1))
     est = {s: i.estimate_mb for s, i in probe.graphs[0].graph_stats.sizes.items()}
     assert est[8] < est[16] < est[256] and all(i.mode == "piecewise" for i in probe.graphs[0].graph_stats.sizes.values())
-    for s, i in probe.graphs[0].graph_stats.sizes.items():   # the estimate errs high, within reason
-        assert i.memory_mb <= 2 * i.estimate_mb + 1, (s, i)
+    for s, i in probe.graphs[0].graph_stats.sizes.items():   # held after capture: + cuBLAS's 32 MiB workspace
+        assert i.memory_mb <= i.estimate_mb + 64, (s, i)
     limit = (est[16] + est[256]) / 2
     cm = _cm(m, cache_cfg, cudagraph="piecewise", cudagraph_sizes=sizes, cudagraph_memory_mb=limit)
     with torch.no_grad():

@@ -91,3 +91,30 @@ def test_dynamic_dims_naming_nothing_passed_is_refused(tmp_path):
         cm(input_ids=torch.randint(0, 256, (1, 4)), use_cache=False)
     with pytest.raises(ConfigError, match="keys are input positions"):
         vx.CompileConfig(dynamic_dims={"not a name": 1})
+
+
+class _Specializes(torch.nn.Module):
+    """Loops over the prompt in Python: Dynamo unrolls the loop, so it specializes the token dim there."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = torch.nn.Embedding(256, 16)
+
+    def forward(self, input_ids):
+        h = self.emb(input_ids)
+        for i in range(1, input_ids.shape[1]):   # the guard
+            h[:, i] += h[:, i - 1]
+        return h
+
+
+def test_a_specialized_token_dim_is_reported_where_it_happened(tmp_path):
+    model = _Specializes().eval()
+    cm = _compile(model, tmp_path, compiler="eager")
+    with torch.no_grad():
+        for n in (5, 9):
+            ids = torch.randint(0, 256, (1, n))
+            torch.testing.assert_close(cm(input_ids=ids), model(input_ids=ids))
+    assert len(cm.graphs) == 2 and all(g.token is None for g in cm.graphs)   # static graphs: no CUDA-graph ladder
+    (w,) = [w for w in cm.reports[0].warnings if w.kind == "token_specialized"]
+    assert "Dynamo specialized dim 1 of input_ids (the token count) to a constant at" in w
+    assert "test_lengths.py:" in w and "every new length traces again" in w

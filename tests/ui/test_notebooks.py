@@ -18,21 +18,50 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("VEXPLORE_CACHE_DIR", str(tmp_path / "vxcache"))
-    monkeypatch.setenv("HOME", str(tmp_path))          # %vxbench's default cache dir lands here too
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.output_type == "error"]
+def _quickstart(outputs: list, text: str) -> None:
     assert sum(WIDGET in o.get("data", {}) for o in outputs) == 2      # vx.explore and %vexplore
-    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert re.search(r"report \d+: full +pieces=1 unique=1", text)
     assert re.search(r"report \d+: piecewise pieces=9 unique=3 inductor_compiles=0 memory_hits=3", text)
     for variant in ("eager", "vexplore-piecewise-none", "vexplore-full-none"):
         assert variant in text
     assert any("vexplore-auto-none" in o.get("data", {}).get("text/html", "") for o in outputs)
+
+
+def _your_own_model(outputs: list, text: str) -> None:
+    """A transformers LlamaForCausalLM (4 layers, from a config) called with input_ids/attention_mask."""
+    assert sum(WIDGET in o.get("data", {}) for o in outputs) == 1      # vx.explore(cm)
+    assert "logits match eager: shape (2, 16, 1000)" in text
+    # one split op per layer: 2 * 4 + 1 pieces, the three middle ones compiled once
+    assert "piecewise (strategy=piecewise was requested): pieces=9 compiled=5 unique=3 inductor_compiles=3" in text
+    assert "token dims marked dynamic: {'input_ids': (1,), 'attention_mask': (1,)}" in text
+    lengths = re.findall(r"^ *(\d+) tokens: logits match eager, len\(cm.graphs\) = (\d+), len\(cm.reports\) = (\d+)$",
+                         text, re.M)
+    assert [n for n, _, _ in lengths] == ["7", "33", "100"] and {(g, r) for _, g, r in lengths} == {("1", "1")}
+    assert "1 token: logits match eager, len(cm.graphs) = 2, len(cm.reports) = 2" in text
+    assert "report warning decode_trace: graph 1 was traced for a 1-token call" in text
+    assert "another 1-token call: len(cm.graphs) = 2" in text
+    for variant in ("eager", "vexplore-piecewise", "vexplore-full"):
+        assert re.search(rf"^{variant} +(16|128) ", text, re.M), variant
+    assert re.search(r"report \d+: recompile full +graphs=2 pieces=2 unique=2 inductor_compiles=2 ", text)
+    assert "back to piecewise: pieces=18 inductor_compiles=0 memory_hits=6" in text
+
+
+CHECKS = {"01-quickstart.ipynb": _quickstart, "03-your-own-model.ipynb": _your_own_model}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("VEXPLORE_CACHE_DIR", str(tmp_path / "vxcache"))
+    monkeypatch.setenv("HOME", str(tmp_path))          # %vxbench's default cache dir lands here too
+    nb = nbformat.read(path, as_version=4)
+    assert not [c for c in nb.cells if c.cell_type == "code" and c.outputs], "commit notebooks without outputs"
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream" and o.get("name") == "stdout")
+    check = CHECKS.get(path.name)
+    if check is not None:                              # what each notebook is there to show
+        check(outputs, text)
 
 
 def _imports(source: str) -> set[str]:

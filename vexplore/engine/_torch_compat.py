@@ -36,8 +36,40 @@ def sym_hint(s: Any) -> int:
 
 
 def sym_expr(s: Any) -> Any:
-    """The sympy expression of a SymInt (SymNode.expr, 2.1+); ints come back unchanged."""
-    return s.node.expr if isinstance(s, torch.SymInt) else s
+    """The sympy expression of a SymInt (SymNode.expr, 2.1+), with the ShapeEnv's replacements
+    applied (ShapeEnv.replace): a symbol a guard specialized reads as its value. torch 2.11's
+    SymNode.expr does not apply them, so a token dim specialized to 16 still read as a symbol
+    there and a static graph passed for a dynamic one. Ints come back unchanged."""
+    if not isinstance(s, torch.SymInt):
+        return s
+    e = s.node.expr
+    env = getattr(s.node, "shape_env", None)
+    return env.replace(e) if env is not None and hasattr(env, "replace") else e
+
+
+def specialized_at(s: Any) -> str | None:
+    """Where a guard specialized SymInt ``s``'s symbol to a constant (the ShapeEnv's
+    replacements_slocs: the user's line and torch's, 2.4+), or None when it is still symbolic."""
+    if not isinstance(s, torch.SymInt) or not getattr(sym_expr(s), "is_number", False):
+        return None
+    raw = getattr(s.node, "_expr", None)
+    sloc = getattr(s.node.shape_env, "replacements_slocs", {}).get(raw) if raw is not None else None
+    return str(sloc) if sloc is not None else "where Dynamo does not say"
+
+
+@contextlib.contextmanager
+def guards_suppressed(fake_mode: Any) -> Iterator[None]:
+    """A fake run for vexplore's own analysis that adds no guard to Dynamo's ShapeEnv
+    (ShapeEnv.suppress_guards, 2.0+). Without it, re-running a graph on Dynamo's fakes let a
+    fake kernel specialize the token count (on CUDA, SDPA's: measured on an H200 with a Hugging
+    Face Llama), and since Dynamo builds its guards after the backend returns, every new prompt
+    length traced again."""
+    env = getattr(fake_mode, "shape_env", None)
+    if env is None:
+        yield
+        return
+    with env.suppress_guards():
+        yield
 
 
 def data_ptrs_equal(tensors: Sequence[Any], ptrs: Sequence[int | None], indices: Sequence[int]) -> bool:

@@ -80,6 +80,18 @@ def _token_symbol(fakes: Sequence[Any], names: Sequence[str], marked: dict[str, 
     return None
 
 
+def specialized_token(fakes: Sequence[Any], names: Sequence[str], marked: dict[str, int]) -> tuple[str, int, str] | None:
+    """(input, dim, where) when a dim vexplore marked dynamic was specialized to a constant by a
+    guard in the model's code: that graph serves one length only."""
+    for f, name in zip(fakes, names):
+        dim = marked.get(name)
+        if dim is not None and isinstance(f, torch.Tensor) and dim < f.dim():
+            where = tc.specialized_at(f.shape[dim])
+            if where is not None:
+                return name, dim, where
+    return None
+
+
 def input_roles(placeholders: Sequence[fx.Node], real: Sequence[Any], model: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Per graph input, its role and name: "parameter" / "buffer" (registered buffers and plain
     tensor attributes of the model's modules, which keep their address between calls) by

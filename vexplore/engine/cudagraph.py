@@ -15,9 +15,14 @@ the inputs used in place with one C++ call, copies the other inputs into the pla
 default): decode sizes get one launch, prefill sizes keep attention out of the graphs. A size
 whose full capture fails is captured piecewise, saying why.
 
-Capture (one warm-up per size on a side stream, then the captures, and the replays that fill
-the outputs) restores every caller-visible tensor it writes, whenever it happens: at compile
-time, for a new graph after many calls, or when an address moved. The outputs of a call are
+Capture (per size: a warm-up on a side stream, a second with device waits made errors — an op
+like ``.item()`` cannot be captured and a capture it breaks poisons the process — then the
+captures, and the replays that fill the outputs) restores every caller-visible tensor it writes
+after each run, whenever it happens: at compile time, for a new graph after many calls, or when
+an address moved. Each size's memory is estimated first (capturemem.py); a size over the budget,
+or whose capture fails, runs without graphs, saying why. A graph that writes an input in place
+at its own address (a cache) captures the sizes above the call in hand at their first call: a
+larger capture now could write past what this call writes, past the end of the cache. The outputs of a call are
 copied out of the pool once (so a later replay never changes a result the caller holds), except
 an output that is a fixed input's own memory (a cache the model returns), returned as eager
 returns it.
@@ -25,13 +30,14 @@ returns it.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import dataclasses
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.fx as fx
@@ -92,10 +98,16 @@ def capture_sizes(requested: Sequence[int] | None, dynamic: bool) -> list[int | 
     return [s for s in sizes if s >= 2]
 
 
-def _capture(fn: Callable[..., Any], static: Sequence[Any], pool: Any, warm: bool = True) -> tuple[Any, Any]:
-    """Warm ``fn`` up on a side stream (as CUDA graphs require) unless done already, then capture it."""
+def _capture(fn: Callable[..., Any], static: Sequence[Any], pool: Any, restore: Callable[[], None],
+             warm: bool = True) -> tuple[Any, Any]:
+    """Warm ``fn`` up on a side stream (as CUDA graphs require) unless done already, then capture
+    it. ``restore`` puts back what a run wrote in the caller's tensors: every run starts from the
+    caller's state, so a write position kept in a tensor (a cache's length) never walks on."""
     if warm:
         _warm_up(fn, static)
+        restore()
+        _warm_up(_sync_checked("the graph", fn), static)
+        restore()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph, pool=pool):
         out = fn(*static)
@@ -108,6 +120,34 @@ def _warm_up(fn: Callable[..., Any], static: Sequence[Any]) -> None:
     with torch.cuda.stream(stream):
         fn(*static)
     torch.cuda.current_stream().wait_stream(stream)
+
+
+@contextlib.contextmanager
+def _no_sync() -> Iterator[None]:
+    """Make an op that waits for the device (``.item()``, a copy to the CPU) raise. Such an op
+    cannot be captured, and a capture it breaks cannot be ended cleanly: CUDA's RNG stays in
+    capture mode for the rest of the process. So it is found on a warm-up run, before capturing."""
+    before = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(before)
+
+
+def _sync_checked(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run with device waits made errors, naming ``name`` when one happens. Runs after a
+    plain warm-up, so Inductor's first-run autotuning (which synchronises) is already done."""
+    def run(*args: Any) -> Any:
+        with _no_sync():
+            try:
+                return fn(*args)
+            except RuntimeError as e:
+                if "synchroniz" not in str(e):
+                    raise
+                raise RuntimeError(f"{name} waits for the device (a synchronizing op such as .item() or a copy to "
+                                   "the CPU), so it cannot be captured") from e
+    return run
 
 
 @dataclass(frozen=True)
@@ -123,6 +163,11 @@ class GraphParts:
     def plain(self) -> Callable[..., Any]:
         """The whole graph without CUDA graphs, through a parent of its own."""
         return install(copy.copy(self.parent), {**self.compiled, **self.split_ops}).forward
+
+    def checked(self) -> Callable[..., Any]:
+        """``plain`` with each compiled piece run under the device-wait check (split ops run freely)."""
+        compiled = {k: _sync_checked(f"piece {k}", fn) for k, fn in self.compiled.items()}
+        return install(copy.copy(self.parent), {**compiled, **self.split_ops}).forward
 
 
 @dataclass
@@ -142,11 +187,14 @@ class RuntimePlan:
         return self.outputs
 
 
-def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any) -> tuple[list[Callable[[], Any]], Any, list[Any], list[str]]:
+def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any, restore: Callable[[], None]
+               ) -> tuple[list[Callable[[], Any]], Any, list[Any], list[str]]:
     """Capture each compiled piece on the values the graph gives it (one warm-up of the whole
     graph first); split ops run eagerly between, their results becoming the next replays' inputs.
     Returns (steps, outputs, what to keep alive, split ops whose result is copied)."""
-    _warm_up(parts.plain(), static)
+    for run in (parts.plain(), parts.checked()):
+        _warm_up(run, static)
+        restore()
     env: dict[fx.Node, Any] = {}
     steps, keep, copied = [], [], []
     placeholders = iter(static)
@@ -158,13 +206,15 @@ def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any) -> tuple[lis
         if n.op == "output":
             return steps, args[0], keep, copied
         if n.op == "call_module" and str(n.target) in parts.compiled:
-            graph, out = _capture(parts.compiled[str(n.target)], args, pool, warm=False)
+            graph, out = _capture(parts.compiled[str(n.target)], args, pool, restore, warm=False)
             graph.replay()   # fill the outputs: the next split op computes on real values
+            restore()
             steps.append(graph.replay)
             keep.append(graph)
         elif n.op == "call_module":
             fn = parts.split_ops[str(n.target)]
             out = fn(*args)
+            restore()
             into, name = parts.out_variants.get(str(n.target), (None, str(n.target)))
             steps.append(_split_step(fn, into, tuple(args), out))
             keep.append(out)
@@ -222,13 +272,16 @@ class GraphCudaGraphs:
         buffers, filled from ``args`` when ``fill``), restoring every caller tensor it writes."""
         static = self.plan.static_inputs(size, args, fill)
         saved = [(args[i], args[i].clone()) for i in self.plan.fixed if i in self.plan.written]
+
+        def restore() -> None:
+            for t, kept in saved:
+                t.copy_(kept)
         t0, mem0 = time.perf_counter(), _allocated()
         try:
             with torch.no_grad(), tc.captures_without_gc():   # no_grad: also when recompile() runs with grad on
-                runtime, info = self._capture_size(size, static)
+                runtime, info = self._capture_size(size, static, restore)
         finally:
-            for t, kept in saved:
-                t.copy_(kept)
+            restore()
         info = SizeInfo(info.mode, info.why, info.copied, time.perf_counter() - t0, (_allocated() - mem0) / 2**20)
         self.plans[size] = runtime
         self.stats.sizes[size] = info
@@ -241,6 +294,8 @@ class GraphCudaGraphs:
         and the buffers its copied inputs get (capturemem.py)."""
         ev = capturemem.evaluator(self.plan.hints, self.plan.tied, size)
         peak = capturemem.peak_bytes(self.parts.source, ev) if self.parts.source is not None else 0
+        if self.mode_for(size)[0] == "piecewise":   # each piece's outputs stay: the next replay reads them
+            peak += capturemem.piece_output_bytes(self.parts.parent, ev)
         inputs = 0
         for i in self.plan.copied:
             a = real[i]
@@ -260,6 +315,27 @@ class GraphCudaGraphs:
         log.warning("vexplore: cudagraph: size %s: %s", size, why)
         return info
 
+    def deferred(self, sizes: Sequence[int | None], args: Sequence[Any]) -> set[int | None]:
+        """Sizes not to capture now, but at their first call: those larger than this call's token
+        count when the graph writes an input in place at its own address (a cache). Capture runs
+        the graph at each size on this call's inputs; where the write position comes from a fixed
+        input (a cache's own length counter), a larger size would write past this call's rows,
+        past the end of the cache. A call of that size writes there itself, so capture then."""
+        if self.at is None or not any(i in self.plan.written for i in self.plan.fixed):
+            return set()
+        i, d = self.at
+        n = int(args[i]) if d is None else args[i].shape[d]
+        return {s for s in sizes if s is not None and s > n}
+
+    def admit(self, size: int | None, args: Sequence[Any], fill: bool) -> SizeInfo:
+        """Capture ``size`` when its estimated memory fits the budget, else serve it without graphs."""
+        est = self.estimate(size, args)
+        budget, whence = capturemem.budget_bytes(self.config.cudagraph_memory_mb)
+        if est > budget:
+            return self.skip(size, f"not captured: estimated {est / 2**20:.0f} MiB > {budget / 2**20:.0f} MiB "
+                                   f"({whence}); runs without CUDA graphs", est)
+        return self.try_capture(size, args, fill, est)
+
     def try_capture(self, size: int | None, args: Sequence[Any], fill: bool, estimate: int = 0) -> SizeInfo:
         """``capture``, and when it fails (out of memory, an op that cannot be captured) the size
         runs without graphs instead of taking the call down."""
@@ -274,11 +350,11 @@ class GraphCudaGraphs:
         self.stats.sizes[size] = info
         return info
 
-    def _capture_size(self, size: int | None, static: list[Any]) -> tuple[RuntimePlan, SizeInfo]:
+    def _capture_size(self, size: int | None, static: list[Any], restore: Callable[[], None]) -> tuple[RuntimePlan, SizeInfo]:
         mode, why = self.mode_for(size)
         if mode == "full":
             try:
-                graph, out = _capture(self.fallback, static, self.pool)
+                graph, out = _capture(self.fallback, static, self.pool, restore)
                 self.stats.captures += 1
                 return self._runtime(static, [graph.replay], out, [graph]), SizeInfo("full", why)
             except Exception as e:  # e.g. a split op that syncs with the CPU cannot be captured
@@ -286,7 +362,7 @@ class GraphCudaGraphs:
                 self.stats.notes.append(f"size {size}: {why}")
                 log.warning("vexplore: cudagraph: %s", why)
                 self.pool = torch.cuda.graph_pool_handle()   # a failed capture leaves its pool unusable
-        steps, out, keep, copied = _piecewise(self.parts, static, self.pool)
+        steps, out, keep, copied = _piecewise(self.parts, static, self.pool, restore)
         self.stats.captures += len(self.parts.compiled)
         return self._runtime(static, steps, out, keep), SizeInfo("piecewise", why, tuple(copied))
 
@@ -328,8 +404,8 @@ class GraphCudaGraphs:
                     log.warning("vexplore: %s", note)
             if changed:   # the plan changed: no capture of any size may replay any more
                 self.plans.clear()
-        self.stats.recaptures += 1
-        self.try_capture(size, args, fill=True)
+        self.stats.recaptures += old is not None   # else a size captured at its first call
+        self.admit(size, args, fill=True)
         return self.plans.get(size)
 
     def _replay(self, runtime: RuntimePlan, args: Sequence[Any], n: int | None, size: int | None) -> Any:
@@ -405,16 +481,19 @@ def apply(config: Any, parts: GraphParts, graph: GraphInputs, rec: EventRecorder
     pad, note = _padding(config.cudagraph_pad, plan)
     sizes = capture_sizes(config.cudagraph_sizes, graph.token is not None)
     runtime = GraphCudaGraphs(parts, plan, sizes, config, pad)
-    budget, whence = capturemem.budget_bytes(config.cudagraph_memory_mb)
+    later = runtime.deferred(sizes, graph.real)
     for s in sizes:
+        if s in later:
+            continue
         with rec.step("cudagraph_capture", graph=index, size=s) as step:
-            before, est = runtime.stats.captures, runtime.estimate(s, graph.real)
-            if est > budget:
-                info = runtime.skip(s, f"not captured: estimated {est / 2**20:.0f} MiB > {budget / 2**20:.0f} MiB "
-                                       f"({whence}); runs without CUDA graphs", est)
-            else:
-                info = runtime.try_capture(s, graph.real, fill=False, estimate=est)
+            before = runtime.stats.captures
+            info = runtime.admit(s, graph.real, fill=False)
             step.kw.update(detail=_capture_detail(info), counts={"cudagraph_captures": runtime.stats.captures - before})
+    if later:
+        written = ", ".join(plan.names[i] for i in sorted(plan.written) if i in plan.fixed)
+        note = "; ".join(filter(None, (note, f"sizes {sorted(later)} are captured at their first call: the graph "
+                                       f"writes {written} in place, and a capture larger than the call in hand could "
+                                       "write past what that call writes (the end of a cache)")))
     fallen = [s for s, i in runtime.stats.sizes.items() if i.mode == "piecewise" and "not capturable" in i.why]
     if fallen:
         note = "; ".join(filter(None, (note, f"sizes {fallen} captured piecewise: {runtime.stats.sizes[fallen[0]].why}")))

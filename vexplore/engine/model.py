@@ -19,7 +19,7 @@ from ..monitor.report import CompileReport, CompileWarning, derive
 from ..session import Session, default_session
 from . import _torch_compat as tc
 from .backend import VexBackend
-from .captured import CapturedGraph
+from .captured import CapturedGraph, specialized_token
 from .emergency import RuntimeFallback
 from .fastpath import fast_path_modules, fast_path_off, fast_path_warning
 from .pipeline import GraphContext, GraphResult, compile_graph
@@ -147,6 +147,8 @@ class CompiledModel:
                                           {k: v[0] for k, v in self.token_dims.items()})
         if self._tokens == 1:
             work.warnings.append(_size_one(len(self.graphs)))
+        elif graph.token is None and self.token_dims:
+            work.warnings.extend(_specialized(graph, {k: v[0] for k, v in self.token_dims.items()}))
         if self._fast_path and not self.graphs:
             work.warnings.append(fast_path_warning(self._fast_path, 0))
         self.graphs.append(graph)
@@ -247,6 +249,18 @@ def _compiles_for_cpu(model: Callable[..., Any]) -> bool:
 def _tensor_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[tuple[str, torch.Tensor]]:
     named = [(f"args[{i}]", a) for i, a in enumerate(args)] + list(kwargs.items())
     return [(n, t) for n, t in named if isinstance(t, torch.Tensor)]
+
+
+def _specialized(graph: CapturedGraph, marked: dict[str, int]) -> list[CompileWarning]:
+    """Why a graph whose token dim vexplore marked dynamic is static all the same."""
+    found = specialized_token(graph.fake_inputs, graph.names, marked)
+    if found is None:
+        return []
+    name, dim, where = found
+    return [CompileWarning("token_specialized", f"graph {graph.index}: Dynamo specialized dim {dim} of {name} (the token "
+                           f"count) to a constant at {where}: a guard there reads its value, so this graph serves one "
+                           "length and every new length traces again. Make that code length-independent, or pad "
+                           "prompts to a few fixed lengths.", graph.index)]
 
 
 def _size_one(graph: int) -> CompileWarning:

@@ -13,6 +13,7 @@ import torch
 import torch.fx as fx
 from torch.fx.passes.split_module import split_module
 
+from . import _torch_compat as tc
 from .ops import op_name
 
 
@@ -102,7 +103,7 @@ def propagate(split: Split, inputs: Sequence[Any], fake_mode: Any | None,
     interp = _RecordInputs(split.gm)
     with torch.set_grad_enabled(grad):
         if fake_mode is not None:
-            with fake_mode:
+            with fake_mode, tc.guards_suppressed(fake_mode):
                 interp.run(*inputs)
         else:
             interp.run(*inputs)

@@ -24,6 +24,8 @@ import torch.fx as fx
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from . import _torch_compat as tc
+
 log = logging.getLogger(__name__)
 
 # Ops that write arguments their schema does not mark as written: (training flag position,
@@ -152,7 +154,7 @@ def find_writes(gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any) -> Wr
     spy = _SchemaSpy()
     finder = _Finder(gm, spy)
     try:
-        with fake_mode, torch.no_grad():
+        with fake_mode, torch.no_grad(), tc.guards_suppressed(fake_mode):
             copies = [x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]
             with spy:
                 finder.run(*copies)

@@ -24,7 +24,7 @@ COUNTER_KEYS = (
 class CompileWarning:
     """A warning of one compile. ``kind`` says what, for code (no_split, autograd, cudagraph_skip,
     cudagraph, validation, size_one, decode_trace,
-    fast_path, split_op_missing); ``message`` says it to the user (``str(w)``; ``"text" in w`` searches it)."""
+    fast_path, split_op_missing, token_specialized); ``message`` says it to the user (``str(w)``; ``"text" in w`` searches it)."""
 
     kind: str
     message: str
