@@ -399,3 +399,25 @@ def test_five_thousand_nodes_render_pan_zoom_and_expand_fast(toy_report, page_of
     assert rendered < 3000 and max(collapsed) < 100 and expand_ms < 500
     assert all_ms < 3000 and max(expanded) < 100
     assert not page.errors
+
+
+@pytest.mark.browser
+def test_clicks_land_after_the_notebook_scrolls(toy_report, page_of):
+    """JupyterLab scrolls the notebook in a panel of its own: Cytoscape's cached position of its
+    container went stale, and clicks after a scroll selected nothing."""
+    g = graph_model(toy_report)
+    page = page_of(g, ["layers", "layers.0", "layers.0.qkv", "layers.0.attn_norm"])
+    page.evaluate("""() => { const el = window.__el, wrap = document.createElement('div');
+        wrap.className = 'vx-test-panel'; wrap.style.cssText = 'height:800px;overflow:auto';
+        const pad = () => { const d = document.createElement('div'); d.style.height = '1500px'; return d; };
+        el.parentNode.insertBefore(wrap, el); wrap.append(pad(), el, pad()); wrap.scrollTop = 1400; }""")
+    page.wait_for_timeout(100)
+    lin = next(n for n in g["nodes"] if n["module"] == "layers.0.qkv")
+    _click(page, lin["id"])                                  # Cytoscape reads its position here
+    assert page.evaluate("window.__state.selected") == lin["id"]
+    page.evaluate("() => { document.querySelector('.vx-test-panel').scrollTop = 1250; }")
+    page.wait_for_timeout(100)
+    other = next(n for n in g["nodes"] if n["op"] == "pow" and n["module"] == "layers.0.attn_norm")
+    _click(page, other["id"])
+    assert page.evaluate("window.__state.selected") == other["id"]
+    assert not page.errors

@@ -243,8 +243,23 @@ function render({ model, el }) {
     if (pendingFit !== null) fit(pendingFit);
   });
   sized.observe(body);
+  // Cytoscape caches where its container is on the page; JupyterLab scrolls the notebook in a
+  // panel of its own, so after a scroll clicks landed beside the boxes. Any scroll (capture
+  // phase: scroll events do not bubble) re-reads it, once per frame.
+  let moved = false;
+  const onScroll = () => {
+    if (moved) return;
+    moved = true;
+    requestAnimationFrame(() => { moved = false; cy.resize(); });
+  };
+  document.addEventListener("scroll", onScroll, { capture: true, passive: true });
+  body.addEventListener("mouseenter", () => cy.resize());
   draw(true);
-  return () => { sized.disconnect(); cy.destroy(); };
+  return () => {
+    sized.disconnect();
+    document.removeEventListener("scroll", onScroll, { capture: true });
+    cy.destroy();
+  };
 }
 
 function drawLegend(legend, model, cy, details, view) {
