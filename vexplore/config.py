@@ -6,9 +6,11 @@ all agree on one list.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
+from urllib.parse import urlparse
 
 from .errors import ConfigError
 
@@ -85,10 +87,19 @@ def _sizes(value: object, where: str) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """Which cache tiers a compile uses and where they live."""
+    """Which cache tiers a compile uses and where they live.
+
+    ``dir`` left out (None) is ``$VEXPLORE_CACHE_DIR`` when that is set, else ``~/.cache/vexplore``;
+    a ``dir`` given here wins over the environment. ``remote_url`` is a Redis URL
+    (``REMOTE_URL_FORM``), checked on creation.
+    """
+
+    DEFAULT_DIR = "~/.cache/vexplore"   # class constants (no annotation: not fields)
+    DIR_ENV = "VEXPLORE_CACHE_DIR"
+    REMOTE_URL_FORM = "redis://[:password@]host[:port][/db] (rediss:// for TLS, unix:///path/to/redis.sock)"
 
     tiers: tuple[str, ...] = ("memory", "disk")
-    dir: str = "~/.cache/vexplore"
+    dir: str | None = None              # None: $VEXPLORE_CACHE_DIR, else DEFAULT_DIR
     remote_url: str | None = None
     memory_entries: int = 256
     memory_bytes: int | None = None
@@ -102,11 +113,38 @@ class CacheConfig:
             _one_of(t, TIERS, "CacheConfig.tiers entry")
         if "remote" in tiers and not self.remote_url:
             raise ConfigError("CacheConfig: tier 'remote' needs remote_url='redis://host:port/db'.")
+        if self.remote_url and (why := self.remote_url_problem(self.remote_url)):
+            raise ConfigError(f"CacheConfig.remote_url={self.redact(self.remote_url)!r} {why}; "
+                              f"give {self.REMOTE_URL_FORM}.")
+        if self.dir is None:
+            object.__setattr__(self, "dir", os.environ.get(self.DIR_ENV) or self.DEFAULT_DIR)
         if self.memory_entries <= 0:
             raise ConfigError(f"CacheConfig.memory_entries={self.memory_entries!r}: must be >= 1.")
         if self.disk_max_bytes <= 0:
             raise ConfigError(f"CacheConfig.disk_max_bytes={self.disk_max_bytes!r}: must be > 0.")
         object.__setattr__(self, "tiers", tuple(dict.fromkeys(tiers)))
+
+    @staticmethod
+    def redact(url: object) -> object:
+        """``url`` with its password replaced by *** (for messages); anything but a str as it is."""
+        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url) if isinstance(url, str) else url
+
+    @staticmethod
+    def remote_url_problem(url: object) -> str | None:
+        """Why redis-py could not open ``url`` (e.g. "is not a redis:// URL"), or None when it can."""
+        if not isinstance(url, str):
+            return "is not a string"
+        u = urlparse(url)
+        if u.scheme not in ("redis", "rediss", "unix"):
+            return "is not a redis:// URL"
+        if u.scheme == "unix":
+            return None if u.path else "names no socket path"
+        try:
+            u.port
+        except ValueError:
+            return "has a port that is not a number from 0 to 65535"
+        db = u.path.strip("/")
+        return None if not db or db.isdigit() else f"names database {db!r}, but Redis databases are numbers"
 
 
 @dataclass(frozen=True)
@@ -114,7 +152,8 @@ class CompileConfig:
     """Everything that decides how vexplore compiles a model; validated on creation.
 
     ``vx.CompileConfig(strategy="piecewise", splitting_ops=["mylib::attention"])``; change a
-    field with ``cfg.replace(cudagraph="full")``.
+    field with ``cfg.replace(cudagraph="full")``. Each field's meaning is in the comment beside it
+    and in docs/api.md (CompileConfig); a value vexplore cannot use raises ConfigError, naming it.
     """
 
     strategy: str = "auto"                      # "full" (one piece) | "piecewise" (cut at split ops) | "auto"

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 import torch
 
 from .bench.compare import benchmark
+from .cache.cli import dir_arg
 from .config import CacheConfig, CompileConfig
 from .engine.compilers import inductor_startup
 from .engine.model import compile as vx_compile
@@ -16,16 +18,83 @@ from .monitor.events import CompileEvent
 from .session import Session
 
 
+DTYPES = ("float32", "float16", "bfloat16")
+DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def count_arg(fix: str) -> Callable[[str], int]:
+    """argparse type of a count >= 1; ``fix`` says what to give instead ("give at least 1 token, e.g. ...")."""
+    def count(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; {fix}") from None
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"{n} is too small; {fix}")
+        return n
+    return count
+
+
+def dim_arg(text: str) -> int:
+    """argparse type of ``--dim``: a positive multiple of the toy Llama's head count."""
+    from .models import ToyLlamaConfig
+
+    heads = ToyLlamaConfig.heads
+    fix = f"give a positive multiple of {heads} (the toy Llama's heads), e.g. --dim 64"
+    n = count_arg(fix)(text)
+    if n % heads:
+        raise argparse.ArgumentTypeError(f"{n} is not a multiple of {heads}; {fix}")
+    return n
+
+
+def dtype_arg(text: str) -> str:
+    """argparse type of ``--dtype``: a name in DTYPES, or an alias in DTYPE_ALIASES; gives the name."""
+    name = DTYPE_ALIASES.get(text.lower(), text.lower())
+    if name not in DTYPES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a dtype the demo runs; choose float32, float16 or "
+                                         "bfloat16 (or fp32, fp16, bf16)")
+    return name
+
+
+def device_arg(text: str) -> str:
+    """argparse type of ``--device``: cpu, or cuda / cuda:N when this torch sees that GPU."""
+    m = re.fullmatch(r"cpu|cuda(?::(\d+))?", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device the demo runs on; choose cpu or cuda "
+                                         "(cuda:N for one GPU of several)")
+    if text == "cpu":
+        return text
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n == 0:
+        cpu_only = torch.version.cuda is None
+        why = f"torch {torch.__version__} is a CPU-only build" if cpu_only else "torch sees no CUDA GPU"
+        raise argparse.ArgumentTypeError(f"{text!r}: {why}; use --device cpu")
+    if m.group(1) is not None and int(m.group(1)) >= n:
+        raise argparse.ArgumentTypeError(f"{text!r}: torch sees {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}")
+    return text
+
+
 def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="compile the built-in toy Llama full and piecewise, beside eager")
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--tokens", type=int, default=32)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 (default: float16 on cuda, float32 on cpu)")
-    p.add_argument("--cache-dir", default="~/.cache/vexplore")
-    p.add_argument("--reps", type=int, default=None,
-                   help="samples per variant (default: until the median is known within 2 %%, or 3 s each)")
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    p = sub.add_parser("demo", help="compile the built-in toy Llama full and piecewise, beside eager",
+                       description="Compile the built-in toy Llama full and piecewise, beside eager, and "
+                       "time each per call. Every option is checked before anything is built.")
+    p.add_argument("--layers", type=count_arg("give at least 1 layer, e.g. --layers 4"), default=4,
+                   help="transformer layers, >= 1 (default %(default)s)")
+    p.add_argument("--dim", type=dim_arg, default=64, help="model width, a multiple of 4 (default %(default)s)")
+    p.add_argument("--tokens", type=count_arg("give at least 1 token, e.g. --tokens 32"), default=32,
+                   help="tokens per call, >= 1 (default %(default)s)")
+    p.add_argument("--device", type=device_arg, default=default_device,
+                   help="cpu | cuda | cuda:N (default here: %(default)s)")
+    p.add_argument("--dtype", type=dtype_arg, default=None,
+                   help="float32 | float16 | bfloat16, or fp32 | fp16 | bf16 "
+                   "(default: float16 on cuda, float32 on cpu)")
+    p.add_argument("--cache-dir", type=dir_arg, default=CacheConfig().dir,
+                   help=f"compile cache dir (default: ${CacheConfig.DIR_ENV} if set, else {CacheConfig.DEFAULT_DIR})")
+    p.add_argument("--reps", default=None,
+                   type=count_arg("give at least 1 sample per variant (e.g. --reps 20), or leave --reps out "
+                                  "to sample until the median is stable"),
+                   help="samples per variant, >= 1 (default: until the median is known within 2 %%, or 3 s each)")
     p.add_argument("--timer", choices=("idle", "steady"), default="idle",
                    help="GPU timer: one call from an idle GPU, or back-to-back calls as do_bench (CPU: perf_counter)")
     p.set_defaults(func=run)
@@ -46,7 +115,8 @@ def _progress(out: TextIO) -> Any:
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     from .models import ToyLlama
 
-    dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if args.device == "cuda" else torch.float32)
+    on_cuda = args.device.startswith("cuda")
+    dtype = getattr(torch, args.dtype) if args.dtype else (torch.float16 if on_cuda else torch.float32)
     torch.manual_seed(0)
     model = ToyLlama(layers=args.layers, dim=args.dim).to(args.device, dtype).eval()
     (x,) = model.example_inputs(args.tokens, device=args.device)

@@ -365,7 +365,11 @@ RAF2 = "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))
 
 
 @pytest.mark.browser
-def test_five_thousand_nodes_render_pan_zoom_and_expand_fast(toy_report, page_of):
+def test_five_thousand_nodes_render_pan_zoom_and_expand(toy_report, page_of):
+    """A 5,009-node graph draws, opens and pans in the browser. Its times are measured here but
+    judged in benchmarks/graphview.py (targets: first view 3 s, frames 100 ms, one module 500 ms),
+    which runs this test with VEXPLORE_GRAPHVIEW_TIMES set: a timed assertion here would fail on
+    a loaded CI machine for no fault of the code (it did: 4.9 s on 2 shared cores under load)."""
     big = graph_model(scaled_report(toy_report.pieces[2], 15, 9))
     assert len(big["nodes"]) >= 5000
     page = page_of(big, default_expanded(big))
@@ -396,8 +400,12 @@ def test_five_thousand_nodes_render_pan_zoom_and_expand_fast(toy_report, page_of
     print(f"5,000-node graph: first view {rendered:.0f} ms, its pan/zoom frames {max(collapsed):.0f} ms at most; "
           f"expanding one module {expand_ms:.0f} ms; everything open {all_ms:.0f} ms, its pan/zoom frames "
           f"{max(expanded):.0f} ms at most (median {sorted(expanded)[20]:.0f} ms)")
-    assert rendered < 3000 and max(collapsed) < 100 and expand_ms < 500
-    assert all_ms < 3000 and max(expanded) < 100
+    times = os.environ.get("VEXPLORE_GRAPHVIEW_TIMES")
+    if times:
+        with open(times, "a") as f:
+            f.write(json.dumps(dict(first_view_ms=rendered, collapsed_frame_ms=max(collapsed), expand_one_ms=expand_ms,
+                                    everything_open_ms=all_ms, open_frame_ms=max(expanded))) + "\n")
+    assert len(collapsed) == 20 and len(expanded) == 40    # every frame drew
     assert not page.errors
 
 

@@ -6,8 +6,10 @@ Every command works on one cache dir (``--dir``, default CacheConfig's) and, wit
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,24 +43,76 @@ def human(n: int | None) -> str:
     return f"{x:.1f} GiB"
 
 
+def size_arg(text: str) -> str:
+    """argparse type of ``--max-size``: the text, once parse_size accepts it (else exit 2 with why)."""
+    try:
+        parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def dir_arg(text: str) -> str:
+    """argparse type of a cache dir: refused when it, or the nearest parent that exists, is no directory."""
+    path = os.path.abspath(os.path.expanduser(text))
+    nearest = path
+    while not os.path.lexists(nearest) and os.path.dirname(nearest) != nearest:
+        nearest = os.path.dirname(nearest)
+    if os.path.lexists(nearest) and not os.path.isdir(nearest):
+        what = "is a file" if nearest == path else f"cannot be a directory: {nearest} is a file"
+        raise argparse.ArgumentTypeError(f"{text!r} {what}; give a directory for the cache (a missing one is fine)")
+    return text
+
+
+def remote_url_arg(text: str) -> str:
+    """argparse type of ``--remote-url``: a Redis URL redis-py can open, with redis installed."""
+    why = CacheConfig.remote_url_problem(text)
+    if why:
+        raise argparse.ArgumentTypeError(f"{CacheConfig.redact(text)!r} {why}; give {CacheConfig.REMOTE_URL_FORM}")
+    if importlib.util.find_spec("redis") is None:
+        raise argparse.ArgumentTypeError("the remote tier needs the redis package: pip install 'vexplore[redis]'")
+    return text
+
+
+def _add_common(p: argparse.ArgumentParser, defaults: bool) -> None:
+    """--dir, --remote-url, --prefix: with their defaults on ``vexplore cache``; on each command
+    without (argparse.SUPPRESS), so a value given after the command wins and none is overwritten."""
+    d = CacheConfig()
+    unset = argparse.SUPPRESS
+    p.add_argument("--dir", type=dir_arg, default=d.dir if defaults else unset,
+                   help=f"cache dir (default: ${CacheConfig.DIR_ENV} if set, else {CacheConfig.DEFAULT_DIR})")
+    p.add_argument("--remote-url", type=remote_url_arg, default=None if defaults else unset, metavar="URL",
+                   help="also act on this Redis tier: redis://[:password@]host[:port][/db]")
+    p.add_argument("--prefix", default=d.remote_prefix if defaults else unset,
+                   help=f"Redis key prefix (default {d.remote_prefix})")
+
+
 def register(subparsers: Any) -> None:
     """Add ``vexplore cache ...`` to the ``vexplore`` command's subparsers."""
-    p = subparsers.add_parser("cache", help="inspect and maintain vexplore's compile cache")
-    p.add_argument("--dir", default=CacheConfig().dir, help="cache dir (default %(default)s)")
-    p.add_argument("--remote-url", default=None, help="also act on this Redis tier (redis://host:port/db)")
-    p.add_argument("--prefix", default=CacheConfig().remote_prefix, help="Redis key prefix (default %(default)s)")
-    sub = p.add_subparsers(dest="cache_command", required=True)
-    sub.add_parser("info", help="where the cache is, how full, and its health").set_defaults(func=cmd_info)
-    sub.add_parser("list", help="every entry, most recently used first").set_defaults(func=cmd_list)
-    e = sub.add_parser("explain", help="which key parts of two entries differ")
+    p = subparsers.add_parser("cache", help="inspect and maintain vexplore's compile cache",
+                              description="Inspect and maintain vexplore's compile cache. The options "
+                              "--dir, --remote-url and --prefix go before or after the command.")
+    _add_common(p, defaults=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common(common, defaults=False)
+    sub = p.add_subparsers(dest="cache_command", required=True, title="commands")
+
+    def add(name: str, help: str, func: Any) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[common])
+        c.set_defaults(func=func)
+        return c
+
+    add("info", "where the cache is, how full, and its health", cmd_info)
+    add("list", "every entry, most recently used first", cmd_list)
+    e = add("explain", "which key parts of two entries differ", cmd_explain)
     e.add_argument("a", help="digest (a unique prefix is enough) or path of an artifact file")
-    e.add_argument("b")
-    e.set_defaults(func=cmd_explain)
-    sub.add_parser("verify", help="check every entry in full; delete damaged ones").set_defaults(func=cmd_verify)
-    pr = sub.add_parser("prune", help="evict least recently used entries down to a size")
-    pr.add_argument("--max-size", required=True, help="e.g. 500M, 5G")
-    pr.set_defaults(func=cmd_prune)
-    sub.add_parser("clear", help="delete every entry").set_defaults(func=cmd_clear)
+    e.add_argument("b", help="the same, for the entry to compare with")
+    add("verify", "check every entry in full; delete damaged ones", cmd_verify)
+    pr = add("prune", "evict least recently used entries down to a size", cmd_prune)
+    pr.add_argument("--max-size", required=True, type=size_arg, metavar="SIZE",
+                    help="bytes, or a number with K, M, G or T: e.g. 500M, 5G")
+    add("clear", "delete every entry", cmd_clear)
+    sub.metavar = "{" + ",".join(sub.choices) + "}"   # "required: {info,...}", not "required: cache_command"
 
 
 def _disk(args: argparse.Namespace, say: bool = True) -> DiskTier | None:
@@ -151,7 +205,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         a, b = _resolve(disk, args.a), _resolve(disk, args.b)
     except (LookupError, OSError, ArtifactCorrupt) as e:
-        print(f"vexplore cache explain: {e}")
+        print(f"vexplore cache explain: error: {e}", file=sys.stderr)
         return 2
     lines = explain(a, b)
     print(f"{a.digest[:16]} -> {b.digest[:16]}: " + ("the keys are equal" if not lines else f"{len(lines)} difference(s)"))
@@ -183,11 +237,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    try:
-        limit = parse_size(args.max_size)
-    except ValueError as e:
-        print(f"vexplore cache prune: {e}")
-        return 2
+    limit = parse_size(args.max_size)   # size_arg checked it
     disk = _disk(args)
     if disk is not None:
         r = disk.prune(limit)
