@@ -4,7 +4,7 @@
     python benchmarks/cache_bench.py --device cuda --out /tmp/h100-cache.json           # GPU
 
 Every measurement that says "new process" runs in a fresh Python process (this script with
---role), so first-in-process costs are real. Rows (DESIGN.md's results format plus ``n``/``note``):
+--role), so first-in-process costs are real. Rows (the results format of benchmarks/README.md plus ``n``/``note``):
 
 - load-<tier>-first / load-<tier>-later: get + verify + CompiledArtifact.load of one entry; the
   first load in a process apart from the later ones (memory: a TieredCache.lookup hit). Importing

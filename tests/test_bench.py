@@ -143,7 +143,7 @@ def test_benchmark_bad_input():
 
 
 def test_results_files_follow_the_schema():
-    """Every committed results file with rows: one timer, and rows as DESIGN.md's schema has them."""
+    """Every committed results file with rows: one timer, and rows as benchmarks/README.md's results format has them."""
     row_keys = {"model", "tokens", "size_dim", "variant", "median_ms", "p20_ms", "p80_ms", "first_call_s", "max_rel_err"}
     checked = 0
     for path in RESULTS.glob("h200-*.json"):

@@ -18,8 +18,10 @@ from .engine.model import CompiledModel, compile
 from .engine.ops import op_name
 from .errors import (CompileError, ConfigError, VexploreBenchWarning, VexploreError, VexploreFallbackWarning,
                      VexplorePerformanceWarning, VexploreValidationWarning, VexploreWarning)
+from .monitor.diff import Change, Diff, diff
 from .monitor.events import CompileEvent
-from .monitor.report import CompileReport, Piece
+from .monitor.persist import ReportFileError
+from .monitor.report import CompileReport, Piece, load_report
 from .session import Session, default_session
 from . import cache
 from .engine.prewarm import prewarm as _prewarm
@@ -29,19 +31,29 @@ cache.prewarm = _prewarm   # vx.cache.prewarm: it needs the engine and the Sessi
 __version__ = "0.1.0"
 
 __all__ = [
-    "BenchOptions", "BenchReport", "BenchRow", "CacheConfig", "CompileConfig", "CompileError", "CompileEvent",
-    "CompileReport", "CompiledModel", "ConfigError", "DEFAULT_SPLITTING_OPS", "Piece", "Session",
+    "BenchOptions", "BenchReport", "BenchRow", "CacheConfig", "Change", "CompileConfig", "CompileError", "CompileEvent",
+    "CompileReport", "CompiledModel", "ConfigError", "DEFAULT_SPLITTING_OPS", "Diff", "Piece", "ReportFileError", "Session",
     "VexploreBenchWarning", "VexploreError", "VexploreFallbackWarning", "VexplorePerformanceWarning", "VexploreValidationWarning",
     "VexploreWarning",
-    "benchmark", "cache", "compile", "default_session", "explore", "op_name",
+    "benchmark", "cache", "compile", "default_session", "diff", "explore", "export_html", "load_report", "op_name",
 ]
 
 
 def explore(model: Any, *inputs: Any, config: CompileConfig | None = None, session: Session | None = None) -> Any:
-    """The explorer dashboard (an ipywidgets widget) for ``model`` on ``inputs``."""
+    """The explorer dashboard (an ipywidgets widget) for ``model`` on ``inputs``; or for a CompileReport
+    or a list of them (``vx.explore(vx.load_report(path))``), replayed without the model."""
     from .ui.explorer import explore as _explore  # UI libraries load only here
 
     return _explore(model, *inputs, config=config, session=session)
+
+
+def export_html(obj: Any, path: Any) -> Any:
+    """Write ``obj`` (a CompiledModel, CompileReport or explorer) to ``path`` as one self-contained
+    HTML file (graph, pieces, generated code, timeline, warnings and advice, benchmarks); returns
+    the path written. Nothing in it loads from the network."""
+    from .ui.export import export_html as _export  # UI modules load only here
+
+    return _export(obj, path)
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -5,6 +5,10 @@ errors (VexploreError) become UsageError, so the notebook shows the message, not
 
     %vexplore MODEL INPUTS [--strategy S] [--split-ops OP[,OP]] [--compiler C] [--cudagraph M] [--config CFG]
     %vxbench [-n N] [-r R] [-t idle|steady] [-o] [-q] STATEMENT
+
+What ``%vexplore?`` and ``%vxbench?`` print is each magic's docstring, generated from its argparse
+parser below (every option's help, default and example live on the option), so the help cannot
+miss an option; ``tests/ui/test_magics.py`` checks it. docs/api.md has the same reference.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import argparse
 import ast
 import re
 import shlex
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,37 +24,184 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import display
 
-from .config import CompileConfig
+from .bench.timing import TIMERS
+from .config import COMPILERS, CUDAGRAPH_MODES, STRATEGIES, CompileConfig
 from .errors import VexploreError
-
-VEXPLORE_USAGE = ("%vexplore MODEL INPUTS [--strategy S] [--split-ops OP[,OP]] [--compiler C] "
-                  "[--cudagraph M] [--config CFG]\n  e.g. %vexplore model x --strategy piecewise "
-                  "--split-ops vexplore::attention")
-VXBENCH_USAGE = ("%vxbench [-n N] [-r R] [-t idle|steady] [-o] [-q] STATEMENT\n  e.g. %vxbench model(x)   (-r: samples, "
-                 "default until the median is known within 2 %; -n: calls per sample; -t: the GPU timer)")
 
 
 class _Parser(argparse.ArgumentParser):
+    """argparse for a magic: errors raise UsageError, and every option carries its default and an example."""
+
+    def __init__(self, prog: str, head: str = "", tail: str = "") -> None:
+        super().__init__(prog=prog, add_help=False)
+        self.head, self.tail = head, tail          # the usage line's words before and after the options
+        self.options: list[tuple[argparse.Action, str, str]] = []   # (action, default as text, example)
+
+    def option(self, *flags: str, default_text: str, example: str, **kw: Any) -> None:
+        self.options.append((self.add_argument(*flags, **kw), default_text, example))
+
+    def usage_line(self) -> str:
+        opts = " ".join(f"[{a.option_strings[0]}]" if a.nargs == 0 else f"[{a.option_strings[0]} {a.metavar}]"
+                        for a, _, _ in self.options)
+        return " ".join(filter(None, (self.prog, self.head, opts, self.tail)))
+
     def error(self, message: str) -> None:  # argparse would sys.exit(); a magic reports instead
-        raise UsageError(f"{self.prog}: {message}\nusage: {self.usage}")
+        raise UsageError(f"{self.prog}: {message}\n{usage_hint(self)}")
+
+
+def usage_hint(parser: _Parser) -> str:
+    """The lines every usage error ends with: the usage, and where the full help is."""
+    return f"usage: {parser.usage_line()}\n{parser.prog}? lists every option with an example."
+
+
+def magic_help(parser: _Parser, summary: str, about: str, examples: list[str]) -> str:
+    """A magic's docstring (what ``%magic?`` prints): usage, what it does, every option of
+    ``parser`` with its default and an example, then more examples."""
+    def para(text: str, indent: str = "") -> str:
+        return textwrap.fill(text, 96, initial_indent=indent, subsequent_indent=indent, break_long_words=False,
+                             break_on_hyphens=False)
+
+    out = [summary, "", "    " + parser.usage_line(), "", *(para(p) + "\n" for p in about.split("\n\n")), "Options:"]
+    for action, default, example in parser.options:
+        name = " ".join(action.option_strings) + ("" if action.nargs == 0 else f" {action.metavar}")
+        out += [f"  {name}", para(action.help or "", "      "), para(f"Default: {default}", "      "),
+                f"      e.g.  {example}"]
+    out += ["", "Examples:", *(f"  {e}" for e in examples), "", "Reference: docs/api.md in the vexplore repository."]
+    return "\n".join(out)
+
+
+def _choices(values: tuple[str, ...]) -> str:
+    return " | ".join(values)
 
 
 def _vexplore_parser() -> _Parser:
-    p = _Parser(prog="%vexplore", usage=VEXPLORE_USAGE, add_help=False)
-    p.add_argument("--strategy")
-    p.add_argument("--split-ops", dest="splitting_ops")
-    p.add_argument("--compiler")
-    p.add_argument("--cudagraph")
-    p.add_argument("--config", dest="config")
+    p = _Parser("%vexplore", "MODEL INPUTS")
+    d = CompileConfig()
+    p.option("--strategy", metavar="S", default=None, default_text=f"--config's ({d.strategy} in vx.CompileConfig())",
+             help=f"How each graph is compiled: {_choices(STRATEGIES)}. full: one piece; piecewise: cut at the split "
+                  "ops (each runs eagerly between compiled pieces); auto: piecewise when the graph has split ops and "
+                  f"at least CompileConfig.auto_min_nodes nodes, else full, with the reason in the report. Sets "
+                  "CompileConfig.strategy.",
+             example="%vexplore model x --strategy piecewise")
+    p.option("--split-ops", dest="splitting_ops", metavar="OP[,OP]", default=None,
+             default_text="--config's (the attention ops of vx.DEFAULT_SPLITTING_OPS in vx.CompileConfig())",
+             help="The ops to cut the graph at, comma-separated, named as vx.op_name(node) names them ('ns::op', "
+                  "'ns::op.overload', or a Python callable's dotted name); an entry without an overload matches "
+                  "every overload. Sets CompileConfig.splitting_ops.",
+             example="%vexplore model x --strategy piecewise --split-ops vexplore::attention")
+    p.option("--compiler", metavar="C", default=None, default_text=f"--config's ({d.compiler} in vx.CompileConfig())",
+             help=f"What compiles each piece: {_choices(COMPILERS)} (eager: the pieces run as traced). Sets "
+                  "CompileConfig.compiler.",
+             example="%vexplore model x --compiler eager")
+    p.option("--cudagraph", metavar="M", default=None, default_text=f"--config's ({d.cudagraph} in vx.CompileConfig())",
+             help=f"CUDA graphs: {_choices(CUDAGRAPH_MODES)}. piecewise: one per compiled piece, split ops eager "
+                  "between; full: the whole graph; full_and_piecewise: full up to CompileConfig.cudagraph_full_max "
+                  "tokens, piecewise above; auto: full_and_piecewise on a CUDA device, none elsewhere. Sets "
+                  "CompileConfig.cudagraph.",
+             example="%vexplore model x --cudagraph full_and_piecewise")
+    p.option("--config", dest="config", metavar="CFG", default=None, default_text="vx.CompileConfig()",
+             help="A Python expression, evaluated in the notebook, giving the vx.CompileConfig to start from (any "
+                  "field: cache, compile_sizes, dynamic_dims, ...); the other options change its fields. Quote it "
+                  "if it holds spaces. In the example, cfg is a config made earlier: cfg = vx.CompileConfig(cudagraph='auto').",
+             example="%vexplore model x --config cfg --strategy full")
     return p
 
 
+VEXPLORE_PARSER = _vexplore_parser()
+VEXPLORE_USAGE = VEXPLORE_PARSER.usage_line()
+VEXPLORE_HELP = magic_help(
+    VEXPLORE_PARSER,
+    "Show the vexplore explorer (an ipywidgets dashboard) for a model and its inputs.",
+    "MODEL is the first word of the line; INPUTS is everything after it up to the first ' --' (spaces "
+    "allowed). Both are Python expressions evaluated in the notebook; an INPUTS value that is not a tuple "
+    "is the one input. The model is compiled with vx.compile under the config the options make, called once "
+    "on INPUTS under torch.no_grad(), and the explorer vx.explore(model, *inputs, config=...) returns is "
+    "displayed. A MODEL that is already a vx.compile(...) result keeps its own config (the options are not "
+    "used) and is called only if it has not been yet.\n\n"
+    "Errors: a line without MODEL and INPUTS, an expression that does not evaluate, an unknown option, "
+    "a --config that is not a vx.CompileConfig, or a value vexplore refuses (ConfigError, CompileError) "
+    "raise UsageError, whose message says what to change.",
+    ["%vexplore model x",
+     "%vexplore model ids, mask",
+     "%vexplore model x --strategy piecewise --split-ops vexplore::attention --cudagraph piecewise",
+     '%vexplore model x --config "vx.CompileConfig(compile_sizes=[1, 16])" --compiler eager'])
+
+
+def _whole(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _timer(text: str) -> str:
+    if text not in TIMERS:
+        raise argparse.ArgumentTypeError(f"{text!r}: the timer is 'idle' (one call from an idle GPU) or 'steady' "
+                                         "(back-to-back calls, as do_bench)")
+    return text
+
+
+def _vxbench_parser() -> _Parser:
+    # options are single letters (the line is cut into options and STATEMENT by _option_regex)
+    p = _Parser("%vxbench", tail="STATEMENT")
+    p.option("-n", dest="number", metavar="N", type=_whole, default=None, default_text="1",
+             help="Runs of STATEMENT per timed call: the figures are per run (each timing divided by N).",
+             example="%vxbench -n 10 model(x)")
+    p.option("-r", dest="repeat", metavar="R", type=_whole, default=None,
+             default_text="until each median is known within +-2 % (the half-width of its ~95 % interval) or 2 s "
+                          "of measuring per row are spent",
+             help="Samples per row (the eager row and the compiled row each; they are taken in turns).",
+             example="%vxbench -r 30 model(x)")
+    p.option("-t", dest="timer", metavar="idle|steady", type=_timer, default="idle", default_text="idle",
+             help="The timer: idle (synchronise, then CUDA events around one call from an idle GPU: host overhead "
+                  "counted) or steady (back-to-back calls, as triton's do_bench); on the CPU both are perf_counter "
+                  "around back-to-back calls. The table names it. Note: a statement has no tensor inputs, so "
+                  "%vxbench cannot see that it runs on a GPU and today times it as CPU work (perf_counter, no "
+                  "device synchronise) whatever -t says; for GPU timings use vx.benchmark(model, {size: inputs}).",
+             example="%vxbench -t steady model(x)")
+    p.option("-o", dest="out", action="store_true", default_text="off (the magic returns None)",
+             help="Return the vx.BenchReport (.rows, .table(), .to_dict()), e.g. to keep it in a variable.",
+             example="rep = %vxbench -o model(x)")
+    p.option("-q", dest="quiet", action="store_true",
+             default_text="off (the table is displayed: HTML in a notebook, text in a terminal)",
+             help="Display nothing (with -o: keep the report without showing it).",
+             example="rep = %vxbench -q -o -r 20 model(x)")
+    return p
+
+
+VXBENCH_PARSER = _vxbench_parser()
+VXBENCH_USAGE = VXBENCH_PARSER.usage_line()
+VXBENCH_HELP = magic_help(
+    VXBENCH_PARSER,
+    "Time STATEMENT eager and compiled by vexplore, per call, and show the table.",
+    "Options come first, as with %timeit; STATEMENT is the rest of the line, as typed: Python (several "
+    "statements joined by ';' allowed) over the notebook's names. It runs as a function of no arguments, "
+    "eager and compiled by vx.compile under vx.CompileConfig() (the row vexplore-auto-none); the function "
+    "returns the last expression's value, or else the names the statement assigns, so the compiled graph has "
+    "outputs. The first call of each row is timed apart (its seconds are reported beside the row), warm-up calls not at all. When "
+    "STATEMENT ends in a call whose first argument is a name holding a tensor, the size column is that "
+    "tensor's dim 0.\n\n"
+    "Each row's output is compared with eager's: a row over the accuracy gate (max rel err 1e-4 in fp32, "
+    "2e-2 in fp16/bf16) is 'failed' and warns (VexploreBenchWarning), a row whose median stays uncertain "
+    "(over +-5 %, or a p20-p80 spread over 25 %) is 'noisy'; neither is shown as a speed-up.\n\n"
+    "Errors: an option value that is not allowed, no STATEMENT, a STATEMENT that is not valid Python, or a "
+    "VexploreError while compiling or timing raise UsageError, whose message says what to change.",
+    ["%vxbench model(x)",
+     "%vxbench -n 10 -r 50 -t steady model(x)",
+     "%vxbench -q -r 5 y = model(x); z = y.sum()",
+     "rep = %vxbench -o model(x)",
+     "print(rep.table())"])
+
+
 def split_vexplore_line(line: str) -> tuple[str, str, list[str]]:
-    """``MODEL INPUTS --opts`` -> (model source, inputs source, option tokens), as the README says:
-    MODEL is the first token, INPUTS everything after it up to the first `` --``."""
+    """``MODEL INPUTS --opts`` -> (model source, inputs source, option tokens): MODEL is the first
+    token, INPUTS everything after it up to the first `` --``."""
     parts = line.strip().split(None, 1)
     if len(parts) < 2 or parts[1].startswith("--"):
-        raise UsageError(f"%vexplore needs a model and its inputs.\nusage: {VEXPLORE_USAGE}")
+        raise UsageError(f"%vexplore needs a model and its inputs.\n{usage_hint(VEXPLORE_PARSER)}")
     model_src, rest = parts[0], " " + parts[1]
     cut = rest.find(" --")
     inputs_src, opts = (rest, "") if cut < 0 else (rest[:cut], rest[cut:])
@@ -73,11 +225,10 @@ class VexploreMagics(Magics):
 
     @line_magic
     def vexplore(self, line: str) -> None:
-        """Show the vexplore explorer for a model and its inputs. Usage: see VEXPLORE_USAGE."""
         from .ui.explorer import explore
 
         model_src, inputs_src, tokens = split_vexplore_line(line)
-        args = _vexplore_parser().parse_args(tokens)
+        args = VEXPLORE_PARSER.parse_args(tokens)
         model = self._eval(model_src, "MODEL", "%vexplore")
         inputs = self._eval(inputs_src, "INPUTS", "%vexplore")
         inputs = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -92,9 +243,10 @@ class VexploreMagics(Magics):
         except VexploreError as e:
             raise UsageError(f"%vexplore: {e}") from None
 
+    vexplore.__doc__ = VEXPLORE_HELP   # what %vexplore? prints
+
     @line_magic
     def vxbench(self, line: str) -> Any:
-        """Time STATEMENT eager and compiled by vexplore (per call; -o returns the BenchReport)."""
         from .bench.compare import bench_statement
         from .ui.benchpanel import BenchView
 
@@ -108,6 +260,8 @@ class VexploreMagics(Magics):
         if not args.quiet:
             display(BenchView(report))
         return report if args.out else None
+
+    vxbench.__doc__ = VXBENCH_HELP   # what %vxbench? prints
 
     def _size(self, statement: str) -> tuple[int | None, str]:
         """(dim 0 of the call's first argument, "dim 0 of NAME") when the statement ends in a
@@ -169,7 +323,15 @@ def _names(code: Any) -> list[str]:
     return out
 
 
-_OPTION = re.compile(r"-(?P<flag>[nrt])\s*(?P<value>\S+)\s*|-(?P<switch>[oq])(?:\s+|$)")
+def _option_regex(parser: _Parser) -> re.Pattern[str]:
+    """Matches one option at the start of a %vxbench line: ``-n 5``, ``-n5``, ``-o``."""
+    valued = "".join(a.option_strings[0][1:] for a, _, _ in parser.options if a.nargs != 0)
+    switches = "".join(a.option_strings[0][1:] for a, _, _ in parser.options if a.nargs == 0)
+    assert all(len(a.option_strings[0]) == 2 for a, _, _ in parser.options), "%vxbench options are one letter"
+    return re.compile(rf"-(?P<flag>[{valued}])\s*(?P<value>\S+)\s*|-(?P<switch>[{switches}])(?:\s+|$)")
+
+
+_OPTION = _option_regex(VXBENCH_PARSER)
 
 
 @dataclass(frozen=True)
@@ -189,32 +351,14 @@ def split_vxbench_line(line: str) -> VxbenchLine:
 
     Options come first, as with %timeit; the statement is the rest of the line, as typed.
     Without -n/-r: None (calls per sample and samples chosen until the figure is stable)."""
-    opts: dict[str, Any] = {"n": None, "r": None, "t": "idle", "o": False, "q": False}
-    rest = line.strip()
+    rest, tokens = line.strip(), []
     while (m := _OPTION.match(rest)) is not None:
-        if m.group("switch"):
-            opts[m.group("switch")] = True
-        else:
-            opts[m.group("flag")] = _option_value(m.group("flag"), m.group("value"))
+        tokens.append(f"-{m.group('switch')}" if m.group("switch") else f"-{m.group('flag')}{m.group('value')}")
         rest = rest[m.end():]
+    args = VXBENCH_PARSER.parse_args(tokens)
     if not rest.strip():
-        raise UsageError(f"%vxbench needs a statement to time.\nusage: {VXBENCH_USAGE}")
-    return VxbenchLine(opts["n"], opts["r"], opts["o"], opts["q"], opts["t"], rest.strip())
-
-
-def _option_value(flag: str, text: str) -> Any:
-    if flag == "t":
-        if text not in ("idle", "steady"):
-            raise UsageError(f"%vxbench -t {text}: the timer is 'idle' (one call from an idle GPU) or 'steady' "
-                             f"(back-to-back, as do_bench).\nusage: {VXBENCH_USAGE}")
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"%vxbench -{flag} {text}: give a whole number.\nusage: {VXBENCH_USAGE}") from None
-    if value < 1:
-        raise UsageError(f"%vxbench -{flag} {value}: must be >= 1.\nusage: {VXBENCH_USAGE}")
-    return value
+        raise UsageError(f"%vxbench needs a statement to time.\n{usage_hint(VXBENCH_PARSER)}")
+    return VxbenchLine(args.number, args.repeat, args.out, args.quiet, args.timer, rest.strip())
 
 
 def load_ipython_extension(ipython: Any) -> None:

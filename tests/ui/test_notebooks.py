@@ -5,12 +5,15 @@ import ast
 import importlib.metadata as md
 import json
 import re
+import shutil
+import socket
 import sys
 import tomllib
 from pathlib import Path
 
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +49,135 @@ def _your_own_model(outputs: list, text: str) -> None:
     assert "back to piecewise: pieces=18 inductor_compiles=0 memory_hits=6" in text
 
 
-CHECKS = {"01-quickstart.ipynb": _quickstart, "03-your-own-model.ipynb": _your_own_model}
+def _piecewise_and_cuda_graphs(outputs: list, text: str) -> None:
+    """The CPU path (CI has no GPU): full vs piecewise, and every CUDA-graph mode running without graphs, saying why."""
+    assert "device: cpu (no CUDA device); toy Llama: 4 layers, dim 64, torch.float32" in text
+    assert re.search(r"^piecewise: pieces=9 \(2 x 4 layers \+ 1\) compiled=5 unique=3 inductor_compiles=3; "
+                     r"matches eager \(max rel err ", text, re.M)
+    pw = re.search(r"^piecewise pieces=9 unique=3 inductor_compiles=3 nodes compiled=(\d+) compile_s=", text, re.M)
+    full = re.search(r"^full +pieces=1 unique=1 inductor_compiles=1 nodes compiled=(\d+) compile_s=", text, re.M)
+    assert pw and full and int(pw[1]) < int(full[1])   # piecewise hands Inductor one layer's worth, once
+    modes = dict(re.findall(r"^cudagraph=(\w+) +inductor_compiles=0 memory_hits=3 captures=0 +graph 0: no graphs: (.*)$",
+                            text, re.M))
+    assert modes == {"none": "none asked for", "auto": "auto asks for none without a CUDA device",
+                     **{m: f"cudagraph={m} needs a CUDA device; the graph runs on cpu"
+                        for m in ("piecewise", "full", "full_and_piecewise")}}
+    assert ("graph 0: graph_stats is None: nothing captured (cudagraph=full_and_piecewise needs a CUDA device; "
+            "the graph runs on cpu)") in text
+    assert "No CUDA device: nothing is captured, so there is no memory to budget." in text
+    assert "No CUDA device: no benchmark here." in text
+
+
+def _piecewise_and_cuda_graphs_recorded(outputs: list, text: str, recorded_on: str) -> None:
+    """The outputs committed with the notebook: its GPU path, run on ``recorded_on``."""
+    assert f"device: {recorded_on}; toy Llama: 4 layers, dim 2048, torch.float16" in text
+    captured = re.search(r"^cudagraph=full_and_piecewise +inductor_compiles=0 memory_hits=3 captures=([1-9]\d*) +"
+                         r"graph 0: 2:full .*512:piecewise$", text, re.M)
+    assert captured, "the recorded run captured no CUDA graphs"
+    for tokens in (16, 1):
+        for variant in ("eager", "torch-reduce-overhead", "vexplore-piecewise-full_and_piecewise"):
+            assert re.search(rf"^{variant} +{tokens} +\d", text, re.M), (variant, tokens)
+    assert re.search(r"^graph 1: captures=1 replays=[1-9]", text, re.M)      # the 1-token graph, replayed
+    assert "No CUDA device" not in text
+
+
+def _cache_tiers(outputs: list, text: str) -> None:
+    served = "inductor_compiles={} memory_hits={} disk_hits={} remote_hits={} misses={}".format
+    assert f"first compile:            {served(3, 0, 0, 0, 3)}" in text
+    assert f"again in the same session: {served(0, 3, 0, 0, 0)}" in text
+    assert f"fresh session: {served(0, 0, 3, 0, 0)}" in text       # a new session loads all from disk
+    assert "cache column: ['disk']" in text
+    # one Inductor option changed: every piece misses, and says which part of the key differs
+    assert f"{served(3, 0, 0, 0, 3)}\npiece 0 miss:" in text
+    missed = re.findall(r"^piece (\d+) miss: size general: nearest stored key [0-9a-f]{12} \((?:memory|disk)\) "
+                        r"differs in config\.inductor_options: \{\} -> \{'epilogue_fusion': 'False'\}$", text, re.M)
+    assert missed == ["0", "2", "8"]
+    assert re.search(r"^prewarm\(cfg\): +loaded=3 failed=0 in ", text, re.M)
+    assert f"first call after it: {served(0, 3, 0, 0, 0)}" in text
+    assert "prewarm(cfg.cache): loaded=6 failed=0" in text
+    if shutil.which("redis-server"):          # the kernel has the PATH of this test
+        assert f"machine A: {served(3, 0, 0, 0, 3)}" in text
+        assert f"machine B: {served(0, 0, 0, 3, 0)}" in text
+        assert re.search(r"^remote cache redis://127\.0\.0\.1:\d+/0 prefix 'vexplore:': 3 entries", text, re.M)
+        port = int(re.search(r"^redis-server on port (\d+) stopped$", text, re.M)[1])
+        with pytest.raises(OSError):           # the notebook stopped the server it started
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    else:
+        assert "redis-server is not installed here" in text
+    # the `vexplore cache` command
+    assert re.search(r"^disk cache .*vexplore-05-\w+: 6 entries, ", text, re.M)
+    assert re.search(r"^6 entries in .*vexplore-05-\w+ \(.*\), most recently used first:$", text, re.M)
+    assert re.search(r"^[0-9a-f]{16} -> [0-9a-f]{16}: 1 difference\(s\)\n"
+                     r"  config\.inductor_options: \{\} -> \{'epilogue_fusion': 'False'\}$", text, re.M)
+    assert re.search(r"^verified 6 entries in .*: 6 ok, 0 damaged and deleted", text, re.M)
+    assert re.search(r"^pruned .* to 1\.0 MiB: removed \d+ entries", text, re.M)
+    assert re.search(r"^cleared .*: removed [1-5] entries", text, re.M)
+    assert re.search(r"^removed [13] cache dirs$", text, re.M)
+
+
+def _save_share_replay(outputs: list, text: str) -> None:
+    """Reports saved, loaded without the model (in a fresh process too), replayed, compared and exported."""
+    assert re.search(r"^saved report \d+ \(full +pieces=1\) -> full\.json, [1-9]\d* KiB$", text, re.M)
+    assert re.search(r"^saved report \d+ \(piecewise pieces=9\) -> piecewise\.json, [1-9]\d* KiB$", text, re.M)
+    assert re.search(r"^fresh process loaded report \d+ \(full\): pieces=1 unique=1 device=cpu ", text, re.M)
+    assert re.search(r"^fresh process loaded report \d+ \(piecewise\): pieces=9 unique=3 device=cpu ", text, re.M)
+    for strategy in ("full", "piecewise"):
+        assert re.search(rf"^{strategy} +loaded == saved: True; vx\.diff\(saved, loaded\): 0 changes$", text, re.M)
+    widgets = [o for o in outputs if WIDGET in o.get("data", {})]
+    assert len(widgets) == 1 and "vexplore explorer of a report" in widgets[0]["data"]["text/plain"]   # vx.explore([a, b])
+    assert any(re.fullmatch(r"vexplore snapshot of report \d+ \(HTML\)", o.get("data", {}).get("text/plain", ""))
+               for o in outputs)
+    # the diff: the strategy, the one full piece against 4 layers split at attention, the counters
+    assert re.search(r"^report \d+ \(full\) -> report \d+ \(piecewise\): \d+ changes \{'config': 1, 'key': 1, "
+                     r"'piece': 9, 'code': 1, ", text, re.M)
+    assert "  config       strategy: full -> piecewise\n" in text
+    assert re.search(r"^  piece        piece 0: compiled, \d+ nodes, key \w+ -> compiled, \d+ nodes, key \w+$", text, re.M)
+    assert len(re.findall(r"^  piece        piece [1357]: - -> split op vexplore::attention$", text, re.M)) == 4
+    assert len(re.findall(r"^  piece        piece [46]: - -> compiled, \d+ nodes, key \w+, same as 2$", text, re.M)) == 2
+    for counter in ("pieces: 1 -> 9", "unique_pieces: 1 -> 3", "inductor_compiles: 1 -> 3"):
+        assert f"  counter      {counter}\n" in text
+    assert any('class="vx-diff-table"' in o.get("data", {}).get("text/html", "") for o in outputs)   # the Diff shown
+    assert re.search(r"^saved-reports\.html: report \d+ \(piecewise\) and a history of 2, [1-9]\d* KiB, one file; "
+                     r"loads from the network: nothing; scripts: 0$", text, re.M)
+    assert re.search(r"^explorer snapshot in the notebook: True \(vexplore snapshot of report \d+ \(HTML\), "
+                     r"[1-9]\d* KiB\)$", text, re.M)
+    assert re.search(r"^removed vexplore-06-\w+$", text, re.M)
+
+
+CHECKS = {"01-quickstart.ipynb": _quickstart, "02-piecewise-and-cuda-graphs.ipynb": _piecewise_and_cuda_graphs,
+          "03-your-own-model.ipynb": _your_own_model, "05-cache-tiers-and-sharing.ipynb": _cache_tiers,
+          "06-save-share-replay.ipynb": _save_share_replay}
+# Notebooks whose point needs a GPU are committed WITH the outputs of a GPU run, marked in the notebook's
+# metadata as {"vexplore": {"recorded_on": "<torch.cuda.get_device_name()>"}}; these check what was recorded.
+# CI still runs them here, on the CPU, and checks that path with CHECKS.
+RECORDED_CHECKS = {"02-piecewise-and-cuda-graphs.ipynb": _piecewise_and_cuda_graphs_recorded}
+
+
+def recorded_on(nb: nbformat.NotebookNode) -> str | None:
+    """Where a notebook committed with outputs was run (its metadata says), else None."""
+    return (nb.metadata.get("vexplore") or {}).get("recorded_on")
+
+
+def _stdout(outputs: list) -> str:
+    """What the cells printed (a `!command` prints through a terminal: its line ends are made plain)."""
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream" and o.get("name") == "stdout")
+    return text.replace("\r\n", "\n")
+
+
+def check_stored_outputs(name: str, nb: nbformat.NotebookNode) -> None:
+    """A notebook is committed without outputs, unless it was recorded on a GPU: then its outputs are
+    those of a whole run (every code cell ran, none failed) and show what the notebook is there to show."""
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    where = recorded_on(nb)
+    if not where:
+        assert not [c for c in code if c.outputs], \
+            "commit notebooks without outputs (or, for one whose point needs a GPU, with a GPU run's: see RECORDED_CHECKS)"
+        return
+    assert name in RECORDED_CHECKS, f"{name} is marked recorded_on={where!r} but has no RECORDED_CHECKS entry"
+    assert all(c.get("execution_count") for c in code), f"{name}: recorded outputs are not of a whole run"
+    stored = [o for c in code for o in c.outputs]
+    assert not [o for o in stored if o.output_type == "error"], f"{name}: the recorded run failed"
+    RECORDED_CHECKS[name](stored, _stdout(stored), where)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -54,18 +185,19 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("VEXPLORE_CACHE_DIR", str(tmp_path / "vxcache"))
     monkeypatch.setenv("HOME", str(tmp_path))          # %vxbench's default cache dir lands here too
     nb = nbformat.read(path, as_version=4)
-    assert not [c for c in nb.cells if c.cell_type == "code" and c.outputs], "commit notebooks without outputs"
+    check_stored_outputs(path.name, nb)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
-    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream" and o.get("name") == "stdout")
+    text = _stdout(outputs)
     check = CHECKS.get(path.name)
     if check is not None:                              # what each notebook is there to show
         check(outputs, text)
 
 
 def _imports(source: str) -> set[str]:
-    source = "\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!")))
+    # IPython's own transform: magics and shell commands (`!cmd`, `out = !cmd`) become Python calls
+    source = TransformerManager().transform_cell(source)
     out = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -88,15 +220,21 @@ def test_binder_installs_what_the_notebooks_import():
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["notebook"]
     provided = _requirement_names(req) | _requirement_names(extra)
     # what the notebooks import, and what vexplore's notebook side imports
-    needed = set()
+    needed, code = set(), ""
     for nb in NOTEBOOKS:
         cells = json.loads(nb.read_text())["cells"]
+        code += "".join("".join(c["source"]) + "\n" for c in cells if c["cell_type"] == "code")
         needed |= {"vexplore"} | set().union(*(_imports("".join(c["source"])) for c in cells if c["cell_type"] == "code"))
     for src in [*(ROOT / "vexplore" / "ui").glob("*.py"), ROOT / "vexplore" / "magics.py"]:
         needed |= _imports(src.read_text())
+    if '"remote"' in code:                             # the remote tier: redis-py and a redis-server
+        needed |= _imports((ROOT / "vexplore" / "cache" / "remote.py").read_text())
+        assert "redis-server" in (ROOT / "binder" / "apt.txt").read_text().split()
     dists = md.packages_distributions()
     # a module counts as installed when its distribution is named, or required by one that is
-    deps = {re.split(r"[<>=!\[ ;(]", r, maxsplit=1)[0].lower() for p in provided for r in _requires(p)}
+    # (a requirement of an extra that is not installed counts for nothing)
+    deps = {re.split(r"[<>=!\[ ;(]", r, maxsplit=1)[0].lower() for p in provided for r in _requires(p)
+            if "extra ==" not in r}
     missing = []
     for mod in sorted(needed - set(sys.stdlib_module_names) - {"vexplore", "torch"}):
         names = {d.lower() for d in dists.get(mod, [mod])}

@@ -69,6 +69,10 @@ def tolerance(dtype: torch.dtype | None) -> float:
 
 @dataclass(frozen=True)
 class BenchRow:
+    """One variant at one size: its time per call (median, p20, p80 in ms, ``median_ci`` its relative
+    ~95 % half-width), its error against eager, and ``status``: "ok", "noisy" (the median stayed
+    uncertain) or "failed" (over the accuracy gate); only "ok" rows count as speed-ups."""
+
     model: str
     variant: str
     tokens: int | None              # the size of the varied dim (named by size_dim); None: not known
@@ -93,6 +97,11 @@ class BenchRow:
 
 @dataclass(frozen=True)
 class BenchReport:
+    """What ``vx.benchmark`` (and ``%vxbench``) measured: ``rows`` (one BenchRow per variant and size),
+    the device, torch and triton versions, the timer that made every figure, and warnings (failed or
+    noisy rows, a model in training mode). ``table()`` prints it; ``speedup(row)`` and
+    ``verdict(row)`` compare a row with eager's at its size."""
+
     rows: tuple[BenchRow, ...]
     device: str
     torch: str
@@ -121,6 +130,7 @@ class BenchReport:
         return "-" if sp is None else f"{sp:.2f}x"
 
     def table(self) -> str:
+        """The rows as a plain-text table, headed by the timer; the verdict column says why a row has no speed-up."""
         dim = self.rows[0].size_dim if self.rows else "tokens"
         lines = [f"timer: {self.timer} ({'one call from an idle GPU' if self.timer == 'idle' else 'back-to-back calls, as do_bench'}"
                  f"; on the CPU, perf_counter)",

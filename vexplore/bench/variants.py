@@ -8,6 +8,7 @@ per size (``dynamic=False``, one compile per size, as a decode loop with fixed s
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping, Sequence, Union
 
@@ -32,14 +33,63 @@ class Variant:
     make: Callable[[int | None], Callable[..., Any]]   # the callable to time at a size
 
 
-def variant_name(cfg: CompileConfig) -> str:
+def variant_name(cfg: CompileConfig | Mapping[str, Any]) -> str:
     """``vexplore-<strategy>-<cudagraph>``, plus ``[field=value, ...]`` for what else differs
-    from the default config (so two configs never share a name)."""
+    from the default config (so two configs never share a name). ``cfg`` may also be a report's
+    ``config`` (``CompileConfig.to_dict()``, as saved and loaded)."""
+    if isinstance(cfg, Mapping):
+        return _name_of_dict(cfg)
     default = CompileConfig()
     diff = [f"{f.name}={_short(getattr(cfg, f.name))}" for f in fields(CompileConfig)
             if f.name not in _UNNAMED and getattr(cfg, f.name) != getattr(default, f.name)]
     base = f"vexplore-{cfg.strategy}-{cfg.cudagraph}"
     return f"{base}[{', '.join(diff)}]" if diff else base
+
+
+def variant_names(configs: Sequence[CompileConfig | Mapping[str, Any]]) -> list[str]:
+    """``variant_name`` of each config, plus the fields that tell apart configs sharing that name
+    (``splitting_ops``, ``cache.tiers``, ...; a default value as ``default``, long lists shortened),
+    so configs that differ do not share a name in the list, and equal configs keep equal names."""
+    names = [variant_name(c) for c in configs]
+    flat = [_flat(_plain(c.to_dict() if isinstance(c, CompileConfig) else c)) for c in configs]
+    default = _flat(_plain(CompileConfig().to_dict()))
+    out = []
+    for name, mine in zip(names, flat):
+        group = [f for n, f in zip(names, flat) if n == name]
+        keys = [k for k in dict.fromkeys(k for f in group for k in f)
+                if len({json.dumps(f.get(k), sort_keys=True) for f in group}) > 1]
+        extra = [f"{k}={_brief(mine.get(k), default.get(k))}" for k in keys]
+        out.append(name if not extra else (name[:-1] + ", " if name.endswith("]") else name + "[") + ", ".join(extra) + "]")
+    return out
+
+
+def _name_of_dict(cfg: Mapping[str, Any]) -> str:
+    """variant_name of a config dict; values compare as JSON gives them back (tuples as lists)."""
+    got, default = _plain(cfg), _plain(CompileConfig().to_dict())
+    diff = [f"{k}={_short(got[k])}" for k in default if k not in _UNNAMED and k in got and got[k] != default[k]]
+    base = f"vexplore-{got.get('strategy', '?')}-{got.get('cudagraph', '?')}"
+    return f"{base}[{', '.join(diff)}]" if diff else base
+
+
+def _brief(v: Any, default: Any) -> str:
+    """A value for a name: ``default`` where it is the default's, lists of more than 3 shortened."""
+    if v == default:
+        return "default"
+    if isinstance(v, list) and len(v) > 3:
+        return f"{_short(v[:2])},+{len(v) - 2} more"
+    return _short(v) or "none"
+
+
+def _plain(d: Mapping[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(dict(d), default=str))
+
+
+def _flat(d: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"cache": {"tiers": ...}}`` -> ``{"cache.tiers": ...}`` (one level: the cache config)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update({f"{k}.{kk}": vv for kk, vv in v.items()} if k == "cache" and isinstance(v, Mapping) else {k: v})
+    return out
 
 
 def _short(v: Any) -> str:

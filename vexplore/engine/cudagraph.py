@@ -332,7 +332,7 @@ class GraphCudaGraphs:
         est = self.estimate(size, args)
         budget, whence = capturemem.budget_bytes(self.config.cudagraph_memory_mb)
         if est > budget:
-            return self.skip(size, f"not captured: estimated {est / 2**20:.0f} MiB > {budget / 2**20:.0f} MiB "
+            return self.skip(size, f"not captured: estimated {est / 2**20:.1f} MiB > {budget / 2**20:.1f} MiB "
                                    f"({whence}); runs without CUDA graphs", est)
         return self.try_capture(size, args, fill, est)
 

@@ -81,6 +81,7 @@ class CompiledModel:
 
     @property
     def report(self) -> CompileReport | None:
+        """The CompileReport of the latest compile (a model call that traced, or ``recompile``); None before the first call."""
         return self.reports[-1] if self.reports else None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -5,10 +5,13 @@ The UI draws only these objects; it never reaches into the engine.
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from .events import CompileEvent
+from .persist import from_jsonable, read_report, write_report
 
 COUNTER_KEYS = (
     "graphs_seen", "pieces", "compiled_pieces", "unique_pieces", "inductor_compiles",
@@ -125,6 +128,16 @@ class CompileReport:
             "events": [e.to_dict() for e in self.events],
         }
 
+    def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
+        """Write this report to ``path`` (versioned JSON): everything the explorer shows, so
+        ``vx.explore(vx.load_report(path))`` replays it anywhere, without the model or a GPU."""
+        return write_report(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CompileReport":
+        """The report ``to_dict()`` made (also after a JSON round trip); ``config`` stays as JSON gave it."""
+        return from_jsonable(cls, d)
+
     def table(self) -> str:
         """A plain-text table of the pieces, as the CLI prints it."""
         head = f"{'#':>3} {'g':>2} {'kind':<9}{'nodes':>6}  {'same':>5}  {'compiler':<9}{'compile_s':>10}  {'cache':<7} note"
@@ -139,6 +152,12 @@ class CompileReport:
                         f"{'' if p.same_as is None else p.same_as:>5}  {p.compiler or '-':<9}"
                         f"{p.compile_s:>10.3f}  {p.cache or '-':<7} {note}")
         return "\n".join(rows)
+
+
+def load_report(path: str | os.PathLike[str]) -> CompileReport:
+    """``vx.load_report(path)``: the report ``report.save(path)`` wrote. Needs no model and no GPU;
+    a file of another format version, or not a report, raises ReportFileError saying what to do."""
+    return CompileReport.from_dict(read_report(path))
 
 
 def derive(pieces: Sequence[Piece], events: Sequence[CompileEvent], graphs: int, configured: str,

@@ -1,4 +1,5 @@
-"""The explorer dashboard: ``vx.explore(model, *inputs, config=...)``.
+"""The explorer dashboard: ``vx.explore(model, *inputs, config=...)``, or ``vx.explore(report)``
+(``vx.explore([r1, r2])``) to replay saved reports without the model.
 
 One ipywidgets tree whose views update in place: the summary, controls with Compile/Cancel and
 per-piece progress, tabs for the graph, the pieces table, the generated code and the report
@@ -8,7 +9,7 @@ drawn by a pure builder over a CompileReport; this module only wires widgets to 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Sequence
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
@@ -26,47 +27,73 @@ from .code import code_html
 from .controls import Controls
 from .figures import compile_time_figure, show_in, timeline_figure
 from .graphwidget import GraphWidget
+from .history import History
 from .jobs import Worker
 from .progress import Progress
 from .render import graph_view
+from .snapshot import LiveSnapshot
 from .style import esc, seconds
-from .tables import PIECE_COLUMNS, history_table, pieces_table, summary_html
+from .tables import PIECE_COLUMNS, pieces_table, summary_html
 
 log = logging.getLogger(__name__)
+
+NO_COMPILE = ("Compile is off: these are saved reports, and recompiling needs the model; "
+              "vx.explore(model, *inputs) where the model is.")
+NO_BENCH = "off: timing needs the model and its inputs, and these are saved reports."
 
 
 class Explorer(widgets.VBox):
     """The dashboard over one CompiledModel. ``explorer.compile(cfg)`` recompiles (no re-trace) in a
-    background thread; ``explorer.wait()`` blocks until it is done; ``explorer.reports`` is the history."""
+    background thread; ``explorer.wait()`` blocks until it is done; ``explorer.reports`` is the history.
 
-    def __init__(self, cm: CompiledModel, inputs: tuple[Any, ...]) -> None:
-        if cm.report is None:
+    With ``cm`` None it replays ``reports`` (saved ones: ``vx.load_report``): graph, pieces, code,
+    timeline and history work; Compile and the benchmark, which need the model, are off and say why."""
+
+    def __init__(self, cm: CompiledModel | None, inputs: tuple[Any, ...] = (),
+                 reports: Sequence[CompileReport] = ()) -> None:
+        if cm is not None and cm.report is None:
             raise VexploreError("vx.explore: the model has not been compiled yet; call it once first.")
+        if cm is None and not reports:
+            raise VexploreError("vx.explore: give a model and its inputs, or reports (vx.load_report(path)).")
         self.cm, self.inputs = cm, inputs
-        self.session: Session = cm.session
-        self.reports: list[CompileReport] = [cm.report]
-        self.configs: list[CompileConfig] = [cm.config]
-        self.shown: CompileReport = cm.report
+        self.session: Session | None = cm.session if cm is not None else None
+        self.reports: list[CompileReport] = [cm.report] if cm is not None else list(reports)
+        self.configs: list[CompileConfig] = [cm.config] if cm is not None else []
+        self.shown: CompileReport = self.reports[-1]
         self.worker = Worker()
         self._drawing = False
-        ops = {op_name(n) for cg in cm.graphs for n in cg.gm.graph.nodes if n.op.startswith("call_")}
-        self.controls = Controls(cm.config, ops, cm.report.device)
         self.compile_button = widgets.Button(description="Compile", icon="cogs", button_style="primary",
                                              tooltip="recompile the captured graph with these settings (no re-trace)")
         self.progress = Progress()
         self.summary = widgets.HTML()
         self._build_views()
-        self.bench = BenchPanel(cm, inputs, sizes=_default_sizes(inputs))
-        name = type(cm.model).__name__
+        top, bottom = self._live_parts(cm, inputs) if cm is not None else self._replay_parts()
+        name = type(cm.model).__name__ if cm is not None else f"{len(self.reports)} saved report(s)"
+        self.snapshot = LiveSnapshot(self)   # the static copy the notebook keeps; hide_rule hides it while we render
         super().__init__([
-            widgets.HTML(f"<h3 style='margin:4px 0'>vexplore — {esc(name)}</h3>"), self.summary,
-            self.controls.widget, widgets.HBox([self.compile_button]), self.progress.widget, self.tabs,
-            widgets.HBox([self.bars, self.timeline], layout=widgets.Layout(flex_flow="row wrap")),
-            self.bench.widget], layout=widgets.Layout(width="100%"))
+            widgets.HTML(f"<h3 style='margin:4px 0'>vexplore — {esc(name)}</h3>{self.snapshot.hide_rule}"), self.summary,
+            *top, self.tabs, widgets.HBox([self.bars, self.timeline], layout=widgets.Layout(flex_flow="row wrap")),
+            bottom], layout=widgets.Layout(width="100%"))
         self.add_class("vexplore-explorer")
+        self.show(self.shown)
+
+    def _live_parts(self, cm: CompiledModel, inputs: tuple[Any, ...]) -> tuple[list[widgets.Widget], widgets.Widget]:
+        """Controls, Compile and progress (above the tabs) and the benchmark panel (below): they need the model."""
+        ops = {op_name(n) for cg in cm.graphs for n in cg.gm.graph.nodes if n.op.startswith("call_")}
+        self.controls: Controls | None = Controls(cm.config, ops, cm.report.device)
+        self.bench: BenchPanel | None = BenchPanel(cm, inputs, sizes=_default_sizes(inputs))
         self.compile_button.on_click(lambda _b: self._on_compile())
         self.bench.run.on_click(lambda _b: self.benchmark())
-        self.show(cm.report)
+        return [self.controls.widget, widgets.HBox([self.compile_button]), self.progress.widget], self.bench.widget
+
+    def _replay_parts(self) -> tuple[list[widgets.Widget], widgets.Widget]:
+        """In a replay: Compile disabled and the benchmark replaced, each with a one-line reason."""
+        self.controls, self.bench = None, None
+        self.compile_button.disabled = True
+        self.compile_button.tooltip = NO_COMPILE
+        note = widgets.HTML(f'<span class="vx-replay-note" style="color:#666"><i>{esc(NO_COMPILE)}</i></span>')
+        bench = widgets.HTML(f'<div class="vx-replay-note"><b>Benchmark</b> — <i>{esc(NO_BENCH)}</i></div>')
+        return [widgets.HBox([self.compile_button, note])], bench
 
     # -- views -----------------------------------------------------------------------------
     def _build_views(self) -> None:
@@ -81,14 +108,14 @@ class Explorer(widgets.VBox):
         self.pieces = widgets.HTML()
         self.code_piece = widgets.Dropdown(options=[], description="piece")
         self.code = widgets.HTML()
-        self.history_pick = widgets.Dropdown(options=[], description="show report")
-        self.history = widgets.HTML()
+        self.history_view = History(lambda i: self.show(self.reports[i]))
+        self.history_pick, self.history = self.history_view.pick, self.history_view.table
         self.tabs = widgets.Tab(children=[
             self.graph_view,
             widgets.VBox([widgets.HBox([self.expand, self.fold]), self.graph]),
             widgets.VBox([widgets.HBox([self.sort_by, self.descending]), self.pieces]),
             widgets.VBox([self.code_piece, self.code]),
-            widgets.VBox([self.history_pick, self.history])])
+            self.history_view.widget])
         for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History")):
             self.tabs.set_title(i, title)
         self.bars = go.FigureWidget()
@@ -98,14 +125,13 @@ class Explorer(widgets.VBox):
         for w in (self.sort_by, self.descending):
             w.observe(lambda _c: self._draw_pieces(), "value")
         self.code_piece.observe(lambda _c: self._draw_code(), "value")
-        self.history_pick.observe(self._on_pick, "value")
 
     def show(self, report: CompileReport) -> None:
         """Draw every view for ``report``, in place."""
         self._drawing = True
         try:
             self.shown = report
-            self.summary.value = summary_html(report)
+            self.summary.value = summary_html(report, number=self.number(report))
             self.expand.options = [(f"piece {p.index} · {p.kind} · {p.nodes} nodes", p.index) for p in report.pieces]
             self.expand.value = ()
             keep = self.code_piece.value
@@ -113,17 +139,16 @@ class Explorer(widgets.VBox):
                                        if p.kind == "compiled" and p.same_as is None]
             values = [v for _, v in self.code_piece.options]
             self.code_piece.value = keep if keep in values else (values[0] if values else None)
-            self.history_pick.options = [(f"report {r.id}: {r.strategy}", i) for i, r in enumerate(self.reports)]
-            self.history_pick.value = self.reports.index(report) if report in self.reports else None
         finally:
             self._drawing = False
         self.graph_view.show(report)
         self._draw_graph()
         self._draw_pieces()
         self._draw_code()
-        self.history.value = history_table(self.reports, current=report.id)
+        self.history_view.update(self.reports, report)
         show_in(self.bars, compile_time_figure(report))
         show_in(self.timeline, timeline_figure(report))
+        self.snapshot.update()
 
     def _draw_graph(self) -> None:
         if not self._drawing:
@@ -139,9 +164,9 @@ class Explorer(widgets.VBox):
         p = next((p for p in self.shown.pieces if p.index == self.code_piece.value), None)
         self.code.value = code_html(p, self.shown.device) if p is not None else "<i>no compiled piece</i>"
 
-    def _on_pick(self, change: dict[str, Any]) -> None:
-        if not self._drawing and change["new"] is not None:
-            self.show(self.reports[change["new"]])
+    def number(self, report: CompileReport) -> int | None:
+        """``report``'s number in this explorer (1, 2, 3 in the History tab), None if it is not one of them."""
+        return next((i + 1 for i, r in enumerate(self.reports) if r is report), None)
 
     # -- actions ---------------------------------------------------------------------------
     def _on_compile(self) -> None:
@@ -154,6 +179,8 @@ class Explorer(widgets.VBox):
 
     def compile(self, config: CompileConfig | None = None, wait: bool = False) -> bool:
         """Recompile under ``config`` (default: the controls') in the background; False if busy."""
+        if self.cm is None:
+            raise VexploreError(f"explorer.compile: {NO_COMPILE}")
         if self.worker.busy:
             self.progress.status.value = f"busy: {esc(self.worker.name)} is running"
             return False
@@ -173,7 +200,7 @@ class Explorer(widgets.VBox):
                 if cfg not in self.configs:
                     self.configs.append(cfg)
                 self.show(report)
-                self.progress.finish(None, f"report {report.id}: {esc(report.strategy)}, "
+                self.progress.finish(None, f"report {self.number(report)}: {esc(report.strategy)}, "
                                            f"{len(report.pieces)} pieces in {esc(seconds(report.wall_s))}")
             else:
                 self.progress.finish(error)
@@ -184,6 +211,8 @@ class Explorer(widgets.VBox):
 
     def benchmark(self, wait: bool = False) -> bool:
         """Time eager and every configuration compiled so far in the background; False if busy."""
+        if self.bench is None:
+            raise VexploreError(f"explorer.benchmark: {NO_BENCH}")
         if self.worker.busy:
             self.bench.status.value = f"busy: {esc(self.worker.name)} is running"
             return False
@@ -202,6 +231,7 @@ class Explorer(widgets.VBox):
         try:
             if error is None:
                 self.bench.draw(report)
+                self.snapshot.update()
                 self.bench.status.value = f"{len(report.rows)} rows on {esc(report.device)}"
             else:
                 self.bench.status.value = f'<span style="color:#b00">{esc(type(error).__name__)}: {esc(error)}</span>'
@@ -215,9 +245,26 @@ class Explorer(widgets.VBox):
         self.bench.run.disabled = busy
         self.controls.set_enabled(not busy)
 
+    def _ipython_display_(self) -> None:
+        """The widget, then its static snapshot as an output of its own (ui/snapshot.py says why)."""
+        self.snapshot.display(self._repr_mimebundle_())
+
     def wait(self, timeout: float | None = 600) -> None:
         """Block until the running compile or benchmark has finished and the views are drawn."""
         self.worker.wait(timeout)
+
+
+def _reports(obj: Any) -> list[CompileReport] | None:
+    """``obj`` as a list of reports when it is a CompileReport or a list/tuple of them; None for a model."""
+    if isinstance(obj, CompileReport):
+        return [obj]
+    if isinstance(obj, (list, tuple)) and (not obj or any(isinstance(r, CompileReport) for r in obj)):
+        bad = [f"{i}: {type(r).__name__}" for i, r in enumerate(obj) if not isinstance(r, CompileReport)]
+        if bad or not obj:
+            raise VexploreError(f"vx.explore([...]): give a list of CompileReports (vx.load_report(path)); "
+                                f"{'it is empty' if not obj else 'not reports: ' + ', '.join(bad)}.")
+        return list(obj)
+    return None
 
 
 def _default_sizes(inputs: tuple[Any, ...]) -> list[int]:
@@ -230,8 +277,15 @@ def explore(model: Any, *inputs: Any, config: CompileConfig | None = None,
     """Compile ``model`` on ``inputs`` (once, under no_grad) and return the explorer dashboard.
 
     ``model`` may also be a CompiledModel (``vx.compile(...)``); then ``config`` and ``session``
-    are its own and it is compiled only if it has not been called yet.
+    are its own and it is compiled only if it has not been called yet. Or a CompileReport, or a
+    list of them (``vx.load_report(path)``): the dashboard replays them, without the model.
     """
+    reports = _reports(model)
+    if reports is not None:
+        if inputs or config is not None or session is not None:
+            raise VexploreError("vx.explore(report): a replay of saved reports takes no inputs, config or session "
+                                "(it compiles nothing); call vx.explore(report) or vx.explore([r1, r2]) alone.")
+        return Explorer(None, (), reports)
     if isinstance(model, CompiledModel):
         cm = model
     else:

@@ -9,6 +9,7 @@ import math
 from typing import Any, Callable, Sequence
 
 from ..bench.compare import BenchReport
+from ..bench.variants import variant_names
 from ..monitor.report import CompileReport, Piece
 from .style import OUTCOME_COLOURS, esc, outcome, seconds
 
@@ -61,12 +62,13 @@ def _hits(counters: dict[str, int]) -> int:
     return sum(counters.get(f"cache_hits_{tier}", 0) for tier in ("memory", "disk", "remote"))
 
 
-def summary_html(report: CompileReport, title: str = "") -> str:
-    """One line about a report: strategy and why, counters that matter, wall time, warnings."""
+def summary_html(report: CompileReport, title: str = "", number: int | None = None) -> str:
+    """One line about a report: strategy and why, counters that matter, wall time, warnings.
+    ``number``: the report's number in its explorer (1, 2, 3; default: its id)."""
     c = report.counters
     hits = _hits(c)
     parts = [f"<b>{esc(title)}</b> " if title else "",
-             f"report {report.id} ({esc(report.kind)}) on <b>{esc(report.device)}</b>: "
+             f"report {report.id if number is None else number} ({esc(report.kind)}) on <b>{esc(report.device)}</b>: "
              f"strategy <b>{esc(report.strategy)}</b> <i>({esc(report.strategy_reason)})</i> · "
              f"{c.get('pieces', 0)} pieces, {c.get('unique_pieces', 0)} unique · "
              f"{c.get('inductor_compiles', 0)} Inductor compiles · {hits} cache hits, {c.get('cache_misses', 0)} misses · "
@@ -76,23 +78,49 @@ def summary_html(report: CompileReport, title: str = "") -> str:
     return f'<div class="vx-summary" data-report="{report.id}">{"".join(parts)}</div>'
 
 
-def history_table(reports: Sequence[CompileReport], current: int | None = None) -> str:
-    """Every report the explorer made, one row each, for comparing configurations."""
-    head = ("<tr><th>report</th><th>kind</th><th>strategy</th><th>split ops</th><th>compiler</th><th>pieces</th>"
-            "<th>unique</th><th>compiles</th><th>hits</th><th>misses</th><th>pieces time</th><th>wall</th></tr>")
+def history_table(reports: Sequence[CompileReport], current: CompileReport | int | None = None) -> str:
+    """Every report of an explorer, one row each, numbered 1, 2, 3 in its order (``data-row``: the
+    index), for comparing configurations: the variant name (what differs), strategy, CUDA graphs,
+    the split ops the graph was cut at, cache tiers and where the pieces came from. ``current``:
+    the report shown (highlighted), or its id."""
+    head = ("<tr><th>#</th><th>variant</th><th>kind</th><th>strategy</th><th>CUDA graphs</th><th>cut at</th>"
+            "<th>cache tiers</th><th>served from</th><th>compiler</th><th>pieces</th><th>unique</th>"
+            "<th>compiles</th><th>pieces time</th><th>wall</th></tr>")
+    names = variant_names([r.config for r in reports])
     rows = []
-    for r in reports:
-        c = r.counters
-        hits = _hits(c)
-        ops = ", ".join(r.config.get("splitting_ops") or ())
-        bold = ' style="font-weight:bold;background:#eef5ff"' if r.id == current else ""
-        rows.append(f"<tr{bold}><td>{r.id}</td><td>{esc(r.kind)}</td><td>{esc(r.strategy)}</td><td>{esc(ops)}</td>"
-                    f"<td>{esc(r.config.get('compiler'))}</td><td class=num>{c.get('pieces', 0)}</td>"
-                    f"<td class=num>{c.get('unique_pieces', 0)}</td><td class=num>{c.get('inductor_compiles', 0)}</td>"
-                    f"<td class=num>{hits}</td><td class=num>{c.get('cache_misses', 0)}</td>"
+    for i, (r, name) in enumerate(zip(reports, names)):
+        c, cfg = r.counters, r.config
+        shown = r is current if isinstance(current, CompileReport) else r.id == current
+        bold = ' style="font-weight:bold;background:#eef5ff"' if shown else ""
+        strategy = r.strategy if cfg.get("strategy") in (None, r.strategy) else f"{cfg['strategy']} → {r.strategy}"
+        tiers = ", ".join((cfg.get("cache") or {}).get("tiers") or ()) or "none"
+        rows.append(f'<tr data-row="{i}" data-report="{r.id}"{bold}><td class=num>{i + 1}</td>'
+                    f"<td>{esc(name if cfg else '-')}</td><td>{esc(r.kind)}</td><td>{esc(strategy)}</td>"
+                    f"<td>{esc(cfg.get('cudagraph', '-'))}</td>{_cut_at(r)}<td>{esc(tiers)}</td>"
+                    f"<td>{esc(_served(c))}</td><td>{esc(cfg.get('compiler', '-'))}</td>"
+                    f"<td class=num>{c.get('pieces', 0)}</td><td class=num>{c.get('unique_pieces', 0)}</td>"
+                    f"<td class=num>{c.get('inductor_compiles', 0)}</td>"
                     f"<td class=num>{esc(seconds(sum(p.compile_s for p in r.pieces)))}</td>"
                     f"<td class=num>{esc(seconds(r.wall_s))}</td></tr>")
     return f'{_CSS}<table class="vx-table vx-history"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _cut_at(r: CompileReport) -> str:
+    """The split ops the graph was cut at, with counts (the configured list as the tooltip)."""
+    cuts: dict[str, int] = {}
+    for p in r.pieces:
+        for op in p.split_ops if p.kind == "split_op" else ():
+            cuts[op] = cuts.get(op, 0) + 1
+    text = ", ".join(f"{op} ×{n}" for op, n in cuts.items()) or "none"
+    configured = ", ".join(r.config.get("splitting_ops") or ()) or "none"
+    return f'<td title="splitting_ops: {esc(configured)}">{esc(text)}</td>'
+
+
+def _served(c: dict[str, int]) -> str:
+    """Where the unique pieces came from: ``memory 3``, ``disk 2, miss 1``."""
+    parts = [f"{t} {c[f'cache_hits_{t}']}" for t in ("memory", "disk", "remote") if c.get(f"cache_hits_{t}")]
+    parts += [f"miss {c['cache_misses']}"] if c.get("cache_misses") else []
+    return ", ".join(parts) or "-"
 
 
 def _ms(x: float | None) -> str:
