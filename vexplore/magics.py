@@ -158,9 +158,8 @@ def _vxbench_parser() -> _Parser:
     p.option("-t", dest="timer", metavar="idle|steady", type=_timer, default="idle", default_text="idle",
              help="The timer: idle (synchronise, then CUDA events around one call from an idle GPU: host overhead "
                   "counted) or steady (back-to-back calls, as triton's do_bench); on the CPU both are perf_counter "
-                  "around back-to-back calls. The table names it. Note: a statement has no tensor inputs, so "
-                  "%vxbench cannot see that it runs on a GPU and today times it as CPU work (perf_counter, no "
-                  "device synchronise) whatever -t says; for GPU timings use vx.benchmark(model, {size: inputs}).",
+                  "around back-to-back calls. The table names it. A statement has no tensor inputs: it is timed as "
+                  "GPU work (synchronised) when CUDA is in use in this process after one run of it.",
              example="%vxbench -t steady model(x)")
     p.option("-o", dest="out", action="store_true", default_text="off (the magic returns None)",
              help="Return the vx.BenchReport (.rows, .table(), .to_dict()), e.g. to keep it in a variable.",

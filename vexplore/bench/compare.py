@@ -238,7 +238,7 @@ def benchmark(model_or_callables: Any, inputs_by_size: Mapping[Any, Sequence[Any
     with torch.no_grad():
         for size, inputs in inputs_by_size.items():
             inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
-            rows += _measure_size(resolved, _Size(size, inputs, is_cuda(inputs)), eager, opts, name)
+            rows += _measure_size(resolved, _Size(size, inputs, _on_cuda(inputs)), eager, opts, name)
     warns += _row_warnings(rows)
     return BenchReport(tuple(rows), _device_name(inputs_by_size), torch.__version__, _triton(), tuple(warns), opts.timer)
 
@@ -267,8 +267,16 @@ def _triton() -> str | None:
         return None
 
 
+def _on_cuda(inputs: Sequence[Any]) -> bool:
+    """Whether to time as GPU work: a CUDA tensor input, or (a statement, with no inputs) CUDA in use
+    in this process: a GPU statement timed without a synchronise would time its launches only."""
+    if inputs:
+        return is_cuda(inputs)
+    return torch.cuda.is_available() and torch.cuda.is_initialized()
+
+
 def _device_name(inputs_by_size: Mapping[int, Any]) -> str:
-    cuda = any(is_cuda(tuple(i) if isinstance(i, (tuple, list)) else (i,)) for i in inputs_by_size.values())
+    cuda = any(_on_cuda(tuple(i) if isinstance(i, (tuple, list)) else (i,)) for i in inputs_by_size.values())
     return torch.cuda.get_device_name() if cuda else f"cpu ({platform.processor() or platform.machine()})"
 
 
@@ -294,6 +302,8 @@ def bench_statement(fn: Callable[[], Any], number: int | None = None, repeat: in
     if (number is not None and number < 1) or (repeat is not None and repeat < 1):
         raise VexploreError(f"bench_statement: number={number} (-n) and repeat={repeat} (-r) must both be >= 1.")
     cfg = config if config is not None else CompileConfig()
+    with torch.no_grad():
+        fn()   # once: a statement that runs on the GPU initialises CUDA, so it is timed as GPU work
     compiled = vx_compile(fn, cfg, session=session)
     n = number or 1
 
