@@ -69,6 +69,57 @@ def validate_op_name(name: object, where: str) -> str:
     return name
 
 
+def pass_uuid(p: object) -> str | None:
+    """A post-grad pass's ``uuid()`` as text (bytes as hex), or None when it has no usable one."""
+    fn = getattr(p, "uuid", None)
+    try:
+        u = fn() if callable(fn) else None
+    except Exception:
+        return None
+    if isinstance(u, bytes):
+        return u.hex() or None
+    return u if isinstance(u, str) and u else None
+
+
+def pass_name(p: object) -> str:
+    """What a report calls a pass: its class's qualified name (a function's own)."""
+    return getattr(p, "__qualname__", None) or type(p).__qualname__
+
+
+def _check_passes(value: object) -> tuple[Any, ...]:
+    """``post_grad_passes`` as a tuple, each entry a pass Inductor can run and cache by its uuid."""
+    how = ("a subclass of Inductor's CustomGraphPass (from vexplore.engine.passes import CustomGraphPass): "
+           "__call__(self, graph: torch.fx.Graph) rewrites "
+           "the graph in place, uuid(self) returns a str or bytes that changes whenever what the pass does changes "
+           "(e.g. a hash of its source), e.g. vexplore.engine.passes.AddSelfToMul()")
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ConfigError(f"CompileConfig.post_grad_passes={value!r}: give a tuple of passes, e.g. (MyPass(),); "
+                          f"each is {how}.")
+    for i, p in enumerate(value):
+        where = f"CompileConfig.post_grad_passes[{i}]={p!r}"
+        fn = getattr(p, "uuid", None)
+        if not callable(p) or not callable(fn):
+            raise ConfigError(f"{where} is not a post-grad pass ({'not callable' if not callable(p) else 'no uuid()'}); "
+                              f"use {how}.")
+        try:
+            u = fn()
+        except Exception as e:
+            raise ConfigError(f"{where}: uuid() raised {type(e).__name__}: {e}; a CustomGraphPass's uuid() must "
+                              "return a str or bytes.") from e
+        if not isinstance(u, (str, bytes)) or not u:
+            raise ConfigError(f"{where}: uuid() returned {u!r}; a CustomGraphPass's uuid() must return a non-empty "
+                              "str or bytes that names what the pass does: the cache key holds it, so compiles with "
+                              "the same passes hit across processes.")
+    return tuple(value)
+
+
+def _option_text(v: object) -> str:
+    """An Inductor option's value as the cache key holds it: a pass by its uuid (a repr holds a memory
+    address, so it would never hit in another process), anything else by its repr."""
+    u = pass_uuid(v) if callable(getattr(v, "uuid", None)) else None
+    return f"{pass_name(v)} uuid={u}" if u is not None else repr(v)
+
+
 def _one_of(value: object, allowed: Sequence[str], where: str) -> None:
     if value not in allowed:
         raise ConfigError(f"{where}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}.")
@@ -180,6 +231,8 @@ class CompileConfig:
     auto_min_nodes: int = 8
     # Pad a call up to the next captured CUDA-graph size (changes results of ops that mix tokens).
     cudagraph_pad: bool = False
+    # Inductor post-grad passes (torch CustomGraphPass: __call__(graph), uuid()), run in order on every piece.
+    post_grad_passes: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         _one_of(self.strategy, STRATEGIES, "CompileConfig.strategy")
@@ -215,6 +268,10 @@ class CompileConfig:
             raise ConfigError("CompileConfig.cache must be a vx.CacheConfig(...).")
         if self.auto_min_nodes < 0:
             raise ConfigError(f"CompileConfig.auto_min_nodes={self.auto_min_nodes!r}: must be >= 0.")
+        object.__setattr__(self, "post_grad_passes", _check_passes(self.post_grad_passes))
+        if self.post_grad_passes and "post_grad_custom_post_pass" in self.inductor_options:
+            raise ConfigError("CompileConfig: inductor_options['post_grad_custom_post_pass'] and post_grad_passes "
+                              "both set Inductor's post-grad pass; move that pass into post_grad_passes.")
 
     @staticmethod
     def _check_dynamic_dims(value: object) -> dict[int | str, tuple[int, ...]]:
@@ -237,11 +294,19 @@ class CompileConfig:
 
     def compile_relevant(self) -> dict[str, Any]:
         """The fields that change what a compiled artifact is (they go into the cache key)."""
-        return {"compiler": self.compiler, "mode": self.mode,
-                "inductor_options": {k: repr(v) for k, v in self.inductor_options.items()}}
+        d: dict[str, Any] = {"compiler": self.compiler, "mode": self.mode,
+                             "inductor_options": {k: _option_text(v) for k, v in self.inductor_options.items()}}
+        if self.post_grad_passes:   # keys of configs without passes stay as they were
+            d["post_grad_passes"] = [pass_uuid(p) for p in self.post_grad_passes]
+        return d
+
+    def pass_record(self) -> tuple[tuple[str, str], ...]:
+        """(name, uuid) of each post-grad pass, in the order they run."""
+        return tuple((pass_name(p), pass_uuid(p) or "") for p in self.post_grad_passes)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["inductor_options"] = {k: repr(v) for k, v in self.inductor_options.items()}
+        d = dataclasses.asdict(dataclasses.replace(self, post_grad_passes=()))   # asdict would deep-copy passes
+        d["inductor_options"] = {k: _option_text(v) for k, v in self.inductor_options.items()}
+        d["post_grad_passes"] = [list(p) for p in self.pass_record()]
         d["dynamic_dims"] = {str(k): list(v) for k, v in self.dynamic_dims.items()}
         return d

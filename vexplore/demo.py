@@ -15,6 +15,7 @@ from .config import CacheConfig, CompileConfig
 from .engine.compilers import inductor_startup
 from .engine.model import compile as vx_compile
 from .monitor.events import CompileEvent
+from .monitor.phases import inductor_cache_hit, phases_line
 from .session import Session
 
 
@@ -102,13 +103,16 @@ def register(sub: Any) -> None:
 
 def _progress(out: TextIO) -> Any:
     def on(ev: CompileEvent) -> None:
-        if ev.step in ("compile", "load") and ev.piece is not None:
+        if ev.step == "inductor_startup":
+            out.write(f"  Inductor start-up (once per process): {ev.duration_s:.2f} s ({ev.detail or 'measured'})\n")
+        elif ev.step in ("compile", "load") and ev.piece is not None:
             what = "compiled" if ev.step == "compile" else f"loaded from {ev.tier}"
             if ev.step == "load" and ev.tier == "miss":
                 return
+            hit = " (an Inductor cache hit)" if inductor_cache_hit(ev) else ""
             size = "general" if ev.size is None else f"size {ev.size}"
-            out.write(f"  piece {ev.piece:>2} ({size}): {what} in {ev.duration_s:.2f} s\n")
-            out.flush()
+            out.write(f"  piece {ev.piece:>2} ({size}): {what} in {ev.duration_s:.2f} s{hit}\n")
+        out.flush()
     return on
 
 
@@ -138,8 +142,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         assert rep is not None
         c = rep.counters
         out.write(f"first call {time.perf_counter() - t0:.2f} s; pieces {c['pieces']}, compiled {c['compiled_pieces']}, "
-                  f"unique {c['unique_pieces']}, inductor compiles {c['inductor_compiles']}, hits "
-                  f"memory/disk {c['cache_hits_memory']}/{c['cache_hits_disk']}, misses {c['cache_misses']}\n")
+                  f"unique {c['unique_pieces']}, inductor compiles {c['inductor_compiles']} ({c['fxgraph_cache_hits']} "
+                  f"from Inductor's cache), hits memory/disk {c['cache_hits_memory']}/{c['cache_hits_disk']}, "
+                  f"misses {c['cache_misses']}\n")
+        out.write(f"phases: {phases_line(rep.phases, rep.wall_s)}\n")
         out.write(rep.table() + "\n")
         variants.append((f"vexplore-{strategy}-none", cm))
     unsubscribe()

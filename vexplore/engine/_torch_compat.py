@@ -274,6 +274,123 @@ def start_inductor_warmup() -> threading.Thread:
 
 
 def wait_for_inductor_warmup() -> None:
-    """Before Inductor's own first use: let the probe finish rather than run it twice."""
-    if start_inductor_warmup.cache_info().currsize:
-        start_inductor_warmup().join()
+    """Before Inductor's own first use: pay its start-up (``inductor_startup``), once per process."""
+    inductor_startup()
+
+
+# -- Compile-time metrics (report.phases) ---------------------------------------------------
+# torch._dynamo.utils.compilation_time_metrics maps a dynamo_timed key to the seconds of each call
+# (2.0+; every key optional here: a missing one reads 0 and its time stays in the step's rest).
+# The keys below are in 2.11 and 2.13; a name a version lacks falls back to the next one listed.
+STARTUP_KEY = "vexplore.inductor_startup"
+_TIMED = {
+    "frame_s": ("_compile.compile_inner", "entire_frame_compile"),   # Dynamo's whole frame (backend inside)
+    "backend_s": ("OutputGraph.call_user_compiler", "backend_compile"),   # the backend call in it
+    "module_load_s": ("PyCodeCache.load_by_key_path",),   # Inductor's generated module loads: kernels build here
+    "kernel_wait_s": ("async_compile.wait",),             # waiting on kernel compiles (compile_threads > 1)
+    "inductor_load_s": ("AOTAutogradCache.inductor_load",),   # an AOTAutograd cache hit loading Inductor's output
+    "artifact_save_s": ("CompiledArtifact.save",),        # standalone_compile's artifact serialized (2.8+)
+    "startup_s": (STARTUP_KEY,),                          # vexplore's timing of Inductor's start-up (below)
+    "startup_imports_s": (STARTUP_KEY + ".imports",),
+    "startup_isa_probe_s": (STARTUP_KEY + ".isa_probe",),
+    "startup_torch_key_s": (STARTUP_KEY + ".torch_key",),
+    "startup_pch_s": (STARTUP_KEY + ".precompiled_header",),
+    "startup_patterns_s": (STARTUP_KEY + ".pattern_init",),
+}
+# torch._dynamo.utils.counters (2.0+): Inductor's FX graph cache (2.2+) and AOTAutograd's cache (2.5+).
+_COUNTED = {"fxgraph_cache_hits": ("inductor", "fxgraph_cache_hit"),
+            "fxgraph_cache_misses": ("inductor", "fxgraph_cache_miss"),
+            "aot_autograd_cache_hits": ("aot_autograd", "autograd_cache_hit"),
+            "aot_autograd_cache_misses": ("aot_autograd", "autograd_cache_miss")}
+
+
+def compile_metrics() -> dict[str, float]:
+    """torch's compile-time metrics, process totals so far: ``*_s`` seconds (by the names of
+    ``_TIMED``), cache counts (``_COUNTED``), and ``startup_at`` (perf_counter when Inductor's
+    start-up began, -1 before). Two readings subtracted give what happened between them;
+    torch._dynamo.reset() clears the timings, so a difference below 0 means "cleared": read 0."""
+    from torch._dynamo import utils
+
+    times = getattr(utils, "compilation_time_metrics", {})
+    counters = getattr(utils, "counters", {})
+    out: dict[str, float] = {}
+    for name, keys in _TIMED.items():
+        key = next((k for k in keys if k in times), None)
+        out[name] = float(sum(times[key])) if key is not None else 0.0
+    for name, (group, key) in _COUNTED.items():
+        out[name] = float(counters[group].get(key, 0)) if group in counters else 0.0
+    out["startup_at"] = inductor_startup() if inductor_startup.cache_info().currsize else -1.0
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def inductor_startup() -> float:
+    """Inductor's one-time start-up in this process, paid here before its first compile or load,
+    timed into torch's own compile-time metrics (under ``STARTUP_KEY``); returns when it began.
+
+    Its parts: importing Inductor's compile path (torch._inductor.graph pulls in every lowering:
+    seconds in a fresh process), the CPU ISA probe started by ``start_inductor_warmup`` (what of it
+    Dynamo's trace did not hide), and torch_key (a hash of torch's sources, 2.3+). Parts Inductor
+    runs lazily inside the first compile are timed where they run (``_time_lazy_startup``).
+    """
+    import time
+
+    from torch._dynamo.utils import dynamo_timed
+
+    began = time.perf_counter()
+    with dynamo_timed(STARTUP_KEY):
+        with dynamo_timed(STARTUP_KEY + ".imports"):
+            import torch._inductor.compile_fx  # noqa: F401
+            import torch._inductor.graph  # noqa: F401
+        with dynamo_timed(STARTUP_KEY + ".isa_probe"):
+            if start_inductor_warmup.cache_info().currsize:
+                start_inductor_warmup().join()
+        with dynamo_timed(STARTUP_KEY + ".torch_key"):
+            from torch._inductor import codecache
+
+            if hasattr(codecache, "torch_key"):
+                codecache.torch_key()
+    _time_lazy_startup()
+    return began
+
+
+def _time_lazy_startup() -> None:
+    """Time the one-time work Inductor does lazily inside its first compile, under STARTUP_KEY parts:
+    the precompiled C++ header (codecache._precompile_header, functools.cache'd per command line;
+    2.7+) and the pattern matcher's pattern tracing (fx_passes' lazy_init, cached per device; 2.1+).
+    Both are looked up as module globals when called, so a timing wrapper there sees every call
+    (a cached call costs microseconds). A version without them keeps that time in the compile."""
+    from torch._inductor import codecache
+    from torch._inductor.fx_passes import joint_graph, post_grad
+
+    _timed(codecache, "_precompile_header", STARTUP_KEY + ".precompiled_header")
+    _timed(joint_graph, "lazy_init", STARTUP_KEY + ".pattern_init")
+    _timed(post_grad, "lazy_init", STARTUP_KEY + ".pattern_init")
+
+
+def _timed(module: Any, name: str, key: str) -> None:
+    from torch._dynamo.utils import dynamo_timed
+
+    fn = getattr(module, name, None)
+    if fn is None or getattr(fn, "_vexplore_timed", False):
+        return
+
+    @functools.wraps(fn)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        with dynamo_timed(key):
+            return fn(*args, **kwargs)
+    timed._vexplore_timed = True  # type: ignore[attr-defined]
+    for attr in ("cache_clear", "cache_info"):   # torch clears these caches in its own tests and fresh_cache
+        if hasattr(fn, attr):
+            setattr(timed, attr, getattr(fn, attr))
+    setattr(module, name, timed)
+
+
+def custom_graph_pass_base() -> type:
+    """torch._inductor.custom_graph_pass.CustomGraphPass (2.6+): the base class of the passes
+    Inductor's ``post_grad_custom_post_pass`` takes. Its FX-graph cache keys a pass by ``uuid()``
+    and only when the pass is an instance of this class (any other callable bypasses the cache).
+    Imported on use: importing torch._inductor costs about a second."""
+    from torch._inductor.custom_graph_pass import CustomGraphPass
+
+    return CustomGraphPass

@@ -25,13 +25,20 @@ class CompileOutput:
 
 
 class InductorCompiler:
-    """torch._inductor.standalone_compile with the config's mode and inductor_options."""
+    """torch._inductor.standalone_compile with the config's mode, inductor_options and post-grad passes."""
 
-    def __init__(self, mode: str = "default", options: dict[str, Any] | None = None) -> None:
+    def __init__(self, mode: str = "default", options: dict[str, Any] | None = None,
+                 passes: Sequence[Any] = ()) -> None:
         self.mode, self.user_options = mode, dict(options or {})
+        self.chain: Any = None
+        if passes:   # imported only when used: it imports Inductor
+            from .passes import PassChain
+            self.chain = PassChain(passes)
 
     def options(self, conservative: bool) -> dict[str, Any]:
         extra = dict(self.user_options)
+        if self.chain is not None:   # the conservative rung keeps them: they are what the user asked for
+            extra["post_grad_custom_post_pass"] = self.chain
         if conservative:
             extra.update(CONSERVATIVE_INDUCTOR_OPTIONS)
         return tc.inductor_options(self.mode, extra)
@@ -90,13 +97,15 @@ def failing_target(exc: BaseException) -> str | None:
 
 
 def classify(exc: BaseException) -> str:
-    """out of memory | unsupported op / lowering error | timeout | other."""
+    """out of memory | unsupported op / lowering error | timeout | post-grad pass error | other."""
     text = f"{type(exc).__name__}: {exc}".lower()
     chain_names = []
     e: BaseException | None = exc
     while e is not None and len(chain_names) < 10:
         chain_names.append(type(e).__name__)
         e = getattr(e, "inner_exception", None) or e.__cause__ or e.__context__
+    if "PostGradPassError" in chain_names:   # whatever the pass raised, the pass is what failed
+        return "post-grad pass error"
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "OutOfMemoryError" in chain_names:
         return "out of memory"
     if "timeout" in text or "TimeoutError" in chain_names:

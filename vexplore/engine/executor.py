@@ -60,28 +60,31 @@ class Workers:
     def run(self, jobs: Sequence[PieceJob], conservative: bool = False) -> list[Attempt]:
         if conservative:   # anything but the first rung runs here
             return self.local.run(jobs, True)
-        from .workers import rebuild_modules
+        from .workers import dump_options, rebuild_modules
 
+        options, unsent = dump_options(self.local.inductor.options(False))
         out: dict[int, Attempt] = {}
         remote: list[tuple[int, PieceJob, tuple[str, ...]]] = []
         for i, job in enumerate(jobs):
             mods, why = rebuild_modules(job.gm)
+            why = why or unsent   # unsent: the options (post-grad passes) cannot reach a worker
             if why:
                 out[i] = self.local.one(job, False, f"in-process: {why}")
             else:
                 remote.append((i, job, mods))
         if remote:
-            out.update(self._remote(remote))
+            assert options is not None   # else every job compiled here
+            out.update(self._remote(remote, options))
         return [out[i] for i in range(len(jobs))]
 
-    def _remote(self, remote: list[tuple[int, PieceJob, tuple[str, ...]]]) -> dict[int, Attempt]:
+    def _remote(self, remote: list[tuple[int, PieceJob, tuple[str, ...]]], options: bytes) -> dict[int, Attempt]:
         from .workers import Job, dump_graph, specs_of
 
         by_id, wjobs = {}, []
         for i, job, mods in remote:
             specs, symbols = specs_of(job.inputs, tc.symbol_hints(job.fake_mode))
-            wjobs.append(Job(job.id, dump_graph(job.gm), specs, symbols, mods, self.local.inductor.options(False),
-                             job.fake_mode is not None, job.grad))
+            wjobs.append(Job(job.id, dump_graph(job.gm), specs, symbols, mods, options, job.fake_mode is not None,
+                             job.grad))
             by_id[job.id] = (i, job)
         got: dict[int, Attempt] = {}
         try:

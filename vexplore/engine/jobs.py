@@ -62,13 +62,14 @@ class BuildResult:
     compiled_in: str | None = None
     seconds: float = 0.0           # compile or load work for this job
     miss_reason: str | None = None
+    passes: tuple[tuple[str, str], ...] = ()   # post-grad passes Inductor ran on it: (name, uuid), in order
 
     def info(self) -> dict[str, Any]:
         """What the memory tier keeps beside the callable, and artifact headers carry."""
         return {"compiler": self.compiler, "reason": self.fallback_reason, "isolated": list(self.isolated),
-                "code": self.code, "compiled_in": self.compiled_in}
+                "code": self.code, "compiled_in": self.compiled_in, "passes": [list(p) for p in self.passes]}
 
     @classmethod
     def from_info(cls, fn: Callable[..., Any], info: Mapping[str, Any], tier: str, seconds: float) -> "BuildResult":
         return cls(fn, info.get("compiler", "inductor"), tier, info.get("reason"), tuple(info.get("isolated", ())),
-                   info.get("code"), seconds=seconds)
+                   info.get("code"), seconds=seconds, passes=tuple(tuple(p) for p in info.get("passes") or ()))

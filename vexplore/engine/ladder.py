@@ -5,7 +5,9 @@ Inductor refused climbs in this process: the conservative Inductor options
 (``CONSERVATIVE_INDUCTOR_OPTIONS``), then isolating the node Inductor could not lower (only
 that op runs eagerly, the sub-pieces around it compile), then eager. A worker that timed out or
 crashed is never retried here: that piece runs eagerly. Each result says exactly what compiled
-and what runs eagerly (``BuildResult.isolated``, ``fallback_reason``).
+and what runs eagerly (``BuildResult.isolated``, ``fallback_reason``), and which post-grad passes
+ran on it (``BuildResult.passes``). A post-grad pass that raises fails the compile like any
+Inductor error (``post-grad pass error: ...``, naming the pass), so the piece climbs the same ladder.
 """
 from __future__ import annotations
 
@@ -42,8 +44,11 @@ def build(jobs: Sequence[PieceJob], config: CompileConfig, executor: Executor, l
             out[i] = BuildResult(job.gm, "eager", code=job.gm.code,
                                  compiled_in="eager: the piece returns no tensors, nothing to compile")
     firsts = executor.run([jobs[i] for i in todo])
+    ran = config.pass_record()
     for i, first in zip(todo, firsts):
         out[i] = _settle(jobs[i], first, config, local)
+        if ran and out[i].compiler == "inductor":   # Inductor ran the post-grad passes on what it compiled
+            out[i] = dataclasses.replace(out[i], passes=ran)
     return [out[i] for i in range(len(jobs))]
 
 

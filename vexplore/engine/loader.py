@@ -10,4 +10,5 @@ from .compilers import InductorCompiler
 def load_artifact(art: Artifact) -> tuple[Callable[..., Any], dict[str, Any]]:
     """A stored artifact as (callable, info): Inductor's binary artifact loaded in this process."""
     fn, code = InductorCompiler().load(art.data)
-    return fn, {"compiler": art.compiler, "reason": art.meta.get("reason"), "code": code}
+    return fn, {"compiler": art.compiler, "reason": art.meta.get("reason"), "code": code,
+                "passes": art.meta.get("passes") or []}

@@ -14,7 +14,8 @@ from ..cache.keys import versions as cache_versions
 from ..config import CompileConfig
 from ..errors import (ConfigError, VexploreError, VexploreFallbackWarning, VexplorePerformanceWarning,
                       VexploreValidationWarning)
-from ..monitor.events import CompileEvent, EventRecorder
+from ..monitor.events import CompileEvent, EventRecorder, metrics_delta
+from ..monitor.phases import derive_phases
 from ..monitor.report import CompileReport, CompileWarning, derive
 from ..session import Session, default_session
 from . import _torch_compat as tc
@@ -39,11 +40,13 @@ class _Compile:
     results: list[GraphResult] = field(default_factory=list)
     last_mark: float = 0.0           # end of the latest backend call: Dynamo traces from here
     warnings: list[CompileWarning] = field(default_factory=list)   # of the model call, not of a graph
+    metrics0: dict[str, float] | None = None   # torch's compile-time metrics when it began (a model call's)
 
     def context(self, session: Session, on_fallback: Callable[[RuntimeFallback], None]) -> GraphContext:
         """The context of the next graph: its first piece index and the unique pieces built so far."""
         cfg = self.config
         pool = session.worker_pool(cfg.workers) if cfg.workers and cfg.compiler == "inductor" else None
+        pool = _TimedPool(pool, self.rec) if pool is not None else None
         known = {k: u for r in self.results for k, u in r.unique.items()}
         return GraphContext(session.cache(cfg.cache), self.rec, pool, sum(len(r.pieces) for r in self.results), known,
                             on_fallback)
@@ -85,13 +88,13 @@ class CompiledModel:
         return self.reports[-1] if self.reports else None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._call_t0 = time.perf_counter()   # a compile's wall time is the whole call, from here
         if not self.graphs:
             self.token_dims = token_dims(args, kwargs, self.config.dynamic_dims)
             for name, t in _tensor_inputs(args, kwargs):
                 for d in self.token_dims.get(name, ()):
                     tc.maybe_mark_dynamic(t, d)
         self._tokens = first_size(args, kwargs, self.token_dims)
-        self._call_t0 = time.perf_counter()
         try:
             with fast_path_off(bool(self._fast_path)):
                 return self._compiled(*args, **kwargs)
@@ -121,10 +124,12 @@ class CompiledModel:
         if cfg.dynamic_dims != self.config.dynamic_dims:
             raise ConfigError("recompile: dynamic_dims decide what Dynamo traces and cannot change "
                               "without a new trace; use vx.compile(model, cfg) for that.")
-        work = _Compile(EventRecorder(self.session.monitor), "recompile", cfg)
+        work = _Compile(EventRecorder(self.session.monitor, tc.compile_metrics), "recompile", cfg)
         try:
             for graph in self.graphs:
+                t0 = time.perf_counter()
                 work.results.append(compile_graph(graph, cfg, work.context(self.session, self.runtime_fallbacks.append)))
+                work.rec.add("graph", t0, time.perf_counter() - t0, graph=graph.index)
         finally:  # a cancel scopes to this compile only
             self.session.monitor.reset_cancel()
         for graph, result in zip(self.graphs, work.results):
@@ -137,10 +142,10 @@ class CompiledModel:
     # -- internals -------------------------------------------------------------------------
     def _on_graph(self, gm: Any, example_inputs: Any) -> Callable[..., Any]:
         """The backend's callback: a graph Dynamo captured, compiled under this model's config."""
-        if self._compile is None:
-            rec = EventRecorder(self.session.monitor)
+        if self._compile is None:   # Dynamo adds its timings when a frame ends, so these still precede this frame's
+            rec = EventRecorder(self.session.monitor, tc.compile_metrics)
             rec.t0 = self._call_t0
-            self._compile = _Compile(rec, "compile", self.config, last_mark=rec.t0)
+            self._compile = _Compile(rec, "compile", self.config, last_mark=rec.t0, metrics0=tc.compile_metrics())
         work = self._compile
         now = time.perf_counter()
         work.rec.add("dynamo_trace", work.last_mark, now - work.last_mark, graph=len(self.graphs))
@@ -156,10 +161,14 @@ class CompiledModel:
         result = compile_graph(graph, self.config, work.context(self.session, self.runtime_fallbacks.append))
         work.results.append(result)
         graph.runner, graph.graph_stats = GraphRunner(result.fn), result.stats
+        graph.runner.fn = _FirstRun(graph.runner, result.fn, work.rec, graph.index)
         work.last_mark = time.perf_counter()
+        work.rec.add("graph", now, work.last_mark - now, graph=graph.index)   # what no step inside covers is vexplore's
         return graph.runner
 
     def _finish(self, work: _Compile) -> CompileReport:
+        end = time.perf_counter()
+        _dynamo_after_backend(work, end)
         now = tc.graph_break_reasons()
         breaks = tuple(sorted(k for k in now if now[k] > self._breaks.get(k, 0)))
         self._breaks = now
@@ -172,7 +181,7 @@ class CompiledModel:
             pieces=pieces, events=events, counters=derive(pieces, events, len(results), cfg.compiler, validation),
             strategy=",".join(dict.fromkeys(r.strategy for r in results)),
             strategy_reason="; ".join(dict.fromkeys(r.strategy_reason for r in results)),
-            config=cfg.to_dict(), wall_s=time.perf_counter() - work.rec.t0, graph_breaks=breaks,
+            config=cfg.to_dict(), wall_s=end - work.rec.t0, graph_breaks=breaks, phases=derive_phases(events, end - work.rec.t0),
             warnings=tuple(work.warnings) + tuple(w for r in results for w in r.warnings), device=device, versions=cache_versions(device),
             kind=work.kind, id=len(self.session.monitor.reports), validation=validation)
         self.reports.append(report)
@@ -203,6 +212,53 @@ class CompiledModel:
         for w in report.warnings:   # a decode graph and the fast path are expected: in the report, not the log
             if w.kind not in ("validation", "decode_trace", "fast_path"):
                 log.warning("vexplore: %s", w)
+
+
+class _TimedPool:
+    """The Session's worker pool, its ``run`` timed as a ``workers`` event: the time a compile waits on
+    its workers (their start-up too: a pool starts with the CompiledModel, its workers importing torch)."""
+
+    def __init__(self, pool: Any, rec: EventRecorder) -> None:
+        self.pool, self.rec = pool, rec
+
+    def run(self, jobs: Any, timeout_s: float, on_result: Any = None) -> Any:
+        with self.rec.step("workers", detail=f"{len(jobs)} job(s) on {self.pool.size} worker process(es)"):
+            return self.pool.run(jobs, timeout_s, on_result=on_result)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pool, name)
+
+
+class _FirstRun:
+    """A graph's first run, in the call that compiled it, timed as a ``run`` event; then it steps
+    aside (the runner calls the compiled callable directly from the second call on)."""
+
+    def __init__(self, runner: GraphRunner, fn: Callable[..., Any], rec: EventRecorder, graph: int) -> None:
+        self.runner, self.fn, self.rec, self.graph = runner, fn, rec, graph
+
+    def __call__(self, *args: Any) -> Any:
+        if self.runner.fn is self:
+            self.runner.fn = self.fn
+        t0 = time.perf_counter()
+        try:
+            return self.fn(*args)
+        finally:
+            self.rec.add("run", t0, time.perf_counter() - t0, graph=self.graph,
+                         detail="the compiled graph's first run, on this call's inputs")
+
+
+def _dynamo_after_backend(work: _Compile, end: float) -> None:
+    """Dynamo's work after the backend returned (guards, bytecode), as a ``dynamo_guards`` event:
+    torch's timing of its frames less the backend calls in them and the traces vexplore saw, placed
+    where the last backend call ended and cut to the time left before ``end``."""
+    if work.metrics0 is None:
+        return
+    seconds, _ = metrics_delta(work.metrics0, tc.compile_metrics())
+    traced = sum(e.duration_s for e in work.rec.events if e.step == "dynamo_trace")
+    after = min(seconds.get("frame_s", 0.0) - seconds.get("backend_s", 0.0) - traced, end - work.last_mark)
+    if after > 0:
+        work.rec.add("dynamo_guards", work.last_mark, after,
+                     detail="Dynamo after the backend returned: guards and bytecode (torch's timing)")
 
 
 _entries = itertools.count()

@@ -142,7 +142,7 @@ def _build_unique(plan: Mapping[str, Planned], config: CompileConfig, ctx: Graph
             results[job.id] = hit
         else:
             misses.append((job, hit.miss_reason if hit is not None else None))
-    local = InProcess(InductorCompiler(config.mode, dict(config.inductor_options)), ctx.rec)
+    local = InProcess(InductorCompiler(config.mode, dict(config.inductor_options), config.post_grad_passes), ctx.rec)
     executor = Workers(ctx.pool, local, config.compile_timeout_s) if ctx.pool is not None and config.compiler == "inductor" else local
     for (job, why), res in zip(misses, build([j for j, _ in misses], config, executor, local)):
         results[job.id] = _store(job, res, ctx) if cached else res
@@ -168,7 +168,7 @@ def _lookup(job: PieceJob, ctx: GraphContext) -> BuildResult:
 
 
 def _store(job: PieceJob, res: BuildResult, ctx: GraphContext) -> BuildResult:
-    art = Artifact(res.data, res.compiler, {"reason": res.fallback_reason}) if res.data else None
+    art = Artifact(res.data, res.compiler, {"reason": res.fallback_reason, "passes": res.info()["passes"]}) if res.data else None
     with ctx.rec.step("store", graph=job.graph, piece=job.piece, size=job.size) as step:
         stored = ctx.cache.store(job.key, res.fn, art, res.info())
         step.kw["counts"] = stored.counters()

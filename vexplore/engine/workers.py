@@ -1,7 +1,8 @@
 """Compile workers: unique pieces compile in parallel in real, crash-isolated processes.
 
 A pool of spawned processes is started ahead (each imports torch once, while Dynamo traces in
-the parent). The parent sends a piece's pickled GraphModule and plain input specs; the worker
+the parent). The parent sends a piece's pickled GraphModule, plain input specs and the pickled
+Inductor options (the config's post-grad passes among them); the worker
 imports the modules that define the piece's custom ops, rebuilds symbolic fake inputs,
 compiles with standalone_compile and returns the artifact bytes, which the parent loads. A job
 past its timeout is killed; a worker that dies (segfault, OOM kill) is replaced; either way the
@@ -23,6 +24,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.fx as fx
 
+from ..config import pass_name
 from . import _torch_compat as tc
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ class Job:
     specs: tuple[Any, ...]
     symbols: dict[str, int]
     modules: tuple[str, ...]
-    options: dict[str, Any]
+    options: bytes                 # pickled Inductor options (dump_options): unpickled inside the job's try
     dynamic: bool
     grad: bool = False           # compile for autograd (specs say which inputs require grad)
 
@@ -156,6 +158,25 @@ def rebuild_modules(gm: fx.GraphModule) -> tuple[tuple[str, ...], str | None]:
     return tuple(sorted(mods)), None
 
 
+def dump_options(options: dict[str, Any]) -> tuple[bytes | None, str | None]:
+    """(Inductor ``options`` pickled for a worker, None) or (None, why a worker cannot have them): a
+    post-grad pass (or other option object) defined in __main__, which a worker cannot import, or
+    one that does not pickle. The pieces then compile in this process, saying why."""
+    patches = options.get("config_patches", {})
+    for name, value in patches.items():
+        for obj in getattr(value, "passes", None) or (value,):   # a PassChain: each of its passes
+            what = f"post-grad pass {pass_name(obj)}" if hasattr(obj, "uuid") else f"Inductor option {name}"
+            if type(obj).__module__ == "__main__" or getattr(obj, "__module__", None) == "__main__":
+                return None, f"{what} is defined in __main__ (the notebook or script), which a worker cannot import"
+    try:
+        data = pickle.dumps(options)
+    except Exception as e:
+        return None, f"the Inductor options do not pickle for a worker ({type(e).__name__}: {e})"
+    if b"__main__" in data:
+        return None, "the Inductor options refer to something defined in __main__, which a worker cannot import"
+    return data, None
+
+
 def specs_of(inputs: Sequence[Any], hints: dict[Any, Any]) -> tuple[tuple[Any, ...], dict[str, int]]:
     """Plain specs of a piece's inputs, and each symbol they use with the value Dynamo saw
     (``hints``: the graph's ShapeEnv values)."""
@@ -210,9 +231,10 @@ def _compile_job(job: Job) -> Result:
                 else:
                     inputs.append(int(s[1]) if s[0] == "sym" else s[1])
         _annotate(gm, inputs, mode, job.grad)
+        options = pickle.loads(job.options)   # imports the modules of the user's post-grad passes
         code: list[str] = []
         with tc.capture_output_code(code):
-            art = tc.standalone_compile(gm, inputs, job.options, mode, job.grad)
+            art = tc.standalone_compile(gm, inputs, options, mode, job.grad)
         data = tc.artifact_bytes(art)
         if data is None:
             raise RuntimeError("the compiled artifact cannot be saved, so it cannot leave the worker")

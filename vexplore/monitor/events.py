@@ -5,16 +5,23 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ..errors import CancelledError
 from .resources import ResourceProbe
 
 log = logging.getLogger(__name__)
 
-# Steps an event can stand for, in the order a compile meets them.
+# Steps an event can stand for, in the order a compile meets them. "graph" spans all vexplore did for
+# one graph (the steps above run inside it); "inductor_startup" is Inductor's one-time start-up in this
+# process, inside the compile or load that paid it; "dynamo_guards" is Dynamo's work after the backend
+# returned (guards, bytecode), its length from torch's compile-time metrics; "run" the compiled graph's
+# first run in the call that compiled it; "workers" the time a compile waited on its compile workers.
 STEPS = ("dynamo_trace", "strategy", "split", "fakeprop", "compile", "load", "store", "isolate", "stitch",
-         "validate", "cudagraph_capture")
+         "validate", "cudagraph_capture", "inductor_startup", "graph", "dynamo_guards", "run", "workers")
+# Steps whose torch-side work is measured (``CompileEvent.torch_s``); their cache counts are counted
+# on compiles only (a load's are Inductor reading the artifact vexplore handed it).
+TORCH_STEPS = ("compile", "load")
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,9 @@ class CompileEvent:
     error_class: str | None = None   # the exception class when the step failed
     detail: str | None = None
     counts: dict[str, int] = field(default_factory=dict)   # what this step adds to the report's counters
+    # seconds of torch's own timed work inside this step, by what (torch's compile-time metrics: see
+    # monitor/phases.py): how report.phases splits an Inductor compile or load
+    torch_s: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -42,8 +52,9 @@ class CompileEvent:
 class EventRecorder:
     """Times steps for one report: ``with rec.step("compile", piece=2) as ev: ...``."""
 
-    def __init__(self, monitor: "Monitor") -> None:
+    def __init__(self, monitor: "Monitor", metrics: Callable[[], Mapping[str, float]] | None = None) -> None:
         self.monitor = monitor
+        self.metrics = metrics     # torch's compile-time metrics, process totals (the engine passes them in)
         self.t0 = time.perf_counter()
         self.events: list[CompileEvent] = []
 
@@ -64,6 +75,8 @@ class _Step:
     def __enter__(self) -> "_Step":
         self.rec.monitor.check_cancelled()
         self.probe = ResourceProbe.start()
+        measured = self.rec.metrics is not None and self.name in TORCH_STEPS
+        self.before = self.rec.metrics() if measured else None   # type: ignore[misc]
         self.start = time.perf_counter()
         return self
 
@@ -72,8 +85,43 @@ class _Step:
         rss, dev = self.probe.finish()
         if exc_type is not None and "error_class" not in self.kw:
             self.kw["error_class"] = exc_type.__name__
+        if self.before is not None:
+            self._torch_side()
         self.event = self.rec.add(self.name, self.start, duration, rss_peak_mb=rss,
                                   device_peak_mb=dev, **self.kw)
+
+    def _torch_side(self) -> None:
+        """What torch timed and counted inside this step; Inductor's start-up, when this step paid
+        it, becomes an event of its own (inside this one, where it began)."""
+        after = self.rec.metrics()   # type: ignore[misc]
+        seconds, counts = metrics_delta(self.before, after)
+        self.kw["torch_s"] = seconds
+        if counts and self.name == "compile":
+            self.kw["counts"] = {**self.kw.get("counts", {}), **counts}
+        if seconds.get("startup_s", 0.0) > 0 and after.get("startup_at", -1.0) >= 0:
+            parts = ", ".join(f"{what} {seconds[k]:.2f} s" for k, what in _STARTUP_PARTS if seconds.get(k))
+            where = {k: self.kw[k] for k in ("graph", "piece", "size") if k in self.kw}
+            self.rec.add("inductor_startup", after["startup_at"], seconds["startup_s"], detail=parts or None, **where)
+
+
+_STARTUP_PARTS = (("startup_imports_s", "imports"), ("startup_isa_probe_s", "CPU ISA probe"),
+                  ("startup_torch_key_s", "torch key"))
+
+
+def metrics_delta(before: Mapping[str, float], after: Mapping[str, float]) -> tuple[dict[str, float], dict[str, int]]:
+    """(seconds, counts) that happened between two readings of torch's compile-time metrics:
+    ``*_s`` keys are seconds, ``*_at`` keys instants (skipped), the rest counts; only what grew."""
+    seconds: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for k, v in after.items():
+        d = v - before.get(k, 0.0)
+        if d <= 0 or k.endswith("_at"):
+            continue
+        if k.endswith("_s"):
+            seconds[k] = d
+        else:
+            counts[k] = int(round(d))
+    return seconds, counts
 
 
 class Monitor:

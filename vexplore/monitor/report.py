@@ -12,6 +12,8 @@ from typing import Any, Mapping, Sequence
 
 from .events import CompileEvent
 from .persist import from_jsonable, read_report, write_report
+from .phases import derive_phases
+from .trace import write_chrome_trace
 
 COUNTER_KEYS = (
     "graphs_seen", "pieces", "compiled_pieces", "unique_pieces", "inductor_compiles",
@@ -20,6 +22,8 @@ COUNTER_KEYS = (
     # beyond the public list
     "isolated_nodes", "conservative_retries", "validation_mismatches", "cache_bytes_written",
     "cache_bytes_read", "cache_rejected", "worker_compiles", "worker_timeout", "worker_crashed",
+    # Inductor compiles in this process that Inductor's own caches served or missed (torch's counters)
+    "fxgraph_cache_hits", "fxgraph_cache_misses", "aot_autograd_cache_hits", "aot_autograd_cache_misses",
 )
 
 
@@ -87,6 +91,7 @@ class Piece:
     compiled_in: str | None = None              # "worker pid N", or why it compiled in this process
     writes: tuple[str, ...] = ()                # graph inputs it writes in place (buffers, arguments)
     cudagraph_skip_reason: str | None = None    # why it runs without a CUDA graph the config asked for
+    passes: tuple[tuple[str, str], ...] = ()    # post-grad passes Inductor ran on it: (name, uuid), in order
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -112,6 +117,7 @@ class CompileReport:
     kind: str = "compile"            # "compile" (a model call) | "recompile"
     id: int = 0
     validation: tuple[str, ...] = ()  # validate=True: each graph end to end against eager, one line each
+    phases: dict[str, float] = field(default_factory=dict)   # seconds by phase, adding up to wall_s (phases.py)
 
     @property
     def unique_pieces(self) -> list[Piece]:
@@ -123,7 +129,7 @@ class CompileReport:
             "strategy_reason": self.strategy_reason, "config": self.config, "wall_s": self.wall_s,
             "device": self.device, "versions": dict(self.versions), "counters": dict(self.counters),
             "graph_breaks": list(self.graph_breaks), "warnings": [w.to_dict() for w in self.warnings],
-            "validation": list(self.validation),
+            "validation": list(self.validation), "phases": dict(self.phases),
             "pieces": [p.to_dict() for p in self.pieces],
             "events": [e.to_dict() for e in self.events],
         }
@@ -135,8 +141,17 @@ class CompileReport:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "CompileReport":
-        """The report ``to_dict()`` made (also after a JSON round trip); ``config`` stays as JSON gave it."""
-        return from_jsonable(cls, d)
+        """The report ``to_dict()`` made (also after a JSON round trip); ``config`` stays as JSON gave it.
+        A report saved before ``phases`` existed gets them derived from its events."""
+        report = from_jsonable(cls, d)
+        if "phases" not in d:
+            report = dataclasses.replace(report, phases=derive_phases(report.events, report.wall_s))
+        return report
+
+    def to_chrome_trace(self, path: str | os.PathLike[str]) -> pathlib.Path:
+        """Write this report's events as a Chrome trace (JSON trace events; chrome://tracing and
+        https://ui.perfetto.dev open it): a track per phase, and one per compile worker process."""
+        return write_chrome_trace(path, self.events, self.wall_s, f"vexplore report {self.id} ({self.kind})")
 
     def table(self) -> str:
         """A plain-text table of the pieces, as the CLI prints it."""

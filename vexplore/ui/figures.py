@@ -10,13 +10,19 @@ from typing import Any, Sequence
 import plotly.graph_objects as go
 
 from ..monitor.events import STEPS
+from ..monitor.phases import PHASES, event_phases, inductor_cache_hit, phases_line, slices
 from ..monitor.report import CompileReport
 from .style import OUTCOME_COLOURS, OUTCOMES, outcome, seconds
 
 # A colour per step that does the work; the bookkeeping steps (strategy, split, ...) share a grey.
-_WORK_COLOURS = {"dynamo_trace": "#9d755d", "compile": "#4c78a8", "load": "#54a24b", "isolate": "#f58518",
-                 "validate": "#eeca3b", "cudagraph_capture": "#b279a2"}
+_WORK_COLOURS = {"dynamo_trace": "#9d755d", "dynamo_guards": "#9d755d", "compile": "#4c78a8", "load": "#54a24b",
+                 "isolate": "#f58518", "validate": "#eeca3b", "cudagraph_capture": "#b279a2",
+                 "inductor_startup": "#e45756", "workers": "#ff9da6", "run": "#d8b5a5"}
 STEP_COLOURS = {step: _WORK_COLOURS.get(step, "#bab0ac") for step in STEPS}
+# A colour per phase (monitor/phases.py): the timeline colours every event's time by phase.
+PHASE_COLOURS = {"dynamo": "#9d755d", "inductor_startup": "#e45756", "aot_lowering": "#4c78a8",
+                 "kernel_compile": "#72b7b2", "cache_load": "#54a24b", "worker_compile": "#ff9da6",
+                 "cudagraph_capture": "#b279a2", "vexplore": "#bab0ac", "first_run": "#eeca3b", "other": "#e8e8e8"}
 _LAYOUT = dict(template="plotly_white", height=320, margin=dict(l=60, r=20, t=50, b=50),
                font=dict(size=11), legend=dict(orientation="h", y=-0.25))
 
@@ -48,30 +54,68 @@ def compile_time_figure(report: CompileReport) -> go.Figure:
 def _event_label(e: Any) -> str:
     where = f" p{e.piece}" if e.piece is not None else (f" g{e.graph}" if e.graph is not None else "")
     size = f" @{e.size}" if e.size is not None else ""
-    return f"{e.step}{where}{size}"
+    hit = " (Inductor cache hit)" if inductor_cache_hit(e) else ""
+    return f"{e.step}{where}{size}{hit}"
+
+
+def _main_phase(e: Any) -> str:
+    parts = event_phases(e)
+    return max(parts, key=lambda p: parts[p]) if parts else "vexplore"
+
+
+def _phase_note(e: Any) -> str:
+    parts = event_phases(e)
+    return " · ".join(f"{p} {seconds(parts[p])}" for p in PHASES if parts.get(p))
 
 
 def timeline_figure(report: CompileReport) -> go.Figure:
-    """Every event of the report as a bar from its start to its end, beside the measured wall time."""
+    """Every event of the report as a bar from its start to its end, beside the measured wall time.
+
+    One trace per step (hover says which); each bar in the colour of the phase most of its time
+    went to, and an event split between phases (an Inductor compile: lowering, kernels) drawn in
+    stripes of each phase's colour; the legend names the phases."""
     fig = go.Figure()
     events = list(report.events)
     labels = [f"{i:>3} {_event_label(e)}" for i, e in enumerate(events)]
     for step in dict.fromkeys(e.step for e in events):
         idx = [i for i, e in enumerate(events) if e.step == step]
         fig.add_bar(
-            name=step, orientation="h", marker_color=STEP_COLOURS.get(step, "#888888"),
+            name=step, orientation="h", showlegend=False, marker_color=[PHASE_COLOURS[_main_phase(events[i])] for i in idx],
             y=[labels[i] for i in idx], x=[events[i].duration_s for i in idx], base=[events[i].start_s for i in idx],
-            customdata=[[seconds(events[i].duration_s), events[i].tier or "", events[i].error_class or ""] for i in idx],
-            hovertemplate="%{y}: %{customdata[0]} from %{base:.3f} s %{customdata[1]} %{customdata[2]}<extra></extra>")
-    busy = sum(e.duration_s for e in events)
+            customdata=[[seconds(events[i].duration_s), events[i].tier or "", events[i].error_class or "",
+                         _phase_note(events[i])] for i in idx],
+            hovertemplate="%{y}: %{customdata[0]} from %{base:.3f} s %{customdata[1]} %{customdata[2]}"
+                          "<br>%{customdata[3]}<extra></extra>")
+    _phase_legend(fig, report)
+    busy = sum(e.duration_s for e in events if e.step != "graph")
     fig.add_vline(x=report.wall_s, line_dash="dash", line_color="#333333",
                   annotation_text=f"wall {seconds(report.wall_s)}", annotation_position="top left")
+    _stripes(fig, events)
+    phases = f"<br><sup>{phases_line(report.phases, report.wall_s)}</sup>" if report.phases else ""
     fig.update_layout(**_LAYOUT, barmode="overlay",
-                      title=f"Events — {len(events)} measured, {seconds(busy)} in steps; wall {seconds(report.wall_s)}",
+                      title=f"Events — {len(events)} measured, {seconds(busy)} in steps; wall {seconds(report.wall_s)}{phases}",
                       xaxis=dict(title="seconds since the compile started", rangemode="tozero"),
                       yaxis=dict(autorange="reversed", categoryorder="array", categoryarray=labels, tickfont=dict(size=9)))
     fig.update_layout(height=max(320, 40 + 14 * len(events)))
     return fig
+
+
+def _phase_legend(fig: go.Figure, report: CompileReport) -> None:
+    """A legend entry per phase the report spent time in (empty traces: the bars carry the colours)."""
+    present = {_main_phase(e) for e in report.events} | {p for p, s in report.phases.items() if s > 0}
+    for p in PHASES:
+        if p in present:
+            fig.add_bar(name=p, orientation="h", x=[], y=[], marker_color=PHASE_COLOURS[p], legendgroup=p)
+
+
+def _stripes(fig: go.Figure, events: list[Any]) -> None:
+    """Over each event whose own time went to several phases, its phase slices as coloured stripes."""
+    split = {i for i, e in enumerate(events) if len(event_phases(e)) > 1}
+    for s in slices(events):
+        if s.event in split and s.duration_s > 0:
+            fig.add_shape(type="rect", xref="x", yref="y", x0=s.start_s, x1=s.start_s + s.duration_s,
+                          y0=s.event - 0.35, y1=s.event + 0.35, line_width=0, fillcolor=PHASE_COLOURS[s.phase],
+                          layer="above")
 
 
 def bench_figure(rows: Sequence[Any]) -> go.Figure:
