@@ -174,3 +174,18 @@ def test_benchmark_panel_compares_every_configuration(explorer):
     # one CompiledModel per configuration, made once; the explorer's own model is left as it was
     assert len(ex.bench._compiled) == 2 and ex.bench._compiled_for(ex.cm.config) is not ex.cm
     assert len(ex.cm.graphs) == 1 and ex.cm.report is ex.reports[-1]
+
+
+def test_explorer_of_a_model_called_with_keywords_says_how_to_time_it(tmp_path):
+    """vx.explore(cm) of a model called with keywords has no inputs to time it with: the panel says
+    so and how, instead of calling the model with none (a Hugging Face model then raised its own error)."""
+    torch.manual_seed(0)
+    m = ToyLlama(layers=2).eval()
+    (x,) = m.example_inputs(16)
+    cm = vx.compile(m, toy_config(tmp_path).replace(compiler="eager"), session=vx.Session())
+    with torch.no_grad():
+        cm(tokens=x)
+    ex = vx.explore(cm)
+    assert ex.bench.run.disabled and "no example inputs to time" in ex.bench.status.value
+    with pytest.raises(vx.VexploreError, match=r"vx.benchmark\(\{'eager'"):
+        ex.bench.measure([cm.config])

@@ -21,6 +21,11 @@ from .style import esc
 from .tables import bench_table
 
 
+NO_INPUTS = ("no example inputs to time: this explorer was made from a compiled model alone (vx.explore(cm)). "
+             "Time it with vx.benchmark, e.g. vx.benchmark({'eager': lambda: model(input_ids=ids), 'vexplore': "
+             "lambda: cm(input_ids=ids)}, {n: ()}), or pass positional inputs: vx.explore(model, x).")
+
+
 def labelled(configs: Sequence[CompileConfig]) -> list[tuple[str, CompileConfig]]:
     """One (name, config) per variant name: ``variant_name`` already says what differs, so
     configs that share a name differ only where the run is the same (cache tiers, validation)."""
@@ -48,6 +53,9 @@ class BenchPanel:
         self.status = widgets.HTML("")
         self.chart = go.FigureWidget(bench_figure([]))
         self.table = widgets.HTML(bench_table(None))
+        if not inputs:   # vx.explore(cm) of a model called with keywords: nothing to call it with here
+            self.run.disabled = True
+            self.status.value = NO_INPUTS
         self.widget = widgets.VBox([
             widgets.HTML("<b>Benchmark</b>: eager against every configuration compiled so far"),
             widgets.HBox([self.sizes, self.reps, self.timer, self.run, self.status]),
@@ -55,6 +63,8 @@ class BenchPanel:
 
     def measure(self, configs: Sequence[CompileConfig], progress: Callable[[str], None] | None = None) -> BenchReport:
         """Run ``vx.benchmark`` for eager and ``configs`` at the chosen sizes (blocking)."""
+        if not self.inputs:
+            raise VexploreError(NO_INPUTS)
         sizes = parse_sizes(self.sizes.value, "benchmark tokens")
         if not sizes:
             raise VexploreError("benchmark: give at least one size in 'tokens', e.g. '16, 64'.")
