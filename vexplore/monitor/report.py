@@ -124,7 +124,9 @@ class CompileReport:
         return [p for p in self.pieces if p.kind == "compiled" and p.same_as is None]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The report as plain data (dicts, lists, strings, numbers): what ``save`` writes, so a
+        loaded report's to_dict() equals the saved one's."""
+        return _plain({
             "id": self.id, "kind": self.kind, "strategy": self.strategy,
             "strategy_reason": self.strategy_reason, "config": self.config, "wall_s": self.wall_s,
             "device": self.device, "versions": dict(self.versions), "counters": dict(self.counters),
@@ -132,7 +134,7 @@ class CompileReport:
             "validation": list(self.validation), "phases": dict(self.phases),
             "pieces": [p.to_dict() for p in self.pieces],
             "events": [e.to_dict() for e in self.events],
-        }
+        })
 
     def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
         """Write this report to ``path`` (versioned JSON): everything the explorer shows, so
@@ -173,6 +175,15 @@ def load_report(path: str | os.PathLike[str]) -> CompileReport:
     """``vx.load_report(path)``: the report ``report.save(path)`` wrote. Needs no model and no GPU;
     a file of another format version, or not a report, raises ReportFileError saying what to do."""
     return CompileReport.from_dict(read_report(path))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every tuple a list, through dicts and lists (JSON's shapes)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def derive(pieces: Sequence[Piece], events: Sequence[CompileEvent], graphs: int, configured: str,
