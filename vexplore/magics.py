@@ -26,6 +26,7 @@ from IPython.display import display
 
 from .bench.timing import TIMERS
 from .config import COMPILERS, CUDAGRAPH_MODES, STRATEGIES, CompileConfig
+from .demo import count_arg
 from .errors import VexploreError
 
 
@@ -127,14 +128,7 @@ VEXPLORE_HELP = magic_help(
      '%vexplore model x --config "vx.CompileConfig(compile_sizes=[1, 16])" --compiler eager'])
 
 
-def _whole(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
+_whole = count_arg("give a whole number >= 1")
 
 
 def _timer(text: str) -> str:

@@ -1,13 +1,19 @@
 """Fixtures for the notebook side: a real toy-Llama report (fresh session and cache dir per module)."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
 import vexplore as vx
 from vexplore.monitor.report import CompileReport
 
+from browsing import jupyter_lab
 from uihelpers import toy_config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -28,3 +34,14 @@ def toy_compiled(tmp_path_factory):
 @pytest.fixture(scope="module")
 def toy_report(toy_compiled) -> CompileReport:
     return toy_compiled[0].report
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A fresh JupyterLab server over tmp_path/nb holding a copy of the quickstart; yields its base URL."""
+    pytest.importorskip("jupyterlab")
+    work = tmp_path / "nb"
+    work.mkdir()
+    shutil.copy(ROOT / "notebooks" / "01-quickstart.ipynb", work)
+    with jupyter_lab(work, tmp_path) as url:
+        yield url

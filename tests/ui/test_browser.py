@@ -7,84 +7,16 @@ and JupyterLab; skipped where either is missing.
 """
 from __future__ import annotations
 
-import json
-import os
-import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from browsing import ARGS, CHROMIUM, needs_chromium, open_notebook, run_all
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
 NOTEBOOK = "01-quickstart.ipynb"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def lab(tmp_path):
-    """A fresh JupyterLab server over a copy of the quickstart; yields its base URL."""
-    pytest.importorskip("jupyterlab")
-    work = tmp_path / "nb"
-    work.mkdir()
-    shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)
-    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = dict(os.environ, HOME=str(tmp_path), VEXPLORE_CACHE_DIR=str(tmp_path / "vxcache"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"))
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
-         "--ServerApp.token=", "--ServerApp.password=", "--allow-root", f"--ServerApp.root_dir={work}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "lab.log", "wb"))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    pytest.fail("jupyter lab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _run_all(page) -> None:
-    """Run -> Run All Cells, retried until the first code cell gets an execution count."""
-    for _ in range(3):
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-        try:
-            page.wait_for_function("""() => [...document.querySelectorAll('.jp-InputPrompt')]
-                .some(e => /\\[\\d+\\]/.test(e.textContent))""", timeout=20_000)
-            return
-        except Exception:
-            page.keyboard.press("Escape")
-    pytest.fail("Run All Cells did not start the notebook")
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 def _graph_tab_clicks_through(page, ex) -> None:
@@ -114,9 +46,8 @@ def test_quickstart_in_jupyterlab_recompiles_by_clicking(lab):
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}"))
         try:
-            page.goto(f"{lab}/lab/tree/{NOTEBOOK}?reset")
-            page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=60_000)
-            _run_all(page)
+            open_notebook(page, lab, NOTEBOOK)
+            run_all(page)
             # the last cell (%vxbench) has printed its table: every cell ran
             page.locator(".jp-OutputArea-output .vx-bench").first.wait_for(timeout=180_000)
             ex = page.locator(".vexplore-explorer").first

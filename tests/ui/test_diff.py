@@ -21,7 +21,7 @@ import vexplore as vx
 from vexplore.monitor.diff import align
 
 import models
-from test_browser import lab  # noqa: F401  (the JupyterLab fixture)
+from browsing import ARGS, CHROMIUM, needs_chromium, open_notebook, run_all
 from uihelpers import synthetic_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,12 +244,11 @@ NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata":
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+@needs_chromium
 def test_history_diff_in_jupyterlab(full_then_piecewise, lab, tmp_path):
     """Saved reports replayed in JupyterLab: pick two rows of the History tab, press Diff, open the
     code diff; the view is saved as artifacts/diff-view.png (docs/diff-view.png with VEXPLORE_UPDATE_DOCS=1)."""
     from playwright.sync_api import sync_playwright
-    from test_browser import ARGS, CHROMIUM, _run_all
 
     a, b, _ = full_then_piecewise
     work = tmp_path / "nb"
@@ -263,9 +262,8 @@ def test_history_diff_in_jupyterlab(full_then_piecewise, lab, tmp_path):
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
-            page.goto(f"{lab}/lab/tree/diff.ipynb?reset")
-            page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=60_000)
-            _run_all(page)
+            open_notebook(page, lab, "diff.ipynb")
+            run_all(page)
             tab = page.locator(".vexplore-explorer .vx-history-tab").first
             tab.locator("table.vx-history tbody tr").nth(1).wait_for(timeout=120_000)
             assert "press Diff" in tab.inner_text()

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from browsing import ARGS, CHROMIUM
+
 from uihelpers import scaled_report, synthetic_report, toy_config
 from vexplore.ui.graphmodel import assign_kernels, default_expanded, graph_model, kernel_map, module_path, visible
 from vexplore.ui.graphsvg import SPLIT, graph_svg, view_dot
 from vexplore.ui.graphwidget import _CSS, _STATIC, GraphWidget
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def test_module_paths_and_sources():
@@ -405,7 +404,7 @@ def test_five_thousand_nodes_render_pan_zoom_and_expand(toy_report, page_of):
         with open(times, "a") as f:
             f.write(json.dumps(dict(first_view_ms=rendered, collapsed_frame_ms=max(collapsed), expand_one_ms=expand_ms,
                                     everything_open_ms=all_ms, open_frame_ms=max(expanded))) + "\n")
-    assert len(collapsed) == 20 and len(expanded) == 40    # every frame drew
+    assert page.evaluate("window.__el.__vexplore.cy.nodes().length") == len(big["nodes"])   # panning lost nothing
     assert not page.errors
 
 

@@ -88,7 +88,7 @@ def test_split_vxbench_line_is_timeit_like():
     assert split_vxbench_line("model(x)") == VxbenchLine(None, None, False, False, "idle", "model(x)")  # until stable
     assert split_vxbench_line("-n 3 -r5 -t steady -o -q model(x) + 1") == VxbenchLine(3, 5, True, True, "steady",
                                                                                        "model(x) + 1")
-    for line, message in [("-n 0 model(x)", "must be >= 1"), ("-r many model(x)", "give a whole number"),
+    for line, message in [("-n 0 model(x)", "0 is too small; give a whole number >= 1"), ("-r many model(x)", "give a whole number"),
                           ("-o", "needs a statement"), ("-t wall model(x)", "the timer is 'idle'")]:
         with pytest.raises(UsageError, match=message):
             split_vxbench_line(line)

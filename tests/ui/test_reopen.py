@@ -11,25 +11,21 @@ with VEXPLORE_UPDATE_DOCS=1). Needs /usr/bin/chromium and JupyterLab.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
 
 import nbformat
 import pytest
 
+from browsing import ARGS, CHROMIUM, jupyter_lab, needs_chromium, open_notebook, run_all
+
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 NOTEBOOK = "reopen.ipynb"
 UNTRUSTED = "reopen-untrusted.ipynb"
 CELLS = [
@@ -43,67 +39,7 @@ CELLS = [
              "print('shown: report', ex.shown.id)"),
 ]
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _lab(work: Path, home: Path) -> Iterator[str]:
-    """A fresh JupyterLab server over ``work`` (its HOME, hence its notebook signatures, in ``home``)."""
-    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True, exist_ok=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = dict(os.environ, HOME=str(home), VEXPLORE_CACHE_DIR=str(home / "vxcache"),
-               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"))
-    port = _free_port()
-    log = home / f"lab-{port}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1", "--port", str(port),
-         "--ServerApp.token=", "--ServerApp.password=", "--allow-root", f"--ServerApp.root_dir={work}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    pytest.fail("jupyter lab did not start:\n" + log.read_text()[-3000:])
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _open(page, url: str, name: str) -> None:
-    page.goto(f"{url}/lab/tree/{name}?reset")
-    page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=60_000)
-
-
-def _run_all(page) -> None:
-    """Run -> Run All Cells, retried until the first code cell gets an execution count."""
-    for _ in range(3):
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-        try:
-            page.wait_for_function("""() => [...document.querySelectorAll('.jp-InputPrompt')]
-                .some(e => /\\[\\d+\\]/.test(e.textContent))""", timeout=20_000)
-            return
-        except Exception:
-            page.keyboard.press("Escape")
-    pytest.fail("Run All Cells did not start the notebook")
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 def _saved(path: Path, timeout: float = 30) -> dict:
@@ -130,8 +66,8 @@ def _shut_down_kernel(page, url: str) -> None:
 
 def _run_and_save(page, url: str, work: Path) -> dict:
     """Run the notebook in JupyterLab; while it is live the snapshot is hidden; save it; shut down."""
-    _open(page, url, NOTEBOOK)
-    _run_all(page)
+    open_notebook(page, url, NOTEBOOK)
+    run_all(page)
     page.get_by_text("shown: report 2").wait_for(timeout=240_000)
     page.locator(".vexplore-explorer .vx-summary").first.wait_for(timeout=30_000)
     snap = page.locator(".vx-snapshot")
@@ -201,7 +137,7 @@ def test_saved_notebook_reopens_with_the_snapshot(tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            with _lab(work, home) as url:
+            with jupyter_lab(work, home) as url:
                 page = browser.new_page(viewport={"width": 1280, "height": 1800})
                 nb = _run_and_save(page, url, work)
                 page.close()
@@ -209,9 +145,9 @@ def test_saved_notebook_reopens_with_the_snapshot(tmp_path):
             assert ["application/vnd.jupyter.widget-view+json" in o["data"] for o in outputs] == [True, False]
             assert "widgets" not in nb["metadata"]          # JupyterLab's default: no widget state saved
             _untrusted_copy(work)
-            with _lab(work, home) as url:                   # another day: a fresh server, the same user
+            with jupyter_lab(work, home) as url:                   # another day: a fresh server, the same user
                 page = browser.new_page(viewport={"width": 1280, "height": 1800})
-                _open(page, url, NOTEBOOK)
+                open_notebook(page, url, NOTEBOOK)
                 _snapshot_shows(page, trusted=True)
                 page.locator(".vx-snapshot").scroll_into_view_if_needed()
                 page.locator(".jp-WindowedPanel-outer").first.evaluate(
@@ -220,7 +156,7 @@ def test_saved_notebook_reopens_with_the_snapshot(tmp_path):
                 page.screenshot(path=str(shots / "snapshot-reopened.png"))
                 page.close()
                 page = browser.new_page(viewport={"width": 1280, "height": 1800})
-                _open(page, url, UNTRUSTED)
+                open_notebook(page, url, UNTRUSTED)
                 _snapshot_shows(page, trusted=False)
                 page.close()
             _nbconvert_shows(browser, work)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from browsing import ARGS, CHROMIUM
 import torch
 from IPython.display import display
 from IPython.testing import globalipapp
@@ -32,9 +34,6 @@ from vexplore.ui.snapshot import MAX_EVENTS, Subject, snapshot_html, subject_of,
 from uihelpers import synthetic_report, toy_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WIDGET = "application/vnd.jupyter.widget-view+json"
 BUDGET = 300_000                       # bytes of snapshot HTML for the quickstart's model
 IMG = re.compile(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"')   # nbconvert reorders attributes

@@ -92,6 +92,16 @@ def specialized_token(fakes: Sequence[Any], names: Sequence[str], marked: dict[s
     return None
 
 
+def token_count(real: Sequence[Any], names: Sequence[str], marked: dict[str, int]) -> int | None:
+    """The token count of the call that traced the graph: the size of the first marked dim among
+    its real inputs (None without one)."""
+    for x, name in zip(real, names):
+        dim = marked.get(name)
+        if dim is not None and isinstance(x, torch.Tensor) and dim < x.dim():
+            return int(x.shape[dim])
+    return None
+
+
 def input_roles(placeholders: Sequence[fx.Node], real: Sequence[Any], model: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Per graph input, its role and name: "parameter" / "buffer" (registered buffers and plain
     tensor attributes of the model's modules, which keep their address between calls) by

@@ -104,11 +104,13 @@ class Workers:
         self.rec_compile(job, r, where, counts)
         if not ok:
             return i, Attempt(r.status, error=r.error, where=where, seconds=r.seconds)
-        with self.local.rec.step("load", graph=job.graph, piece=job.piece, size=job.size, detail=f"artifact from {where}") as step:
+        with self.local.rec.step("load", graph=job.graph, piece=job.piece, size=job.size, detail=f"artifact from {where}",
+                                 worker=r.pid) as step:
             fn, code = self.local.inductor.load(r.data)
         return i, Attempt("ok", fn, r.data, code or r.code, where=where, seconds=r.seconds + step.event.duration_s)
 
     def rec_compile(self, job: PieceJob, r: Any, where: str, counts: dict[str, int]) -> None:
         self.local.rec.add("compile", r.started, r.seconds, graph=job.graph, piece=job.piece, size=job.size,
                            compiler="inductor", rss_peak_mb=r.rss_peak_mb, counts=counts,
-                           error_class=None if r.status == "ok" else r.status, detail=f"{where}: {r.status}")
+                           error_class=None if r.status == "ok" else r.status, detail=f"{where}: {r.status}",
+                           worker=r.pid)

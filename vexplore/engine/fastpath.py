@@ -28,11 +28,8 @@ def fast_path_modules(model: Callable[..., Any]) -> tuple[str, ...]:
 
 
 @contextlib.contextmanager
-def fast_path_off(active: bool) -> Iterator[None]:
-    """Turn PyTorch's MHA fast path off for the block (when ``active``), restoring what it was."""
-    if not active:
-        yield
-        return
+def fast_path_off() -> Iterator[None]:
+    """Turn PyTorch's MHA fast path off for the block, restoring what it was."""
     before = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:

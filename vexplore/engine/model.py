@@ -20,12 +20,12 @@ from ..monitor.report import CompileReport, CompileWarning, derive
 from ..session import Session, default_session
 from . import _torch_compat as tc
 from .backend import VexBackend
-from .captured import CapturedGraph, specialized_token
+from .captured import CapturedGraph, specialized_token, token_count
 from .emergency import RuntimeFallback
 from .fastpath import fast_path_modules, fast_path_off, fast_path_warning
 from .pipeline import GraphContext, GraphResult, compile_graph
 from .stitch import GraphRunner
-from .tokendims import first_size, token_dims
+from .tokendims import token_dims
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,6 @@ class CompiledModel:
         self.reports: list[CompileReport] = []
         self.runtime_fallbacks: list[RuntimeFallback] = []   # pieces that raised at call time, eager since
         self.token_dims: dict[str, tuple[int, ...]] = {}   # input name (args[0], input_ids) -> dims marked dynamic
-        self._tokens: int | None = None        # the token count of the call in progress
         self._compile: _Compile | None = None
         self._warned_grad = False
         self._fast_path = fast_path_modules(model)   # stock modules whose fast path is turned off (fastpath.py)
@@ -94,10 +93,11 @@ class CompiledModel:
             for name, t in _tensor_inputs(args, kwargs):
                 for d in self.token_dims.get(name, ()):
                     tc.maybe_mark_dynamic(t, d)
-        self._tokens = first_size(args, kwargs, self.token_dims)
         try:
-            with fast_path_off(bool(self._fast_path)):
-                return self._compiled(*args, **kwargs)
+            if self._fast_path:
+                with fast_path_off():
+                    return self._compiled(*args, **kwargs)
+            return self._compiled(*args, **kwargs)
         except Exception as e:
             inner = getattr(e, "inner_exception", None)  # Dynamo wraps backend errors
             if isinstance(inner, VexploreError):
@@ -149,12 +149,12 @@ class CompiledModel:
         work = self._compile
         now = time.perf_counter()
         work.rec.add("dynamo_trace", work.last_mark, now - work.last_mark, graph=len(self.graphs))
-        graph = CapturedGraph.from_dynamo(gm, example_inputs, len(self.graphs), self.model,
-                                          {k: v[0] for k, v in self.token_dims.items()})
-        if self._tokens == 1:
+        marked = {k: v[0] for k, v in self.token_dims.items()}
+        graph = CapturedGraph.from_dynamo(gm, example_inputs, len(self.graphs), self.model, marked)
+        if token_count(graph.real_inputs, graph.names, marked) == 1:
             work.warnings.append(_size_one(len(self.graphs)))
-        elif graph.token is None and self.token_dims:
-            work.warnings.extend(_specialized(graph, {k: v[0] for k, v in self.token_dims.items()}))
+        elif graph.token is None and marked:
+            work.warnings.extend(_specialized(graph, marked))
         if self._fast_path and not self.graphs:
             work.warnings.append(fast_path_warning(self._fast_path, 0))
         self.graphs.append(graph)

@@ -56,11 +56,3 @@ def _given(tensors: list[tuple[str, int | str, torch.Tensor]],
                               f"(shape {tuple(t.shape)}), no dim {bad[0]}.")
         out[name] = tuple(dims)
     return out
-
-
-def first_size(args: tuple[Any, ...], kwargs: Mapping[str, Any], marks: Mapping[str, tuple[int, ...]]) -> int | None:
-    """The token count of this call: the size of the first marked dim (None without marks)."""
-    for name, _, t in _tensors(args, kwargs):
-        if name in marks:
-            return int(t.shape[marks[name][0]])
-    return None

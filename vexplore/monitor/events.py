@@ -40,6 +40,7 @@ class CompileEvent:
     device_peak_mb: float | None = None
     error_class: str | None = None   # the exception class when the step failed
     detail: str | None = None
+    worker: int | None = None        # pid of the compile worker that did it (its compile, or its artifact's load)
     counts: dict[str, int] = field(default_factory=dict)   # what this step adds to the report's counters
     # seconds of torch's own timed work inside this step, by what (torch's compile-time metrics: see
     # monitor/phases.py): how report.phases splits an Inductor compile or load

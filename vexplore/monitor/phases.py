@@ -28,7 +28,6 @@ Inductor runs them; the totals are exact, their placement inside the event is no
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -38,7 +37,6 @@ PHASES = ("dynamo", "inductor_startup", "aot_lowering", "kernel_compile", "cache
           "cudagraph_capture", "vexplore", "first_run", "other")
 _STEP_PHASE = {"dynamo_trace": "dynamo", "dynamo_guards": "dynamo", "inductor_startup": "inductor_startup",
                "cudagraph_capture": "cudagraph_capture", "run": "first_run", "workers": "worker_compile"}
-_WORKER = re.compile(r"^(?:artifact from )?worker pid (\d+)")
 
 
 @dataclass(frozen=True)
@@ -49,12 +47,6 @@ class Slice:
     start_s: float
     duration_s: float
     event: int                      # index into the report's events
-
-
-def worker_pid(ev: CompileEvent) -> int | None:
-    """The compile worker that did ``ev`` (a worker's compile, or loading its artifact), else None."""
-    m = _WORKER.match(ev.detail or "")
-    return int(m.group(1)) if m else None
 
 
 def inductor_cache_hit(ev: CompileEvent) -> bool:
@@ -69,7 +61,7 @@ def event_phases(ev: CompileEvent) -> dict[str, float]:
     (an event of its own)."""
     if ev.step in _STEP_PHASE:
         return {_STEP_PHASE[ev.step]: ev.duration_s}
-    worker = worker_pid(ev) is not None
+    worker = ev.worker is not None
     if ev.step == "compile" and worker:
         return {"worker_compile": ev.duration_s}
     if ev.step not in ("compile", "load"):

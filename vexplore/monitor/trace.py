@@ -15,7 +15,7 @@ import pathlib
 from typing import Any, Sequence
 
 from .events import CompileEvent
-from .phases import PHASES, Slice, slices, worker_pid
+from .phases import PHASES, Slice, slices
 
 MAIN_PID = 1
 _WALL_TID, _STEPS_TID, _PHASE_TID0 = 1, 2, 10
@@ -86,7 +86,7 @@ def _worker_tracks(events: Sequence[CompileEvent]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     pids: list[int] = []
     for i, ev in enumerate(events):
-        pid = worker_pid(ev)
+        pid = ev.worker
         if pid is None or ev.step != "compile":
             continue
         if pid not in pids:
@@ -104,7 +104,7 @@ def chrome_trace(events: Sequence[CompileEvent], wall_s: float, title: str) -> d
     out += _meta("thread", MAIN_PID, _STEPS_TID, "steps (vexplore's events)", _STEPS_TID)
     out.append(_complete(title, "wall", (0.0, wall_s), (MAIN_PID, _WALL_TID), {"wall_s": wall_s}))
     for i, ev in enumerate(events):
-        if worker_pid(ev) is None or ev.step != "compile":
+        if ev.worker is None or ev.step != "compile":
             out.append(_complete(_name(ev), ev.step, (ev.start_s, ev.duration_s), (MAIN_PID, _STEPS_TID),
                                  {"event": i, **_args(ev)}))
     out += _phase_tracks(events, wall_s)
