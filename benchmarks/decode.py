@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -217,9 +218,15 @@ import sys, time, json, torch
 sys.path.insert(0, {bench!r})
 from decode import model, ATTN
 import vexplore as vx
+from vexplore.engine import _torch_compat as tc
 m = model({layers})
 x = m.example_inputs(16, "cuda")
 torch.cuda.synchronize()
+prof = None
+if {cprofile!r}:
+    import cProfile
+    prof = cProfile.Profile()
+    prof.enable()
 t0 = time.perf_counter()   # creation counts: torch.compile(m) imports Inductor there, vx.compile on the first call
 fn = torch.compile(m) if {variant!r} == "torch-default" else vx.compile(m, vx.CompileConfig(
     strategy="piecewise", splitting_ops=ATTN, cache=vx.CacheConfig(dir={vxdir!r})))
@@ -227,32 +234,76 @@ create = time.perf_counter() - t0
 with torch.no_grad():
     fn(*x)
 torch.cuda.synchronize()
+first = time.perf_counter() - t0
+if prof is not None:
+    import io, pstats
+    prof.disable()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(120)
+    open({cprofile!r}, "w").write(f"first call {{first:.3f}} s\n" + text.getvalue())
 c = getattr(fn, "report", None)
 ev = [(e.step, e.piece, round(e.duration_s, 3)) for e in c.events if e.duration_s > 0.05] if c else None
-print(json.dumps({{"first_call_s": time.perf_counter() - t0, "create_s": create,
-                   "counters": c.counters if c else None, "events": ev}}))
+print(json.dumps({{"first_call_s": first, "create_s": create, "counters": c.counters if c else None,
+                   "phases": c.phases if c else None, "wall_s": c.wall_s if c else None,
+                   "torch_metrics": tc.compile_metrics(), "events": ev}}))
 """
+VARIANTS = ("torch-default", "vexplore-piecewise-none")
+
+
+def _env(work: str) -> dict:
+    """Children write and read Python's bytecode cache under ``work`` (PYTHONPYCACHEPREFIX): the
+    GPU machine's torch has no .pyc files and may not write them beside its sources, so without
+    this every process compiles seconds of Python source, which a user's machine does once."""
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=os.path.join(work, "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _first(args: argparse.Namespace, variant: str, dirs: dict, state: str, cprofile: str = "") -> dict:
+    env = dict(dirs["env"], TORCHINDUCTOR_CACHE_DIR=dirs[variant][0])
+    code = FIRST.format(bench=os.path.dirname(os.path.abspath(__file__)), layers=args.layers, variant=variant,
+                        vxdir=dirs[variant][1], cprofile=cprofile)
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(res.stderr[-4000:])
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    row = {"variant": variant, "state": state, "layers": args.layers, "process_s": time.perf_counter() - t0, **got}
+    print({k: row[k] for k in ("variant", "state", "first_call_s", "phases")}, flush=True)
+    return row
 
 
 def first_call(args: argparse.Namespace) -> dict:
+    """Cold (empty caches, each variant its own Inductor and vexplore dirs), then warm starts of
+    both variants interleaved ``--repeats`` times, so drift in the machine hits both alike."""
     rows = []
-    bench = os.path.dirname(os.path.abspath(__file__))
-    for variant in ("torch-default", "vexplore-piecewise-none"):
-        with tempfile.TemporaryDirectory() as ind, tempfile.TemporaryDirectory() as vxd:
-            for state in ("cold", "warm"):
-                env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=ind)
-                code = FIRST.format(bench=bench, layers=args.layers, variant=variant, vxdir=vxd)
-                t0 = time.perf_counter()
-                res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-                if res.returncode:
-                    raise SystemExit(res.stderr[-4000:])
-                got = json.loads(res.stdout.strip().splitlines()[-1])
-                rows.append({"variant": variant, "state": state, "layers": args.layers,
-                             "first_call_s": got["first_call_s"], "create_s": got["create_s"],
-                             "process_s": time.perf_counter() - t0,
-                             "counters": got["counters"], "events": got.get("events")})
-                print(rows[-1])
-    return {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}
+    with tempfile.TemporaryDirectory() as work:
+        dirs: dict = {v: (os.path.join(work, v, "inductor"), os.path.join(work, v, "vx")) for v in VARIANTS}
+        dirs["env"] = _env(work)
+        if not args.no_pyc:   # one process fills the bytecode cache for every import both variants make
+            tiny = argparse.Namespace(**{**vars(args), "layers": 1})
+            for variant in VARIANTS:
+                _first(tiny, variant, dirs, "pyc")
+                for d in dirs[variant]:
+                    shutil.rmtree(d, ignore_errors=True)
+        else:
+            dirs["env"]["PYTHONDONTWRITEBYTECODE"] = "1"
+        if "cold" in args.states:
+            for _ in range(args.repeats):
+                for variant in VARIANTS:
+                    for d in dirs[variant]:
+                        shutil.rmtree(d, ignore_errors=True)
+                    rows.append(_first(args, variant, dirs, "cold"))
+        if "warm" in args.states:
+            if "cold" not in args.states:
+                for variant in VARIANTS:
+                    _first(args, variant, dirs, "fill")
+            for _ in range(args.repeats):
+                for variant in VARIANTS:
+                    rows.append(_first(args, variant, dirs, "warm"))
+            for variant in VARIANTS if args.cprofile else ():   # profiled apart: cProfile slows what it sees
+                _first(args, variant, dirs, "profile", os.path.join(args.cprofile, f"warm-{variant}-{args.layers}L.txt"))
+    return {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "pyc": not args.no_pyc, "rows": rows}
 
 
 def main() -> None:
@@ -264,6 +315,10 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=2.0, help="seconds of measuring per row at most")
     p.add_argument("--profile", action="store_true", help="torch.profiler table of vexplore-piecewise-piecewise at 1 token")
     p.add_argument("--autotune-sizes", type=int, nargs="+", default=[16, 1])
+    p.add_argument("--states", nargs="+", default=["cold", "warm"], choices=("cold", "warm"))
+    p.add_argument("--repeats", type=int, default=1, help="first-call: runs of each state, interleaved")
+    p.add_argument("--no-pyc", action="store_true", help="first-call: no bytecode cache (each process compiles torch's sources)")
+    p.add_argument("--cprofile", default="", help="first-call: cProfile text of the last warm start of each variant, here")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     if not torch.cuda.is_available():
