@@ -29,6 +29,7 @@ import vexplore as vx
 from vexplore.models import ToyLlama
 from vexplore.monitor.events import CompileEvent
 from vexplore.monitor.report import CompileWarning
+from vexplore.ui.figures import PHASE_COLOURS, main_phase
 from vexplore.ui.snapshot import MAX_EVENTS, Subject, snapshot_html, subject_of, timeline_svg
 
 from uihelpers import synthetic_report, toy_config
@@ -66,10 +67,14 @@ def test_timeline_svg_draws_every_event_and_the_wall_time(toy_report):
     svg = timeline_svg(toy_report)
     root = ET.fromstring(svg)                                   # well-formed
     ns = {"s": "http://www.w3.org/2000/svg"}
-    bars = [r for r in root.findall("s:rect", ns) if r.find("s:title", ns) is not None]
+    bars = [r for r in root.findall("s:rect", ns) if r.find("s:title", ns) is not None and r.get("class") != "vx-stripe"]
     assert len(bars) == len(toy_report.events) > 5
     assert all(float(b.get("width")) >= 1 for b in bars)
     assert "stroke-dasharray" in svg and "wall " in svg and "dynamo_trace" in svg
+    # coloured by phase, as the explorer's timeline: each bar in its main phase's colour, a legend of phases
+    assert [b.get("fill") for b in bars] == [PHASE_COLOURS[main_phase(e)] for e in toy_report.events]
+    legend = {t.text for t in root.findall("s:text", ns)}
+    assert {p for p, s in toy_report.phases.items() if s > 0} <= legend
 
 
 def test_timeline_of_many_events_is_cut_with_a_note():

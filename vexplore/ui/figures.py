@@ -9,16 +9,10 @@ from typing import Any, Sequence
 
 import plotly.graph_objects as go
 
-from ..monitor.events import STEPS
 from ..monitor.phases import PHASES, event_phases, inductor_cache_hit, phases_line, slices
 from ..monitor.report import CompileReport
 from .style import OUTCOME_COLOURS, OUTCOMES, outcome, seconds
 
-# A colour per step that does the work; the bookkeeping steps (strategy, split, ...) share a grey.
-_WORK_COLOURS = {"dynamo_trace": "#9d755d", "dynamo_guards": "#9d755d", "compile": "#4c78a8", "load": "#54a24b",
-                 "isolate": "#f58518", "validate": "#eeca3b", "cudagraph_capture": "#b279a2",
-                 "inductor_startup": "#e45756", "workers": "#ff9da6", "run": "#d8b5a5"}
-STEP_COLOURS = {step: _WORK_COLOURS.get(step, "#bab0ac") for step in STEPS}
 # A colour per phase (monitor/phases.py): the timeline colours every event's time by phase.
 PHASE_COLOURS = {"dynamo": "#9d755d", "inductor_startup": "#e45756", "aot_lowering": "#4c78a8",
                  "kernel_compile": "#72b7b2", "cache_load": "#54a24b", "worker_compile": "#ff9da6",
@@ -58,7 +52,8 @@ def _event_label(e: Any) -> str:
     return f"{e.step}{where}{size}{hit}"
 
 
-def _main_phase(e: Any) -> str:
+def main_phase(e: Any) -> str:
+    """The phase most of an event's own time went to (its bar's colour)."""
     parts = event_phases(e)
     return max(parts, key=lambda p: parts[p]) if parts else "vexplore"
 
@@ -80,7 +75,7 @@ def timeline_figure(report: CompileReport) -> go.Figure:
     for step in dict.fromkeys(e.step for e in events):
         idx = [i for i, e in enumerate(events) if e.step == step]
         fig.add_bar(
-            name=step, orientation="h", showlegend=False, marker_color=[PHASE_COLOURS[_main_phase(events[i])] for i in idx],
+            name=step, orientation="h", showlegend=False, marker_color=[PHASE_COLOURS[main_phase(events[i])] for i in idx],
             y=[labels[i] for i in idx], x=[events[i].duration_s for i in idx], base=[events[i].start_s for i in idx],
             customdata=[[seconds(events[i].duration_s), events[i].tier or "", events[i].error_class or "",
                          _phase_note(events[i])] for i in idx],
@@ -102,7 +97,7 @@ def timeline_figure(report: CompileReport) -> go.Figure:
 
 def _phase_legend(fig: go.Figure, report: CompileReport) -> None:
     """A legend entry per phase the report spent time in (empty traces: the bars carry the colours)."""
-    present = {_main_phase(e) for e in report.events} | {p for p, s in report.phases.items() if s > 0}
+    present = {main_phase(e) for e in report.events} | {p for p, s in report.phases.items() if s > 0}
     for p in PHASES:
         if p in present:
             fig.add_bar(name=p, orientation="h", x=[], y=[], marker_color=PHASE_COLOURS[p], legendgroup=p)

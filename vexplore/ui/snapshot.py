@@ -28,7 +28,8 @@ from ..bench.compare import BenchReport
 from ..engine.model import CompiledModel
 from ..errors import VexploreError
 from ..monitor.report import CompileReport
-from .figures import STEP_COLOURS
+from ..monitor.phases import PHASES, event_phases, slices
+from .figures import PHASE_COLOURS, main_phase
 from .graphsvg import graph_svg
 from .render import plain_html
 from .style import esc, seconds
@@ -103,15 +104,15 @@ def _event_label(i: int, e: Any) -> str:
     return f"{i} {e.step}{where}" + (f" @{e.size}" if e.size is not None else "")
 
 
-def _legend(steps: list[str], y: int, x0: int, width: int) -> tuple[list[str], int]:
-    """Coloured squares with step names, wrapped to ``width``; returns the parts and the height used."""
+def _legend(phases: list[str], y: int, x0: int, width: int) -> tuple[list[str], int]:
+    """Coloured squares with phase names, wrapped to ``width``; returns the parts and the height used."""
     parts, x, row = [], x0, 0
-    for step in steps:
+    for step in phases:
         w = 18 + 6 * len(step)
         if x + w > width and x > x0:
             x, row = x0, row + 1
         yy = y + 14 * row
-        parts.append(f'<rect x="{x}" y="{yy - 8}" width="9" height="9" fill="{STEP_COLOURS.get(step, "#888888")}"/>'
+        parts.append(f'<rect x="{x}" y="{yy - 8}" width="9" height="9" fill="{PHASE_COLOURS[step]}"/>'
                      f'<text x="{x + 12}" y="{yy}">{esc(step)}</text>')
         x += w
     return parts, 14 * (row + 1)
@@ -134,8 +135,9 @@ def _axis(report: CompileReport, end: float, geometry: tuple[int, int, int, int]
 
 
 def timeline_svg(report: CompileReport, width: int = 760) -> str:
-    """Every event of ``report`` (the first MAX_EVENTS) as a bar from its start to its end, and the
-    wall time dashed: the explorer's timeline chart drawn as plain SVG, no plotly.js."""
+    """Every event of ``report`` (the first MAX_EVENTS) as a bar from its start to its end, in the
+    colour of its main phase (an event split between phases in stripes), and the wall time dashed:
+    the explorer's timeline chart drawn as plain SVG, no plotly.js."""
     events = list(report.events)[:MAX_EVENTS]
     left, row_h, top = 170, 14, 34
     plot_w = width - left - 20
@@ -149,8 +151,10 @@ def timeline_svg(report: CompileReport, width: int = 760) -> str:
         bars.append(f'<text x="{left - 6}" y="{y + 10}" text-anchor="end">{esc(_event_label(i, e))}</text>'
                     f'<rect x="{left + e.start_s * plot_w / end:.1f}" y="{y + 2}" '
                     f'width="{max(1.0, e.duration_s * plot_w / end):.1f}" height="{row_h - 4}" '
-                    f'fill="{STEP_COLOURS.get(e.step, "#888888")}"><title>{esc(tip)}</title></rect>')
-    legend, legend_h = _legend(list(dict.fromkeys(e.step for e in events)), axis_y + 44, left, width)
+                    f'fill="{PHASE_COLOURS[main_phase(e)]}"><title>{esc(tip)}</title></rect>')
+    bars += _stripes(events, (left, plot_w / end, top, row_h))
+    present = {main_phase(e) for e in events} | {p for p, s in report.phases.items() if s > 0}
+    legend, legend_h = _legend([p for p in PHASES if p in present], axis_y + 44, left, width)
     busy = sum(e.duration_s for e in report.events)
     title = (f'<text x="4" y="14" font-size="12" font-weight="bold">Events — {len(report.events)} measured, '
              f'{esc(seconds(busy))} in steps; wall {esc(seconds(report.wall_s))}</text>')
@@ -158,6 +162,15 @@ def timeline_svg(report: CompileReport, width: int = 760) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'font-family="Helvetica,Arial,sans-serif" font-size="10" fill="#333333">'
             f'<rect width="100%" height="100%" fill="white"/>{title}{"".join(grid + bars + over + legend)}</svg>')
+
+
+def _stripes(events: list[Any], geometry: tuple[float, float, int, int]) -> list[str]:
+    """Over each event whose own time went to several phases, its phase slices (as the explorer draws them)."""
+    left, scale, top, row_h = geometry
+    split = {i for i, e in enumerate(events) if len(event_phases(e)) > 1}
+    return [f'<rect class="vx-stripe" x="{left + s.start_s * scale:.1f}" y="{top + s.event * row_h + 2}" width="{max(0.5, s.duration_s * scale):.1f}" '
+            f'height="{row_h - 4}" fill="{PHASE_COLOURS[s.phase]}"><title>{esc(s.phase)} {esc(seconds(s.duration_s))}</title></rect>'
+            for s in slices(events) if s.event in split and s.duration_s > 0]
 
 
 # -- sections -----------------------------------------------------------------------------------
