@@ -229,7 +229,7 @@ if {cprofile!r}:
     prof.enable()
 t0 = time.perf_counter()   # creation counts: torch.compile(m) imports Inductor there, vx.compile on the first call
 fn = torch.compile(m) if {variant!r} == "torch-default" else vx.compile(m, vx.CompileConfig(
-    strategy="piecewise", splitting_ops=ATTN, cache=vx.CacheConfig(dir={vxdir!r})))
+    strategy="piecewise", splitting_ops=ATTN, workers={workers}, cache=vx.CacheConfig(dir={vxdir!r})))
 create = time.perf_counter() - t0
 with torch.no_grad():
     fn(*x)
@@ -250,6 +250,11 @@ print(json.dumps({{"first_call_s": first, "create_s": create, "counters": c.coun
 VARIANTS = ("torch-default", "vexplore-piecewise-none")
 
 
+def _variants(args: argparse.Namespace) -> tuple[str, ...]:
+    """torch-default, vexplore's default config, and with ``--vx-workers N`` the same with N compile workers."""
+    return VARIANTS + ((f"vexplore-piecewise-none[workers={args.vx_workers}]",) if args.vx_workers else ())
+
+
 def _env(work: str) -> dict:
     """Children write and read Python's bytecode cache under ``work`` (PYTHONPYCACHEPREFIX): the
     GPU machine's torch has no .pyc files and may not write them beside its sources, so without
@@ -262,7 +267,7 @@ def _env(work: str) -> dict:
 def _first(args: argparse.Namespace, variant: str, dirs: dict, state: str, cprofile: str = "") -> dict:
     env = dict(dirs["env"], TORCHINDUCTOR_CACHE_DIR=dirs[variant][0])
     code = FIRST.format(bench=os.path.dirname(os.path.abspath(__file__)), layers=args.layers, variant=variant,
-                        vxdir=dirs[variant][1], cprofile=cprofile)
+                        vxdir=dirs[variant][1], cprofile=cprofile, workers=args.vx_workers if "workers=" in variant else 0)
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if res.returncode:
@@ -278,11 +283,12 @@ def first_call(args: argparse.Namespace) -> dict:
     both variants interleaved ``--repeats`` times, so drift in the machine hits both alike."""
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        dirs: dict = {v: (os.path.join(work, v, "inductor"), os.path.join(work, v, "vx")) for v in VARIANTS}
+        names = _variants(args)
+        dirs: dict = {v: (os.path.join(work, v, "inductor"), os.path.join(work, v, "vx")) for v in names}
         dirs["env"] = _env(work)
         if not args.no_pyc:   # one process fills the bytecode cache for every import both variants make
             tiny = argparse.Namespace(**{**vars(args), "layers": 1})
-            for variant in VARIANTS:
+            for variant in names:
                 _first(tiny, variant, dirs, "pyc")
                 for d in dirs[variant]:
                     shutil.rmtree(d, ignore_errors=True)
@@ -290,18 +296,18 @@ def first_call(args: argparse.Namespace) -> dict:
             dirs["env"]["PYTHONDONTWRITEBYTECODE"] = "1"
         if "cold" in args.states:
             for _ in range(args.repeats):
-                for variant in VARIANTS:
+                for variant in names:
                     for d in dirs[variant]:
                         shutil.rmtree(d, ignore_errors=True)
                     rows.append(_first(args, variant, dirs, "cold"))
         if "warm" in args.states:
             if "cold" not in args.states:
-                for variant in VARIANTS:
+                for variant in names:
                     _first(args, variant, dirs, "fill")
             for _ in range(args.repeats):
-                for variant in VARIANTS:
+                for variant in names:
                     rows.append(_first(args, variant, dirs, "warm"))
-            for variant in VARIANTS if args.cprofile else ():   # profiled apart: cProfile slows what it sees
+            for variant in names if args.cprofile else ():   # profiled apart: cProfile slows what it sees
                 _first(args, variant, dirs, "profile", os.path.join(args.cprofile, f"warm-{variant}-{args.layers}L.txt"))
     return {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "pyc": not args.no_pyc, "rows": rows}
 
@@ -317,6 +323,7 @@ def main() -> None:
     p.add_argument("--autotune-sizes", type=int, nargs="+", default=[16, 1])
     p.add_argument("--states", nargs="+", default=["cold", "warm"], choices=("cold", "warm"))
     p.add_argument("--repeats", type=int, default=1, help="first-call: runs of each state, interleaved")
+    p.add_argument("--vx-workers", type=int, default=0, help="first-call: also vexplore with this many compile workers")
     p.add_argument("--no-pyc", action="store_true", help="first-call: no bytecode cache (each process compiles torch's sources)")
     p.add_argument("--cprofile", default="", help="first-call: cProfile text of the last warm start of each variant, here")
     p.add_argument("--out", required=True)
