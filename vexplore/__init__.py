@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .advise import Advice, ApplyResult, advise
 from .bench.compare import BenchOptions, BenchReport, BenchRow, benchmark
 from .config import CacheConfig, CompileConfig, DEFAULT_SPLITTING_OPS
+from .engine.explain import GraphBreak, Recompile
 from .engine.model import CompiledModel, compile
 from .engine.ops import op_name
 from .errors import (CompileError, ConfigError, VexploreBenchWarning, VexploreError, VexploreFallbackWarning,
@@ -31,6 +33,7 @@ cache.prewarm = _prewarm   # vx.cache.prewarm: it needs the engine and the Sessi
 __version__ = "0.1.0"
 
 __all__ = [
+    "Advice", "ApplyResult", "GraphBreak", "Recompile", "advise",
     "BenchOptions", "BenchReport", "BenchRow", "CacheConfig", "Change", "CompileConfig", "CompileError", "CompileEvent",
     "CompileReport", "CompiledModel", "ConfigError", "DEFAULT_SPLITTING_OPS", "Diff", "Piece", "ReportFileError", "Session",
     "VexploreBenchWarning", "VexploreError", "VexploreFallbackWarning", "VexplorePerformanceWarning", "VexploreValidationWarning",

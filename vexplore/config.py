@@ -19,6 +19,9 @@ COMPILERS = ("inductor", "eager")
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDAGRAPH_MODES = ("none", "piecewise", "full", "full_and_piecewise", "auto")
 TIERS = ("memory", "disk", "remote")
+SPLIT_POLICIES = ("ops", "repeats", "memory")
+# split_policy="memory" with neither bound set: pieces of at most this estimated compile memory.
+DEFAULT_MAX_COMPILE_MB = 256.0
 
 # The attention calls a plain PyTorch model leaves in a Dynamo graph, in the forms they take
 # there (Dynamo records the Python-level callable it saw, or an aten overload after
@@ -233,6 +236,12 @@ class CompileConfig:
     cudagraph_pad: bool = False
     # Inductor post-grad passes (torch CustomGraphPass: __call__(graph), uuid()), run in order on every piece.
     post_grad_passes: tuple[Any, ...] = ()
+    # Where piecewise (and auto) cuts besides the split ops: "ops" (only there) | "repeats" (also at the
+    # boundaries of repeated blocks, so identical blocks compile once) | "memory" (also wherever a piece
+    # would pass max_piece_nodes / max_compile_mb, where the fewest bytes cross). strategy="full": ignored.
+    split_policy: str = "ops"
+    max_piece_nodes: int | None = None          # "memory" (and "repeats", inside blocks): nodes per piece
+    max_compile_mb: float | None = None         # ... estimated compile memory per piece; "memory" with neither: 256
 
     def __post_init__(self) -> None:
         _one_of(self.strategy, STRATEGIES, "CompileConfig.strategy")
@@ -269,9 +278,25 @@ class CompileConfig:
         if self.auto_min_nodes < 0:
             raise ConfigError(f"CompileConfig.auto_min_nodes={self.auto_min_nodes!r}: must be >= 0.")
         object.__setattr__(self, "post_grad_passes", _check_passes(self.post_grad_passes))
+        self._check_split_policy()
         if self.post_grad_passes and "post_grad_custom_post_pass" in self.inductor_options:
             raise ConfigError("CompileConfig: inductor_options['post_grad_custom_post_pass'] and post_grad_passes "
                               "both set Inductor's post-grad pass; move that pass into post_grad_passes.")
+
+    def _check_split_policy(self) -> None:
+        _one_of(self.split_policy, SPLIT_POLICIES, "CompileConfig.split_policy")
+        n, mb = self.max_piece_nodes, self.max_compile_mb
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ConfigError(f"CompileConfig.max_piece_nodes={n!r}: a node count >= 1 (graph nodes per piece), "
+                              "or None (no bound on nodes).")
+        if mb is not None and (isinstance(mb, bool) or not isinstance(mb, (int, float)) or not mb > 0):
+            raise ConfigError(f"CompileConfig.max_compile_mb={mb!r}: a positive number of MB (estimated compile "
+                              "memory per piece), or None (no bound on it).")
+        if self.split_policy == "ops" and (n is not None or mb is not None):
+            field_ = "max_piece_nodes" if n is not None else "max_compile_mb"
+            raise ConfigError(f"CompileConfig.{field_} bounds pieces only under split_policy='memory' (or 'repeats', "
+                              "inside and between blocks), and split_policy='ops' cuts at splitting_ops only; "
+                              "add split_policy='memory', or leave the bound out.")
 
     @staticmethod
     def _check_dynamic_dims(value: object) -> dict[int | str, tuple[int, ...]]:

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from .cache.disk import DiskTier
+from .cache.guard import DEFAULT_RETRY_S, GuardedTier
 from .cache.memory import MemoryTier
 from .cache.tiered import Tier, TieredCache
 from .config import CacheConfig
@@ -17,14 +18,19 @@ class Session:
 
     ``vx.compile(model, cfg, session=s)`` compiles into ``s``; without one, the process's
     default session is used (``vx.default_session()``). The memory tier takes its bounds from
-    the CacheConfig of the latest compile (``memory_entries``, ``memory_bytes``).
+    the CacheConfig of the latest compile (``memory_entries``, ``memory_bytes``). A disk or
+    remote tier that fails is switched off with a ``cache-failure`` alert and tried again
+    ``cache_retry_s`` seconds later, at the next compile (cache/guard.py).
     """
 
-    def __init__(self, memory_entries: int = 256, memory_bytes: int | None = None) -> None:
+    def __init__(self, memory_entries: int = 256, memory_bytes: int | None = None,
+                 cache_retry_s: float = DEFAULT_RETRY_S) -> None:
         self.memory = MemoryTier(memory_entries, memory_bytes)
-        self.monitor = Monitor()
+        self.monitor = Monitor(disk_bytes=self._disk_bytes)
+        self.cache_retry_s = cache_retry_s
         self._disk: dict[str, DiskTier] = {}
         self._remote: dict[tuple[str, str], Tier] = {}
+        self._guards: dict[int, GuardedTier] = {}   # id(tier) -> its guard; tiers live as long as the session
         self._pool: Any = None   # engine.workers.WorkerPool, started by the first compile with workers
 
     def disk_tier(self, directory: str, max_bytes: int | None = None) -> DiskTier:
@@ -57,7 +63,19 @@ class Session:
                 lower.append(remote)
         if "memory" in cfg.tiers:
             self.memory.resize(cfg.memory_entries, cfg.memory_bytes)
-        return TieredCache(self.memory if "memory" in cfg.tiers else None, lower)
+        return TieredCache(self.memory if "memory" in cfg.tiers else None, [self._guard(t) for t in lower])
+
+    def _guard(self, tier: Tier) -> GuardedTier:
+        """The session's guard of ``tier``: it keeps the tier's health across compiles."""
+        g = self._guards.get(id(tier))
+        if g is None:
+            g = self._guards[id(tier)] = GuardedTier(tier, self.monitor.raise_alert, self.cache_retry_s)
+            g.check()   # a tier that failed on creation (a dir that cannot be made) alerts at once
+        return g
+
+    def _disk_bytes(self) -> int:
+        """What the disk tiers hold, by their indexes (the monitor's samples read it)."""
+        return sum(d.size_bytes() for d in list(self._disk.values()))
 
     def worker_pool(self, size: int) -> Any:
         """The Session's compile worker pool of ``size`` processes, started on first use and kept
@@ -72,7 +90,9 @@ class Session:
         return pool
 
     def close(self) -> None:
-        """Stop the compile workers (the caches stay usable)."""
+        """Stop periodic sampling (``monitor.start``) and the compile workers; the caches, the
+        samples and the alerts stay usable."""
+        self.monitor.stop()
         if self._pool is not None:
             self._pool.close()
             self._pool = None

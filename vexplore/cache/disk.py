@@ -11,7 +11,9 @@ this key's name) is detected by Artifact.decode, deleted, counted and logged: ne
 never a crash. Two processes writing one key each write their own temp file and os.replace
 it: the last complete file wins, no reader sees a partial one. The index's read-modify-write
 runs under a filelock. A dir that cannot be created or written (read-only, full, not a dir)
-turns the tier's writes off with one warning; the other tiers carry on.
+turns the tier's writes off with one warning, one that cannot be read (replaced by a file,
+permissions) its reads; the other tiers carry on. ``heal()`` re-initialises the tier once the dir
+works again (the Session's GuardedTier calls it: cache/guard.py).
 """
 from __future__ import annotations
 
@@ -80,6 +82,8 @@ class DiskTier:
         self.rejections: list[str] = []           # why each damaged entry was deleted, in order
         self.disabled_reason: str | None = None   # set: nothing is read or written
         self.write_error: str | None = None       # set: reads go on, writes are off
+        self.read_error: str | None = None        # set: the dir cannot be read (reads fail, not just miss)
+        self._index_bytes: int | None = None      # size of an index.json without total_bytes, read once
         self.index = DiskIndex(self.root, self.artifacts, self._damaged)
         self._entries: dict[str, Entry] | None = None   # this process's copy of the index
         try:
@@ -119,7 +123,10 @@ class DiskTier:
             with open(p, "rb") as f:
                 st = os.fstat(f.fileno())
                 blob = f.read()
-        except OSError:
+        except FileNotFoundError:
+            return None
+        except OSError as e:   # not a miss: the dir itself is unusable (not a dir, no permission, I/O error)
+            self._read_failed(p, e)
             return None
         try:
             art = Artifact.decode(blob, key)
@@ -133,6 +140,13 @@ class DiskTier:
         if self._entries is not None and key.digest in self._entries:
             self._entries[key.digest].used = time.time()
         return art
+
+    def _read_failed(self, p: Path, e: OSError) -> None:
+        first = self.read_error is None
+        self.read_error = f"cannot read {p}: {type(e).__name__}: {e.strerror or e}"
+        if first:
+            degrade("vexplore disk cache: %s; the disk tier is off until it can be read again, compiles go "
+                    "on with the other tiers. Make %s a readable directory again.", self.read_error, self.root)
 
     def _damaged(self, p: Path, reason: str, st: os.stat_result | None = None) -> None:
         self.rejections.append(f"disk entry {p.name[:12]} was damaged ({reason}); deleted")
@@ -230,6 +244,54 @@ class DiskTier:
             log.info("vexplore disk cache: evicted %d entries (%d bytes) to stay under %d bytes",
                      len(out), sum(n for _, n, _ in out), max_bytes)
         return out
+
+    # -- health (the Session's GuardedTier) -------------------------------------------------
+    @property
+    def failure(self) -> str | None:
+        """Why the tier cannot be used at all (None: it can, perhaps without writes: ``write_error``)."""
+        return self.disabled_reason or self.read_error
+
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
+    def heal(self) -> int:
+        """Re-initialise after a failure: recreate the dirs, check that a file can be written there,
+        repair meta.json and reconcile the index with the files (damaged entries deleted, entries
+        whose file is gone dropped). Returns how many damaged entries were deleted; raises OSError
+        while the dir still cannot be used (then nothing changes)."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.artifacts.mkdir(exist_ok=True, mode=0o700)
+        fd, probe = tempfile.mkstemp(dir=self.artifacts, prefix=".tmp-probe-")
+        os.close(fd)
+        os.unlink(probe)
+        before = len(self.rejections)
+        lock = FileLock(str(self.root / "index.lock"), timeout=LOCK_TIMEOUT_S)
+        with lock:
+            entries, _ = self.index.load_or_rebuild()
+            self.index.save(entries)
+        self.lock, self._entries = lock, entries
+        self._check_meta()
+        self.disabled_reason = self.write_error = self.read_error = None
+        log.info("vexplore disk cache %s re-initialised: %d entries", self.root, len(entries))
+        return len(self.rejections) - before
+
+    def size_bytes(self) -> int:
+        """Bytes the tier holds by its index, without a directory walk: this process's copy of the
+        index, or (before this process loaded it) the total at the head of index.json; an index
+        written without one is read whole, once."""
+        entries = self._entries
+        if entries is not None:
+            return sum(e.nbytes for e in list(entries.values()))
+        if self.disabled_reason:
+            return 0
+        total = self.index.total_bytes()
+        if total is not None:
+            return total
+        if self._index_bytes is None:
+            loaded, _ = self.index.load()
+            self._index_bytes = sum(e.nbytes for e in (loaded or {}).values())
+        return self._index_bytes
 
     # -- whole-dir operations (the CLI) ----------------------------------------------------
     def entries(self) -> list[tuple[str, Entry]]:

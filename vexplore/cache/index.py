@@ -1,7 +1,9 @@
 """DiskIndex: what a disk tier holds (size, last use, key parts of each entry), crash-safe.
 
 ``index.json`` is rewritten whole (temp file + os.replace) under ``index.lock`` and carries its
-own format version and a sha256 of its entries. The artifact files stay the truth: the index is
+own format version and a sha256 of its entries, and, first in the file, the entries' total size
+(``total_bytes``: advisory, for the monitor's samples to read without parsing the entries). The
+artifact files stay the truth: the index is
 rebuilt from their headers and mtimes when it is lost, garbled, foreign or fails its checksum,
 and reconciled with them once per process (a crash between writing an artifact and the index
 leaves a file the index does not know yet).
@@ -12,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ INDEX_FORMAT = "vexplore-disk-index"
 INDEX_VERSION = 1
 SUFFIX = ".vxa"
 STALE_TMP_S = 600.0     # a temp file this old belongs to a writer that died
+_TOTAL = re.compile(rb'"total_bytes":(\d+)[,}]')
 
 
 @dataclass
@@ -114,7 +118,8 @@ class DiskIndex:
     def save(self, entries: dict[str, Entry]) -> None:
         """Write atomically; raises OSError when the dir cannot be written."""
         body = {d: e.to_json() for d, e in sorted(entries.items())}
-        doc = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "sha256": _body_sha(body), "entries": body}
+        doc = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "total_bytes": sum(e.nbytes for e in entries.values()),
+               "sha256": _body_sha(body), "entries": body}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-index-")
         try:
             with os.fdopen(fd, "w") as f:
@@ -125,6 +130,17 @@ class DiskIndex:
         except BaseException:
             unlink_quietly(Path(tmp))
             raise
+
+    def total_bytes(self) -> int | None:
+        """The total size ``index.json`` records, read from the file's head (the entries are not
+        parsed); None when the file is missing, unreadable or written without it."""
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(256)
+        except OSError:
+            return None
+        m = _TOTAL.search(head)
+        return int(m.group(1)) if m else None
 
     def scan(self) -> dict[str, Entry]:
         """Entries read from the artifact files; a damaged file is reported and deleted."""

@@ -174,6 +174,39 @@ class RemoteTier:
             log.info("vexplore remote cache still unavailable: %s", self.down_reason)
 
     @property
+    def failure(self) -> str | None:
+        """Why the tier cannot be used now (no secret, or Redis unreachable); None when it can."""
+        return self.disabled_reason or self.down_reason
+
+    @property
+    def location(self) -> str:
+        return f"{redact(self.url)}, prefix {self.prefix!r}"
+
+    def heal(self) -> int:
+        """Try again after an outage (reloading a missing secret first): one PING on a fresh
+        connection. Returns 0 (a refused value is deleted where it is met); raises while the secret
+        is still missing or Redis still does not answer (then nothing changes)."""
+        if self.disabled_reason:
+            secret, where = load_secret()
+            if secret is None:
+                raise ConnectionError(where)
+            self.secret, self.disabled_reason = secret, None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self.down_reason, self._down_until = None, 0.0
+        client = self._redis()
+        try:
+            assert client is not None
+            client.ping()
+        except (redis.RedisError, OSError) as e:
+            self._client = None
+            self.down_reason = f"PING failed: {type(e).__name__}: {e}"
+            self._down_until = time.monotonic() + self.retry_after_s
+            raise
+        return 0
+
+    @property
     def available(self) -> bool:
         return not self.disabled_reason and not (self.down_reason and time.monotonic() < self._down_until)
 

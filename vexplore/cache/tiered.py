@@ -3,7 +3,8 @@
 A tier below memory stores Artifacts (bytes); the memory tier stores loaded callables, so a
 memory hit costs a dict lookup. A hit in a lower tier fills the tiers above it (a remote hit
 fills disk and memory). A miss says why: an entry refused on the way, or the nearest stored
-key and the parts that differ.
+key and the parts that differ. Each tier below memory sits behind a GuardedTier (guard.py): a
+tier that fails is switched off with an alert and re-initialised once healthy.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from .artifact import Artifact
+from .guard import GuardedTier
 from .keys import CacheKey, nearest
 from .memory import MemoryEntry, MemoryTier
 
@@ -110,10 +112,16 @@ class Stored:
 
 
 class TieredCache:
-    """The tiers one CacheConfig enables, in lookup order."""
+    """The tiers one CacheConfig enables, in lookup order.
+
+    ``lower`` tiers are guarded: pass GuardedTiers that outlive this object (the Session keeps one
+    per tier, with its alert callback) so that a failed tier stays off across compiles; a plain
+    tier gets a guard of its own that logs instead of alerting.
+    """
 
     def __init__(self, memory: MemoryTier | None, lower: list[Tier]) -> None:
-        self.memory, self.lower = memory, lower
+        self.memory = memory
+        self.lower: list[Tier] = [t if isinstance(t, GuardedTier) else GuardedTier(t) for t in lower]
         self.tiers = (("memory",) if memory is not None else ()) + tuple(t.name for t in lower)
 
     @property

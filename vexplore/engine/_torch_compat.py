@@ -394,3 +394,50 @@ def custom_graph_pass_base() -> type:
     from torch._inductor.custom_graph_pass import CustomGraphPass
 
     return CustomGraphPass
+
+
+# -- What Dynamo said about a model's frames: graph breaks and recompiles (engine/explain.py) ---------
+def dynamo_marks() -> tuple[int, Any]:
+    """Where Dynamo's records stand now, read on every model call (a length and a reference, no copy):
+    the number of graph breaks recorded, and the newest frame-compile record (None before any)."""
+    # torch._dynamo.utils.graph_break_reasons (2.0+): one GraphCompileReason per graph break, in order;
+    # cleared by torch._dynamo.reset(). The only place Dynamo keeps a break's user frames (counters: the text).
+    # torch._dynamo.utils._compilation_metrics (2.2+): a deque of CompilationMetrics, one per frame Dynamo
+    # compiled (recompile_reason 2.5+), the last 64; get_compilation_metrics() copies it.
+    from torch._dynamo import utils
+
+    q = getattr(utils, "_compilation_metrics", None)
+    if q is None:
+        q = utils.get_compilation_metrics() if hasattr(utils, "get_compilation_metrics") else ()
+    return len(getattr(utils, "graph_break_reasons", ())), (q[-1] if q else None)
+
+
+def graph_break_records(start: int) -> list[tuple[str, list[Any]]]:
+    """(reason, user frames as traceback.FrameSummary, outermost first) of the breaks from ``start`` on."""
+    from torch._dynamo import utils
+
+    return [(str(r.reason), list(getattr(r, "user_stack", None) or ())) for r in getattr(utils, "graph_break_reasons", ())[start:]]
+
+
+def frame_compiles_since(mark: Any) -> list[dict[str, Any]]:
+    """The frame compiles Dynamo recorded after ``mark`` (all it keeps when ``mark`` was dropped), as plain
+    dicts: id, co_name, recompile_reason, graph_ops, fail_type, fail_reason. Backward and runtime entries skipped."""
+    from torch._dynamo import utils
+
+    got = list(utils.get_compilation_metrics()) if hasattr(utils, "get_compilation_metrics") else []
+    at = next((i for i in range(len(got) - 1, -1, -1) if got[i] is mark), -1) if mark is not None else -1
+    keys = ("co_name", "recompile_reason", "fail_type", "fail_reason")
+    return [{"id": str(m.compile_id), "graph_ops": getattr(m, "graph_op_count", None) or 0,
+             **{k: getattr(m, k, None) for k in keys}} for m in got[at + 1:]
+            if getattr(m, "is_forward", True) is not False and not getattr(m, "is_runtime", False)]
+
+
+def dynamo_config(name: str) -> Any:
+    # torch._dynamo.config values the advisor names (specialize_float, allow_unspec_int_on_nn_module,
+    # recompile_limit, capture_scalar_outputs: 2.11 and 2.13); None where a version lacks one.
+    return getattr(torch._dynamo.config, name, None)
+
+
+def dynamo_config_name(name: str) -> str | None:
+    """The dotted name a user sets for a Dynamo option (advice text), or None where this torch lacks it."""
+    return f"torch._dynamo.config.{name}" if hasattr(torch._dynamo.config, name) else None

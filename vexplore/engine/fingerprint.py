@@ -82,6 +82,15 @@ def _canon(a: Any, idx: dict[fx.Node, int], sym: _Symbols) -> str:
     return f"{type(a).__qualname__}:{_ADDRESS.sub('@', repr(a))}"
 
 
+def canonical(a: Any, idx: dict[fx.Node, int], sym: "_Symbols") -> str:
+    """A node's args or kwargs as canonical text: nodes by their number in ``idx``, shape symbols
+    renamed by ``sym`` (``Symbols()``), no addresses (what the repeat finder compares blocks by)."""
+    return _canon(a, idx, sym)
+
+
+Symbols = _Symbols
+
+
 def inputs_text(inputs: Sequence[Any], sym: "_Symbols | None" = None, grad: bool = False) -> str:
     """Canonical specs of a piece's inputs; ``sym`` numbers symbols (shared with the graph text).
 

@@ -22,6 +22,7 @@ from . import _torch_compat as tc
 from .backend import VexBackend
 from .captured import CapturedGraph, specialized_token, token_count
 from .emergency import RuntimeFallback
+from .explain import ENTRY_PREFIX, GraphBreak, Recompile, TraceLog
 from .fastpath import fast_path_modules, fast_path_off, fast_path_warning
 from .pipeline import GraphContext, GraphResult, compile_graph
 from .stitch import GraphRunner
@@ -74,6 +75,7 @@ class CompiledModel:
         self._warned_grad = False
         self._fast_path = fast_path_modules(model)   # stock modules whose fast path is turned off (fastpath.py)
         self._breaks = tc.graph_break_reasons()
+        self._trace = TraceLog(model)   # Dynamo's graph breaks and recompiles while this model is called
         self._call_t0 = time.perf_counter()   # when the model call in progress began
         self._compiled = torch.compile(entry_point(model), backend=VexBackend(self._on_graph))
         if self.config.compiler == "inductor" and _compiles_for_cpu(model):
@@ -86,8 +88,19 @@ class CompiledModel:
         """The CompileReport of the latest compile (a model call that traced, or ``recompile``); None before the first call."""
         return self.reports[-1] if self.reports else None
 
+    @property
+    def graph_breaks(self) -> list[GraphBreak]:
+        """Every graph break Dynamo made in this model's calls, oldest first: reason, user frame, graph."""
+        return list(self._trace.breaks)
+
+    @property
+    def recompiles(self) -> list[Recompile]:
+        """Every re-trace of this model, oldest first: what changed (in the model's names), where, which graph."""
+        return list(self._trace.recompiles)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self._call_t0 = time.perf_counter()   # a compile's wall time is the whole call, from here
+        self._trace.begin(len(self.graphs))
         if not self.graphs:
             self.token_dims = token_dims(args, kwargs, self.config.dynamic_dims)
             for name, t in _tensor_inputs(args, kwargs):
@@ -104,6 +117,7 @@ class CompiledModel:
                 raise inner from e
             raise
         finally:
+            self._trace.end(len(self.graphs))
             if self._compile is not None:
                 done, self._compile = self._compile, None
                 self.session.monitor.reset_cancel()
@@ -128,7 +142,7 @@ class CompiledModel:
         try:
             for graph in self.graphs:
                 t0 = time.perf_counter()
-                work.results.append(compile_graph(graph, cfg, work.context(self.session, self.runtime_fallbacks.append)))
+                work.results.append(compile_graph(graph, cfg, work.context(self.session, self._runtime_fallback)))
                 work.rec.add("graph", t0, time.perf_counter() - t0, graph=graph.index)
         finally:  # a cancel scopes to this compile only
             self.session.monitor.reset_cancel()
@@ -147,6 +161,7 @@ class CompiledModel:
             rec.t0 = self._call_t0
             self._compile = _Compile(rec, "compile", self.config, last_mark=rec.t0, metrics0=tc.compile_metrics())
         work = self._compile
+        self._trace.on_graph(len(self.graphs))
         now = time.perf_counter()
         work.rec.add("dynamo_trace", work.last_mark, now - work.last_mark, graph=len(self.graphs))
         marked = {k: v[0] for k, v in self.token_dims.items()}
@@ -158,7 +173,7 @@ class CompiledModel:
         if self._fast_path and not self.graphs:
             work.warnings.append(fast_path_warning(self._fast_path, 0))
         self.graphs.append(graph)
-        result = compile_graph(graph, self.config, work.context(self.session, self.runtime_fallbacks.append))
+        result = compile_graph(graph, self.config, work.context(self.session, self._runtime_fallback))
         work.results.append(result)
         graph.runner, graph.graph_stats = GraphRunner(result.fn), result.stats
         graph.runner.fn = _FirstRun(graph.runner, result.fn, work.rec, graph.index)
@@ -188,6 +203,12 @@ class CompiledModel:
         self.session.monitor.add_report(report)
         self._warn(report)
         return report
+
+    def _runtime_fallback(self, fb: RuntimeFallback) -> None:
+        """A compiled piece raised at call time and runs eagerly since (engine/emergency.py): keep it, and alert."""
+        self.runtime_fallbacks.append(fb)
+        self.session.monitor.raise_alert("runtime-fallback", "warning", f"{fb} — the compiled piece raised when called "
+                                         "and runs eagerly from now on (correct, slower). See cm.runtime_fallbacks.")
 
     def _warn_eval_with_grad(self) -> None:
         """Once per model: an eval() model called with grad enabled runs a graph compiled for autograd."""
@@ -277,7 +298,7 @@ def entry_point(model: Callable[..., Any]) -> Callable[..., Any]:
     def entry(*args: Any, **kwargs: Any) -> Any:
         return model(*args, **kwargs)
 
-    entry.__code__ = entry.__code__.replace(co_name=f"vexplore_entry_{next(_entries)}")
+    entry.__code__ = entry.__code__.replace(co_name=f"{ENTRY_PREFIX}{next(_entries)}")
     return entry
 
 

@@ -72,7 +72,7 @@ def base_fields(graph: CapturedGraph, spec: PieceSpec, index: int, graph_index: 
     """The fields every Piece has, whatever its kind."""
     return dict(index=index, graph=graph_index, name=spec.name, nodes=spec.nodes,
                 graph_nodes=tuple(node_info(n) for n in spec.module.graph.nodes if n.op not in ("placeholder", "output")),
-                input_shapes=tuple(input_spec(x) for x in inputs), writes=piece_writes(graph, spec))
+                input_shapes=tuple(input_spec(x) for x in inputs), writes=piece_writes(graph, spec), cut=spec.cut)
 
 
 def split_op_piece(base: dict[str, Any], spec: PieceSpec) -> Piece:

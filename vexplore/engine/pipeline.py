@@ -38,6 +38,7 @@ from .outvariants import out_variant
 from .plan import Planned, plan_pieces
 from .pieces import UniqueBuild, base_fields, compiled_piece, split_op_piece
 from .split import Split, example_inputs, split_graph
+from .splitplan import Cut, plan_cuts, policy_summary
 from .stitch import SizeDispatch, install, unwrap
 from .validate import eager_reference, uninitialized_outputs, validate_graph, validate_pieces
 
@@ -67,11 +68,15 @@ class GraphResult:
     stats: cudagraph.GraphStats | None = None               # CUDA-graph counts, when captured
 
 
-def choose_strategy(gm: fx.GraphModule, cfg: CompileConfig) -> tuple[str, str]:
+def choose_strategy(gm: fx.GraphModule, cfg: CompileConfig, cuts: Sequence[Cut] = ()) -> tuple[str, str]:
+    """(strategy, why); ``cuts``: the split policy's plan, which "auto" splits by when it cuts."""
     calls = [n for n in gm.graph.nodes if n.op.startswith("call_")]
     found = sorted({op_name(n) for n in calls if matches(op_name(n), cfg.splitting_ops)})
     if cfg.strategy != "auto":
         return cfg.strategy, f"strategy={cfg.strategy} was requested"
+    mine = [c for c in cuts if c.policy != "ops"]
+    if mine and len(calls) >= cfg.auto_min_nodes:
+        return "piecewise", f"auto: split_policy={cfg.split_policy} cuts the graph ({policy_summary(cuts)})"
     if not found:
         return "full", "auto: the graph holds no split ops, so one piece"
     if len(calls) < cfg.auto_min_nodes:
@@ -82,13 +87,14 @@ def choose_strategy(gm: fx.GraphModule, cfg: CompileConfig) -> tuple[str, str]:
 def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext) -> GraphResult:
     """Compile ``graph`` under ``config`` (see the module docstring)."""
     rec, mark, gi = ctx.rec, len(ctx.rec.events), graph.index
-    with rec.step("strategy", graph=gi):
-        strategy, reason = choose_strategy(graph.gm, config)
+    with rec.step("strategy", graph=gi) as step:
+        strategy, reason, cuts = _plan(graph.gm, config)
+        step.kw["detail"] = f"{strategy}, split_policy={config.split_policy}: {policy_summary(cuts)}"
     ops = config.splitting_ops if strategy == "piecewise" else ()
     with rec.step("split", graph=gi) as step:
-        split = split_graph(graph.gm, lambda n: n.op.startswith("call_") and matches(op_name(n), ops))
+        split = split_graph(graph.gm, lambda n: n.op.startswith("call_") and matches(op_name(n), ops), cuts)
         step.kw["detail"] = f"{len(split.pieces)} pieces, {sum(p.kind == 'compiled' for p in split.pieces)} compiled"
-    warnings = _graph_warnings(graph, config, strategy)
+    warnings = _graph_warnings(graph, config, strategy, cuts)
     with rec.step("fakeprop", graph=gi) as step:
         inputs, step.kw["detail"] = example_inputs(split, graph.fake_inputs, graph.fake_mode, graph.grad)
     plan = plan_pieces(split, inputs, graph, config, ctx.known, ctx.first_index)
@@ -112,6 +118,15 @@ def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext
                        built, validation, stats)
 
 
+def _plan(gm: fx.GraphModule, config: CompileConfig) -> tuple[str, str, tuple[Cut, ...]]:
+    """(strategy, why, the cuts it splits at): the split policy plans unless strategy="full"."""
+    if config.strategy == "full":
+        return "full", "strategy=full was requested", ()
+    cuts = plan_cuts(gm, config, lambda n: n.op.startswith("call_") and matches(op_name(n), config.splitting_ops))
+    strategy, reason = choose_strategy(gm, config, cuts)
+    return strategy, reason, cuts if strategy == "piecewise" else ()
+
+
 def _validation_warnings(graph: int, pieces: Sequence[Piece], status: str) -> list[CompileWarning]:
     out = [CompileWarning("validation", f"graph {graph} piece {p.index} ({p.name}): {p.validation}", graph, p.index)
            for p in pieces if p.validation and p.validation.startswith("mismatch")]
@@ -120,10 +135,12 @@ def _validation_warnings(graph: int, pieces: Sequence[Piece], status: str) -> li
     return out
 
 
-def _graph_warnings(graph: CapturedGraph, config: CompileConfig, strategy: str) -> list[CompileWarning]:
+def _graph_warnings(graph: CapturedGraph, config: CompileConfig, strategy: str, cuts: Sequence[Cut]) -> list[CompileWarning]:
     user_given = config.splitting_ops != DEFAULT_SPLITTING_OPS
     splits = strategy == "piecewise" or (config.strategy == "auto" and user_given)
     out = split_op_warnings(graph.gm, graph.index, config.splitting_ops, user_given, splits)
+    if any(c.policy != "ops" for c in cuts):   # the split policy cut it: not "compiled as one piece"
+        out = [w for w in out if w.kind != "no_split"]
     if graph.grad:
         out.append(CompileWarning("autograd", f"graph {graph.index}: compiled for autograd (called with grad enabled "
                                   "and inputs that require grad); call under torch.no_grad() for inference", graph.index))

@@ -1,7 +1,7 @@
 """split_graph: cut a graph at split ops with torch.fx's split_module, and fake-propagate inputs.
 
-Policy is passed in (``is_split_point``); the result is data: a parent GraphModule that calls
-the pieces in order, and one PieceSpec per piece.
+Policy is passed in (``is_split_point``, and the planner's ``cuts``: splitplan.py); the result is
+data: a parent GraphModule that calls the pieces in order, and one PieceSpec per piece.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import torch
 import torch.fx as fx
 from torch.fx.passes.split_module import split_module
 
+from ..monitor.report import Cut
 from . import _torch_compat as tc
 from .ops import op_name
 
@@ -24,6 +25,7 @@ class PieceSpec:
     kind: str                     # "compiled" | "split_op"
     module: fx.GraphModule
     split_ops: tuple[str, ...]
+    cut: Cut | None = None        # the cut it begins at (None: the graph's first piece, or no plan given)
 
     @property
     def nodes(self) -> int:
@@ -36,33 +38,42 @@ class Split:
     pieces: tuple[PieceSpec, ...]
 
 
-def _partition(gm: fx.GraphModule, is_split_point: Callable[[fx.Node], bool]) -> tuple[dict[fx.Node, int], set[int]]:
+def _partition(gm: fx.GraphModule, is_split_point: Callable[[fx.Node], bool],
+               cuts: dict[str, Cut]) -> tuple[dict[fx.Node, int], set[int], dict[int, Cut]]:
+    """Piece id per node, the ids of split-op pieces, and the cut each piece begins at. A cut
+    after a node starts a new compiled piece at the next node that is not a getitem."""
     part: dict[fx.Node, int] = {}
     split_ids: set[int] = set()
-    pid, cur = 0, None
+    starts: dict[int, Cut] = {}
+    pid, cur, pending = 0, None, None
     for node in gm.graph.nodes:
         if node.op in ("placeholder", "output"):
             continue
         # getitem stays with its producer, so multi-output ops are never cut apart.
         if node.target is operator.getitem and isinstance(node.args[0], fx.Node) and node.args[0] in part:
             part[node] = part[node.args[0]]
-            continue
-        kind = "split_op" if node.op != "get_attr" and is_split_point(node) else "compiled"
-        if kind != cur:  # consecutive split ops share one piece
-            pid, cur = pid + 1, kind
-        part[node] = pid
-        if kind == "split_op":
-            split_ids.add(pid)
-    return part, split_ids
+        else:
+            kind = "split_op" if node.op != "get_attr" and is_split_point(node) else "compiled"
+            if kind != cur or (pending is not None and kind == "compiled"):  # consecutive split ops share one piece
+                pid, cur = pid + 1, kind
+                if pending is not None:
+                    starts[pid] = pending
+            pending = None
+            part[node] = pid
+            if kind == "split_op":
+                split_ids.add(pid)
+        pending = cuts.get(node.name, pending)
+    return part, split_ids, starts
 
 
-def split_graph(gm: fx.GraphModule, is_split_point: Callable[[fx.Node], bool]) -> Split:
-    """Split ``gm`` before and after every node ``is_split_point`` accepts.
+def split_graph(gm: fx.GraphModule, is_split_point: Callable[[fx.Node], bool], cuts: Sequence[Cut] = ()) -> Split:
+    """Split ``gm`` before and after every node ``is_split_point`` accepts, and after the node each
+    of ``cuts`` names (a cut inside a compiled stretch starts a new compiled piece).
 
     Pieces keep the original order (``keep_original_order``); consecutive split ops share a
-    piece, and a getitem stays with its producer. No split point gives one compiled piece.
+    piece, and a getitem stays with its producer. No split point and no cut give one compiled piece.
     """
-    part, split_ids = _partition(gm, is_split_point)
+    part, split_ids, starts = _partition(gm, is_split_point, {c.after_node: c for c in cuts})
     parent = split_module(gm, gm, lambda n: part[n], keep_original_order=True,
                           keep_original_node_name=True)
     pieces = []
@@ -75,7 +86,7 @@ def split_graph(gm: fx.GraphModule, is_split_point: Callable[[fx.Node], bool]) -
         ops = tuple(dict.fromkeys(op_name(n) for n in mod.graph.nodes
                                   if kind == "split_op" and n.op not in ("placeholder", "output")
                                   and n.target is not operator.getitem))
-        pieces.append(PieceSpec(len(pieces), str(node.target), kind, mod, ops))
+        pieces.append(PieceSpec(len(pieces), str(node.target), kind, mod, ops, starts.get(pid)))
     return Split(parent, tuple(pieces))
 
 

@@ -1,14 +1,20 @@
-"""CompileEvent (one timed step) and the Monitor that collects them and tells listeners."""
+"""CompileEvent (one timed step) and the Monitor: it collects events and reports, tells listeners,
+keeps alerts, samples the process periodically, and carries cancel."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ..errors import CancelledError
+from ..errors import CancelledError, ConfigError
+from .alerts import GROWTH_MB, GROWTH_SAMPLES, Alert, AlertBook, memory_growth, report_alerts
 from .resources import ResourceProbe
+from .sampler import Probe, Sample, SamplerThread, Totals
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +132,31 @@ def metrics_delta(before: Mapping[str, float], after: Mapping[str, float]) -> tu
 
 
 class Monitor:
-    """Collects the reports of a Session, tells listeners of every event, and carries cancel.
+    """Collects the reports of a Session, tells listeners of every event, keeps alerts, samples, and
+    carries cancel.
 
     Listeners (``subscribe(fn)``) get each CompileEvent as it happens: the CLI prints a progress
-    line per piece from them and the explorer moves its progress bar.
+    line per piece from them and the explorer moves its progress bar. Alerts (``alerts``,
+    ``on_alert(fn)``) are raised by the compile or call that causes them, sampling or not;
+    ``start(interval_s)`` samples the process in a background thread (``samples``) until ``stop()``
+    or ``Session.close()``. ``disk_bytes`` (the Session passes it) says what the disk tiers hold.
     """
 
-    def __init__(self, history: int = 100) -> None:
+    SAMPLE_HISTORY = 10_000     # samples kept (a week at the default minute)
+
+    def __init__(self, history: int = 100, disk_bytes: Callable[[], int] | None = None) -> None:
         self.reports: list[Any] = []
         self._history = history
         self._listeners: list[Callable[[CompileEvent], None]] = []
         self._cancel = False
+        self._book = AlertBook()
+        self._disk_bytes = disk_bytes
+        self._lock = threading.Lock()          # the totals and samples: read by the sampling thread
+        self._totals = Totals()
+        self._samples: deque[Sample] = deque(maxlen=self.SAMPLE_HISTORY)
+        self._sampler: SamplerThread | None = None
+        self._probe: Probe | None = None
+        self._growth_mb: float | None = None   # RSS when memory-growth was raised last
 
     def subscribe(self, fn: Callable[[CompileEvent], None]) -> Callable[[], None]:
         """Call ``fn(event)`` for every event; returns a function that unsubscribes."""
@@ -151,9 +171,80 @@ class Monitor:
                 log.exception("vexplore monitor listener %r failed", fn)
 
     def add_report(self, report: Any) -> None:
+        """Keep ``report`` (the latest ``history``), count it, and raise the alerts it calls for."""
         self.reports.append(report)
         del self.reports[: -self._history]
+        with self._lock:
+            self._totals.add(report.counters)
+        for code, severity, message in report_alerts(report):
+            self.raise_alert(code, severity, message)
 
+    # -- alerts ----------------------------------------------------------------------------
+    @property
+    def alerts(self) -> list[Alert]:
+        """The session's alerts, oldest first (the latest 1000)."""
+        return self._book.alerts
+
+    def on_alert(self, fn: Callable[[Alert], Any]) -> Callable[[], None]:
+        """Call ``fn(alert)`` for every new alert, in the thread that raised it; returns a function
+        that unsubscribes. A callback that raises is logged, never raised."""
+        return self._book.on_alert(fn)
+
+    def raise_alert(self, code: str, severity: str, message: str) -> Alert:
+        """Record an alert (severity "info" | "warning" | "critical"), log it and tell the callbacks."""
+        return self._book.raise_alert(code, severity, message)
+
+    # -- periodic sampling -----------------------------------------------------------------
+    def start(self, interval_s: float = 60.0) -> None:
+        """Sample every ``interval_s`` seconds in a background (daemon) thread; the first sample is
+        taken now. Called again while running, it restarts with the new interval."""
+        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
+            raise ConfigError(f"monitor.start(interval_s={interval_s!r}): the interval must be a number of seconds > 0, "
+                              "e.g. monitor.start(interval_s=60.0).")
+        self.stop()
+        self._probe = Probe(self._disk_bytes)
+        self.sample()
+        self._sampler = SamplerThread(self.sample, float(interval_s))
+        self._sampler.start()
+
+    def stop(self) -> None:
+        """Stop sampling and wait for the thread to end (the samples stay); nothing when not started."""
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.stop()
+
+    @property
+    def sampling(self) -> bool:
+        """Whether the sampling thread runs."""
+        return self._sampler is not None and self._sampler.alive
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The samples taken so far, oldest first."""
+        with self._lock:
+            return list(self._samples)
+
+    def sample(self) -> Sample:
+        """Take one sample now (the thread calls this; it works without ``start()`` too)."""
+        if self._probe is None:
+            self._probe = Probe(self._disk_bytes)
+        with self._lock:
+            totals = dataclasses.replace(self._totals)
+        s = self._probe.read(totals)
+        with self._lock:
+            self._samples.append(s)
+            rss = [x.rss_mb for x in itertools.islice(reversed(self._samples), GROWTH_SAMPLES)][::-1]
+        self._check_growth(rss)
+        return s
+
+    def _check_growth(self, rss: list[float]) -> None:
+        """memory-growth, once per climb: again only after RSS grew another GROWTH_MB since."""
+        why = memory_growth(rss)
+        if why and (self._growth_mb is None or rss[-1] >= self._growth_mb + GROWTH_MB):
+            self._growth_mb = rss[-1]
+            self.raise_alert("memory-growth", "warning", why)
+
+    # -- cancel ----------------------------------------------------------------------------
     def cancel(self) -> None:
         """Ask the compile in progress to stop at the next step (it raises CancelledError)."""
         self._cancel = True

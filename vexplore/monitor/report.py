@@ -64,6 +64,18 @@ class PieceNode:
 
 
 @dataclass(frozen=True)
+class Cut:
+    """Why a piece begins where it does: the cut after ``after_node`` that starts it, the split
+    policy that chose it ("ops": a split op begins or ends there; "repeats"; "memory") and why."""
+
+    policy: str                     # "ops" | "repeats" | "memory"
+    reason: str                     # e.g. "repeats: block blocks.3 begins (12 identical blocks of 5 nodes in blocks)"
+    after_node: str                 # the graph node the cut follows (Dynamo's node name)
+    crossing_tensors: int = 0       # values computed before the cut and used after it
+    crossing_bytes: int = 0         # their estimated size (symbolic sizes at the values traced)
+
+
+@dataclass(frozen=True)
 class Piece:
     """One part of a graph after splitting (each field is described beside it)."""
 
@@ -92,6 +104,7 @@ class Piece:
     writes: tuple[str, ...] = ()                # graph inputs it writes in place (buffers, arguments)
     cudagraph_skip_reason: str | None = None    # why it runs without a CUDA graph the config asked for
     passes: tuple[tuple[str, str], ...] = ()    # post-grad passes Inductor ran on it: (name, uuid), in order
+    cut: Cut | None = None                      # why it begins here; None for a graph's first piece
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

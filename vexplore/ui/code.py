@@ -3,13 +3,23 @@
 
 Uses Pygments (an IPython dependency) with inline styles, so no stylesheet is needed; without
 Pygments the code is shown escaped and plain. Pygments escapes what it highlights.
+
+A piece compiled with post-grad passes (``Piece.passes``) lists them, in the order they ran. The
+report keeps the code after the passes but not the graph they saw, so the before/after view
+compares generated code: the same unique piece compiled without the passes, found among the
+explorer's reports (``pass_pair``), diffed against it.
 """
 from __future__ import annotations
 
+import difflib
 import re
+from dataclasses import dataclass
+from typing import Sequence
 
-from ..monitor.report import Piece
+from ..monitor.report import CompileReport, Piece
 from .style import esc
+
+MAX_DIFF_LINES = 400
 
 # Inductor embeds each kernel's source in a raw triple-quoted string of the wrapper module.
 _KERNEL = re.compile(r"(\w+) = async_compile\.(\w+)\((?:[^\n]*?)r?'''(.*?)'''", re.S)
@@ -26,29 +36,97 @@ def kernels(code: str) -> list[tuple[str, str, str]]:
 
 
 def highlight(source: str, language: str) -> str:
-    """``source`` as HTML with inline colours (``language``: "python" | "cpp")."""
+    """``source`` as HTML with inline colours (``language``: "python" | "cpp" | "diff")."""
     try:
         from pygments import highlight as _hl
         from pygments.formatters import HtmlFormatter
-        from pygments.lexers import CppLexer, PythonLexer
+        from pygments.lexers import CppLexer, DiffLexer, PythonLexer
     except ImportError:
         return f'<pre class="vx-code">{esc(source)}</pre>'
-    lexer = CppLexer() if language == "cpp" else PythonLexer()
+    lexer = {"cpp": CppLexer, "diff": DiffLexer}.get(language, PythonLexer)()
     return _hl(source, lexer, HtmlFormatter(noclasses=True, nowrap=False, cssclass="vx-code", style="default"))
 
 
-def code_html(piece: Piece, device: str = "cpu") -> str:
-    """The piece's generated code: each kernel highlighted, then the whole wrapper module."""
+@dataclass(frozen=True)
+class PassPair:
+    """One unique piece compiled without the post-grad passes (``before``) and with them (``after``),
+    each with its report's number in the explorer (1, 2, 3)."""
+
+    before: Piece
+    after: Piece
+    before_report: int | None
+    after_report: int | None
+
+
+def _has_code(p: Piece) -> bool:
+    return p.kind == "compiled" and p.same_as is None and p.compiler == "inductor" and bool(p.code)
+
+
+def pass_pair(piece: Piece, reports: Sequence[CompileReport], number: int | None = None) -> PassPair | None:
+    """``piece`` (of report ``number``) beside the latest piece of ``reports`` with the same unique key
+    compiled by Inductor the other way (without passes if ``piece`` ran some, with them if not); None if none."""
+    if not _has_code(piece):
+        return None
+    for i in range(len(reports) - 1, -1, -1):
+        other = next((q for q in reports[i].pieces if q.unique_key == piece.unique_key and _has_code(q)
+                      and bool(q.passes) != bool(piece.passes)), None)
+        if other is not None:
+            mine, theirs = (piece, number), (other, i + 1)
+            (before, nb), (after, na) = (theirs, mine) if piece.passes else (mine, theirs)
+            return PassPair(before, after, nb, na)
+    return None
+
+
+def _report(n: int | None) -> str:
+    return f"report {n}" if n is not None else "this report"
+
+
+def passes_html(piece: Piece, pair: PassPair | None = None) -> str:
+    """The post-grad passes that ran on ``piece`` and, with ``pair``, the generated code without them
+    against the code with them as a diff; "" for a piece that ran none and has no pair."""
+    if not piece.passes and pair is None:
+        return ""
+    ran = piece.passes or (pair.after.passes if pair else ())
+    names = ", ".join(f'<b>{esc(n)}</b> <span style="color:#888" title="uuid {esc(u)}">({esc(u[:24])})</span>'
+                      for n, u in ran)
+    head = (f"post-grad passes run on this piece, in order: {names}" if piece.passes
+            else f"no post-grad passes in this compile; {_report(pair.after_report)} ran {names}")
+    parts = [f'<div class="vx-passes" style="margin:4px 0">{head}</div>']
+    if pair is None and not piece.code:
+        return "".join(parts)
+    if pair is None:
+        parts.append('<div class="vx-passes-missing" style="color:#666"><i>Before/after: the report keeps the code '
+                     "Inductor generated after the passes, not the graph they were given. To compare, untick "
+                     "“run post-grad passes” and Compile: this view then diffs the code without them against "
+                     "the code with them.</i></div>")
+        return "".join(parts)
+    before = f"{_report(pair.before_report)} (without passes)"
+    after = f"{_report(pair.after_report)} (with {', '.join(n for n, _ in pair.after.passes)})"
+    diff = list(difflib.unified_diff((pair.before.code or "").splitlines(), (pair.after.code or "").splitlines(),
+                                     fromfile=before, tofile=after, lineterm="", n=2))
+    changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+    if len(diff) > MAX_DIFF_LINES:
+        diff = diff[:MAX_DIFF_LINES] + [f"... {len(diff) - MAX_DIFF_LINES} more diff lines"]
+    body = highlight("\n".join(diff), "diff") if diff else "<p><i>the generated code is the same</i></p>"
+    parts.append(f'<details class="vx-passes-diff" open><summary>before/after the passes: generated code of '
+                 f"{esc(before)} → {esc(after)}, {changed} line(s) differ</summary>{body}</details>")
+    return "".join(parts)
+
+
+def code_html(piece: Piece, device: str = "cpu", pair: PassPair | None = None) -> str:
+    """The piece's generated code: the post-grad passes that ran on it (with ``pair``: the code
+    without them against the code with them), each kernel highlighted, then the whole wrapper module."""
     title = f"piece {piece.index} ({esc(piece.name)}), compiler {esc(piece.compiler or '-')}"
     if piece.kind == "split_op":
         return f"<p>{title}: a split op (<code>{esc(', '.join(piece.split_ops))}</code>); it runs eagerly, no generated code.</p>"
     if piece.same_as is not None:
         return f"<p>{title}: shares the compiled code of piece {piece.same_as}; choose that piece to see it.</p>"
     if not piece.code:
-        return f"<p>{title}: no generated code was kept for this piece (loaded from a cache tier that does not hold source, or compiled eagerly).</p>"
+        return (f"<p>{title}: no generated code was kept for this piece (loaded from a cache tier that does not hold "
+                f"source, or compiled eagerly).</p>{passes_html(piece)}")
     ks = kernels(piece.code)
     lang = "C++" if any(k[1] == "cpp" for k in ks) else ("Triton" if ks else "Python")
-    parts = [f"<p>{title} · {len(ks)} kernel(s) in {lang} on {esc(device)}</p>"]
+    parts = [f"<p>{title} · {len(ks)} kernel(s) in {lang} on {esc(device)}</p>", passes_html(piece, pair)]
     for name, language, src in ks:
         parts.append(f"<div><b>{esc(name)}</b> ({'C++' if language == 'cpp' else 'Triton/Python'})</div>")
         parts.append(highlight(src, language))

@@ -2,6 +2,9 @@
 
 The splitting-ops choice lists the op names that occur in the captured graph (``vx.op_name``),
 so a user picks from what is there; the CUDA-graph mode is disabled, with the reason, without a GPU.
+The split policy (``PolicyControls``) shows its bounds only where the config takes them, and hands
+what the user typed to CompileConfig as it is, so a bad value fails with the config's own message.
+A config with post-grad passes gets a checkbox to compile without them (to compare the code).
 """
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from typing import Iterable
 
 import ipywidgets as widgets
 
-from ..config import CacheConfig, COMPILERS, CompileConfig, CUDAGRAPH_MODES, MODES, STRATEGIES, TIERS
+from ..config import (CacheConfig, COMPILERS, CompileConfig, CUDAGRAPH_MODES, DEFAULT_MAX_COMPILE_MB, MODES,
+                      SPLIT_POLICIES, STRATEGIES, TIERS, pass_name)
 from ..errors import ConfigError
 from .style import esc
 
@@ -34,8 +38,71 @@ def parse_sizes(text: str, where: str = "compile sizes") -> tuple[int, ...]:
     return tuple(out)
 
 
+POLICY_NOTES = {
+    "ops": "cut only at the splitting ops",
+    "repeats": "also cut at the boundaries of repeated blocks, so identical blocks compile once "
+               "(bounds, if set, cut inside blocks alike)",
+    "memory": "also cut wherever a piece would pass the bounds, where the fewest bytes cross "
+              f"(neither bound set: max compile MB {DEFAULT_MAX_COMPILE_MB:g})",
+}
+
+
+def parse_bound(text: str) -> object:
+    """What a bound's text box holds, for CompileConfig to check: "" -> None, ``"40"`` -> 40,
+    ``"2.5"`` -> 2.5, anything else as typed (the config then says what it takes)."""
+    text = text.strip()
+    if not text:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+class PolicyControls:
+    """The split policy and its bounds (max piece nodes, max compile MB); the bounds show for the
+    policies that take them ("memory", and "repeats" inside blocks) and count only there."""
+
+    BOUNDED = ("repeats", "memory")
+
+    def __init__(self, config: CompileConfig) -> None:
+        def bound(value: object, label: str) -> widgets.Text:
+            return widgets.Text(value="" if value is None else str(value), placeholder="none", description=label,
+                                layout=widgets.Layout(width="200px"), style=_STYLE)
+
+        self.policy = widgets.Dropdown(options=SPLIT_POLICIES, value=config.split_policy, description="split policy",
+                                       layout=_WIDE, style=_STYLE)
+        self.max_nodes = bound(config.max_piece_nodes, "max piece nodes")
+        self.max_mb = bound(config.max_compile_mb, "max compile MB")
+        self.note = widgets.HTML()
+        self.bounds = widgets.HBox([self.max_nodes, self.max_mb])
+        self.widget = widgets.VBox([widgets.HBox([self.policy, self.note]), self.bounds])
+        self.widget.add_class("vx-policy-controls")
+        self.policy.observe(lambda _c: self._update(), "value")
+        self._update()
+
+    def _update(self) -> None:
+        policy = self.policy.value
+        self.bounds.layout.display = "" if policy in self.BOUNDED else "none"
+        self.note.value = f'<i style="color:#666">{esc(POLICY_NOTES[policy])}</i>'
+
+    def fields(self) -> dict[str, object]:
+        """The CompileConfig fields as the controls set them (bounds unchecked: the config checks them)."""
+        shown = self.policy.value in self.BOUNDED
+        return dict(split_policy=self.policy.value,
+                    max_piece_nodes=parse_bound(self.max_nodes.value) if shown else None,
+                    max_compile_mb=parse_bound(self.max_mb.value) if shown else None)
+
+    def set_enabled(self, enabled: bool) -> None:
+        for w in (self.policy, self.max_nodes, self.max_mb):
+            w.disabled = not enabled
+
+
 class Controls:
-    """Widgets for strategy, splitting ops, compiler, mode, cache tiers, compile sizes, CUDA graphs."""
+    """Widgets for strategy, splitting ops, split policy, compiler, mode, cache tiers, compile sizes,
+    CUDA graphs, and (when the config has them) whether to run its post-grad passes."""
 
     def __init__(self, config: CompileConfig, graph_ops: Iterable[str], device: str) -> None:
         self.base = config
@@ -61,23 +128,31 @@ class Controls:
                                           description="CUDA graphs", disabled=not gpu, layout=_WIDE, style=_STYLE)
         self.cudagraph_note = widgets.HTML("" if gpu else f"<i>disabled: CUDA graphs need a CUDA GPU; this model runs on {esc(device)}</i>")
         tiers_row = widgets.HBox([widgets.Label("cache tiers", layout=widgets.Layout(width="110px"))] + list(self.tiers.values()))
+        self.split = PolicyControls(config)
+        names = ", ".join(pass_name(p) for p in config.post_grad_passes)
+        self.passes = widgets.Checkbox(value=bool(names), description=f"run post-grad passes: {names}", indent=False,
+                                       tooltip="untick to compile without them and compare the code (Code tab)",
+                                       layout=widgets.Layout(width="420px", display="" if names else "none"))
         left = widgets.VBox([self.strategy, self.compiler, self.mode, self.sizes,
                              widgets.HBox([self.cudagraph, self.cudagraph_note]), tiers_row])
-        self.widget = widgets.HBox([left, self.split_ops], layout=widgets.Layout(flex_flow="row wrap"))
+        right = widgets.VBox([self.split_ops, self.split.widget, self.passes])
+        self.widget = widgets.HBox([left, right], layout=widgets.Layout(flex_flow="row wrap"))
 
     def config(self) -> CompileConfig:
         """The CompileConfig the controls describe (fields without a control keep the base config's values)."""
         hidden = tuple(o for o in self.base.splitting_ops if o not in self.graph_ops)  # not in this graph: kept
         tiers = tuple(t for t in TIERS if self.tiers[t].value)
         cache = CacheConfig(**{**_cache_fields(self.base.cache), "tiers": tiers})
+        passes = self.base.post_grad_passes if self.passes.value else ()
         return self.base.replace(
             strategy=self.strategy.value, splitting_ops=tuple(self.split_ops.value) + hidden,
             compiler=self.compiler.value, mode=self.mode.value, compile_sizes=parse_sizes(self.sizes.value),
-            cudagraph=self.cudagraph.value, cache=cache)
+            cudagraph=self.cudagraph.value, cache=cache, post_grad_passes=passes, **self.split.fields())
 
     def set_enabled(self, enabled: bool) -> None:
-        for w in (self.strategy, self.split_ops, self.compiler, self.mode, self.sizes):
+        for w in (self.strategy, self.split_ops, self.compiler, self.mode, self.sizes, self.passes):
             w.disabled = not enabled
+        self.split.set_enabled(enabled)
         for t, box in self.tiers.items():
             box.disabled = not enabled or (t == "remote" and not self.base.cache.remote_url)
 

@@ -1,7 +1,9 @@
 """HTML tables over reports: the pieces (sortable), the report history, the benchmark rows.
 
 Sorting happens here (``sort_by``, ``descending``) so the widget only passes the chosen column;
-every cell from the model is HTML-escaped.
+every cell from the model is HTML-escaped. Each piece row carries, as its tooltip, why the piece
+begins where it does (``Piece.cut``: the split policy and its reason); the "cut" column shows it
+too when a split policy other than "ops" is in play (under "ops" it only repeats the kind column).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from ..bench.compare import BenchReport
 from ..bench.variants import variant_names
+from ..config import SPLIT_POLICIES
 from ..monitor.report import CompileReport, Piece
 from .style import OUTCOME_COLOURS, esc, outcome, seconds
 
@@ -32,7 +35,58 @@ PIECE_COLUMNS: dict[str, tuple[str, Callable[[Piece], str], Callable[[Piece], An
     "writes": ("writes in place", lambda p: ", ".join(p.writes), lambda p: ", ".join(p.writes), False),
     "cudagraph_skip_reason": ("no CUDA graph because", lambda p: p.cudagraph_skip_reason or "",
                               lambda p: p.cudagraph_skip_reason or "", False),
+    "cut": ("cut: policy and why", lambda p: cut_text(p), lambda p: (p.cut is not None, cut_text(p)), False),
 }
+
+
+def cut_text(p: Piece) -> str:
+    """Why ``p`` begins where it does, led by the policy that cut there
+    (``repeats: block blocks.3 begins (...)``); "" for a graph's first piece (or a report from before cuts)."""
+    c = p.cut
+    if c is None:
+        return ""
+    return c.reason if c.reason.startswith(f"{c.policy}:") else f"{c.policy}: {c.reason}"
+
+
+def cut_tooltip(p: Piece) -> str:
+    """The cut as a row's tooltip: its reason, the node it follows and what crosses it."""
+    c = p.cut
+    if c is None:
+        return f"piece {p.index}: the first piece of graph {p.graph}"
+    crossing = f"{c.crossing_tensors} tensor(s), {c.crossing_bytes} B cross it"
+    return f"cut after node {c.after_node} ({crossing}): {cut_text(p)}"
+
+
+def shows_cuts(report: CompileReport, sort_by: str = "index") -> bool:
+    """Whether the pieces table shows the "cut" column: a split policy other than "ops" was asked
+    for (and not ignored by strategy full) or cut the graph, or the table is sorted by it."""
+    asked = (report.config.get("split_policy") or "ops") != "ops" and report.strategy != "full"
+    return sort_by == "cut" or asked or any(p.cut is not None and p.cut.policy != "ops" for p in report.pieces)
+
+
+def cut_counts(report: CompileReport) -> dict[str, int]:
+    """Cuts per split policy, in SPLIT_POLICIES order (policies without cuts left out)."""
+    counts: dict[str, int] = {}
+    for p in report.pieces:
+        if p.cut is not None:
+            counts[p.cut.policy] = counts.get(p.cut.policy, 0) + 1
+    order = {k: i for i, k in enumerate(SPLIT_POLICIES)}
+    return dict(sorted(counts.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def policy_text(report: CompileReport) -> str:
+    """``split policy repeats: 13 cuts (12 repeats, 1 ops)``, with the bounds the config set;
+    "" for a report saved before split policies (nothing to say)."""
+    cfg, counts = report.config, cut_counts(report)
+    if "split_policy" not in cfg and not counts:
+        return ""
+    policy = cfg.get("split_policy") or "ops"
+    bounds = ", ".join(f"{k}={cfg[k]:g}" for k in ("max_piece_nodes", "max_compile_mb") if cfg.get(k) is not None)
+    total = sum(counts.values())
+    cuts = (f"{total} cut{'s' if total != 1 else ''} ("
+            + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")") if total else "no cuts"
+    ignored = " — strategy full ignores it" if report.strategy == "full" and policy != "ops" else ""
+    return f"split policy {policy}" + (f" ({bounds})" if bounds else "") + f": {cuts}{ignored}"
 
 
 def pieces_table(report: CompileReport, sort_by: str = "index", descending: bool = False) -> str:
@@ -42,17 +96,19 @@ def pieces_table(report: CompileReport, sort_by: str = "index", descending: bool
     key = PIECE_COLUMNS[sort_by][2]
     pieces = sorted(report.pieces, key=lambda p: (key(p), p.index), reverse=descending)
     arrow = " ▼" if descending else " ▲"
-    head = "".join(f"<th>{esc(h)}{arrow if c == sort_by else ''}</th>" for c, (h, *_rest) in PIECE_COLUMNS.items())
+    columns = {c: v for c, v in PIECE_COLUMNS.items() if c != "cut" or shows_cuts(report, sort_by)}
+    head = "".join(f"<th>{esc(h)}{arrow if c == sort_by else ''}</th>" for c, (h, *_rest) in columns.items())
     rows = []
     for p in pieces:
         colour = OUTCOME_COLOURS[outcome(p)]
         cells = []
-        for c, (_h, text, _k, num) in PIECE_COLUMNS.items():
+        for c, (_h, text, _k, num) in columns.items():
             value = esc(text(p))
             if c == "kind" and p.kind == "split_op":
                 value += f" <code>{esc(', '.join(p.split_ops))}</code>"
             cells.append(f'<td class="num">{value}</td>' if num else f"<td>{value}</td>")
-        rows.append(f'<tr data-piece="{p.index}" style="border-left:4px solid {colour}">{"".join(cells)}</tr>')
+        rows.append(f'<tr data-piece="{p.index}" title="{esc(cut_tooltip(p))}" '
+                    f'style="border-left:4px solid {colour}">{"".join(cells)}</tr>')
     return (f'{_CSS}<table class="vx-table vx-pieces" data-report="{report.id}">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
@@ -63,13 +119,16 @@ def _hits(counters: dict[str, int]) -> int:
 
 
 def summary_html(report: CompileReport, title: str = "", number: int | None = None) -> str:
-    """One line about a report: strategy and why, counters that matter, wall time, warnings.
+    """One line about a report: strategy and why, the split policy and its cuts per policy, counters
+    that matter, wall time, warnings.
     ``number``: the report's number in its explorer (1, 2, 3; default: its id)."""
     c = report.counters
     hits = _hits(c)
+    policy = policy_text(report)
     parts = [f"<b>{esc(title)}</b> " if title else "",
              f"report {report.id if number is None else number} ({esc(report.kind)}) on <b>{esc(report.device)}</b>: "
-             f"strategy <b>{esc(report.strategy)}</b> <i>({esc(report.strategy_reason)})</i> · "
+             f"strategy <b>{esc(report.strategy)}</b> <i>({esc(report.strategy_reason)})</i> · ",
+             f'<span class="vx-policy">{esc(policy)}</span> · ' if policy else "",
              f"{c.get('pieces', 0)} pieces, {c.get('unique_pieces', 0)} unique · "
              f"{c.get('inductor_compiles', 0)} Inductor compiles · {hits} cache hits, {c.get('cache_misses', 0)} misses · "
              f"{c.get('fallbacks', 0)} fallbacks · wall {esc(seconds(report.wall_s))}"]
@@ -106,14 +165,17 @@ def history_table(reports: Sequence[CompileReport], current: CompileReport | int
 
 
 def _cut_at(r: CompileReport) -> str:
-    """The split ops the graph was cut at, with counts (the configured list as the tooltip)."""
+    """The split ops the graph was cut at, with counts, then the split policy's own cuts
+    (``repeats ×12``); the configured list and the policy as the tooltip."""
     cuts: dict[str, int] = {}
     for p in r.pieces:
         for op in p.split_ops if p.kind == "split_op" else ():
             cuts[op] = cuts.get(op, 0) + 1
+    cuts.update({policy: n for policy, n in cut_counts(r).items() if policy != "ops"})
     text = ", ".join(f"{op} ×{n}" for op, n in cuts.items()) or "none"
     configured = ", ".join(r.config.get("splitting_ops") or ()) or "none"
-    return f'<td title="splitting_ops: {esc(configured)}">{esc(text)}</td>'
+    policy = policy_text(r)
+    return f'<td title="splitting_ops: {esc(configured)}{"; " + esc(policy) if policy else ""}">{esc(text)}</td>'
 
 
 def _served(c: dict[str, int]) -> str:

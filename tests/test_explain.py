@@ -1,0 +1,176 @@
+"""cm.graph_breaks and cm.recompiles: Dynamo's reasons, in the model's own names and lines (eager as the oracle)."""
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from torch import nn
+
+import vexplore as vx
+from models import Breaks
+from vexplore.engine.explain import CallNames, guard_subject
+
+
+def line_of(fn, text: str) -> str:
+    """``path:line`` of the first line of ``fn`` holding ``text``."""
+    lines, first = inspect.getsourcelines(fn)
+    return f"{inspect.getsourcefile(fn)}:{first + next(i for i, ln in enumerate(lines) if text in ln)}"
+
+
+class Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        if h.sum() > 0:
+            return h * 2
+        return h - 1
+
+
+class Scaled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        return self.a(x) * scale
+
+
+class Counter(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.step = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.step += 1
+        return self.a(x) + self.step
+
+
+class Project(nn.Module):
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ w)
+
+
+def eager_cfg() -> vx.CompileConfig:
+    return vx.CompileConfig(compiler="eager", cache=vx.CacheConfig(tiers=()))
+
+
+def check(cm, model, *args, **kwargs):
+    with torch.no_grad():
+        torch.testing.assert_close(cm(*args, **kwargs), model(*args, **kwargs))
+
+
+def test_data_dependent_branch_names_its_line(session):
+    model = Branchy().eval()
+    with torch.no_grad():   # h = x: the sign of x picks the branch
+        model.a.weight.copy_(torch.eye(8))
+        model.a.bias.zero_()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    x = torch.rand(4, 8) + 0.1
+    check(cm, model, x)
+    where = line_of(Branchy.forward, "if h.sum() > 0")
+    assert [(b.reason, b.frame, b.graph, b.code) for b in cm.graph_breaks] == [
+        ("Data-dependent branching", where, 0, "if h.sum() > 0:")]
+    assert "torch.cond" in cm.graph_breaks[0].detail
+    assert str(cm.graph_breaks[0]) == f"graph 0 ends at {where}: Data-dependent branching (if h.sum() > 0:)"
+    # the other branch resumes in a graph of its own, at no new break; a model without breaks sees none of these
+    check(cm, model, -x)
+    assert len(cm.graphs) == 3 and len(cm.graph_breaks) == 1 and cm.recompiles == []
+    other = vx.compile(Scaled().eval(), eager_cfg(), session=session)
+    check(other, other.model, x, 2.0)
+    assert other.graph_breaks == [] and other.recompiles == []
+
+
+def test_explicit_graph_break_is_named(session):
+    model = Breaks().eval()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    check(cm, model, torch.randn(4, 16))
+    [b] = cm.graph_breaks
+    assert (b.reason, b.frame, b.graph, b.code) == ("Call to `torch._dynamo.graph_break()`",
+                                                     line_of(Breaks.forward, "graph_break()"), 0, "torch._dynamo.graph_break()")
+
+
+def test_float_argument_recompile_names_the_parameter(session):
+    model = Scaled().eval()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    x = torch.randn(4, 8)
+    for s in (2.0, 3.0, 5.0):
+        check(cm, model, x, s)
+    # Dynamo's wrapper sees args[1]; the model calls it scale. After one change Dynamo makes it symbolic.
+    [r] = cm.recompiles
+    assert (r.name, r.guard, r.frame, r.graph, r.limit_hit) == ("scale", "scale == 2.0",
+                                                                line_of(Scaled.forward, "* scale"), 1, False)
+    assert r.reason == "scale changed (compiled for scale == 2.0)"
+    assert "args[1]" in r.detail and len(cm.graphs) == 2
+
+
+def test_keyword_after_positional_recompiles_at_the_call(session):
+    model = Scaled().eval()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    x = torch.randn(4, 8)
+    check(cm, model, x, 2.0)
+    with torch.no_grad():
+        here = f"{__file__}:{inspect.currentframe().f_lineno + 1}"
+        cm(x, scale=2.0)
+    [r] = cm.recompiles
+    assert (r.name, r.guard, r.frame, r.graph) == ("len(args)", "len(args) == 2", here, 1)
+    assert r.reason.startswith("the number of arguments changed")
+
+
+def test_step_counter_recompiles_until_dynamos_limit(session):
+    model = Counter().eval()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    x = torch.randn(4, 8)
+    ref = Counter().eval()
+    ref.load_state_dict(model.state_dict())
+    limit = torch._dynamo.config.recompile_limit
+    with torch.no_grad():
+        for _ in range(limit + 3):   # past the limit the code runs eagerly: still right
+            torch.testing.assert_close(cm(x), ref(x))
+    rs = cm.recompiles
+    assert [r.name for r in rs] == ["self.step"] * limit
+    assert [r.guard for r in rs] == [f"self.step == {i}" for i in range(limit)]
+    assert [r.graph for r in rs] == list(range(1, limit)) + [None]
+    assert [r.limit_hit for r in rs] == [False] * (limit - 1) + [True]
+    assert {r.frame for r in rs} == {line_of(Counter.forward, "self.step += 1")}
+    assert "runs eagerly from now on" in rs[-1].reason and "model.step" in rs[0].detail
+
+
+def test_tensor_size_change_names_the_tensor(session):
+    model = Project()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    x = torch.randn(4, 8)
+    for k in (3, 5, 7):
+        check(cm, model, x, torch.randn(8, k))
+    [r] = cm.recompiles
+    assert (r.name, r.graph) == ("w", 1)
+    assert r.guard == "tensor 'w' size mismatch at index 1. expected 3, actual 5"
+    assert r.frame == line_of(check, "cm(*args")    # no user frame reads a tensor's size: the call that passed it
+
+
+def test_call_names_map_the_wrappers_view():
+    names = CallNames.of(Scaled())
+    assert (names.positional, names.self_name) == (("x", "scale"), "self")
+    assert names.rewrite("L['args'][1] == 2.0") == "scale == 2.0"
+    assert names.rewrite("kwargs['scale'] == 2.0") == "scale == 2.0"
+    assert names.rewrite("L['model'].step == 3") == "self.step == 3"
+    assert names.rewrite("args[7] == 1") == "args[7] == 1"
+
+    def fn(x, *rest):
+        return x
+    f = CallNames.of(fn)
+    assert (f.positional, f.varargs, f.self_name) == (("x",), "rest", None)
+    assert f.rewrite("args[2] == 1") == "rest[1] == 1"
+
+
+@pytest.mark.parametrize("guard, subject", [
+    ("self.step == 0", "self.step"), ("scale == 2.0", "scale"), ("len(args) == 2", "len(args)"),
+    ("tensor 'w' size mismatch at index 1. expected 3, actual 5", "w"),
+    ("___check_obj_id(self.mode, 140)", "self.mode"), ("not ___dict_contains('k', self.cache)", "self.cache"),
+])
+def test_guard_subject(guard, subject):
+    assert guard_subject(guard) == subject

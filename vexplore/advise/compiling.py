@@ -1,0 +1,220 @@
+"""Detectors over the session's compile history: slow compiles, repeated blocks, the cache, memory."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections import Counter
+from typing import Any
+
+from ..config import CompileConfig
+from ..monitor.report import CompileReport, Piece
+from .advice import Advice, Context
+
+SLOW_RATIO = 3.0        # a compile this many times slower than the same key's best is slow...
+SLOW_MIN_S = 0.25       # ...when it also lost at least this many seconds
+SLOW_TOTAL_S = 30.0     # a compile whose pieces took this long in all, with several unique pieces: use workers
+LOW_HIT_RATE = 0.5      # later compiles hitting the cache less often than this...
+LOW_HIT_LOOKUPS = 3     # ...over at least this many lookups
+MEM_GROWTH_MB = 256.0   # memory grown across this model's compiles, first to last
+
+
+def slow_compile(ctx: Context) -> list[Advice]:
+    """Pieces slow against the same cache key's best compile in the session, and compiles slow in all."""
+    out = []
+    slow = _slow_against_history(ctx)
+    if slow:
+        worst = max(slow, key=lambda s: s["seconds"] / max(s["best_s"], 1e-9))
+        out.append(Advice(
+            "slow-compile", "info",
+            f"piece {worst['piece']} (graph {worst['graph']}, {worst['nodes']} nodes) took {worst['seconds']:.2f} s to "
+            f"compile, {worst['seconds'] / max(worst['best_s'], 1e-9):.1f}x the {worst['best_s']:.2f} s the same cache key "
+            "took earlier in this session: the machine was busy, or Inductor's own cache was cleared. "
+            "Compile again when the machine is quiet, or keep a disk tier so the artifact is loaded instead.",
+            {"pieces": slow}))
+    total = _slow_in_all(ctx)
+    if total is not None:
+        out.append(total)
+    return out
+
+
+def _slow_against_history(ctx: Context) -> list[dict[str, Any]]:
+    best: dict[str, float] = {}
+    found = []
+    mine = {id(r) for r in ctx.reports}
+    for rep in ctx.history:
+        for p in rep.unique_pieces:
+            if p.cache not in ("miss", None) or p.unique_key is None:
+                continue
+            prior = best.get(p.unique_key)
+            if id(rep) in mine and prior is not None and p.compile_s > SLOW_RATIO * prior and p.compile_s - prior > SLOW_MIN_S:
+                found.append({"report": rep.id, "piece": p.index, "graph": p.graph, "nodes": p.nodes,
+                              "seconds": round(p.compile_s, 3), "best_s": round(prior, 3)})
+            best[p.unique_key] = min(prior, p.compile_s) if prior is not None else p.compile_s
+    return found
+
+
+def _slow_in_all(ctx: Context) -> Advice | None:
+    rep, cfg = ctx.latest, ctx.cm.config
+    if rep is None or cfg.compiler != "inductor":
+        return None
+    spent = sum(p.compile_s for p in rep.unique_pieces if p.cache in ("miss", None))
+    unique = len(rep.unique_pieces)
+    if spent < SLOW_TOTAL_S:
+        return None
+    evidence = {"compile_s": round(spent, 2), "unique_pieces": unique, "workers": cfg.workers, "mode": cfg.mode}
+    if cfg.mode.startswith("max-autotune"):
+        return Advice("slow-compile", "warning", f"compiling took {spent:.1f} s, most of it autotuning (mode={cfg.mode!r}). "
+                      "mode='default' compiles far faster; keep max-autotune for the final run.", evidence,
+                      cfg.replace(mode="default"), "compile_s")
+    if cfg.workers == 0 and unique >= 2:
+        n = max(2, min(unique, (os.cpu_count() or 2) // 2, 8))
+        return Advice("slow-compile", "warning", f"compiling {unique} unique pieces one after another took {spent:.1f} s. "
+                      f"Compile them in parallel: CompileConfig(workers={n}).", evidence, cfg.replace(workers=n), "compile_s")
+    return None
+
+
+def repeated_blocks(ctx: Context) -> list[Advice]:
+    """Identical numbered blocks (layers.0, layers.1, ...) inside one compiled piece."""
+    rep = ctx.latest
+    if rep is None:
+        return []
+    for p in rep.unique_pieces:
+        found = _repeats(p)
+        if found is None:
+            continue
+        container, count, size = found
+        cfg = _repeats_config(ctx.cm.config)
+        how = ("CompileConfig(strategy='piecewise', split_policy='repeats') cuts at the blocks, so one compile serves "
+               f"all {count}" if cfg is not None else
+               "a piecewise config that cuts at the blocks (split_policy='repeats', in a later vexplore) would compile one")
+        return [Advice(
+            "repeated-blocks", "info",
+            f"piece {p.index} (graph {p.graph}) compiles {count} identical blocks {container}.0-{count - 1} ({size} nodes "
+            f"each) inside one piece of {p.nodes} nodes: the compiler works through every copy. {how}.",
+            {"piece": p.index, "graph": p.graph, "blocks": count, "block_nodes": size, "container": container,
+             "piece_nodes": p.nodes}, cfg, "compiled_nodes" if cfg is not None else None)]
+    return []
+
+
+def _repeats(p: Piece) -> tuple[str, int, int] | None:
+    """(container, blocks, nodes per block) of the largest run of identical numbered blocks in ``p``."""
+    blocks: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
+    for n in p.graph_nodes:
+        m = re.match(r"^(.*?)\.(\d+)(\..*)?$", _module_path(n.module or ""))
+        if m:
+            blocks.setdefault((m.group(1), int(m.group(2))), []).append((n.op, n.target, m.group(3) or ""))
+    by_container: dict[str, Counter] = {}
+    for (container, _), nodes in blocks.items():
+        by_container.setdefault(container, Counter())[tuple(nodes)] += 1
+    best = None
+    for container, shapes in by_container.items():
+        shape, count = shapes.most_common(1)[0]
+        if count >= 2 and (best is None or count * len(shape) > best[1] * best[2]):
+            best = (container, count, len(shape))
+    return best
+
+
+def _module_path(module: str) -> str:
+    """``L['model'].layers.0.up`` / ``L['self'].layers.0`` -> ``layers.0.up``."""
+    return re.sub(r"^[LG]\['\w+'\]\.?", "", module)
+
+
+def _repeats_config(cfg: CompileConfig) -> CompileConfig | None:
+    # split_policy is added to CompileConfig by the split work (engine/splitplan.py); until it exists, no config
+    if "split_policy" not in {f.name for f in dataclasses.fields(cfg)}:
+        return None
+    return cfg.replace(strategy="piecewise", split_policy="repeats")
+
+
+def no_persistent_cache(ctx: Context) -> list[Advice]:
+    cfg = ctx.cm.config
+    if ctx.latest is None or cfg.compiler != "inductor" or {"disk", "remote"} & set(cfg.cache.tiers):
+        return []
+    tiers = tuple(cfg.cache.tiers) + ("disk",)
+    spent = sum(p.compile_s for p in ctx.latest.unique_pieces)
+    return [Advice(
+        "no-persistent-cache", "warning",
+        f"the cache tiers are {tuple(cfg.cache.tiers)}: no disk or remote tier, so every new process compiles these "
+        f"{len(ctx.latest.unique_pieces)} pieces again ({spent:.1f} s here). Add the disk tier: "
+        f"CompileConfig(cache=vx.CacheConfig(tiers={tiers}))",
+        {"tiers": list(cfg.cache.tiers), "compile_s": round(spent, 3)},
+        cfg.replace(cache=dataclasses.replace(cfg.cache, tiers=tiers)), "persistent_pieces")]
+
+
+def low_cache_hit_rate(ctx: Context) -> list[Advice]:
+    """Later compiles of this model (the first one misses by design) that keep missing, and why."""
+    later = [r for r in ctx.reports[1:] if _lookups(r)]
+    hits = sum(r.counters.get(f"cache_hits_{t}", 0) for r in later for t in ("memory", "disk", "remote"))
+    lookups = sum(_lookups(r) for r in later)
+    if lookups < LOW_HIT_LOOKUPS or hits / lookups >= LOW_HIT_RATE:
+        return []
+    parts = Counter(part for r in later for p in r.unique_pieces for part in miss_parts(p))
+    changing, n = parts.most_common(1)[0] if parts else ("unknown", 0)
+    return [Advice(
+        "low-cache-hit-rate", "warning",
+        f"{hits} of {lookups} cache lookups hit in this model's later compiles ({hits / lookups:.0%}). "
+        f"The key part that keeps changing: {changing} ({n} misses). {_miss_fix(changing)}",
+        {"hits": hits, "lookups": lookups, "hit_rate": round(hits / lookups, 3), "changing": dict(parts.most_common(5))})]
+
+
+def _lookups(r: CompileReport) -> int:
+    return sum(r.counters.get(k, 0) for k in ("cache_hits_memory", "cache_hits_disk", "cache_hits_remote", "cache_misses"))
+
+
+def miss_parts(p: Piece) -> list[str]:
+    """The cache-key parts a piece's misses name (``config.mode``, ``inputs[0]``, ``graph``), or why none."""
+    out = []
+    for reason in p.miss_reasons:
+        said = reason.split("differs in ", 1)
+        if len(said) == 2:
+            out += [_part(line) for line in said[1].split("; ") if ":" in line]
+        elif "nothing stored" in reason:
+            out.append("nothing stored (evicted, or a new cache)")
+    return out
+
+
+def _part(line: str) -> str:
+    """``config.inductor_options.x: a -> b`` -> ``config.inductor_options``; ``inputs[0]: ...`` -> ``inputs[0]``."""
+    name = re.split(r"[:\s]", line.strip(), maxsplit=1)[0]
+    return ".".join(name.split(".")[:2])
+
+
+def _miss_fix(part: str) -> str:
+    if part.startswith("config"):
+        return "Each value of that setting compiles anew: settle on one, or keep the disk tier so each is compiled once."
+    if part.startswith("inputs"):
+        return "Input shapes or dtypes change from compile to compile: mark the changing dim dynamic (dynamic_dims)."
+    if part.startswith("versions"):
+        return "torch, vexplore or the device changed: artifacts of other versions are never reused."
+    if part.startswith("graph"):
+        return "The traced graph changes: the model's code or a Python value it reads changes between traces."
+    if part.startswith("nothing"):
+        return "Entries are evicted before reuse: raise CacheConfig(memory_entries=...) or add the disk tier."
+    return "See each piece's miss_reasons in the report."
+
+
+def memory_growth(ctx: Context) -> list[Advice]:
+    """Process (RSS) or device memory that grew across this model's compiles."""
+    rss = [m for m in (_peak(r, "rss_peak_mb") for r in ctx.reports) if m is not None]
+    dev = [m for m in (_peak(r, "device_peak_mb") for r in ctx.reports) if m is not None]
+    pools = sum(s.memory_mb for g in ctx.cm.graphs if g.graph_stats is not None for s in g.graph_stats.sizes.values())
+    out = []
+    for what, xs in (("process memory (RSS)", rss), ("device memory", dev)):
+        if len(xs) < 3 or xs[-1] - xs[0] < MEM_GROWTH_MB or xs[-1] < max(xs) * 0.95:
+            continue
+        per = (xs[-1] - xs[0]) / (len(xs) - 1)
+        out.append(Advice(
+            "memory-growth", "warning",
+            f"{what} grew from {xs[0]:.0f} to {xs[-1]:.0f} MiB over {len(xs)} compiles of this model (about {per:.0f} MiB "
+            f"each): every re-trace keeps its graph and compiled pieces alive ({len(ctx.cm.graphs)} graphs held"
+            f"{f', CUDA graph pools {pools:.0f} MiB' if pools else ''}). Stop the recompiles (see the recompile advice), "
+            "or compile the model anew (vx.compile) to drop the old graphs.",
+            {"what": what, "first_mb": round(xs[0], 1), "last_mb": round(xs[-1], 1), "compiles": len(xs),
+             "per_compile_mb": round(per, 1), "graphs": len(ctx.cm.graphs), "cudagraph_pool_mb": round(pools, 1)}))
+    return out
+
+
+def _peak(r: CompileReport, attr: str) -> float | None:
+    xs = [getattr(e, attr) for e in r.events if getattr(e, attr) is not None]
+    return max(xs) if xs else None
