@@ -2,7 +2,7 @@
 
     python benchmarks/decode.py speed --out benchmarks/results/h200-decode-{timer}.json
     python benchmarks/decode.py agreement --out benchmarks/results/h200-agreement.json
-    python benchmarks/decode.py first-call --layers 32 --out benchmarks/results/h100-first-call.json
+    python benchmarks/decode.py first-call --layers 8 --repeats 3 --out benchmarks/results/h200-first-call-8L.json
 
 ``speed``: the 8-layer toy Llama (d 2048, fp16) at 1, 16, 256 and 2048 tokens, every variant
 compiled once and measured interleaved by vx.benchmark with both timers (one results file
@@ -13,8 +13,9 @@ torch-max-autotune-no-cudagraphs at ``--autotune-sizes`` to those files (its com
 ``agreement``: the steady timer against triton.testing.do_bench on the same callables, GPU-bound
 and host-bound, alternating between the two so host drift hits both alike. ``first-call``: the first call of a new process,
 cold (empty Inductor and vexplore caches) and warm (both filled by the cold run), for
-torch-default and vexplore-piecewise-none; ``first_call_s`` counts from the wrapper's creation,
-since torch.compile(m) imports Inductor there and vx.compile on the first call.
+torch-default and vexplore-piecewise-none, interleaved ``--repeats`` times, with vexplore's
+report.phases; ``first_call_s`` counts from the wrapper's creation, since torch.compile(m)
+imports Inductor there and vx.compile on the first call. Children share a bytecode cache.
 """
 from __future__ import annotations
 
