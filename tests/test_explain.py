@@ -77,6 +77,9 @@ def test_data_dependent_branch_names_its_line(session):
         ("Data-dependent branching", where, 0, "if h.sum() > 0:")]
     assert "torch.cond" in cm.graph_breaks[0].detail
     assert str(cm.graph_breaks[0]) == f"graph 0 ends at {where}: Data-dependent branching (if h.sum() > 0:)"
+    # the call that broke the graph raised an alert, without monitor.start()
+    assert [(a.code, a.severity) for a in session.monitor.alerts] == [("graph-break", "info")]
+    assert where in session.monitor.alerts[0].message
     # the other branch resumes in a graph of its own, at no new break; a model without breaks sees none of these
     check(cm, model, -x)
     assert len(cm.graphs) == 3 and len(cm.graph_breaks) == 1 and cm.recompiles == []
@@ -138,6 +141,10 @@ def test_step_counter_recompiles_until_dynamos_limit(session):
     assert [r.limit_hit for r in rs] == [False] * (limit - 1) + [True]
     assert {r.frame for r in rs} == {line_of(Counter.forward, "self.step += 1")}
     assert "runs eagerly from now on" in rs[-1].reason and "model.step" in rs[0].detail
+    # alerts from the calls that caused them: a storm at the third re-trace, critical at the limit
+    storms = [(a.severity, a.message.split(" keeps")[0]) for a in session.monitor.alerts if a.code == "recompile-storm"]
+    assert storms == [("warning", "self.step"), ("critical", "self.step")]
+    assert "re-traced 3 times" in session.monitor.alerts[0].message
 
 
 def test_tensor_size_change_names_the_tensor(session):

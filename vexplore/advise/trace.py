@@ -5,9 +5,9 @@ import re
 from typing import Any
 
 from ..engine import _torch_compat as tc
+from ..engine.explain import STORM_AT
 from .advice import Advice, Context
 
-STORM_AT = 3    # this many re-traces for the same reason make a storm
 
 
 def graph_break(ctx: Context) -> list[Advice]:

@@ -21,6 +21,7 @@ import torch
 
 from . import _torch_compat as tc
 
+STORM_AT = 3    # this many re-traces for the same reason make a recompile storm (alerts and advice)
 ENTRY_PREFIX = "vexplore_entry_"    # the code name of the function vx.compile hands Dynamo (model.entry_point)
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 _VEXPLORE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -253,3 +254,18 @@ def _source_file(obj: Any) -> str | None:
     except (TypeError, OSError):
         return None
 
+
+
+def trace_alerts(breaks: list[GraphBreak], recompiles: list[Recompile], new: tuple[int, int]) -> Iterator[tuple[str, str, str]]:
+    """(code, severity, message) of the alerts a call raises for what it added (``new``: how many
+    breaks and recompiles there were before it): each new graph break (info), and a recompile storm
+    when a name's re-traces reach STORM_AT or Dynamo's recompile limit is hit."""
+    for b in breaks[new[0]:]:
+        yield "graph-break", "info", f"graph break: {b} — see cm.graph_breaks and vx.advise(cm)"
+    for r in recompiles[new[1]:]:
+        same = sum(x.name == r.name for x in recompiles) if r.name else 0
+        if r.limit_hit or same == STORM_AT:
+            what = ("Dynamo's recompile limit was hit: this code runs eagerly from now on" if r.limit_hit
+                    else f"re-traced {same} times")
+            yield ("recompile-storm", "critical" if r.limit_hit else "warning",
+                   f"{r.name or r.guard or 'the model'} keeps changing ({r.reason}): {what} — vx.advise(cm) says what to change")

@@ -22,7 +22,7 @@ from . import _torch_compat as tc
 from .backend import VexBackend
 from .captured import CapturedGraph, specialized_token, token_count
 from .emergency import RuntimeFallback
-from .explain import ENTRY_PREFIX, GraphBreak, Recompile, TraceLog
+from .explain import ENTRY_PREFIX, GraphBreak, Recompile, TraceLog, trace_alerts
 from .fastpath import fast_path_modules, fast_path_off, fast_path_warning
 from .pipeline import GraphContext, GraphResult, compile_graph
 from .stitch import GraphRunner
@@ -101,6 +101,7 @@ class CompiledModel:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self._call_t0 = time.perf_counter()   # a compile's wall time is the whole call, from here
         self._trace.begin(len(self.graphs))
+        seen = len(self._trace.breaks), len(self._trace.recompiles)
         if not self.graphs:
             self.token_dims = token_dims(args, kwargs, self.config.dynamic_dims)
             for name, t in _tensor_inputs(args, kwargs):
@@ -118,6 +119,8 @@ class CompiledModel:
             raise
         finally:
             self._trace.end(len(self.graphs))
+            for alert in trace_alerts(self._trace.breaks, self._trace.recompiles, seen):
+                self.session.monitor.raise_alert(*alert)
             if self._compile is not None:
                 done, self._compile = self._compile, None
                 self.session.monitor.reset_cancel()
