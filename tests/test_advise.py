@@ -134,6 +134,14 @@ def test_split_op_missing_applied(session):
     assert (res.metric, res.before, res.after, res.kept) == ("split_pieces", 0.0, 4.0, True)
 
 
+def test_default_split_ops_absent_is_not_a_missing_op(session):
+    # the user named no split ops: a graph without the default (attention) ops warns no_split, but
+    # there is no op of theirs to correct
+    model, cm = _stack(session, strategy="piecewise")
+    assert [w.kind for w in cm.report.warnings] == ["no_split"]
+    assert "split-op-missing" not in codes(vx.advise(cm))
+
+
 def test_memory_growth_across_recompiles(session):
     model, cm = _stack(session, strategy="full")
     held = []
@@ -229,13 +237,22 @@ def test_no_persistent_cache_applied_stores_on_disk(cache_cfg, session):
 
 @pytest.mark.slow
 def test_low_cache_hit_rate_names_the_changing_part(cache_cfg, session):
-    cm = called(Failing().eval(), vx.CompileConfig(strategy="full", cache=cache_cfg), session, torch.randn(8, 16))
-    for opts in ({"epilogue_fusion": False}, {"pattern_matcher": False}, {"epilogue_fusion": False, "pattern_matcher": False}):
+    # a memory tier of one entry, toggled between two configs: each return to a config compiled
+    # before misses (its entry was evicted by the other's); a config's first compile misses by design and is not counted
+    tiny = vx.CacheConfig(tiers=("memory",), memory_entries=1)
+    cm = called(Failing().eval(), vx.CompileConfig(strategy="full", cache=tiny), session, torch.randn(8, 16))
+    for opts in ({"epilogue_fusion": False}, {}, {"epilogue_fusion": False}, {}):
         cm.recompile(inductor_options=opts)
     [a] = [a for a in vx.advise(cm) if a.code == "low-cache-hit-rate"]
     assert (a.evidence["hits"], a.evidence["lookups"]) == (0, 3)
+    # the cache's explain: the one entry it holds is the other config's
     assert a.evidence["changing"] == {"config.inductor_options": 3}
-    assert "The key part that keeps changing: config.inductor_options (3 misses)" in a.message
+    assert "config.inductor_options (3 misses)" in a.message and "keep the disk tier" in a.message
+    # new configs alone (an option swept, an advice applied) are not a low hit rate
+    sweep = called(Failing().eval(), vx.CompileConfig(strategy="full", cache=cache_cfg), session, torch.randn(8, 16))
+    for opts in ({"epilogue_fusion": False}, {"pattern_matcher": False}, {"epilogue_fusion": False, "pattern_matcher": False}):
+        sweep.recompile(inductor_options=opts)
+    assert "low-cache-hit-rate" not in codes(vx.advise(sweep))
 
 
 @pytest.mark.slow

@@ -115,6 +115,33 @@ def _cache_tiers(outputs: list, text: str) -> None:
     assert re.search(r"^removed [13] cache dirs$", text, re.M)
 
 
+def _monitor_and_advice(outputs: list, text: str) -> None:
+    """Graph breaks and recompiles explained, advice listed, one applied and measured, the monitor's alerts."""
+    assert sum(WIDGET in o.get("data", {}) for o in outputs) == 2      # the two explorers
+    assert re.search(r"^3 calls: 6 graphs traced, 3 compiles, ", text, re.M)
+    breaks = re.findall(r"^graph break: graph (\d) ends at line (\d+) `if h\.sum\(\) > 0:`: Data-dependent branching$",
+                        text, re.M)
+    assert [g for g, _ in breaks] == ["0", "2", "4"] and len({n for _, n in breaks}) == 1
+    recompiles = re.findall(r"^recompile: +graph (\d) traced at line \d+: (.*)$", text, re.M)
+    assert recompiles == [("2", "self.step changed (compiled for self.step == 0)"),
+                          ("3", "scale changed (compiled for scale == 2.0)"),
+                          ("4", "self.step changed (compiled for self.step == 1)"),
+                          ("5", "self.step changed (compiled for self.step == 2)")]
+    listed = re.findall(r"^(critical|warning|info) +([\w-]+) +\((.*)\)$", text, re.M)
+    assert listed == [("warning", "recompile-storm", "fix it in the code"), ("warning", "recompile", "fix it in the code"),
+                      ("warning", "graph-break", "fix it in the code"),
+                      ("info", "repeated-blocks", "Apply measures compiled_nodes")]
+    assert "fixed: graphs=1 breaks=0 recompiles=0 steps counted=3\nadvice: ['repeated-blocks']" in text
+    applied = re.search(r"^applied repeated-blocks: compiled_nodes (\d+) -> (\d+), kept$", text, re.M)
+    assert applied and int(applied[2]) < int(applied[1])
+    assert re.search(r"^now: strategy=piecewise split_policy=repeats ", text, re.M) and "matches eager: True" in text
+    assert "alert: [critical] compile-system-failure\nalert: [warning] cache-failure" in text
+    assert int(re.search(r"^samples: (\d+);", text, re.M)[1]) >= 2
+    assert "advice for the model with the typo: ['compile-system-failure']" in text
+    assert re.search(r"^monitor stopped: sampling=False, \d+ samples kept$", text, re.M)
+    assert re.search(r"^removed vexplore-04-\w+$", text, re.M)
+
+
 def _save_share_replay(outputs: list, text: str) -> None:
     """Reports saved, loaded without the model (in a fresh process too), replayed, compared and exported."""
     assert re.search(r"^saved report \d+ \(full +pieces=1\) -> full\.json, [1-9]\d* KiB$", text, re.M)
@@ -145,7 +172,8 @@ def _save_share_replay(outputs: list, text: str) -> None:
 
 
 CHECKS = {"01-quickstart.ipynb": _quickstart, "02-piecewise-and-cuda-graphs.ipynb": _piecewise_and_cuda_graphs,
-          "03-your-own-model.ipynb": _your_own_model, "05-cache-tiers-and-sharing.ipynb": _cache_tiers,
+          "03-your-own-model.ipynb": _your_own_model, "04-monitor-and-advice.ipynb": _monitor_and_advice,
+          "05-cache-tiers-and-sharing.ipynb": _cache_tiers,
           "06-save-share-replay.ipynb": _save_share_replay}
 # Notebooks whose point needs a GPU are committed WITH the outputs of a GPU run, marked in the notebook's
 # metadata as {"vexplore": {"recorded_on": "<torch.cuda.get_device_name()>"}}; these check what was recorded.

@@ -143,8 +143,14 @@ def no_persistent_cache(ctx: Context) -> list[Advice]:
 
 
 def low_cache_hit_rate(ctx: Context) -> list[Advice]:
-    """Later compiles of this model (the first one misses by design) that keep missing, and why."""
-    later = [r for r in ctx.reports[1:] if _lookups(r)]
+    """Compiles of this model under a config it compiled before (the first compile of each config
+    misses by design: a new config is a new key; so does an applied advice's) that keep missing."""
+    seen: list[dict] = []
+    later = []
+    for r in ctx.reports:
+        if r.config in seen and _lookups(r):
+            later.append(r)
+        seen.append(r.config)
     hits = sum(r.counters.get(f"cache_hits_{t}", 0) for r in later for t in ("memory", "disk", "remote"))
     lookups = sum(_lookups(r) for r in later)
     if lookups < LOW_HIT_LOOKUPS or hits / lookups >= LOW_HIT_RATE:

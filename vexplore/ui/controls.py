@@ -99,6 +99,11 @@ class PolicyControls:
         for w in (self.policy, self.max_nodes, self.max_mb):
             w.disabled = not enabled
 
+    def set_config(self, config: CompileConfig) -> None:
+        self.policy.value = config.split_policy
+        self.max_nodes.value = "" if config.max_piece_nodes is None else str(config.max_piece_nodes)
+        self.max_mb.value = "" if config.max_compile_mb is None else str(config.max_compile_mb)
+
 
 class Controls:
     """Widgets for strategy, splitting ops, split policy, compiler, mode, cache tiers, compile sizes,
@@ -148,6 +153,19 @@ class Controls:
             strategy=self.strategy.value, splitting_ops=tuple(self.split_ops.value) + hidden,
             compiler=self.compiler.value, mode=self.mode.value, compile_sizes=parse_sizes(self.sizes.value),
             cudagraph=self.cudagraph.value, cache=cache, post_grad_passes=passes, **self.split.fields())
+
+    def set_config(self, config: CompileConfig) -> None:
+        """Show ``config`` (e.g. an applied advice's), so the next Compile starts from it."""
+        self.base = config
+        self.strategy.value, self.compiler.value, self.mode.value = config.strategy, config.compiler, config.mode
+        self.split_ops.value = tuple(o for o in config.splitting_ops if o in self.graph_ops)
+        for t, box in self.tiers.items():
+            box.value = t in config.cache.tiers
+        self.sizes.value = ", ".join(map(str, config.compile_sizes))
+        if not self.cudagraph.disabled:
+            self.cudagraph.value = config.cudagraph
+        self.split.set_config(config)
+        self.passes.value = bool(config.post_grad_passes)
 
     def set_enabled(self, enabled: bool) -> None:
         for w in (self.strategy, self.split_ops, self.compiler, self.mode, self.sizes, self.passes):

@@ -2,9 +2,10 @@
 (``vx.explore([r1, r2])``) to replay saved reports without the model.
 
 One ipywidgets tree whose views update in place: the summary, controls with Compile/Cancel and
-per-piece progress, tabs for the graph, the pieces table, the generated code and the report
-history, the compile-time charts (plotly FigureWidgets) and the benchmark panel. Every view is
-drawn by a pure builder over a CompileReport; this module only wires widgets to them.
+per-piece progress, tabs for the graph (its breaks and recompiles listed above it), the pieces
+table, the generated code, the report history and the advice (Apply, alerts), the compile-time
+charts (plotly FigureWidgets) and the benchmark panel. Every view is drawn by a pure builder over
+a CompileReport (or the advisor's Advice); this module only wires widgets to them.
 """
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ from ..engine.ops import op_name
 from ..errors import VexploreError
 from ..monitor.report import CompileReport
 from ..session import Session
+from .advicehtml import explanations_html, top_advice_html
+from .advicetab import AdviceTab
 from .benchpanel import BenchPanel
-from .code import code_html
+from .code import code_html, pass_pair
 from .controls import Controls
 from .figures import compile_time_figure, show_in, timeline_figure
 from .graphwidget import GraphWidget
@@ -31,7 +34,7 @@ from .history import History
 from .jobs import Worker
 from .progress import Progress
 from .render import graph_view
-from .snapshot import LiveSnapshot
+from .snapshot import LiveSnapshot, advice_for
 from .style import esc, seconds
 from .tables import PIECE_COLUMNS, pieces_table, summary_html
 
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 NO_COMPILE = ("Compile is off: these are saved reports, and recompiling needs the model; "
               "vx.explore(model, *inputs) where the model is.")
 NO_BENCH = "off: timing needs the model and its inputs, and these are saved reports."
+NO_APPLY = ("Apply is off: these are saved reports, and applying advice recompiles the model; "
+            "vx.explore(model, *inputs) where the model is.")
+NO_ADVICE = ("No advice: the advisor reads the model and its history (vx.advise(cm)), and these are saved reports; "
+             "advice computed where the model is can be listed here with explorer.show_advice(advice).")
 
 
 class Explorer(widgets.VBox):
@@ -66,13 +73,17 @@ class Explorer(widgets.VBox):
                                              tooltip="recompile the captured graph with these settings (no re-trace)")
         self.progress = Progress()
         self.summary = widgets.HTML()
+        self.top_advice = widgets.HTML()     # the most severe advice, under the summary
+        self.advice: tuple[Any, ...] | None = None
+        self.applied: list[tuple[Any, Any]] = []   # (Advice, ApplyResult) of each Apply, oldest first
         self._build_views()
         top, bottom = self._live_parts(cm, inputs) if cm is not None else self._replay_parts()
         name = type(cm.model).__name__ if cm is not None else f"{len(self.reports)} saved report(s)"
         self.snapshot = LiveSnapshot(self)   # the static copy the notebook keeps; hide_rule hides it while we render
         super().__init__([
             widgets.HTML(f"<h3 style='margin:4px 0'>vexplore — {esc(name)}</h3>{self.snapshot.hide_rule}"), self.summary,
-            *top, self.tabs, widgets.HBox([self.bars, self.timeline], layout=widgets.Layout(flex_flow="row wrap")),
+            self.top_advice, *top, self.tabs,
+            widgets.HBox([self.bars, self.timeline], layout=widgets.Layout(flex_flow="row wrap")),
             bottom], layout=widgets.Layout(width="100%"))
         self.add_class("vexplore-explorer")
         self.show(self.shown)
@@ -84,6 +95,7 @@ class Explorer(widgets.VBox):
         self.bench: BenchPanel | None = BenchPanel(cm, inputs, sizes=_default_sizes(inputs))
         self.compile_button.on_click(lambda _b: self._on_compile())
         self.bench.run.on_click(lambda _b: self.benchmark())
+        self.advice_view.watch(cm.session.monitor)
         return [self.controls.widget, widgets.HBox([self.compile_button]), self.progress.widget], self.bench.widget
 
     def _replay_parts(self) -> tuple[list[widgets.Widget], widgets.Widget]:
@@ -93,6 +105,8 @@ class Explorer(widgets.VBox):
         self.compile_button.tooltip = NO_COMPILE
         note = widgets.HTML(f'<span class="vx-replay-note" style="color:#666"><i>{esc(NO_COMPILE)}</i></span>')
         bench = widgets.HTML(f'<div class="vx-replay-note"><b>Benchmark</b> — <i>{esc(NO_BENCH)}</i></div>')
+        self.advice_view.disable(NO_APPLY)
+        self.advice_view.show_alerts(None, "no live session: these are saved reports")
         return [widgets.HBox([self.compile_button, note])], bench
 
     # -- views -----------------------------------------------------------------------------
@@ -102,6 +116,8 @@ class Explorer(widgets.VBox):
         self.fold = widgets.Checkbox(value=True, description="fold identical pieces", indent=False)
         self.graph = widgets.HTML()
         self.graph_view = GraphWidget()
+        self.explain = widgets.HTML()        # the graph breaks and recompiles, above the graph view
+        self.advice_view = AdviceTab(self.apply_advice)
         self.sort_by = widgets.Dropdown(options=[(h, c) for c, (h, *_r) in PIECE_COLUMNS.items()], value="index",
                                         description="sort by")
         self.descending = widgets.Checkbox(value=False, description="descending", indent=False)
@@ -111,12 +127,12 @@ class Explorer(widgets.VBox):
         self.history_view = History(lambda i: self.show(self.reports[i]))
         self.history_pick, self.history = self.history_view.pick, self.history_view.table
         self.tabs = widgets.Tab(children=[
-            self.graph_view,
+            widgets.VBox([self.explain, self.graph_view]),
             widgets.VBox([widgets.HBox([self.expand, self.fold]), self.graph]),
             widgets.VBox([widgets.HBox([self.sort_by, self.descending]), self.pieces]),
             widgets.VBox([self.code_piece, self.code]),
-            self.history_view.widget])
-        for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History")):
+            self.history_view.widget, self.advice_view.widget])
+        for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice")):
             self.tabs.set_title(i, title)
         self.bars = go.FigureWidget()
         self.timeline = go.FigureWidget()
@@ -141,13 +157,14 @@ class Explorer(widgets.VBox):
             self.code_piece.value = keep if keep in values else (values[0] if values else None)
         finally:
             self._drawing = False
-        self.graph_view.show(report)
+        self._draw_explanations(report)
         self._draw_graph()
         self._draw_pieces()
         self._draw_code()
         self.history_view.update(self.reports, report)
         show_in(self.bars, compile_time_figure(report))
         show_in(self.timeline, timeline_figure(report))
+        self.show_advice()
         self.snapshot.update()
 
     def _draw_graph(self) -> None:
@@ -162,7 +179,11 @@ class Explorer(widgets.VBox):
         if self._drawing:
             return
         p = next((p for p in self.shown.pieces if p.index == self.code_piece.value), None)
-        self.code.value = code_html(p, self.shown.device) if p is not None else "<i>no compiled piece</i>"
+        if p is None:
+            self.code.value = "<i>no compiled piece</i>"
+            return
+        pair = pass_pair(p, self.reports, self.number(self.shown))   # the same piece with/without post-grad passes
+        self.code.value = code_html(p, self.shown.device, pair)
 
     def number(self, report: CompileReport) -> int | None:
         """``report``'s number in this explorer (1, 2, 3 in the History tab), None if it is not one of them."""
@@ -244,6 +265,59 @@ class Explorer(widgets.VBox):
         self.compile_button.disabled = busy
         self.bench.run.disabled = busy
         self.controls.set_enabled(not busy)
+        self.advice_view.set_enabled(not busy)
+
+    # -- explanations and advice -----------------------------------------------------------
+    def _draw_explanations(self, report: CompileReport) -> None:
+        """The graph view with each graph's breaks and recompiles marked, and their list above it."""
+        live = self.cm is not None
+        self.graph_view.show(report, self.cm.graph_breaks if live else None, self.cm.recompiles if live else None)
+        self.explain.value = explanations_html(self.graph_view.graph["explanations"], self.graph_view.graph["graphs"])
+
+    def show_advice(self, advice: Sequence[Any] | None = None) -> None:
+        """List ``advice`` in the Advice tab and the top one under the summary; by default
+        ``vx.advise(cm)`` anew (saved reports keep what they were given, else say why there is none)."""
+        if advice is not None:
+            self.advice = tuple(advice)
+        elif self.cm is not None:
+            self.advice = advice_for(self.cm)
+        self.advice_view.show(self.advice, NO_ADVICE if self.cm is None else "")
+        self.top_advice.value = top_advice_html(self.advice)
+
+    def apply_advice(self, advice: Any, wait: bool = False) -> bool:
+        """Apply ``advice`` in the background (``advice.apply(cm, inputs)``: recompile, measure its
+        metric before and after, keep the config only if better), then show the model's report."""
+        if self.cm is None:
+            raise VexploreError(f"explorer.apply_advice: {NO_APPLY}")
+        if self.worker.busy:
+            self.advice_view.status.value = f"busy: {esc(self.worker.name)} is running"
+            return False
+        self._busy(True)
+        self.advice_view.applying(advice)
+        started = self.worker.start("apply", lambda: advice.apply(self.cm, self.inputs or None),
+                                    lambda r, e: self._applied(advice, r, e))
+        if wait:
+            self.wait()
+        return started
+
+    def _applied(self, advice: Any, result: Any, error: BaseException | None) -> None:
+        try:
+            if error is None:
+                self.applied.append((advice, result))
+                self.advice_view.applied(advice, result)
+                if all(r is not self.cm.report for r in self.reports):
+                    self.reports.append(self.cm.report)
+                if result.kept and self.cm.config not in self.configs:
+                    self.configs.append(self.cm.config)
+                if result.kept:   # the controls show the config now in use: the next Compile starts from it
+                    self.controls.set_config(self.cm.config)
+                self.show(self.cm.report)
+            else:
+                self.advice_view.failed(advice, error)
+                if not isinstance(error, VexploreError):
+                    log.error("vexplore explorer: applying advice failed", exc_info=error)
+        finally:
+            self._busy(False)
 
     def _ipython_display_(self) -> None:
         """The widget, then its static snapshot as an output of its own (ui/snapshot.py says why)."""

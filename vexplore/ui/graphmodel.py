@@ -13,9 +13,10 @@ from the model is escaped where it becomes HTML.
 """
 from __future__ import annotations
 
+import linecache
 import re
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable
+from typing import Any, Collection, Iterable, Sequence
 
 from ..monitor.report import CompileReport, Piece, PieceNode
 from .style import OUTCOME_COLOURS, outcome, same_groups, same_label, seconds, short_module
@@ -145,9 +146,11 @@ def _piece_info(p: Piece, groups: dict[int, tuple[int, ...]]) -> dict[str, Any]:
                     "writes in place": ", ".join(p.writes)}}
 
 
-def graph_model(report: CompileReport) -> dict[str, Any]:
+def graph_model(report: CompileReport, breaks: Sequence[Any] | None = None,
+                recompiles: Sequence[Any] | None = None) -> dict[str, Any]:
     """Everything the graph view needs, JSON-ready: nodes (execution order), edges, modules,
-    pieces and their kernels."""
+    pieces and their kernels, and why there are several graphs (``explanations``: the model's
+    ``cm.graph_breaks`` and ``cm.recompiles`` when given, else the report's own break texts)."""
     groups = same_groups(report.pieces)
     nodes: list[dict[str, Any]] = []
     edges: list[list[str]] = []
@@ -170,13 +173,55 @@ def graph_model(report: CompileReport) -> dict[str, Any]:
     known = {n["id"] for n in nodes}
     edges = [e for e in edges if e[0] in known]
     pieces = {str(p.index): _piece_info(p, groups) for p in report.pieces}
+    pairs = _breaks(nodes)
+    rows = explanations(report, breaks, recompiles)
+    graphs = list(dict.fromkeys(p.graph for p in report.pieces))
+    ended = {r["graph"]: r for r in reversed(rows) if r["kind"] == "graph break" and r["graph"] is not None}
     return {"nodes": nodes, "edges": edges, "modules": modules, "pieces": pieces, "kernels": kernels,
-            "breaks": _breaks(nodes), "break_reasons": list(report.graph_breaks)}
+            "breaks": pairs, "break_reasons": list(report.graph_breaks), "explanations": rows, "graphs": graphs,
+            "graph_notes": {str(g): [r for r in rows if r["graph"] == g] for g in graphs},
+            "break_info": [ended.get(int(a.split(":", 1)[0][1:])) for a, _ in pairs]}
+
+
+_DYNAMO_FRAME = re.compile(r'File "([^"]+)", line (\d+), in [^,\n]+(?:, code: ([^\n]*))?')
+
+
+def explanations(report: CompileReport, breaks: Sequence[Any] | None = None,
+                 recompiles: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    """The graph breaks and recompiles as rows: ``kind`` ("graph break" | "recompile"), ``graph``
+    (the graph that ends at the break / that the re-trace made; None when unknown), ``reason``,
+    ``frame`` ("path:line"), ``where`` ("file.py:line"), ``code`` (that line) and ``detail``.
+    ``breaks``/``recompiles`` are the model's (GraphBreak, Recompile); None (a saved report, no
+    model): the report's graph breaks as Dynamo worded them, their graph unknown."""
+    if breaks is None and recompiles is None:
+        return [_said(text) for text in report.graph_breaks]
+    rows = [_row("graph break", b.graph, b.reason, b.frame, b.code, b.detail) for b in breaks or ()]
+    return rows + [_row("recompile", r.graph, r.reason, r.frame, None, r.detail) for r in recompiles or ()]
+
+
+def _row(kind: str, graph: int | None, reason: str, frame: str | None, code: str | None,
+         detail: str = "") -> dict[str, Any]:
+    path, _, line = (frame or "").rpartition(":")
+    if code is None and path and line.isdigit():   # the line itself, as the model's source has it
+        code = linecache.getline(path, int(line)).strip() or None
+    where = f"{path.rsplit('/', 1)[-1]}:{line}" if path and line.isdigit() else (frame or None)
+    return {"kind": kind, "graph": graph, "reason": reason, "frame": frame, "where": where, "code": code,
+            "detail": detail}
+
+
+def _said(text: str) -> dict[str, Any]:
+    """A row from Dynamo's own text of a break (its first line the reason; its frame, when it names one)."""
+    m = _DYNAMO_FRAME.search(text)
+    frame = f"{m.group(1)}:{m.group(2)}" if m else None
+    reason = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), text.strip())
+    code = (m.group(3) or "").strip() if m else ""
+    return _row("graph break", None, reason, frame, code or None, text.strip())
 
 
 def _breaks(nodes: list[dict[str, Any]]) -> list[list[str]]:
-    """Where Dynamo broke the graph: [last node of graph k, first node of graph k + 1]. (The
-    report's reasons are per compile, not per break, so they are listed, not attached.)"""
+    """Where Dynamo broke the graph: [last node of graph k, first node of graph k + 1]. The
+    model's GraphBreak naming graph k explains it (``break_info``); a saved report's break texts
+    are per compile, not per break, so they are listed, not attached."""
     out: list[list[str]] = []
     for a, b in zip(nodes, nodes[1:]):
         if a["id"].split(":", 1)[0] != b["id"].split(":", 1)[0]:

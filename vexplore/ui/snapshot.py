@@ -29,6 +29,7 @@ from ..engine.model import CompiledModel
 from ..errors import VexploreError
 from ..monitor.report import CompileReport
 from ..monitor.phases import PHASES, event_phases, slices
+from .advicehtml import advice_html, top_advice_html
 from .figures import PHASE_COLOURS, main_phase
 from .graphsvg import graph_svg
 from .render import plain_html
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 GRAPH_LIMIT = 1_000_000     # characters of graph SVG a notebook snapshot takes; export_html takes any
 MAX_EVENTS = 300            # rows of the timeline drawn; the rest are counted in a note
-_SEVERITY = {"info": "#4c78a8", "warning": "#a15c00", "critical": "#b00020"}
+NO_ADVICE = "No advice: the advisor reads the model (vx.advise(cm)), and there is none here (saved reports)."
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Subject:
     title: str = ""                               # the model's class name
     reports: tuple[CompileReport, ...] = ()       # every report the explorer made (its history)
     bench: BenchReport | None = None
-    advice: tuple[Any, ...] | None = None         # None: this vexplore has no advisor
+    advice: tuple[Any, ...] | None = None         # None: no advisor ran (no model, or it failed)
 
 
 def subject_of(obj: Any) -> Subject:
@@ -60,24 +61,25 @@ def subject_of(obj: Any) -> Subject:
     shown = getattr(obj, "shown", None)           # an explorer: the report it shows, its history, its bench
     bench = getattr(getattr(obj, "bench", None), "report", None)
     cm = getattr(obj, "cm", obj)
+    advice = getattr(obj, "advice", None)         # an explorer's advice is the list its Advice tab shows
     if isinstance(cm, CompiledModel):
         report = shown or cm.report
         if report is None:
             raise VexploreError("vexplore: the model has not been compiled yet; call it once (cm(*inputs)) first.")
         reports = tuple(getattr(obj, "reports", None) or cm.reports)
-        return Subject(report, type(cm.model).__name__, reports, bench, advice_for(cm))
+        if shown is None:                         # a CompiledModel: ask the advisor
+            advice = advice_for(cm)
+        return Subject(report, type(cm.model).__name__, reports, bench, advice)
     if isinstance(shown, CompileReport):          # an explorer over saved reports, without a model
-        return Subject(shown, "", tuple(getattr(obj, "reports", None) or (shown,)), bench)
+        return Subject(shown, "", tuple(getattr(obj, "reports", None) or (shown,)), bench, advice)
     raise VexploreError(f"vexplore: cannot draw a {type(obj).__name__}; give a CompiledModel (vx.compile), "
                         "a CompileReport (cm.report) or an explorer (vx.explore).")
 
 
 def advice_for(cm: CompiledModel) -> tuple[Any, ...] | None:
-    """``vx.advise(cm)`` where this vexplore has an advisor; None where it has none (or it failed)."""
-    try:
-        from ..advise import advise  # type: ignore[attr-defined]  # the advisor lands in a later issue
-    except ImportError:
-        return None
+    """``vx.advise(cm)``; None where the advisor failed (logged: a view must show without it)."""
+    from ..advise import advise
+
     try:
         return tuple(advise(cm))
     except Exception:
@@ -201,15 +203,7 @@ def notes_section(subject: Subject) -> str:
     items = [f'<li style="color:#a15c00">⚠ <b>{esc(w.kind)}</b>: {esc(w.message)}</li>' for w in r.warnings]
     items += [f'<li style="color:#a15c00">graph break: {esc(b)}</li>' for b in r.graph_breaks]
     warnings = f"<ul>{''.join(items)}</ul>" if items else "<p><i>No warnings.</i></p>"
-    if subject.advice is None:
-        advice = "<p><i>No advice: this version of vexplore has no advisor (vx.advise).</i></p>"
-    elif not subject.advice:
-        advice = "<p><i>The advisor has nothing to suggest for this report.</i></p>"
-    else:
-        advice = "<ul>" + "".join(
-            f'<li><b style="color:{_SEVERITY.get(getattr(a, "severity", ""), "#333333")}">'
-            f'{esc(getattr(a, "severity", ""))} {esc(getattr(a, "code", ""))}</b>: {esc(getattr(a, "message", a))}</li>'
-            for a in subject.advice) + "</ul>"
+    advice = advice_html(subject.advice, NO_ADVICE if subject.advice is None else "")
     return f"<div><b>Warnings</b>{warnings}<b>Advice</b>{advice}</div>"
 
 
@@ -244,8 +238,9 @@ def snapshot_html(subject: Subject, uid: str = "") -> str:
             "shows here instead while its kernel runs: run the cell again to get it back.</div>")
     body = "".join(details(t, h) for t, h in sections(subject, inline=False))
     cls = f"vx-snapshot vx-snapshot-{uid}" if uid else "vx-snapshot"
+    top = top_advice_html(subject.advice, "Warnings and advice below")
     return (f'<div class="{cls}" style="font-family:sans-serif;font-size:12px;border:1px solid #dddddd;'
-            f'border-radius:4px;padding:6px 10px;margin:4px 0">{head}{summary(r)}{body}</div>')
+            f'border-radius:4px;padding:6px 10px;margin:4px 0">{head}{summary(r)}{top}{body}</div>')
 
 
 class LiveSnapshot:

@@ -21,7 +21,28 @@ function colourOf(item, pieces) {
   return "#9aa5b1";
 }
 
-function elements(view, lay, pieces) {
+// ---- why there are several graphs: a break ends graph k, a recompile makes a new graph ----------
+const noteLine = (n) => `${n.kind}${n.where ? " at " + n.where : ""}: ${n.reason}${n.code ? " — " + n.code : ""}`;
+
+function noteHtml(n) {
+  return `<div class="vx-gv-note"><b>${esc(n.kind)}</b>${n.graph !== null && n.graph !== undefined ? ` (graph ${n.graph})` : ""}`
+    + ` at <b title="${esc(n.frame ?? "")}">${esc(n.where ?? "an unknown line")}</b>`
+    + `${n.code ? ` <code>${esc(n.code)}</code>` : ""}<div>${esc(n.reason)}</div>`
+    + (n.detail ? `<details><summary>Dynamo's words</summary><pre>${esc(n.detail)}</pre></details>` : "") + `</div>`;
+}
+
+function graphChips(data) {
+  const graphs = data.graphs ?? [], notes = data.graph_notes ?? {};
+  if (graphs.length < 2 && !Object.values(notes).some((ns) => ns.length)) return "";
+  return `<div class="vx-gv-graphs">graphs: ` + graphs.map((g) => {
+    const ns = notes[String(g)] ?? [], brk = ns.some((n) => n.kind === "graph break"), rec = ns.some((n) => n.kind === "recompile");
+    const title = ns.length ? ns.map(noteLine).join("\n") : `graph ${g}: no graph break ends it and no recompile made it`;
+    return `<span class="vx-gv-graph${brk ? " brk" : ""}${rec ? " rec" : ""}" data-graph="${g}" title="${esc(title)}">`
+      + `graph ${g}${rec ? " ↻ recompile" : ""}${brk ? " ✂ break" : ""}</span>`;
+  }).join("") + `</div>`;
+}
+
+function elements(view, lay, pieces, info) {
   const els = [];
   for (const it of view.items) {
     const b = lay.box.get(it.id), p = lay.pos.get(it.id);
@@ -31,7 +52,8 @@ function elements(view, lay, pieces) {
   }
   view.edges.forEach(([a, b], i) => els.push({ group: "edges", data: { id: "e" + i, source: a, target: b } }));
   view.breaks.forEach(([a, b], i) => {
-    if (a !== b) els.push({ group: "edges", data: { id: "b" + i, source: a, target: b, label: "graph break" }, classes: "break" });
+    const where = info?.[i]?.where, label = where ? `graph break · ${where}` : "graph break";
+    if (a !== b) els.push({ group: "edges", data: { id: "b" + i, source: a, target: b, label }, classes: "break" });
     else els.find((e) => e.data.id === a).classes += " break";   // one box holds both sides
   });
   return els;
@@ -123,7 +145,7 @@ function render({ model, el }) {
     state.view = visible(data, state.expanded, foldBox.checked);
     const lay = layoutView(state.view, cache);
     const t1 = performance.now();
-    cy.batch(() => { cy.elements().remove(); cy.add(elements(state.view, lay, data.pieces)); });
+    cy.batch(() => { cy.elements().remove(); cy.add(elements(state.view, lay, data.pieces, data.break_info)); });
     frameLayer.set(state.view, lay, (it) => colourOf(it, data.pieces));
     if (fitted) fit(true);
     state.timings = { layout_ms: t1 - t0, draw_ms: performance.now() - t0, items: state.view.items.length };
@@ -201,11 +223,13 @@ function render({ model, el }) {
     details.innerHTML = groupDetails(it, data);
     toggle(it);
   });
-  cy.on("tap", "edge.break", () => {
-    const reasons = model.get("graph").break_reasons ?? [];
+  cy.on("tap", "edge.break", (ev) => {
+    const data = model.get("graph"), info = (data.break_info ?? [])[Number(ev.target.id().slice(1))];
+    const reasons = data.break_reasons ?? [];
     details.innerHTML = `<div class="vx-gv-title">graph break</div>Dynamo ended one graph here and started the next;`
-      + ` each graph is compiled on its own and Python runs between them. Reasons this compile recorded:`
-      + `<ul>${reasons.map((r) => `<li><code style="white-space:pre-wrap">${esc(r)}</code></li>`).join("") || "<li>none recorded</li>"}</ul>`;
+      + ` each graph is compiled on its own and Python runs between them. `
+      + (info ? noteHtml(info) : `Reasons this compile recorded:`
+        + `<ul>${reasons.map((r) => `<li><code style="white-space:pre-wrap">${esc(r)}</code></li>`).join("") || "<li>none recorded</li>"}</ul>`);
   });
   cy.on("tap", (ev) => {   // on the background: a frame collapses its module
     const f = ev.target === cy ? frameLayer.at(ev.position.x, ev.position.y) : null;
@@ -263,9 +287,18 @@ function render({ model, el }) {
 }
 
 function drawLegend(legend, model, cy, details, view) {
-  const pieces = Object.values(model.get("graph").pieces);
+  const data = model.get("graph"), pieces = Object.values(data.pieces);
   legend.innerHTML = "pieces: " + pieces.map((p) => `<span class="vx-gv-chip" data-piece="${p.index}" `
-    + `style="background:${esc(p.colour)}" title="${esc(p.label)} (${esc(p.outcome)})">${p.index}</span>`).join("");
+    + `style="background:${esc(p.colour)}" title="${esc(p.label)} (${esc(p.outcome)})">${p.index}</span>`).join("")
+    + graphChips(data);
+  legend.querySelectorAll(".vx-gv-graph").forEach((chip) => chip.addEventListener("click", () => {
+    const g = chip.dataset.graph, d = model.get("graph"), ns = (d.graph_notes ?? {})[g] ?? [];
+    const ids = new Set(d.nodes.filter((n) => n.id.startsWith(`g${g}:`)).map((n) => { const r = view().repOf.get(n.id); return view().folded.get(r) ?? r; }));
+    cy.nodes().removeClass("match");
+    ids.forEach((id) => cy.getElementById(id).addClass("match"));
+    details.innerHTML = `<div class="vx-gv-title">graph ${esc(g)}</div>`
+      + (ns.length ? ns.map(noteHtml).join("") : "no graph break ends it and no recompile made it");
+  }));
   legend.querySelectorAll(".vx-gv-chip").forEach((chip) => chip.addEventListener("click", () => {
     const idx = Number(chip.dataset.piece);
     cy.nodes().removeClass("match");
