@@ -182,7 +182,7 @@ def _row(variant: str, ms: list[float], first_call_s: float | None = None, err: 
     from vexplore.bench.timing import stats   # the same p20/p80 as every vexplore benchmark
 
     st = stats(ms)
-    return {"model": MODEL, "tokens": TOKENS, "variant": variant, "median_ms": st.median_ms, "p20_ms": st.p20_ms,
+    return {"model": MODEL, "tokens": TOKENS, "size_dim": "tokens", "variant": variant, "median_ms": st.median_ms, "p20_ms": st.p20_ms,
             "p80_ms": st.p80_ms, "n": st.n, "samples_ms": list(ms) if len(ms) <= 50 else None,
             "first_call_s": first_call_s, "max_rel_err": err, "note": note}
 
@@ -306,7 +306,7 @@ def _write(args, url: str | None, rows: list[dict]) -> dict:
         triton = version("triton")
     except Exception:
         triton = None
-    doc = {"device": dev, "torch": torch.__version__, "triton": triton, "python": platform.python_version(),
+    doc = {"device": dev, "torch": torch.__version__, "triton": triton, "python": platform.python_version(), "timer": "perf_counter",
            "remote": "redis-server on loopback" if url else "skipped (no redis package or redis-server)",
            "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
