@@ -93,6 +93,22 @@ def test_passes_run_in_order_on_every_piece(cache_cfg, session):
     assert rep.pieces[0].passes[0][1] == f"recorder-before-v1-{NONCE}"
 
 
+def test_the_graph_before_and_after_each_pass_is_kept(cache_cfg, session):
+    # a Recorder with this session's nonce keeps Inductor's own cache from serving the compile
+    m = Doubler().eval()
+    cfg = _cfg(cache_cfg, (AddSelfToMul(), Recorder("graphs")))
+    p = _run(m, cfg, session).pieces[0]
+    assert [name for name, _ in p.pass_graphs] == ["input", "AddSelfToMul", "Recorder"]
+    given, rewritten, recorded = (text for _, text in p.pass_graphs)
+    assert "aten.add.Tensor" in given and "aten.mul.Tensor" not in given
+    assert "aten.add.Tensor" not in rewritten and "aten.mul.Tensor" in rewritten and recorded == rewritten
+    # kept with the artifact (a fresh session: disk hits) and in a saved report
+    again = _run(m, cfg, vx.Session())
+    assert again.counters["cache_hits_disk"] == 2 and again.pieces[0].pass_graphs == p.pass_graphs
+    loaded = vx.CompileReport.from_dict(json.loads(json.dumps(again.to_dict())))
+    assert loaded.pieces[0].pass_graphs == p.pass_graphs
+
+
 def test_cache_key_follows_the_uuid_not_the_instance(cache_cfg, session):
     m = Calls("mix").eval()
     first = _run(m, _cfg(cache_cfg, (Recorder("k"),)), session)
@@ -169,6 +185,11 @@ def test_workers_run_the_pass_or_say_why_not(cache_cfg):
         p = rep.pieces[0]
         assert p.compiled_in.startswith("worker pid") and p.passes == (("AddSelfToMul", AddSelfToMul().uuid()),)
         assert not SELF_ADD.search(p.code) and "2.0" in p.code
+        # the graphs the passes saw come back from the worker (this session's Recorder: no Inductor cache hit)
+        rep = _run(m, _cfg(cache_cfg, (AddSelfToMul(), Recorder("worker")), workers=1), s)
+        p = rep.pieces[0]
+        assert p.compiled_in.startswith("worker pid") and [n for n, _ in p.pass_graphs] == ["input", "AddSelfToMul", "Recorder"]
+        assert "aten.mul.Tensor" in p.pass_graphs[1][1] and "aten.mul.Tensor" not in p.pass_graphs[0][1]
         # a pass defined in __main__ (a notebook cell) cannot reach a worker: compiled here, saying why
         main_pass = type("NotebookPass", (Recorder,), {"__module__": "__main__"})("nb")
         rep = _run(Calls("mix").eval(), _cfg(cache_cfg, (main_pass,), workers=1), s)

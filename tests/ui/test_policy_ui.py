@@ -159,7 +159,8 @@ def test_passes_builder_lists_passes_and_diffs_code():
     with_passes = dataclasses.replace(rep, pieces=(rewritten, *rep.pieces[1:]))
     alone = code_html(rewritten)
     assert "post-grad passes run on this piece, in order: <b>AddSelfToMul</b>" in alone
-    assert "not the graph they were given" in alone and "vx-passes-diff" not in alone
+    assert "untick" in alone and "vx-passes-diff" not in alone
+    assert "not seen in this compile (Inductor's own cache served it" in alone      # passes, no graphs kept
     assert passes_html(plain) == "" and pass_pair(plain, [rep], 1) is None
     pair = pass_pair(rewritten, [rep, with_passes], 2)
     assert (pair.before, pair.after, pair.before_report, pair.after_report) == (plain, rewritten, 1, 2)
@@ -169,6 +170,14 @@ def test_passes_builder_lists_passes_and_diffs_code():
     text = re.sub(r"<[^>]+>", "", html)
     assert "-    tmp2 = tmp1 + tmp1" in text and "+    tmp2 = tmp1 * 2.0" in text
     assert "no post-grad passes in this compile; report 2 ran" in code_html(plain, "cpu", pair)
+    # the post-grad graph each pass was given and left, as a diff per pass
+    seen = dataclasses.replace(rewritten, pass_graphs=(
+        ("input", "graph():\n    %add : = aten.add.Tensor(%x, %x)\n    return (add,)"),
+        ("AddSelfToMul", "graph():\n    %mul : = aten.mul.Tensor(%x, 2)\n    return (mul,)")))
+    text = re.sub(r"<[^>]+>", "", code_html(seen))
+    assert "AddSelfToMul: 4 line(s) of the post-grad graph changed" in text
+    assert "-    %add : = aten.add.Tensor(%x, %x)" in text and "+    %mul : = aten.mul.Tensor(%x, 2)" in text
+    assert "the post-grad graph the passes were given (3 lines)" in text and "not seen in this compile" not in text
 
 
 # -- the control -------------------------------------------------------------------------------

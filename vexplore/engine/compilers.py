@@ -22,6 +22,7 @@ class CompileOutput:
     fn: Callable[..., Any]
     data: bytes | None            # artifact bytes; None when nothing can be saved
     code: str | None = None       # generated source (C++ on CPU, Triton on GPU)
+    pass_graphs: tuple[tuple[str, str], ...] = ()   # the post-grad graph before the passes and after each
 
 
 class InductorCompiler:
@@ -47,13 +48,16 @@ class InductorCompiler:
                 conservative: bool = False, grad: bool = False) -> CompileOutput:
         tc.wait_for_inductor_warmup()
         code: list[str] = []
+        if self.chain is not None:
+            self.chain.seen = []
         with tc.capture_output_code(code):
             art = tc.standalone_compile(gm, inputs, self.options(conservative), fake_mode, grad)
         try:
             data = tc.artifact_bytes(art)
         except Exception:  # not serializable: still usable in this process
             data = None
-        return CompileOutput(art, data, code[-1] if code else None)
+        seen = tuple(self.chain.seen) if self.chain is not None else ()
+        return CompileOutput(art, data, code[-1] if code else None, seen)
 
     def load(self, data: bytes) -> tuple[Callable[..., Any], str | None]:
         tc.wait_for_inductor_warmup()

@@ -44,7 +44,8 @@ class InProcess:
                 step.kw.update(error_class=type(e).__name__, counts=counts)
                 return Attempt("error", error=describe(e), where=where, exc=e, seconds=time.perf_counter() - step.start)
             step.kw["counts"] = {**counts, "inductor_compiles": 1}
-        return Attempt("ok", out.fn, out.data, out.code, where=where, seconds=step.event.duration_s)
+        return Attempt("ok", out.fn, out.data, out.code, where=where, seconds=step.event.duration_s,
+                       pass_graphs=out.pass_graphs)
 
 
 class Workers:
@@ -107,7 +108,8 @@ class Workers:
         with self.local.rec.step("load", graph=job.graph, piece=job.piece, size=job.size, detail=f"artifact from {where}",
                                  worker=r.pid) as step:
             fn, code = self.local.inductor.load(r.data)
-        return i, Attempt("ok", fn, r.data, code or r.code, where=where, seconds=r.seconds + step.event.duration_s)
+        return i, Attempt("ok", fn, r.data, code or r.code, where=where, seconds=r.seconds + step.event.duration_s,
+                          pass_graphs=r.pass_graphs)
 
     def rec_compile(self, job: PieceJob, r: Any, where: str, counts: dict[str, int]) -> None:
         self.local.rec.add("compile", r.started, r.seconds, graph=job.graph, piece=job.piece, size=job.size,

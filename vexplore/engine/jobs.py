@@ -46,6 +46,7 @@ class Attempt:
     where: str | None = None       # None: this process, as configured; "in-process: <why no worker>"; "worker pid N"
     seconds: float = 0.0           # compile (and, from a worker, load) time
     exc: BaseException | None = field(default=None, compare=False)   # in-process failures only
+    pass_graphs: tuple[tuple[str, str], ...] = ()   # the post-grad graph before the passes and after each
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,16 @@ class BuildResult:
     seconds: float = 0.0           # compile or load work for this job
     miss_reason: str | None = None
     passes: tuple[tuple[str, str], ...] = ()   # post-grad passes Inductor ran on it: (name, uuid), in order
+    pass_graphs: tuple[tuple[str, str], ...] = ()   # the graph they saw: ("input", text), then (pass, text after it)
 
     def info(self) -> dict[str, Any]:
         """What the memory tier keeps beside the callable, and artifact headers carry."""
         return {"compiler": self.compiler, "reason": self.fallback_reason, "isolated": list(self.isolated),
-                "code": self.code, "compiled_in": self.compiled_in, "passes": [list(p) for p in self.passes]}
+                "code": self.code, "compiled_in": self.compiled_in, "passes": [list(p) for p in self.passes],
+                "pass_graphs": [list(p) for p in self.pass_graphs]}
 
     @classmethod
     def from_info(cls, fn: Callable[..., Any], info: Mapping[str, Any], tier: str, seconds: float) -> "BuildResult":
         return cls(fn, info.get("compiler", "inductor"), tier, info.get("reason"), tuple(info.get("isolated", ())),
-                   info.get("code"), seconds=seconds, passes=tuple(tuple(p) for p in info.get("passes") or ()))
+                   info.get("code"), seconds=seconds, passes=tuple(tuple(p) for p in info.get("passes") or ()),
+                   pass_graphs=tuple(tuple(p) for p in info.get("pass_graphs") or ()))

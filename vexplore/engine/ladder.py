@@ -20,7 +20,7 @@ import torch.fx as fx
 
 from ..config import CompileConfig
 from ..errors import CompileError
-from .compilers import describe, failing_target
+from .compilers import failing_target
 from .executor import Executor, InProcess
 from .jobs import Attempt, BuildResult, PieceJob
 from .ops import matches, op_name
@@ -55,7 +55,7 @@ def build(jobs: Sequence[PieceJob], config: CompileConfig, executor: Executor, l
 def _settle(job: PieceJob, first: Attempt, config: CompileConfig, local: InProcess) -> BuildResult:
     if first.status == "ok":
         return BuildResult(first.fn, "inductor", code=first.code, data=first.data, compiled_in=first.where,
-                           seconds=first.seconds)
+                           seconds=first.seconds, pass_graphs=first.pass_graphs)
     if first.status in ("timeout", "crashed"):
         return BuildResult(job.gm, "eager", fallback_reason=f"{first.status}: {first.error}; ran eagerly",
                            code=job.gm.code, compiled_in=first.where, seconds=first.seconds)
@@ -69,7 +69,8 @@ def _settle(job: PieceJob, first: Attempt, config: CompileConfig, local: InProce
     spent = first.seconds + second.seconds
     if second.status == "ok":
         return BuildResult(second.fn, "inductor", fallback_reason=f"{first.error}; compiled with conservative Inductor options",
-                           code=second.code, data=second.data, compiled_in=where, seconds=spent)
+                           code=second.code, data=second.data, compiled_in=where, seconds=spent,
+                           pass_graphs=second.pass_graphs)
     target = failing_target(second.exc) if second.exc is not None else None
     if target is not None:
         try:

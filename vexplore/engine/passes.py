@@ -30,17 +30,33 @@ class PostGradPassError(RuntimeError):
     """A post-grad pass raised (or broke the graph) while Inductor compiled a piece."""
 
 
+GRAPH_TEXT_LIMIT = 100_000    # characters of one graph's text kept for the explorer's before/after view
+
+
+def graph_text(graph: fx.Graph) -> str:
+    """The graph as FX prints it (one line per node), cut at GRAPH_TEXT_LIMIT characters."""
+    text = str(graph)
+    return text if len(text) <= GRAPH_TEXT_LIMIT else text[:GRAPH_TEXT_LIMIT] + f"\n... ({len(text) - GRAPH_TEXT_LIMIT} more characters)"
+
+
 class PassChain(CustomGraphPass):
-    """Several post-grad passes as the one Inductor's ``post_grad_custom_post_pass`` takes."""
+    """Several post-grad passes as the one Inductor's ``post_grad_custom_post_pass`` takes.
+
+    ``seen`` keeps the graph of its latest call as the passes saw it: ("input", text) and then
+    (pass name, text after it) per pass; the compiler clears it before each compile and reads it
+    after (empty when Inductor's own cache served the compile: the passes did not run)."""
 
     def __init__(self, passes: Sequence[Any]) -> None:
         self.passes = tuple(passes)
+        self.seen: list[tuple[str, str]] = []
 
     def __call__(self, graph: fx.Graph) -> None:
+        self.seen = [("input", graph_text(graph))]
         for p in self.passes:
             try:
                 p(graph)
                 graph.lint()   # a broken rewrite is named here, not later somewhere in lowering
+                self.seen.append((pass_name(p), graph_text(graph)))
             except Exception as e:
                 first = (str(e).strip().splitlines() or [""])[0]
                 uuid = (pass_uuid(p) or "")[:24]

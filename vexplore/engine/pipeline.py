@@ -185,7 +185,9 @@ def _lookup(job: PieceJob, ctx: GraphContext) -> BuildResult:
 
 
 def _store(job: PieceJob, res: BuildResult, ctx: GraphContext) -> BuildResult:
-    art = Artifact(res.data, res.compiler, {"reason": res.fallback_reason, "passes": [list(p) for p in res.passes]}) if res.data else None
+    meta = {"reason": res.fallback_reason, "passes": [list(p) for p in res.passes],
+            "pass_graphs": [list(p) for p in res.pass_graphs]}
+    art = Artifact(res.data, res.compiler, meta) if res.data else None
     with ctx.rec.step("store", graph=job.graph, piece=job.piece, size=job.size) as step:
         stored = ctx.cache.store(job.key, res.fn, art, res.info())
         step.kw["counts"] = stored.counters()

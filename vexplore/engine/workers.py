@@ -57,6 +57,7 @@ class Result:
     error: str | None = None
     started: float = 0.0           # perf_counter in the parent when the job went to its worker
     rss_peak_mb: float | None = None   # the worker's peak RSS
+    pass_graphs: tuple[tuple[str, str], ...] = ()   # the post-grad graph before the passes and after each
 
 
 @dataclass(frozen=True)
@@ -238,8 +239,9 @@ def _compile_job(job: Job) -> Result:
         data = tc.artifact_bytes(art)
         if data is None:
             raise RuntimeError("the compiled artifact cannot be saved, so it cannot leave the worker")
+        chain = options.get("config_patches", {}).get("post_grad_custom_post_pass")   # a PassChain records what its passes saw
         return Result(job.id, "ok", data, code[-1] if code else None, time.perf_counter() - t0, os.getpid(),
-                      rss_peak_mb=_peak_rss_mb())
+                      rss_peak_mb=_peak_rss_mb(), pass_graphs=tuple(getattr(chain, "seen", ())))
     except Exception as e:
         from .compilers import describe
         return Result(job.id, "error", seconds=time.perf_counter() - t0, pid=os.getpid(), error=describe(e),

@@ -104,6 +104,9 @@ class Piece:
     writes: tuple[str, ...] = ()                # graph inputs it writes in place (buffers, arguments)
     cudagraph_skip_reason: str | None = None    # why it runs without a CUDA graph the config asked for
     passes: tuple[tuple[str, str], ...] = ()    # post-grad passes Inductor ran on it: (name, uuid), in order
+    # the post-grad graph they saw: ("input", text), then (pass name, text after it); empty when
+    # Inductor's own cache served the compile (the passes did not run) or there are no passes
+    pass_graphs: tuple[tuple[str, str], ...] = ()
     cut: Cut | None = None                      # why it begins here; None for a graph's first piece
 
     def to_dict(self) -> dict[str, Any]:

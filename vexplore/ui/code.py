@@ -4,10 +4,10 @@
 Uses Pygments (an IPython dependency) with inline styles, so no stylesheet is needed; without
 Pygments the code is shown escaped and plain. Pygments escapes what it highlights.
 
-A piece compiled with post-grad passes (``Piece.passes``) lists them, in the order they ran. The
-report keeps the code after the passes but not the graph they saw, so the before/after view
-compares generated code: the same unique piece compiled without the passes, found among the
-explorer's reports (``pass_pair``), diffed against it.
+A piece compiled with post-grad passes (``Piece.passes``) lists them, in the order they ran, with
+the post-grad graph before the passes and after each (``Piece.pass_graphs``) as diffs. Where the
+explorer also holds the same unique piece compiled without the passes (``pass_pair``), the
+generated code without them is diffed against the code with them.
 """
 from __future__ import annotations
 
@@ -77,6 +77,34 @@ def pass_pair(piece: Piece, reports: Sequence[CompileReport], number: int | None
     return None
 
 
+def _diff(a: str, b: str, names: tuple[str, str]) -> tuple[str, int]:
+    """(highlighted unified diff of ``a`` -> ``b``, lines changed), cut at MAX_DIFF_LINES."""
+    diff = list(difflib.unified_diff(a.splitlines(), b.splitlines(), fromfile=names[0], tofile=names[1], lineterm="", n=2))
+    changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
+    if len(diff) > MAX_DIFF_LINES:
+        diff = diff[:MAX_DIFF_LINES] + [f"... {len(diff) - MAX_DIFF_LINES} more diff lines"]
+    return (highlight("\n".join(diff), "diff") if diff else "<p><i>no change</i></p>"), changed
+
+
+def graph_diffs_html(piece: Piece) -> str:
+    """The post-grad graph each pass was given against the graph it left, one diff per pass; or
+    why there is none (Inductor's own cache served the compile, so the passes did not run)."""
+    if not piece.pass_graphs:
+        if not piece.passes:
+            return ""
+        return ('<div class="vx-pass-graphs-missing" style="color:#666"><i>Graphs before/after each pass: not seen in '
+                "this compile (Inductor's own cache served it, so the passes did not run here).</i></div>")
+    parts = []
+    for (prev, before), (name, after) in zip(piece.pass_graphs, piece.pass_graphs[1:]):
+        body, changed = _diff(before, after, (f"graph given to {name}" if prev == "input" else f"after {prev}", f"after {name}"))
+        parts.append(f'<details class="vx-pass-graph" open><summary>{esc(name)}: {changed} line(s) of the post-grad '
+                     f"graph changed</summary>{body}</details>")
+    first = piece.pass_graphs[0][1]
+    parts.append(f'<details class="vx-pass-graph-input"><summary>the post-grad graph the passes were given '
+                 f"({first.count(chr(10)) + 1} lines)</summary>{highlight(first, 'python')}</details>")
+    return "".join(parts)
+
+
 def _report(n: int | None) -> str:
     return f"report {n}" if n is not None else "this report"
 
@@ -91,23 +119,18 @@ def passes_html(piece: Piece, pair: PassPair | None = None) -> str:
                       for n, u in ran)
     head = (f"post-grad passes run on this piece, in order: {names}" if piece.passes
             else f"no post-grad passes in this compile; {_report(pair.after_report)} ran {names}")
-    parts = [f'<div class="vx-passes" style="margin:4px 0">{head}</div>']
-    if pair is None and not piece.code:
-        return "".join(parts)
+    parts = [f'<div class="vx-passes" style="margin:4px 0">{head}</div>', graph_diffs_html(piece)]
     if pair is None:
-        parts.append('<div class="vx-passes-missing" style="color:#666"><i>Before/after: the report keeps the code '
-                     "Inductor generated after the passes, not the graph they were given. To compare, untick "
-                     "“run post-grad passes” and Compile: this view then diffs the code without them against "
-                     "the code with them.</i></div>")
+        if piece.code and piece.passes:
+            parts.append('<div class="vx-passes-missing" style="color:#666"><i>Generated code without the passes: '
+                         "untick “run post-grad passes” and Compile; this view then diffs the code without them "
+                         "against the code with them.</i></div>")
         return "".join(parts)
     before = f"{_report(pair.before_report)} (without passes)"
     after = f"{_report(pair.after_report)} (with {', '.join(n for n, _ in pair.after.passes)})"
-    diff = list(difflib.unified_diff((pair.before.code or "").splitlines(), (pair.after.code or "").splitlines(),
-                                     fromfile=before, tofile=after, lineterm="", n=2))
-    changed = sum(1 for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---"))
-    if len(diff) > MAX_DIFF_LINES:
-        diff = diff[:MAX_DIFF_LINES] + [f"... {len(diff) - MAX_DIFF_LINES} more diff lines"]
-    body = highlight("\n".join(diff), "diff") if diff else "<p><i>the generated code is the same</i></p>"
+    body, changed = _diff(pair.before.code or "", pair.after.code or "", (before, after))
+    if not changed:
+        body = "<p><i>the generated code is the same</i></p>"
     parts.append(f'<details class="vx-passes-diff" open><summary>before/after the passes: generated code of '
                  f"{esc(before)} → {esc(after)}, {changed} line(s) differ</summary>{body}</details>")
     return "".join(parts)
