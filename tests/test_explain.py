@@ -1,6 +1,7 @@
 """cm.graph_breaks and cm.recompiles: Dynamo's reasons, in the model's own names and lines (eager as the oracle)."""
 from __future__ import annotations
 
+import copy
 import inspect
 
 import pytest
@@ -50,6 +51,17 @@ class Counter(nn.Module):
         return self.a(x) + self.step
 
 
+class CountingBranchy(Counter):
+    """The step counter read on both sides of a graph break: each call re-traces two frames."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.step += 1
+        h = self.a(x)
+        if h.sum() > 0:
+            h = h * 2
+        return h + self.step
+
+
 class Project(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return torch.relu(x @ w)
@@ -83,6 +95,7 @@ def test_data_dependent_branch_names_its_line(session):
     # the other branch resumes in a graph of its own, at no new break; a model without breaks sees none of these
     check(cm, model, -x)
     assert len(cm.graphs) == 3 and len(cm.graph_breaks) == 1 and cm.recompiles == []
+    assert len(session.monitor.alerts) == 1
     other = vx.compile(Scaled().eval(), eager_cfg(), session=session)
     check(other, other.model, x, 2.0)
     assert other.graph_breaks == [] and other.recompiles == []
@@ -145,6 +158,24 @@ def test_step_counter_recompiles_until_dynamos_limit(session):
     storms = [(a.severity, a.message.split(" keeps")[0]) for a in session.monitor.alerts if a.code == "recompile-storm"]
     assert storms == [("warning", "self.step"), ("critical", "self.step")]
     assert "re-traced 3 times" in session.monitor.alerts[0].message
+
+
+def test_alerts_name_a_place_once_and_a_storm_once(session):
+    # each call re-traces the frames on both sides of the break, so breaks at the same line and two
+    # recompiles of self.step arrive in one call: one graph-break alert, one storm alert at the third
+    model = CountingBranchy().eval()
+    with torch.no_grad():   # h = x: the branch is taken
+        model.a.weight.copy_(torch.eye(8))
+        model.a.bias.zero_()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    ref = copy.deepcopy(model)
+    x = torch.rand(4, 8) + 0.1
+    for _ in range(3):
+        with torch.no_grad():
+            torch.testing.assert_close(cm(x), ref(x))
+    assert len(cm.graph_breaks) == 3 and [r.name for r in cm.recompiles] == ["self.step"] * 4
+    alerts = [(a.code, a.severity) for a in session.monitor.alerts]
+    assert alerts == [("graph-break", "info"), ("recompile-storm", "warning")], alerts
 
 
 def test_tensor_size_change_names_the_tensor(session):

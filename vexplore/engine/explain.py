@@ -258,12 +258,17 @@ def _source_file(obj: Any) -> str | None:
 
 def trace_alerts(breaks: list[GraphBreak], recompiles: list[Recompile], new: tuple[int, int]) -> Iterator[tuple[str, str, str]]:
     """(code, severity, message) of the alerts a call raises for what it added (``new``: how many
-    breaks and recompiles there were before it): each new graph break (info), and a recompile storm
-    when a name's re-traces reach STORM_AT or Dynamo's recompile limit is hit."""
+    breaks and recompiles there were before it): a graph break at a place (line and reason) not
+    seen before (info; a re-trace breaking at the same line again is not news), and a recompile
+    storm when a name's re-traces reach STORM_AT or Dynamo's recompile limit is hit."""
+    seen = {(b.frame, b.reason) for b in breaks[:new[0]]}
     for b in breaks[new[0]:]:
-        yield "graph-break", "info", f"graph break: {b} — see cm.graph_breaks and vx.advise(cm)"
-    for r in recompiles[new[1]:]:
-        same = sum(x.name == r.name for x in recompiles) if r.name else 0
+        if (b.frame, b.reason) not in seen:
+            seen.add((b.frame, b.reason))
+            yield "graph-break", "info", f"graph break: {b} — see cm.graph_breaks and vx.advise(cm)"
+    for i in range(new[1], len(recompiles)):
+        r = recompiles[i]
+        same = sum(x.name == r.name for x in recompiles[:i + 1]) if r.name else 0
         if r.limit_hit or same == STORM_AT:
             what = ("Dynamo's recompile limit was hit: this code runs eagerly from now on" if r.limit_hit
                     else f"re-traced {same} times")
