@@ -17,13 +17,12 @@ import vexplore as vx
 from models import Stack
 from vexplore.advise import ApplyResult
 from vexplore.monitor.alerts import Alert
-from vexplore.ui.advicehtml import (NO_APPLY_CODE, advice_html, alerts_html, apply_text, explanations_html,
+from vexplore.ui.advicehtml import (NO_APPLY_CODE, advice_html, apply_blocked, alerts_html, apply_text, explanations_html,
                                     top_advice_html)
 from vexplore.ui.advicetab import AdviceTab
 from vexplore.ui.explorer import NO_ADVICE, NO_APPLY, Explorer
 from vexplore.ui.graphmodel import explanations, graph_model
 
-from test_graphview import page_of  # noqa: F401  (the widget rendered in Chromium)
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
@@ -129,6 +128,12 @@ def test_breaks_and_recompiles_are_listed_with_reason_and_line(tricky):
     assert [r["reason"] for r in g["graph_notes"]["3"]] == ["scale changed (compiled for scale == 2.0)"]
     assert [i["frame"] for i in g["break_info"]] == [branch]             # the dashed edge between graphs 2 and 3
     assert "none — Dynamo captured this model whole" in explanations_html([])
+    # a recompile draws every captured graph (0-3, from three traces): only the boundaries a break
+    # ends are break edges; graph 1 -> 2 is a new trace, not a break
+    cm.recompile(strategy="piecewise")
+    g = graph_model(cm.report, cm.graph_breaks, cm.recompiles)
+    assert g["graphs"] == [0, 1, 2, 3] and [i["graph"] for i in g["break_info"]] == [0, 2]
+    assert [int(a.split(":", 1)[0][1:]) for a, _ in g["breaks"]] == [0, 2]
 
 
 def test_a_saved_report_lists_dynamos_break_texts(tricky, tmp_path):
@@ -209,6 +214,34 @@ def test_apply_that_measures_worse_is_reverted(stacked):
     assert cm.config == before and ex.shown is cm.report and len(ex.reports) == 2
 
 
+def test_a_failed_apply_leaves_the_model_on_its_own_config(stacked):
+    # compile_s measures both sides under a trial config with every cache off; the advised config
+    # cannot compile (a dynamic dim the call does not have): the model must not stay on the trial
+    _model, cm, x = stacked
+    ex = vx.explore(cm, x)
+    before = cm.config
+    bad = vx.Advice("slow-compile", "warning", "try this", {}, before.replace(dynamic_dims={"nope": 0}), "compile_s")
+    ex.show_advice([bad])
+    ex.advice_view.buttons[0].click()
+    ex.wait()
+    assert "dynamic_dims decide what Dynamo traces" in ex.advice_view.status.value and ex.applied == []
+    assert cm.config == before and cm.config.cache.tiers == before.cache.tiers
+    assert ex.shown is cm.report and ex.controls.config() == before and not ex.compile_button.disabled
+
+
+def test_the_snapshot_and_the_export_carry_the_advice_shown(stacked, tmp_path):
+    _model, cm, x = stacked
+    ex = vx.explore(cm, x)
+    redrawn = []
+    ex.snapshot.update = lambda: redrawn.append(True)       # the notebook output is redrawn in place
+    ex.show_advice([vx.Advice("noisy-timing", "info", "close <other> work", {"rows": 1})])
+    assert redrawn == [True]
+    html = ex.snapshot.bundle()["text/html"]
+    assert "noisy-timing" in html and "close &lt;other&gt; work" in html and "repeated-blocks" not in html
+    page = vx.export_html(ex, tmp_path / "x.html").read_text()
+    assert "vx-top-advice" in page and "noisy-timing" in page
+
+
 def test_a_loaded_report_lists_advice_with_apply_off(stacked, tmp_path):
     _model, cm, _x = stacked
     advice = vx.advise(cm)
@@ -229,7 +262,7 @@ def test_advice_without_a_config_or_metric_says_why():
     tab.show([vx.Advice("graph-break", "warning", "fix line 3"), vx.Advice("recompile", "warning", "x", {}, cfg)])
     [button] = tab.buttons                        # only the advice with a config has one
     assert button.disabled and "needs a new Dynamo trace" in tab.reasons[0].value
-    assert NO_APPLY_CODE.startswith("no Apply")
+    assert apply_blocked(tab.advice[0]) == NO_APPLY_CODE        # a fix in the user's code: the builder says so
     tab.show(list(tab.advice))                    # the same advice again: the same rows
     assert tab.buttons == [button] and button.comm is not None
     tab.show([])                                  # other advice: the old rows are closed

@@ -4,22 +4,18 @@ a 5,000-node graph. Saves docs/graph-collapsed-5000.png and docs/graph-expanded-
 VEXPLORE_UPDATE_DOCS=1 (else under artifacts/)."""
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import re
-import threading
 from pathlib import Path
 
 import pytest
 
-from browsing import ARGS, CHROMIUM
 
 from uihelpers import scaled_report, synthetic_report, toy_config
 from vexplore.ui.graphmodel import assign_kernels, default_expanded, graph_model, kernel_map, module_path, visible
 from vexplore.ui.graphsvg import SPLIT, graph_svg, view_dot
-from vexplore.ui.graphwidget import _CSS, _STATIC, GraphWidget
+from vexplore.ui.graphwidget import _STATIC, GraphWidget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -208,55 +204,6 @@ def test_widget_ships_its_front_end_and_syncs(toy_report):
 
 
 # ---- in a real browser -------------------------------------------------------------------------
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>{css}</style></head>
-<body style="margin:0"><div id="w" style="width:1200px"></div>
-<script type="module">
-import widget from "./graphview.js";
-const graph = await (await fetch("./graph.json")).json();
-const state = {{graph, expanded: {expanded}, fold: true, selected: ""}};
-const listeners = {{}};
-const model = {{get: (k) => state[k], set: (k, v) => {{ state[k] = v; }}, save_changes() {{}},
-               on(e, cb) {{ (listeners[e] ||= []).push(cb); }}}};
-const el = document.getElementById("w");
-const t0 = performance.now();
-widget.render({{model, el}});
-await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-window.__rendered_ms = performance.now() - t0;
-window.__el = el; window.__state = state;
-</script></body></html>"""
-
-
-@pytest.fixture
-def page_of(tmp_path):
-    """page_of(graph, expanded) -> a Playwright page with the widget rendered from the shipped bundle."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    (tmp_path / "graphview.js").write_text((_STATIC / "graphview.js").read_text())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    pw = sync_playwright().start()
-    browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-
-    def open_page(graph, expanded):
-        (tmp_path / "graph.json").write_text(json.dumps(graph))
-        (tmp_path / "index.html").write_text(PAGE.format(css=_CSS, expanded=json.dumps(expanded)))
-        page = browser.new_page(viewport={"width": 1240, "height": 900})
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"http://127.0.0.1:{server.server_port}/index.html")
-        page.wait_for_function("() => window.__rendered_ms !== undefined", timeout=30_000)
-        page.errors = errors
-        return page
-    yield open_page
-    browser.close()
-    pw.stop()
-    server.shutdown()
-
-
 def _click(page, item_id):
     """A real mouse click on a box (centred first, so it is on screen)."""
     x, y = page.evaluate("""(id) => { const cy = window.__el.__vexplore.cy, n = cy.getElementById(id);

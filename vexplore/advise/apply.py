@@ -23,7 +23,7 @@ TIMING_GAIN = 0.03     # a timed metric is kept only when it improves by more th
 @dataclass(frozen=True)
 class ApplyResult:
     """What ``Advice.apply`` measured: ``metric`` before and after, whether the advised config was
-    ``kept`` (the model runs with it) or rolled back, and the ``report`` of the advised compile."""
+    ``kept`` (the model runs with it) or reverted, and the ``report`` of the advised compile."""
 
     metric: str
     before: float
@@ -33,7 +33,7 @@ class ApplyResult:
     note: str = ""
 
     def __str__(self) -> str:
-        verdict = "kept" if self.kept else "rolled back"
+        verdict = "kept" if self.kept else "reverted"
         return f"{self.metric}: {self.before:.4g} -> {self.after:.4g}, {verdict}" + (f" ({self.note})" if self.note else "")
 
 
@@ -121,13 +121,18 @@ def apply_config(cm: Any, config: CompileConfig, metric: str, inputs: Sequence[A
     old = cm.config
     if cm.report is None:
         raise VexploreError("advice.apply: the model has not been called yet; call it once (cm(*inputs)), then apply.")
-    before_report = cm.recompile(m.trial(old)) if m.trial is not None and m.trial_before else cm.report
-    before = m.value(cm, before_report, inputs)
-    trial = cm.recompile(m.trial(config) if m.trial is not None else config)
-    after = m.value(cm, trial, inputs)
+    try:
+        before_report = cm.recompile(m.trial(old)) if m.trial is not None and m.trial_before else cm.report
+        before = m.value(cm, before_report, inputs)
+        trial = cm.recompile(m.trial(config) if m.trial is not None else config)
+        after = m.value(cm, trial, inputs)
+    except BaseException:
+        if cm.config != old:   # a failed trial must not leave the model on it (e.g. every cache off)
+            cm.recompile(old)
+        raise
     kept = _better(m, before, after)
     if m.trial is not None or not kept:
-        cm.recompile(config if kept else old)   # the trial config (or the advised one, rolled back) leaves
+        cm.recompile(config if kept else old)   # the trial config (or the advised one, reverted) leaves
     note = f"{m.what}; measured under {'a trial config' if m.trial else 'the advised config'}"
     return ApplyResult(metric, before, after, kept, trial, note)
 

@@ -19,7 +19,7 @@ from .advicehtml import (advice_count_html, advice_html, advice_item_html, alert
                          top_advice_html)
 from .style import esc
 
-__all__ = ["AdviceTab", "advice_html", "top_advice_html"]
+__all__ = ["AdviceTab"]
 
 
 class AdviceTab:

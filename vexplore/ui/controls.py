@@ -134,6 +134,7 @@ class Controls:
         self.cudagraph_note = widgets.HTML("" if gpu else f"<i>disabled: CUDA graphs need a CUDA GPU; this model runs on {esc(device)}</i>")
         tiers_row = widgets.HBox([widgets.Label("cache tiers", layout=widgets.Layout(width="110px"))] + list(self.tiers.values()))
         self.split = PolicyControls(config)
+        self._passes = config.post_grad_passes   # what the checkbox turns on, whatever config is shown later
         names = ", ".join(pass_name(p) for p in config.post_grad_passes)
         self.passes = widgets.Checkbox(value=bool(names), description=f"run post-grad passes: {names}", indent=False,
                                        tooltip="untick to compile without them and compare the code (Code tab)",
@@ -148,7 +149,7 @@ class Controls:
         hidden = tuple(o for o in self.base.splitting_ops if o not in self.graph_ops)  # not in this graph: kept
         tiers = tuple(t for t in TIERS if self.tiers[t].value)
         cache = CacheConfig(**{**_cache_fields(self.base.cache), "tiers": tiers})
-        passes = self.base.post_grad_passes if self.passes.value else ()
+        passes = self._passes if self.passes.value else ()
         return self.base.replace(
             strategy=self.strategy.value, splitting_ops=tuple(self.split_ops.value) + hidden,
             compiler=self.compiler.value, mode=self.mode.value, compile_sizes=parse_sizes(self.sizes.value),
@@ -165,6 +166,8 @@ class Controls:
         if not self.cudagraph.disabled:
             self.cudagraph.value = config.cudagraph
         self.split.set_config(config)
+        if config.post_grad_passes:
+            self._passes = config.post_grad_passes
         self.passes.value = bool(config.post_grad_passes)
 
     def set_enabled(self, enabled: bool) -> None:

@@ -165,7 +165,6 @@ class Explorer(widgets.VBox):
         show_in(self.bars, compile_time_figure(report))
         show_in(self.timeline, timeline_figure(report))
         self.show_advice()
-        self.snapshot.update()
 
     def _draw_graph(self) -> None:
         if not self._drawing:
@@ -252,7 +251,7 @@ class Explorer(widgets.VBox):
         try:
             if error is None:
                 self.bench.draw(report)
-                self.snapshot.update()
+                self.show_advice()   # the benchmark's figures are evidence too (and the snapshot is redrawn)
                 self.bench.status.value = f"{len(report.rows)} rows on {esc(report.device)}"
             else:
                 self.bench.status.value = f'<span style="color:#b00">{esc(type(error).__name__)}: {esc(error)}</span>'
@@ -266,6 +265,7 @@ class Explorer(widgets.VBox):
         self.bench.run.disabled = busy
         self.controls.set_enabled(not busy)
         self.advice_view.set_enabled(not busy)
+        self.history_pick.disabled = busy   # an older report is shown only while the model stands still
 
     # -- explanations and advice -----------------------------------------------------------
     def _draw_explanations(self, report: CompileReport) -> None:
@@ -279,10 +279,11 @@ class Explorer(widgets.VBox):
         ``vx.advise(cm)`` anew (saved reports keep what they were given, else say why there is none)."""
         if advice is not None:
             self.advice = tuple(advice)
-        elif self.cm is not None:
-            self.advice = advice_for(self.cm)
+        elif self.cm is not None:   # with the explorer's benchmark: host-bound, noisy timing, accuracy
+            self.advice = advice_for(self.cm, self.bench.report)
         self.advice_view.show(self.advice, NO_ADVICE if self.cm is None else "")
         self.top_advice.value = top_advice_html(self.advice)
+        self.snapshot.update()
 
     def apply_advice(self, advice: Any, wait: bool = False) -> bool:
         """Apply ``advice`` in the background (``advice.apply(cm, inputs)``: recompile, measure its
@@ -316,6 +317,9 @@ class Explorer(widgets.VBox):
                 self.advice_view.failed(advice, error)
                 if not isinstance(error, VexploreError):
                     log.error("vexplore explorer: applying advice failed", exc_info=error)
+                if self.cm.report is not None and all(r is not self.cm.report for r in self.reports):
+                    self.reports.append(self.cm.report)   # apply compiled (and went back): show what the model runs
+                    self.show(self.cm.report)
         finally:
             self._busy(False)
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .advicehtml import top_advice_html
 from .code import code_html
 from .snapshot import Subject, details, sections, subject_of, summary
 from .style import esc
@@ -57,7 +58,7 @@ def export_document(subject: Subject) -> str:
             f"<style>{_PAGE_CSS}</style></head><body>"
             f"<h1>vexplore — {esc(name)}</h1>"
             f'<div class="vx-meta">report {r.id} · exported {esc(made)} by vexplore</div>'
-            f"{summary(r)}{body}</body></html>\n")
+            f"{summary(r)}{top_advice_html(subject.advice, 'Warnings and advice below')}{body}</body></html>\n")
 
 
 def export_html(obj: Any, path: str | os.PathLike[str]) -> Path:

@@ -177,6 +177,8 @@ def graph_model(report: CompileReport, breaks: Sequence[Any] | None = None,
     rows = explanations(report, breaks, recompiles)
     graphs = list(dict.fromkeys(p.graph for p in report.pieces))
     ended = {r["graph"]: r for r in reversed(rows) if r["kind"] == "graph break" and r["graph"] is not None}
+    if breaks is not None:   # the model's own records: a boundary no break ends is a new trace (a recompile), not a break
+        pairs = [pr for pr in pairs if int(pr[0].split(":", 1)[0][1:]) in ended]
     return {"nodes": nodes, "edges": edges, "modules": modules, "pieces": pieces, "kernels": kernels,
             "breaks": pairs, "break_reasons": list(report.graph_breaks), "explanations": rows, "graphs": graphs,
             "graph_notes": {str(g): [r for r in rows if r["graph"] == g] for g in graphs},

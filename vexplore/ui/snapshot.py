@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 GRAPH_LIMIT = 1_000_000     # characters of graph SVG a notebook snapshot takes; export_html takes any
 MAX_EVENTS = 300            # rows of the timeline drawn; the rest are counted in a note
 NO_ADVICE = "No advice: the advisor reads the model (vx.advise(cm)), and there is none here (saved reports)."
+ADVISOR_FAILED = "No advice: the advisor failed on this model (its error is in the log); the report itself is complete."
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,12 @@ def subject_of(obj: Any) -> Subject:
                         "a CompileReport (cm.report) or an explorer (vx.explore).")
 
 
-def advice_for(cm: CompiledModel) -> tuple[Any, ...] | None:
-    """``vx.advise(cm)``; None where the advisor failed (logged: a view must show without it)."""
+def advice_for(cm: CompiledModel, bench: BenchReport | None = None) -> tuple[Any, ...] | None:
+    """``vx.advise(cm, bench)``; None where the advisor failed (logged: a view must show without it)."""
     from ..advise import advise
 
     try:
-        return tuple(advise(cm))
+        return tuple(advise(cm, bench))
     except Exception:
         log.warning("vexplore: the advisor failed; the snapshot shows no advice", exc_info=True)
         return None
@@ -203,7 +204,8 @@ def notes_section(subject: Subject) -> str:
     items = [f'<li style="color:#a15c00">⚠ <b>{esc(w.kind)}</b>: {esc(w.message)}</li>' for w in r.warnings]
     items += [f'<li style="color:#a15c00">graph break: {esc(b)}</li>' for b in r.graph_breaks]
     warnings = f"<ul>{''.join(items)}</ul>" if items else "<p><i>No warnings.</i></p>"
-    advice = advice_html(subject.advice, NO_ADVICE if subject.advice is None else "")
+    none = (NO_ADVICE if not subject.title else ADVISOR_FAILED) if subject.advice is None else ""
+    advice = advice_html(subject.advice, none)
     return f"<div><b>Warnings</b>{warnings}<b>Advice</b>{advice}</div>"
 
 
