@@ -178,6 +178,23 @@ def test_alerts_name_a_place_once_and_a_storm_once(session):
     assert alerts == [("graph-break", "info"), ("recompile-storm", "warning")], alerts
 
 
+def test_a_failure_reading_dynamos_records_costs_neither_the_call_nor_the_report(session, monkeypatch, caplog):
+    # as if a torch release changed what vexplore reads: the model runs and reports on, said once
+    from vexplore.engine import explain
+
+    def broken(*_a, **_k):
+        raise AttributeError("'CompilationMetrics' object has no attribute 'recompile_reason'")
+    monkeypatch.setattr(explain.tc, "frame_compiles_since", broken)
+    model = Scaled().eval()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    x = torch.randn(4, 8)
+    for s in (2.0, 3.0):
+        check(cm, model, x, s)
+    assert cm.report is not None and len(cm.reports) == 2 and cm.recompiles == []
+    said = [r for r in caplog.records if "reading Dynamo's graph breaks and recompiles failed" in r.getMessage()]
+    assert len(said) == 1
+
+
 def test_tensor_size_change_names_the_tensor(session):
     model = Project()
     cm = vx.compile(model, eager_cfg(), session=session)

@@ -88,6 +88,21 @@ class Bulge(nn.Module):
         return torch.tanh(self.c(h))                            # 12 nodes in all
 
 
+class Reshaped(nn.Module):
+    """A torch.Size read first and used after two layers: the cheapest places to cut before that
+    view (8 bytes a dim) are where a piece would have to return it."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.size()
+        h = torch.relu(self.a(x.reshape(-1, x.shape[-1])))
+        h = torch.tanh(self.b(h)).view(size)
+        return torch.sigmoid(self.c(h)) * 2
+
+
 def _compile(model, cache_cfg, session, **kw):
     kw.setdefault("strategy", "piecewise")
     kw.setdefault("compiler", "eager")
@@ -193,6 +208,21 @@ def test_memory_cuts_where_no_large_intermediate_crosses(cache_cfg, session):
     cut = rep.pieces[1].cut
     assert (cut.after_node, cut.crossing_tensors, cut.crossing_bytes) == ("h", 1, 8 * 16 * 4)
     assert "1 tensor (512 B) crosses" in cut.reason
+
+
+@pytest.mark.slow
+def test_no_cut_where_a_non_tensor_crosses(cache_cfg, session):
+    # a piece cannot return a torch.Size: Inductor compiles graphs that return tensors. With
+    # fallback=False a cut there would raise; every cut must pass tensors only.
+    torch.manual_seed(0)
+    model, x = Reshaped().eval(), torch.randn(4, 16)
+    cm = _compile(model, cache_cfg, session, split_policy="memory", max_piece_nodes=2, compiler="inductor",
+                  fallback=False)
+    rep = _check(cm, model, x)
+    assert rep.counters["pieces"] >= 2 and rep.counters["fallbacks"] == 0
+    assert all(p.compiler == "inductor" for p in rep.pieces)
+    first = rep.pieces[0]          # over the bound: no cut can come before the view that uses the size
+    assert [n.target for n in first.graph_nodes][::6] == ["torch.Tensor.size", "torch.Tensor.view"] and first.nodes == 7
 
 
 def test_auto_splits_by_policy_and_full_ignores_it(cache_cfg, session):

@@ -40,6 +40,22 @@ def test_disk_dir_replaced_by_a_file_is_off_until_restored(tmp_path):
     assert g.put(key(2), art(1000, 2)) > 0 and len(d.entries()) == 2
 
 
+def test_one_unreadable_entry_is_a_miss_not_a_failed_tier(tmp_path):
+    # a directory where one artifact file should be (IsADirectoryError on open): that entry misses,
+    # the tier stays on, and nothing is deleted — a repair would otherwise flap and sweep good entries
+    root = tmp_path / "vx"
+    d, alerts = DiskTier(root), Alerts()
+    g = GuardedTier(d, alerts, retry_s=0)
+    assert g.put(key(1), art(1000, 1)) > 0 and g.put(key(2), art(1000, 2)) > 0
+    bad = d.path(key(2))
+    bad.unlink()
+    bad.mkdir()
+    assert g.get(key(2)) is None and g.get(key(1)) == art(1000, 1)
+    assert alerts == [] and g.failed is None and bad.is_dir()
+    assert any("cannot be read" in r and "a miss, left in place" in r for r in d.rejections)
+    assert g.put(key(3), art(1000, 3)) > 0 and g.get(key(3)) == art(1000, 3)
+
+
 def test_a_failed_tier_waits_for_its_back_off(tmp_path):
     root = tmp_path / "vx"
     d, alerts = DiskTier(root), Alerts()

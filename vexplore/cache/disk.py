@@ -125,8 +125,12 @@ class DiskTier:
                 blob = f.read()
         except FileNotFoundError:
             return None
-        except OSError as e:   # not a miss: the dir itself is unusable (not a dir, no permission, I/O error)
-            self._read_failed(p, e)
+        except OSError as e:
+            if self._dirs_readable():   # one entry cannot be read (a dir in its place, its permissions): a miss
+                self.rejections.append(f"disk entry {p.name[:12]} cannot be read ({e.strerror or e}); a miss, left in place")
+                log.warning("vexplore disk cache: cannot read %s (%s); treated as a miss", p, e.strerror or e)
+                return None
+            self._read_failed(p, e)   # the dir itself is unusable (not a dir, no permission, I/O error)
             return None
         try:
             art = Artifact.decode(blob, key)
@@ -140,6 +144,9 @@ class DiskTier:
         if self._entries is not None and key.digest in self._entries:
             self._entries[key.digest].used = time.time()
         return art
+
+    def _dirs_readable(self) -> bool:
+        return all(os.path.isdir(d) and os.access(d, os.R_OK | os.X_OK) for d in (self.root, self.artifacts))
 
     def _read_failed(self, p: Path, e: OSError) -> None:
         first = self.read_error is None
@@ -263,8 +270,12 @@ class DiskTier:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.artifacts.mkdir(exist_ok=True, mode=0o700)
         fd, probe = tempfile.mkstemp(dir=self.artifacts, prefix=".tmp-probe-")
-        os.close(fd)
-        os.unlink(probe)
+        try:   # a few KiB written through to the disk: an empty file succeeds even on a full disk
+            os.write(fd, b"\0" * 65536)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
         before = len(self.rejections)
         lock = FileLock(str(self.root / "index.lock"), timeout=LOCK_TIMEOUT_S)
         with lock:

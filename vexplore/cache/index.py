@@ -148,8 +148,11 @@ class DiskIndex:
         for digest, path, st in artifact_files(self.artifacts):
             try:
                 key = peek(path, digest, st)
-            except (ArtifactCorrupt, OSError) as e:
+            except ArtifactCorrupt as e:
                 self.on_damaged(path, str(e))
+                continue
+            except OSError as e:   # unreadable now (permissions, I/O), not damaged: never deleted, left out
+                log.info("vexplore disk cache: cannot read %s (%s); left out of the index", path, e)
                 continue
             out[digest] = Entry(st.st_size, st.st_mtime, key)
         return out
@@ -178,10 +181,13 @@ class DiskIndex:
                 continue
             try:
                 entries[digest] = Entry(st.st_size, st.st_mtime, peek(path, digest, st))
-            except (ArtifactCorrupt, OSError) as err:
+            except ArtifactCorrupt as err:
                 self.on_damaged(path, str(err))
                 entries.pop(digest, None)
                 seen.pop(digest)
+            except OSError as err:   # unreadable now (permissions, I/O), not damaged: never deleted, left out
+                log.info("vexplore disk cache: cannot read %s (%s); left out of the index", path, err)
+                entries.pop(digest, None)
             changed = True
         for digest in [d for d in entries if d not in seen]:
             del entries[digest]

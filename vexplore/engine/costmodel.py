@@ -92,6 +92,8 @@ class Crossing:
 
     tensors: int         # activations (values computed in the graph) live across the cut
     bytes: int           # their size, estimated
+    opaque: int = 0      # of them, values that are not tensors (a torch.Size, a dtype, a slice): a piece
+                         # cannot hand those on (Inductor compiles pieces that return tensors), so no cut here
 
     def text(self) -> str:
         many = self.tensors != 1
@@ -106,14 +108,15 @@ def crossings(nodes: Sequence[fx.Node]) -> list[Crossing]:
     for n in nodes:
         if n.op.startswith("call_") and n.users:
             ends.setdefault(max(pos[u] for u in n.users), []).append(n)
-    out, live, size = [], 0, 0
+    out, live, size, opaque = [], 0, 0, 0
     born = {n: node_bytes(n) for ns in ends.values() for n in ns}
+    odd = {n for n in born if not isinstance(n.meta.get("val", n.meta.get("example_value")), torch.Tensor)}
     for i, n in enumerate(nodes):
         if n in born:
-            live, size = live + 1, size + born[n]
+            live, size, opaque = live + 1, size + born[n], opaque + (n in odd)
         for d in ends.get(i, ()):
-            live, size = live - 1, size - born[d]
-        out.append(Crossing(live, size))
+            live, size, opaque = live - 1, size - born[d], opaque - (d in odd)
+        out.append(Crossing(live, size, opaque))
     return out
 
 

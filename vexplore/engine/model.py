@@ -76,6 +76,7 @@ class CompiledModel:
         self._fast_path = fast_path_modules(model)   # stock modules whose fast path is turned off (fastpath.py)
         self._breaks = tc.graph_break_reasons()
         self._trace = TraceLog(model)   # Dynamo's graph breaks and recompiles while this model is called
+        self._trace_failed = False
         self._call_t0 = time.perf_counter()   # when the model call in progress began
         self._compiled = torch.compile(entry_point(model), backend=VexBackend(self._on_graph))
         if self.config.compiler == "inductor" and _compiles_for_cpu(model):
@@ -100,8 +101,7 @@ class CompiledModel:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self._call_t0 = time.perf_counter()   # a compile's wall time is the whole call, from here
-        self._trace.begin(len(self.graphs))
-        seen = len(self._trace.breaks), len(self._trace.recompiles)
+        seen = self._trace_begin()
         if not self.graphs:
             self.token_dims = token_dims(args, kwargs, self.config.dynamic_dims)
             for name, t in _tensor_inputs(args, kwargs):
@@ -118,15 +118,42 @@ class CompiledModel:
                 raise inner from e
             raise
         finally:
-            self._trace.end(len(self.graphs))
-            for alert in trace_alerts(self._trace.breaks, self._trace.recompiles, seen):
-                self.session.monitor.raise_alert(*alert)
             if self._compile is not None:
                 done, self._compile = self._compile, None
                 self.session.monitor.reset_cancel()
                 self._finish(done)
+            self._trace_end(seen)
             if not self._warned_grad and torch.is_grad_enabled():
                 self._warn_eval_with_grad()
+
+    # Reading Dynamo's records (private torch state) must never cost the user their call or report:
+    # a failure is logged once and the explanations stop for this model.
+    def _trace_begin(self) -> tuple[int, int] | None:
+        if self._trace_failed:
+            return None
+        try:
+            self._trace.begin(len(self.graphs))
+            return len(self._trace.breaks), len(self._trace.recompiles)
+        except Exception:
+            self._trace_broke()
+            return None
+
+    def _trace_end(self, seen: tuple[int, int] | None) -> None:
+        if seen is None or self._trace_failed:
+            return
+        try:
+            self._trace.end(len(self.graphs))
+            alerts = list(trace_alerts(self._trace.breaks, self._trace.recompiles, seen))
+        except Exception:
+            self._trace_broke()
+            return
+        for alert in alerts:
+            self.session.monitor.raise_alert(*alert)
+
+    def _trace_broke(self) -> None:
+        self._trace_failed = True
+        log.warning("vexplore: reading Dynamo's graph breaks and recompiles failed (a torch version vexplore does "
+                    "not know?); cm.graph_breaks and cm.recompiles stop here, the model runs on", exc_info=True)
 
     def recompile(self, config: CompileConfig | None = None, **changes: Any) -> CompileReport:
         """Re-split and re-compile every captured graph under ``config`` (or this one with ``changes``).

@@ -78,9 +78,10 @@ class _View:
                    tuple(itertools.accumulate((node_units(n) for n in nodes), initial=0.0)))
 
     def cuttable(self, p: int) -> bool:
-        """Whether a policy may cut after ``nodes[p]``: inside a compiled stretch, not before a getitem."""
+        """Whether a policy may cut after ``nodes[p]``: inside a compiled stretch, not before a getitem,
+        and only where every value crossing is a tensor (a piece cannot return a torch.Size or a dtype)."""
         return p + 1 < len(self.nodes) and not self.split[p] and not self.split[p + 1] \
-            and not is_getitem(self.nodes[p + 1])
+            and not is_getitem(self.nodes[p + 1]) and self.cross[p].opaque == 0
 
     def cut(self, p: int, policy: str, reason: str) -> Cut:
         c = self.cross[p]
