@@ -101,6 +101,19 @@ def test_data_dependent_branch_names_its_line(session):
     assert other.graph_breaks == [] and other.recompiles == []
 
 
+def test_a_second_compile_of_the_model_is_not_its_recompile(session):
+    # Dynamo re-traces the shared frames for the second wrapper (BACKEND_MATCH): not a change in the code
+    model = Branchy().eval()
+    x = torch.rand(4, 8) + 0.1
+    first = vx.compile(model, eager_cfg(), session=session)
+    check(first, model, x)
+    second = vx.compile(model, eager_cfg(), session=session)
+    check(second, model, x)
+    check(first, model, x)
+    assert first.recompiles == [] and second.recompiles == []
+    assert len(second.graph_breaks) == 1 and "recompile-storm" not in [a.code for a in session.monitor.alerts]
+
+
 def test_explicit_graph_break_is_named(session):
     model = Breaks().eval()
     cm = vx.compile(model, eager_cfg(), session=session)
@@ -205,6 +218,13 @@ def test_tensor_size_change_names_the_tensor(session):
     assert (r.name, r.graph) == ("w", 1)
     assert r.guard == "tensor 'w' size mismatch at index 1. expected 3, actual 5"
     assert r.frame == line_of(check, "cm(*args")    # no user frame reads a tensor's size: the call that passed it
+    # w came by position: the advice's dynamic_dims names it by position, as the config accepts it here
+    [a] = [a for a in vx.advise(cm) if a.code == "recompile"]
+    assert "vx.CompileConfig(dynamic_dims={1: 1})" in a.message
+    fixed = vx.compile(Project(), eager_cfg().replace(dynamic_dims={1: 1}), session=session)
+    for k in (3, 5, 7):
+        check(fixed, fixed.model, x, torch.randn(8, k))
+    assert fixed.recompiles == [] and len(fixed.graphs) == 1
 
 
 def test_call_names_map_the_wrappers_view():

@@ -71,11 +71,17 @@ def test_start_again_restarts_with_the_new_interval(session):
     assert _threads() == before
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, "60", None, True])
+@pytest.mark.parametrize("bad", [0, -1.0, "60", None, True, float("inf"), 1e10])
 def test_start_refuses_a_bad_interval(session, bad):
     with pytest.raises(vx.ConfigError, match=r"monitor.start\(interval_s=.*must be a number of seconds > 0"):
         session.monitor.start(interval_s=bad)
     assert not session.monitor.sampling
+
+
+@pytest.mark.parametrize("bad", [-1.0, "30", None, True])
+def test_session_refuses_a_bad_cache_retry(bad):
+    with pytest.raises(vx.ConfigError, match=r"Session\(cache_retry_s=.*a number >= 0"):
+        vx.Session(cache_retry_s=bad)
 
 
 def test_samples_count_compiles_cache_hits_and_the_disk_tier(cache_cfg, session):

@@ -225,6 +225,17 @@ def test_no_cut_where_a_non_tensor_crosses(cache_cfg, session):
     assert [n.target for n in first.graph_nodes][::6] == ["torch.Tensor.size", "torch.Tensor.view"] and first.nodes == 7
 
 
+def test_a_misspelt_split_op_is_named_when_a_policy_cuts(cache_cfg, session):
+    torch.manual_seed(0)
+    model, x = Blocks(n=3).eval(), torch.randn(4, 16)
+    cm = _compile(model, cache_cfg, session, split_policy="repeats", splitting_ops=["torch.nn.functional.gelu"])
+    rep = _check(cm, model, x)
+    [w] = rep.warnings
+    assert w.kind == "split_op_missing" and "'torch.nn.functional.gelu' matches no node; did you mean" in w.message
+    assert rep.counters["pieces"] == 4                       # the repeats were cut all the same
+    assert "split-op-missing" in [a.code for a in vx.advise(cm)]
+
+
 def test_auto_splits_by_policy_and_full_ignores_it(cache_cfg, session):
     torch.manual_seed(0)
     model, x = Blocks(4).eval(), torch.randn(8, 16)

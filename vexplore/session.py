@@ -10,6 +10,7 @@ from .cache.guard import DEFAULT_RETRY_S, GuardedTier
 from .cache.memory import MemoryTier
 from .cache.tiered import Tier, TieredCache
 from .config import CacheConfig
+from .errors import ConfigError
 from .monitor.events import Monitor
 
 
@@ -25,6 +26,9 @@ class Session:
 
     def __init__(self, memory_entries: int = 256, memory_bytes: int | None = None,
                  cache_retry_s: float = DEFAULT_RETRY_S) -> None:
+        if isinstance(cache_retry_s, bool) or not isinstance(cache_retry_s, (int, float)) or not cache_retry_s >= 0:
+            raise ConfigError(f"Session(cache_retry_s={cache_retry_s!r}): seconds a failed cache tier waits before it is "
+                              "tried again, a number >= 0 (default 30.0).")
         self.memory = MemoryTier(memory_entries, memory_bytes)
         self.monitor = Monitor(disk_bytes=self._disk_bytes)
         self.cache_retry_s = cache_retry_s

@@ -7,7 +7,6 @@ import re
 from collections import Counter
 from typing import Any
 
-from ..config import CompileConfig
 from ..monitor.report import CompileReport, Piece
 from .advice import Advice, Context
 
@@ -84,16 +83,14 @@ def repeated_blocks(ctx: Context) -> list[Advice]:
         if found is None:
             continue
         container, count, size = found
-        cfg = _repeats_config(ctx.cm.config)
-        how = ("CompileConfig(strategy='piecewise', split_policy='repeats') cuts at the blocks, so one compile serves "
-               f"all {count}" if cfg is not None else
-               "a piecewise config that cuts at the blocks (split_policy='repeats', in a later vexplore) would compile one")
+        cfg = ctx.cm.config.replace(strategy="piecewise", split_policy="repeats")
+        how = f"CompileConfig(strategy='piecewise', split_policy='repeats') cuts at the blocks, so one compile serves all {count}"
         return [Advice(
             "repeated-blocks", "info",
             f"piece {p.index} (graph {p.graph}) compiles {count} identical blocks {container}.0-{count - 1} ({size} nodes "
             f"each) inside one piece of {p.nodes} nodes: the compiler works through every copy. {how}.",
             {"piece": p.index, "graph": p.graph, "blocks": count, "block_nodes": size, "container": container,
-             "piece_nodes": p.nodes}, cfg, "compiled_nodes" if cfg is not None else None)]
+             "piece_nodes": p.nodes}, cfg, "compiled_nodes")]
     return []
 
 
@@ -118,13 +115,6 @@ def _repeats(p: Piece) -> tuple[str, int, int] | None:
 def _module_path(module: str) -> str:
     """``L['model'].layers.0.up`` / ``L['self'].layers.0`` -> ``layers.0.up``."""
     return re.sub(r"^[LG]\['\w+'\]\.?", "", module)
-
-
-def _repeats_config(cfg: CompileConfig) -> CompileConfig | None:
-    # split_policy is added to CompileConfig by the split work (engine/splitplan.py); until it exists, no config
-    if "split_policy" not in {f.name for f in dataclasses.fields(cfg)}:
-        return None
-    return cfg.replace(strategy="piecewise", split_policy="repeats")
 
 
 def no_persistent_cache(ctx: Context) -> list[Advice]:

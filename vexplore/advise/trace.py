@@ -67,19 +67,27 @@ def recompile(ctx: Context) -> list[Advice]:
         else:
             msg = f"{name}{where} changed and the model was traced again ({rs[0].reason}). "
         out.append(Advice("recompile-storm" if storm else "recompile", "critical" if limit else "warning",
-                          msg + recompile_fix(name, rs[0].guard), evidence))
+                          msg + recompile_fix(name, rs[0].guard, _dims_key(name, rs[0].detail)), evidence))
     return out
 
 
-def recompile_fix(name: str, guard: str) -> str:
-    """What to change, by what the guard is about."""
+def _dims_key(name: str, detail: str) -> str:
+    """How ``dynamic_dims`` names the input: its position when the model got it positionally
+    (Dynamo's own guard reads ``args[i]``), else its keyword name."""
+    at = re.search(r"(?<![\w.])args\[(\d+)\]", detail or "")
+    return at.group(1) if at else repr(name)
+
+
+def recompile_fix(name: str, guard: str, dims_key: str | None = None) -> str:
+    """What to change, by what the guard is about (``dims_key``: the input as dynamic_dims names it)."""
     value = guard.split("==", 1)[1].strip() if "==" in guard else ""
     if name.startswith("len("):
         return "Pass the arguments the same way (by position or by keyword) at every call."
     if guard.startswith("tensor") and "size mismatch at index" in guard:
         dim = re.search(r"index (\d+)", guard)
         return (f"Its size changed at dim {dim.group(1) if dim else '?'}: mark that dim dynamic before the first call, "
-                f"vx.CompileConfig(dynamic_dims={{{name!r}: {dim.group(1) if dim else 0}}}), so one graph serves every size.")
+                f"vx.CompileConfig(dynamic_dims={{{dims_key or repr(name)}: {dim.group(1) if dim else 0}}}), so one graph "
+                "serves every size.")
     if guard.startswith("tensor"):
         return "Pass tensors of the same dtype, device and layout at every call."
     if "." in name and re.fullmatch(r"-?\d+", value):

@@ -427,7 +427,7 @@ def frame_compiles_since(mark: Any) -> list[dict[str, Any]]:
     got = list(utils.get_compilation_metrics()) if hasattr(utils, "get_compilation_metrics") else []
     at = next((i for i in range(len(got) - 1, -1, -1) if got[i] is mark), -1) if mark is not None else -1
     keys = ("co_name", "recompile_reason", "fail_type", "fail_reason")
-    return [{"id": str(m.compile_id), "graph_ops": getattr(m, "graph_op_count", None) or 0,
+    return [{"id": str(getattr(m, "compile_id", "")), "graph_ops": getattr(m, "graph_op_count", None) or 0,
              **{k: getattr(m, k, None) for k in keys}} for m in got[at + 1:]
             if getattr(m, "is_forward", True) is not False and not getattr(m, "is_runtime", False)]
 

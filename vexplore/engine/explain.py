@@ -153,7 +153,9 @@ class TraceLog:
         for rec in tc.frame_compiles_since(self._mark):
             made = rec["graph_ops"] > 0 and rec["co_name"] and not rec["fail_type"]
             graph = next(graphs, None) if made else None
-            if rec["recompile_reason"]:
+            # BACKEND_MATCH: another compiled wrapper (a second vx.compile of this model) shares these
+            # frames; Dynamo traced them again for it, nothing in this model's code changed
+            if rec["recompile_reason"] and "BACKEND_MATCH" not in str(rec["recompile_reason"]):
                 limit = "recompile limit" in str(rec["fail_reason"] or "").lower()
                 entry = rec["co_name"] is None or str(rec["co_name"]).startswith(ENTRY_PREFIX)
                 made_at = recompile(rec["recompile_reason"], graph, limit, self.names, entry)

@@ -54,19 +54,21 @@ def _calls(ops: Counter[str]) -> str:
 
 
 def split_op_warnings(gm: fx.GraphModule, graph: int, split_ops: Sequence[str], user_given: bool,
-                      splits: bool) -> list[CompileWarning]:
+                      splits: bool, policy_cut: bool = False) -> list[CompileWarning]:
     """Warnings about ``split_ops`` in graph ``graph``.
 
     ``splits``: the graph was to be split (piecewise, or auto with ops the user named). When
     nothing matched, one ``no_split`` warning lists what the graph calls and, for ops the user
     named, the closest names; otherwise each user-named op that matched nothing gets a
     ``split_op_missing`` warning with its closest names. The default ops are not named one by one.
+    ``policy_cut``: a split policy cut the graph anyway, so it is not "one piece": ops the user
+    named that match nothing get their ``split_op_missing`` warnings, the defaults none.
     """
     if not splits or not split_ops:
         return []
     ops = graph_ops(gm)
     missing = [o for o in split_ops if not any(matches(name, [o]) for name in ops)]
-    if len(missing) == len(split_ops):
+    if len(missing) == len(split_ops) and not policy_cut:
         which = " ".join(_did_you_mean(o, ops) for o in missing) if user_given else \
             "none of the default split ops (the attention ops) is in it."
         return [CompileWarning("no_split", f"graph {graph}: no split points found, compiled as one piece: {which} "

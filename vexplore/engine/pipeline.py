@@ -138,9 +138,8 @@ def _validation_warnings(graph: int, pieces: Sequence[Piece], status: str) -> li
 def _graph_warnings(graph: CapturedGraph, config: CompileConfig, strategy: str, cuts: Sequence[Cut]) -> list[CompileWarning]:
     user_given = config.splitting_ops != DEFAULT_SPLITTING_OPS
     splits = strategy == "piecewise" or (config.strategy == "auto" and user_given)
-    out = split_op_warnings(graph.gm, graph.index, config.splitting_ops, user_given, splits)
-    if any(c.policy != "ops" for c in cuts):   # the split policy cut it: not "compiled as one piece"
-        out = [w for w in out if w.kind != "no_split"]
+    policy_cut = any(c.policy != "ops" for c in cuts)   # the split policy cut it: not "compiled as one piece"
+    out = split_op_warnings(graph.gm, graph.index, config.splitting_ops, user_given, splits, policy_cut)
     if graph.grad:
         out.append(CompileWarning("autograd", f"graph {graph.index}: compiled for autograd (called with grad enabled "
                                   "and inputs that require grad); call under torch.no_grad() for inference", graph.index))

@@ -7,6 +7,7 @@ import itertools
 import logging
 import threading
 import time
+from threading import TIMEOUT_MAX
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -198,9 +199,9 @@ class Monitor:
     def start(self, interval_s: float = 60.0) -> None:
         """Sample every ``interval_s`` seconds in a background (daemon) thread; the first sample is
         taken now. Called again while running, it restarts with the new interval."""
-        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not interval_s > 0:
-            raise ConfigError(f"monitor.start(interval_s={interval_s!r}): the interval must be a number of seconds > 0, "
-                              "e.g. monitor.start(interval_s=60.0).")
+        if isinstance(interval_s, bool) or not isinstance(interval_s, (int, float)) or not 0 < interval_s <= TIMEOUT_MAX:
+            raise ConfigError(f"monitor.start(interval_s={interval_s!r}): the interval must be a number of seconds > 0 "
+                              f"(at most {TIMEOUT_MAX:.3g}), e.g. monitor.start(interval_s=60.0).")
         self.stop()
         self._probe = Probe(self._disk_bytes)
         self.sample()
