@@ -266,13 +266,15 @@ def test_slow_compile_against_the_same_keys_history(cache_cfg, session, monkeypa
     cm.recompile(cfg)
     assert "slow-compile" not in codes(vx.advise(cm))
     fast = InductorCompiler.compile
+    # slower than the slow-compile rule's ratio against this key's best, however loaded the machine
+    extra = 4 * max(r.pieces[0].compile_s for r in cm.reports) + 1.0
 
     def slow(self, *args, **kwargs):
-        time.sleep(2.0)
+        time.sleep(extra)
         return fast(self, *args, **kwargs)
     monkeypatch.setattr(InductorCompiler, "compile", slow)
     cm.recompile(cfg)
     [a] = [a for a in vx.advise(cm) if a.code == "slow-compile"]
     [p] = a.evidence["pieces"]
-    assert (p["report"], p["piece"], p["graph"]) == (cm.report.id, 0, 0) and p["seconds"] > 2.0
+    assert (p["report"], p["piece"], p["graph"]) == (cm.report.id, 0, 0) and p["seconds"] > extra
     assert a.message.startswith(f"piece 0 (graph 0, {p['nodes']} nodes) took {p['seconds']:.2f} s to compile")

@@ -2,7 +2,7 @@
 
 A tier fails when a call raises, or when it records a failure of its own (the disk tier's
 ``failure`` / ``write_error``: a dir replaced by a file, permissions, a full disk; the remote
-tier's outage). The guard then skips it for the rest of the session — reads too, unless only
+tier's outage). The guard then skips it until it is repaired — reads too, unless only
 writing failed (a full or read-only disk still serves hits) — and raises a ``cache-failure``
 alert (warning) naming the tier, where it lives, the error and the fix. Every ``retry_s`` seconds
 the next call that would use it (the next compile after the back-off) tries the tier's

@@ -4,8 +4,9 @@ An alert is raised by the compile or call that causes it, whether or not periodi
 (``Monitor.start``): a compile whose every piece fell back (``compile-system-failure``), a cache
 tier that failed or came back (``cache-failure``, ``cache-recovered``), a compiled piece that
 raised when called (``runtime-fallback``), CUDA graphs the config asked for and did not get
-(``cudagraph-skipped``); the sampler raises ``memory-growth``. Codes are stable and shared with
-``vx.advise`` (graph-break, recompile, recompile-storm, slow-compile, low-cache-hit-rate, ...).
+(``cudagraph-skipped``), a graph break at a new place (``graph-break``), a name that keeps
+re-tracing (``recompile-storm``); the sampler raises ``memory-growth``. Codes are stable; those that
+are also advice codes (``vx.advise``) mean the same thing there (``cache-recovered`` is an alert only).
 
 This module reads reports by their fields only (it sits below monitor/report.py).
 """

@@ -241,8 +241,11 @@ class Monitor:
     def _check_growth(self, rss: list[float]) -> None:
         """memory-growth, once per climb: again only after RSS grew another GROWTH_MB since."""
         why = memory_growth(rss)
-        if why and (self._growth_mb is None or rss[-1] >= self._growth_mb + GROWTH_MB):
-            self._growth_mb = rss[-1]
+        with self._lock:   # the thread and a user's sample() may both see the climb: one alert
+            due = bool(why) and (self._growth_mb is None or rss[-1] >= self._growth_mb + GROWTH_MB)
+            if due:
+                self._growth_mb = rss[-1]
+        if due:
             self.raise_alert("memory-growth", "warning", why)
 
     # -- cancel ----------------------------------------------------------------------------
