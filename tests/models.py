@@ -1,8 +1,12 @@
 """Tiny models for the tests, each cut at a torch.library custom op."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
+
+import vexplore as vx
 
 
 @torch.library.custom_op("vxtest::mix", mutates_args=())
@@ -257,3 +261,71 @@ def syncs(x: torch.Tensor) -> torch.Tensor:
 @syncs.register_fake
 def _syncs_fake(x: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(x)
+
+
+class Block(nn.Module):
+    """A residual MLP block: x + down(gelu(up(norm(x)))), 5 graph nodes."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.norm, self.up, self.down = nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.Linear(2 * dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.down(nn.functional.gelu(self.up(self.norm(x))))
+
+
+class Blocks(nn.Module):
+    """``n`` identical residual blocks and a head: 5 * n + 1 nodes."""
+
+    def __init__(self, n: int = 12, dim: int = 16) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(dim) for _ in range(n))
+        self.head = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            x = b(x)
+        return self.head(x)
+
+
+# -- models that break the graph or recompile (test_explain, test_advise) ---------------------------
+def line_of(fn, text: str) -> str:
+    """``path:line`` of the first line of ``fn`` holding ``text``."""
+    lines, first = inspect.getsourcelines(fn)
+    return f"{inspect.getsourcefile(fn)}:{first + next(i for i, ln in enumerate(lines) if text in ln)}"
+
+
+class Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        if h.sum() > 0:
+            return h * 2
+        return h - 1
+
+
+class Scaled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        return self.a(x) * scale
+
+
+class Counter(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.step = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.step += 1
+        return self.a(x) + self.step
+
+
+def eager_cfg() -> vx.CompileConfig:
+    return vx.CompileConfig(compiler="eager", cache=vx.CacheConfig(tiers=()))

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import vexplore as vx
-from models import BadFake, Failing, Stack
-from test_explain import Branchy, Counter, Scaled, eager_cfg, line_of
+from models import BadFake, Branchy, Counter, Failing, Scaled, Stack, eager_cfg, line_of
 from vexplore.advise import CODES, AdviceError
 from vexplore.bench.compare import BenchReport, BenchRow
 

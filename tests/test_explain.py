@@ -9,46 +9,8 @@ import torch
 from torch import nn
 
 import vexplore as vx
-from models import Breaks
+from models import Branchy, Breaks, Counter, Scaled, eager_cfg, line_of
 from vexplore.engine.explain import CallNames, guard_subject
-
-
-def line_of(fn, text: str) -> str:
-    """``path:line`` of the first line of ``fn`` holding ``text``."""
-    lines, first = inspect.getsourcelines(fn)
-    return f"{inspect.getsourcefile(fn)}:{first + next(i for i, ln in enumerate(lines) if text in ln)}"
-
-
-class Branchy(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.a(x)
-        if h.sum() > 0:
-            return h * 2
-        return h - 1
-
-
-class Scaled(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-
-    def forward(self, x: torch.Tensor, scale: float) -> torch.Tensor:
-        return self.a(x) * scale
-
-
-class Counter(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-        self.step = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.step += 1
-        return self.a(x) + self.step
 
 
 class CountingBranchy(Counter):
@@ -65,10 +27,6 @@ class CountingBranchy(Counter):
 class Project(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return torch.relu(x @ w)
-
-
-def eager_cfg() -> vx.CompileConfig:
-    return vx.CompileConfig(compiler="eager", cache=vx.CacheConfig(tiers=()))
 
 
 def check(cm, model, *args, **kwargs):

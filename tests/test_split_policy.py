@@ -10,36 +10,11 @@ import torch
 from torch import nn
 
 import vexplore as vx
-from models import Stack
+from models import Blocks, Stack
 from vexplore.engine.costmodel import crossings, node_kind
 from vexplore.engine.splitplan import Bounds
 
 KEYS = ("pieces", "compiled_pieces", "unique_pieces", "inductor_compiles")
-
-
-class Block(nn.Module):
-    """A residual MLP block: x + down(gelu(up(norm(x)))), 5 graph nodes."""
-
-    def __init__(self, dim: int = 16) -> None:
-        super().__init__()
-        self.norm, self.up, self.down = nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.Linear(2 * dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.down(nn.functional.gelu(self.up(self.norm(x))))
-
-
-class Blocks(nn.Module):
-    """``n`` identical residual blocks and a head: 5 * n + 1 nodes."""
-
-    def __init__(self, n: int = 12, dim: int = 16) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(Block(dim) for _ in range(n))
-        self.head = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for b in self.blocks:
-            x = b(x)
-        return self.head(x)
 
 
 class Loop(nn.Module):

@@ -23,34 +23,10 @@ from vexplore.ui.snapshot import Subject, snapshot_html
 from vexplore.ui.style import esc
 from vexplore.ui.tables import cut_counts, history_table, pieces_table, policy_text, summary_html
 
+from models import Blocks
 from uihelpers import synthetic_report
 
 SELF_ADD = re.compile(r"\b(tmp\d+) \+ \1\b")     # a value added to itself in C++ kernel code
-
-
-class Block(nn.Module):
-    """A residual MLP block: x + down(gelu(up(norm(x)))), 5 graph nodes."""
-
-    def __init__(self, dim: int = 16) -> None:
-        super().__init__()
-        self.norm, self.up, self.down = nn.LayerNorm(dim), nn.Linear(dim, 2 * dim), nn.Linear(2 * dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.down(nn.functional.gelu(self.up(self.norm(x))))
-
-
-class Blocks(nn.Module):
-    """Six identical residual blocks and a head: no split op, so the default policy compiles it whole."""
-
-    def __init__(self, n: int = 6, dim: int = 16) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(Block(dim) for _ in range(n))
-        self.head = nn.Linear(dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for b in self.blocks:
-            x = b(x)
-        return self.head(x)
 
 
 class Doubler(nn.Module):
@@ -202,7 +178,7 @@ def test_policy_control_bounds_show_where_the_config_takes_them():
 @pytest.fixture
 def blocks(tmp_path):
     torch.manual_seed(0)
-    m = Blocks().eval()
+    m = Blocks(6).eval()   # six identical residual blocks and a head: no split op, so the default policy compiles it whole
     x = torch.randn(8, 16)
     ex = vx.explore(m, x, config=_config(tmp_path), session=vx.Session())
     yield ex
