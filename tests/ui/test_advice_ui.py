@@ -197,6 +197,8 @@ def test_apply_shows_before_after_and_refreshes_the_report(stacked):
     assert not ex.compile_button.disabled                    # no longer busy
     # the controls show the applied config: the next Compile starts from it, not from the old one
     assert ex.controls.config() == cm.config and ex.controls.split.policy.value == "repeats"
+    assert "applied repeated-blocks: compiled_nodes: 21 -&gt; 6, kept" in ex.progress.status.value
+    assert ex.progress.cancel.disabled                      # the bar ran for Apply's compiles and is done
     with torch.no_grad():
         torch.testing.assert_close(cm(x), model(x))
 
@@ -240,6 +242,27 @@ def test_the_snapshot_and_the_export_carry_the_advice_shown(stacked, tmp_path):
     assert "noisy-timing" in html and "close &lt;other&gt; work" in html and "repeated-blocks" not in html
     page = vx.export_html(ex, tmp_path / "x.html").read_text()
     assert "vx-top-advice" in page and "noisy-timing" in page
+
+
+def test_cancel_stops_an_apply_and_the_model_stays_as_it_was(stacked, monkeypatch):
+    # Cancel in the progress bar during Apply's compile: the apply fails as cancelled, the model
+    # keeps its own config and callables (the last compile's report is shown)
+    _model, cm, x = stacked
+    ex = vx.explore(cm, x)
+    before = cm.config
+    [a] = ex.advice
+    real = cm.recompile
+
+    def cancelled_midway(*args, **kwargs):
+        ex.progress.cancel.click()          # the user presses Cancel while it compiles
+        return real(*args, **kwargs)
+    monkeypatch.setattr(cm, "recompile", cancelled_midway)
+    ex.advice_view.buttons[0].click()
+    ex.wait()
+    assert "Cancelled" in ex.advice_view.status.value or "cancel" in ex.advice_view.status.value.lower()
+    assert ex.applied == [] and cm.config == before and ex.progress.cancel.disabled
+    with torch.no_grad():
+        torch.testing.assert_close(cm(x), _model(x))
 
 
 def test_a_loaded_report_lists_advice_with_apply_off(stacked, tmp_path):

@@ -23,7 +23,7 @@ from ..engine.ops import op_name
 from ..errors import VexploreError
 from ..monitor.report import CompileReport
 from ..session import Session
-from .advicehtml import explanations_html, top_advice_html
+from .advicehtml import apply_text, explanations_html, top_advice_html
 from .advicetab import AdviceTab
 from .benchpanel import BenchPanel
 from .code import code_html, pass_pair
@@ -295,6 +295,8 @@ class Explorer(widgets.VBox):
             return False
         self._busy(True)
         self.advice_view.applying(advice)
+        # the compiles Apply runs show in the progress bar, and its Cancel stops them (the model goes back)
+        self.progress.start(self.session.monitor, sum(p.kind == "compiled" and p.same_as is None for p in self.shown.pieces))
         started = self.worker.start("apply", lambda: advice.apply(self.cm, self.inputs or None),
                                     lambda r, e: self._applied(advice, r, e))
         if wait:
@@ -313,7 +315,9 @@ class Explorer(widgets.VBox):
                 if result.kept:   # the controls show the config now in use: the next Compile starts from it
                     self.controls.set_config(self.cm.config)
                 self.show(self.cm.report)
+                self.progress.finish(None, f"applied {esc(advice.code)}: {esc(apply_text(result))}")
             else:
+                self.progress.finish(error)
                 self.advice_view.failed(advice, error)
                 if not isinstance(error, VexploreError):
                     log.error("vexplore explorer: applying advice failed", exc_info=error)
