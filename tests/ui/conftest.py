@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from IPython.testing import globalipapp
 
 import vexplore as vx
 from vexplore.monitor.report import CompileReport
@@ -19,6 +20,32 @@ from browsing import ARGS, CHROMIUM, jupyter_lab
 from uihelpers import toy_config
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ip_compiler() -> str:
+    """The compiler of the ``ip`` shell's ``cfg`` (a module overrides this fixture: "eager" is faster)."""
+    return "inductor"
+
+
+@pytest.fixture
+def ip(tmp_path, monkeypatch, ip_compiler):
+    """The test shell with the extension loaded, a 2-layer toy (``model``, ``x``) and ``cfg`` in its
+    namespace, HOME (the default cache dir) in tmp_path; the names a test adds are removed after it."""
+    from vexplore.models import ToyLlama
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    globalipapp.start_ipython()         # once per process; later calls return None
+    shell = globalipapp.get_ipython()
+    shell.run_line_magic("load_ext", "vexplore")
+    before = set(shell.user_ns)
+    torch.manual_seed(0)
+    m = ToyLlama(layers=2).eval()
+    shell.user_ns.update(model=m, x=m.example_inputs(16)[0], cfg=toy_config(tmp_path, compiler=ip_compiler), n_calls=0)
+    yield shell
+    for name in set(shell.user_ns) - before:
+        if not name.startswith("_"):
+            shell.user_ns.pop(name, None)
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,17 @@ from __future__ import annotations
 import copy
 import gc
 import inspect
+import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from torch import nn
 
 import vexplore as vx
+from browsing import ARGS, CHROMIUM, code_notebook, needs_chromium, open_notebook, run_all
 from models import Stack
 from vexplore.advise import ApplyResult
 from vexplore.monitor.alerts import Alert
@@ -309,17 +311,6 @@ def test_alerts_of_the_session_update_the_tab(stacked):
 
 
 # -- %vexplore --------------------------------------------------------------------------------------
-@pytest.fixture
-def ip(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "vexplore")
-    yield shell
-    for name in ("model", "x", "cfg"):
-        shell.user_ns.pop(name, None)
-
-
 def _explorer(cap) -> Explorer:
     from ipywidgets.widgets.widget import _instances
     return next(_instances[o.data[WIDGET]["model_id"]] for o in cap.outputs if WIDGET in o.data)
@@ -379,7 +370,7 @@ def test_the_graph_widget_marks_each_graph_in_the_browser(tricky, page_of):
     assert not page.errors
 
 
-ADVICE_NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [
+ADVICE_NOTEBOOK = code_notebook([
     "import torch, vexplore as vx\n",
     "from torch import nn\n",
     "class Block(nn.Module):\n",
@@ -404,37 +395,27 @@ ADVICE_NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "met
     "with torch.no_grad():\n",
     "    for s in (2.0, 3.0):\n",
     "        cm(x, s)\n",
-    "vx.explore(cm, x, 3.0)"]}],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5}
+    "vx.explore(cm, x, 3.0)"])
 
 
 @pytest.mark.browser
-def test_advice_tab_applies_by_clicking_in_jupyterlab(tmp_path):
+@needs_chromium
+def test_advice_tab_applies_by_clicking_in_jupyterlab(lab, tmp_path):
     """JupyterLab in Chromium: the graph's breaks and recompiles marked, the top advice shown, and Apply
     clicked in the Advice tab round-trips through the kernel (saved as artifacts/browser-advice-graph.png
     and artifacts/browser-advice.png)."""
-    import json
-    from pathlib import Path
-
-    from browsing import ARGS, CHROMIUM, jupyter_lab, open_notebook, run_all
-    if not Path(CHROMIUM).exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
-    pytest.importorskip("jupyterlab")
     from playwright.sync_api import sync_playwright
 
-    work = tmp_path / "nb"
-    work.mkdir()
-    (work / "advice.ipynb").write_text(json.dumps(ADVICE_NOTEBOOK))
+    (tmp_path / "nb" / "advice.ipynb").write_text(json.dumps(ADVICE_NOTEBOOK))
     shots = Path(__file__).resolve().parents[2] / "artifacts"
     shots.mkdir(exist_ok=True)
-    with jupyter_lab(work, tmp_path) as url, sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 2600})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:
-            open_notebook(page, url, "advice.ipynb")
+            open_notebook(page, lab, "advice.ipynb")
             run_all(page)
             ex = page.locator(".vexplore-explorer").first
             ex.locator(".vx-explain", has_text="Breaks and recompiles").wait_for(timeout=120_000)

@@ -21,7 +21,7 @@ import vexplore as vx
 from vexplore.monitor.diff import align
 
 import models
-from browsing import ARGS, CHROMIUM, needs_chromium, open_notebook, run_all
+from browsing import ARGS, CHROMIUM, code_notebook, needs_chromium, open_notebook, run_all
 from uihelpers import synthetic_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,13 +234,11 @@ def test_explore_of_reports_says_what_is_wrong(full_then_piecewise):
         vx.diff(a, "run.json")
 
 
-NOTEBOOK = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [
+NOTEBOOK = code_notebook([
     "import vexplore as vx\n",
     "ex = vx.explore([vx.load_report('full.json'), vx.load_report('piecewise.json')])   # no model here\n",
     "ex.tabs.selected_index = 4   # History\n",
-    "ex"]}],
-    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-    "nbformat": 4, "nbformat_minor": 5}
+    "ex"])
 
 
 @pytest.mark.browser

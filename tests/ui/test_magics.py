@@ -2,33 +2,14 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from IPython.core.error import UsageError
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 
 import vexplore as vx
-from vexplore.models import ToyLlama
 from vexplore.magics import VxbenchLine, split_vexplore_line, split_vxbench_line
 from vexplore.ui.benchpanel import BenchView
 from vexplore.ui.explorer import Explorer
 
-from uihelpers import toy_config
-
-
-@pytest.fixture
-def ip(tmp_path, monkeypatch):
-    """The test shell with the extension loaded, a 2-layer toy, and HOME (the default cache dir) in tmp_path."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    globalipapp.start_ipython()         # once per process; later calls return None
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "vexplore")
-    torch.manual_seed(0)
-    m = ToyLlama(layers=2).eval()
-    shell.user_ns.update(model=m, x=m.example_inputs(16)[0], cfg=toy_config(tmp_path), n_calls=0)
-    yield shell
-    for name in ("model", "x", "cfg", "n_calls", "rep", "ex"):
-        shell.user_ns.pop(name, None)
 
 
 def test_load_ext_registers_both_magics(ip):

@@ -21,18 +21,16 @@ import pytest
 from browsing import ARGS, CHROMIUM
 import torch
 from IPython.display import display
-from IPython.testing import globalipapp
 from IPython.utils.capture import capture_output
 from nbclient import NotebookClient
 
 import vexplore as vx
-from vexplore.models import ToyLlama
 from vexplore.monitor.events import CompileEvent
 from vexplore.monitor.report import CompileWarning
 from vexplore.ui.figures import PHASE_COLOURS, main_phase
 from vexplore.ui.snapshot import MAX_EVENTS, Subject, snapshot_html, subject_of, timeline_svg
 
-from uihelpers import synthetic_report, toy_config
+from uihelpers import synthetic_report
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -105,17 +103,8 @@ def test_subject_of_refuses_what_it_cannot_draw():
 
 # -- the explorer shows it, and keeps it current -------------------------------------------------
 @pytest.fixture
-def ip(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    globalipapp.start_ipython()
-    shell = globalipapp.get_ipython()
-    shell.run_line_magic("load_ext", "vexplore")
-    torch.manual_seed(0)
-    m = ToyLlama(layers=2).eval()
-    shell.user_ns.update(model=m, x=m.example_inputs(16)[0], cfg=toy_config(tmp_path, compiler="eager"))
-    yield shell
-    for name in ("model", "x", "cfg"):
-        shell.user_ns.pop(name, None)
+def ip_compiler() -> str:
+    return "eager"   # the ip shell's cfg: these tests draw snapshots, not generated code
 
 
 def _snapshot_outputs(cap) -> list:
