@@ -15,7 +15,9 @@ from typing import Any, Sequence
 import torch
 import torch.fx as fx
 
+from ..cache.cli import human
 from . import _torch_compat as tc
+from .capturemem import nbytes
 from .ops import op_name
 
 # Compile cost per node kind, in units: one unit is one pointwise op. A view lowers to almost
@@ -61,25 +63,18 @@ def units_mb(units: float) -> float:
     return units * MB_PER_UNIT
 
 
-def _numel(t: torch.Tensor) -> int:
-    n = 1
-    for s in t.shape:
-        try:
-            n *= tc.sym_hint(s)
-        except Exception:   # an unbacked size has no hint: it counts as one
-            continue
-    return n
+def _hint(s: Any) -> int:
+    try:
+        return tc.sym_hint(s)
+    except Exception:   # an unbacked size has no hint: it counts as one
+        return 1
 
 
 def value_bytes(value: Any) -> int:
     """Bytes a node's value holds (from its fake tensor; symbolic sizes at the values Dynamo saw)."""
-    if isinstance(value, torch.Tensor):
-        return _numel(value) * value.element_size()
-    if isinstance(value, (tuple, list)):
-        return sum(value_bytes(v) for v in value)
     if isinstance(value, (torch.SymInt, int, float, bool)):
         return 8
-    return 0
+    return nbytes(value, _hint)
 
 
 def node_bytes(node: fx.Node) -> int:
@@ -97,7 +92,7 @@ class Crossing:
 
     def text(self) -> str:
         many = self.tensors != 1
-        return f"{self.tensors} tensor{'s' if many else ''} ({format_bytes(self.bytes)}) cross{'' if many else 'es'}"
+        return f"{self.tensors} tensor{'s' if many else ''} ({human(self.bytes)}) cross{'' if many else 'es'}"
 
 
 def crossings(nodes: Sequence[fx.Node]) -> list[Crossing]:
@@ -120,9 +115,3 @@ def crossings(nodes: Sequence[fx.Node]) -> list[Crossing]:
     return out
 
 
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}".replace(".0 ", " ")
-        n /= 1024
-    return f"{n:.1f} GiB"
