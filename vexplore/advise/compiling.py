@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from ..engine.repeats import MIN_BLOCK_NODES, module_repeats
 from ..monitor.report import CompileReport, Piece
 from .advice import Advice, Context
 
@@ -79,7 +80,7 @@ def repeated_blocks(ctx: Context) -> list[Advice]:
     if rep is None:
         return []
     for p in rep.unique_pieces:
-        found = _repeats(p)
+        found = _repeats(ctx.cm, p)
         if found is None:
             continue
         container, count, size = found
@@ -94,27 +95,21 @@ def repeated_blocks(ctx: Context) -> list[Advice]:
     return []
 
 
-def _repeats(p: Piece) -> tuple[str, int, int] | None:
-    """(container, blocks, nodes per block) of the largest run of identical numbered blocks in ``p``."""
-    blocks: dict[tuple[str, int], list[tuple[str, str, str]]] = {}
-    for n in p.graph_nodes:
-        m = re.match(r"^(.*?)\.(\d+)(\..*)?$", _module_path(n.module or ""))
-        if m:
-            blocks.setdefault((m.group(1), int(m.group(2))), []).append((n.op, n.target, m.group(3) or ""))
-    by_container: dict[str, Counter] = {}
-    for (container, _), nodes in blocks.items():
-        by_container.setdefault(container, Counter())[tuple(nodes)] += 1
+def _repeats(cm: Any, p: Piece) -> tuple[str, int, int] | None:
+    """(container, identical blocks, nodes per block) of the largest repeated container in piece ``p``,
+    found as the repeats split policy finds it (engine/repeats.py) on the captured graph's nodes, so
+    the advised config cuts where the advice says."""
+    graph = next((g for g in cm.graphs if g.index == p.graph), None)
+    if graph is None:
+        return None
+    names = {n.name for n in p.graph_nodes}
     best = None
-    for container, shapes in by_container.items():
-        shape, count = shapes.most_common(1)[0]
-        if count >= 2 and (best is None or count * len(shape) > best[1] * best[2]):
-            best = (container, count, len(shape))
+    for r in module_repeats([n for n in graph.gm.graph.nodes if n.name in names]):
+        for b in r.blocks:
+            count = r.identical(b)
+            if count >= 2 and b.nodes >= MIN_BLOCK_NODES and (best is None or count * b.nodes > best[1] * best[2]):
+                best = (r.container, count, b.nodes)
     return best
-
-
-def _module_path(module: str) -> str:
-    """``L['model'].layers.0.up`` / ``L['self'].layers.0`` -> ``layers.0.up``."""
-    return re.sub(r"^[LG]\['\w+'\]\.?", "", module)
 
 
 def no_persistent_cache(ctx: Context) -> list[Advice]:
