@@ -151,7 +151,7 @@ def test_memory_growth_across_recompiles(session):
     e = a.evidence
     assert (e["what"], e["compiles"], e["graphs"]) == ("process memory (RSS)", 4, 1)
     assert e["last_mb"] - e["first_mb"] >= 300
-    assert a.message.startswith(f"process memory (RSS) grew from {e['first_mb']:.0f} to {e['last_mb']:.0f} MiB over 4")
+    assert a.message.startswith(f"process memory (RSS) grew from {e['first_mb']} to {e['last_mb']} MiB over 4 compiles of this model (about {e['per_compile_mb']} MiB each)")
 
 
 def test_training_mode_and_benchmark_figures(session):

@@ -194,15 +194,17 @@ def memory_growth(ctx: Context) -> list[Advice]:
     for what, xs in (("process memory (RSS)", rss), ("device memory", dev)):
         if len(xs) < 3 or xs[-1] - xs[0] < MEM_GROWTH_MB or xs[-1] < max(xs) * 0.95:
             continue
-        per = (xs[-1] - xs[0]) / (len(xs) - 1)
+        # Whole MiB in both the message and the evidence, so the two never read differently.
+        first, last = round(xs[0]), round(xs[-1])
+        per = round((last - first) / (len(xs) - 1))
         out.append(Advice(
             "memory-growth", "warning",
-            f"{what} grew from {xs[0]:.0f} to {xs[-1]:.0f} MiB over {len(xs)} compiles of this model (about {per:.0f} MiB "
+            f"{what} grew from {first} to {last} MiB over {len(xs)} compiles of this model (about {per} MiB "
             f"each): every re-trace keeps its graph and compiled pieces alive ({len(ctx.cm.graphs)} graphs held"
             f"{f', CUDA graph pools {pools:.0f} MiB' if pools else ''}). Stop the recompiles (see the recompile advice), "
             "or compile the model anew (vx.compile) to drop the old graphs.",
-            {"what": what, "first_mb": round(xs[0], 1), "last_mb": round(xs[-1], 1), "compiles": len(xs),
-             "per_compile_mb": round(per, 1), "graphs": len(ctx.cm.graphs), "cudagraph_pool_mb": round(pools, 1)}))
+            {"what": what, "first_mb": first, "last_mb": last, "compiles": len(xs),
+             "per_compile_mb": per, "graphs": len(ctx.cm.graphs), "cudagraph_pool_mb": round(pools, 1)}))
     return out
 
 
