@@ -5,12 +5,17 @@ capture that runs out of memory takes the compile down (or leaves the device wit
 the model's own work). Each size is estimated first, from the graph Dynamo captured: the peak
 of the intermediate values alive at once when the graph runs in order (each value freed after
 its last use, views free) at that token count, plus the buffers the inputs are copied into.
-A piecewise capture also keeps every piece's outputs (the next replay's inputs). Sizes whose
-estimate does not fit the budget are not captured (they run without graphs, saying why).
-Measured on an H200 (toy Llama, 4 layers, fp16): after capture a size holds what it keeps
-(outputs, piece outputs, input buffers) plus cuBLAS's 32 MiB workspace for the capture stream,
-once; the transient peak is freed back to the graphs' pool. The estimate ignores Inductor's buffer reuse inside a kernel and fusion (fewer, not more
-bytes), so it errs high; the report sets it beside the memory each capture really held.
+A piecewise capture drops each piece's output once the last piece reading it is captured
+(``dead_after``), so the graphs' shared pool reuses that memory for later pieces, as the whole
+graph reuses it; what a split op reads or returns stays (its eager step runs on those tensors at
+every replay) and is added (``pinned_bytes``). Sizes whose estimate does not fit the budget are
+not captured (they run without graphs, saying why).
+Measured on an H200 (toy Llama, 4 layers, fp16), before piecewise captures let piece outputs go:
+after capture a size held what it kept (outputs, piece outputs, input buffers) plus cuBLAS's 32 MiB
+workspace for the capture stream, once; the transient peak was freed back to the graphs' pool.
+The letting go is not yet measured on a GPU (benchmarks/buffer_bench.py --device cuda does it).
+The estimate ignores Inductor's buffer reuse inside a kernel and fusion (fewer, not more bytes),
+so it errs high; the report sets it beside the memory each capture really held.
 """
 from __future__ import annotations
 
@@ -54,34 +59,52 @@ def peak_bytes(gm: fx.GraphModule, ev: Callable[[Any], int]) -> int:
     Inputs and parameters are the caller's and not counted; outputs stay alive to the end.
     Values come from the nodes' fake values (``meta["example_value"]`` or ``meta["val"]``).
     """
-    nodes = list(gm.graph.nodes)
-    last: dict[fx.Node, int] = {}
-    for i, n in enumerate(nodes):
-        for a in n.all_input_nodes:
-            last[a] = i
+    dead = dead_after(gm.graph)
     live = peak = 0
     held: dict[fx.Node, int] = {}
-    for i, n in enumerate(nodes):
+    for n in gm.graph.nodes:
         if n.op in ("placeholder", "get_attr", "output"):
             continue
-        b = 0 if _is_view(n) else nbytes(n.meta.get("example_value", n.meta.get("val")), ev)
+        b = 0 if _is_view(n) else nbytes(_val(n), ev)
         held[n] = b
         live += b
         peak = max(peak, live)
-        live -= sum(held.pop(a, 0) for a in n.all_input_nodes if last.get(a) == i)
+        live -= sum(held.pop(a, 0) for a in dead.get(n, ()))
     return peak
 
 
-def piece_output_bytes(parent: fx.GraphModule, ev: Callable[[Any], int]) -> int:
-    """Bytes of every piece's outputs in a split graph: what a piecewise capture keeps alive
-    between replays (each piece's outputs are the next one's inputs), views included once."""
-    total = 0
+def dead_after(graph: fx.Graph) -> dict[fx.Node, list[fx.Node]]:
+    """For each node, the values it is the last to read (in graph order): they may be freed once
+    it has run. Values the output node reads live to the end and are never listed."""
+    last: dict[fx.Node, fx.Node] = {}
+    for n in graph.nodes:
+        for a in n.all_input_nodes:
+            last[a] = n
+    out: dict[fx.Node, list[fx.Node]] = {}
+    for v, n in last.items():
+        if n.op != "output":
+            out.setdefault(n, []).append(v)
+    return out
+
+
+def pinned_bytes(parent: fx.GraphModule, split_ops: Iterable[str], ev: Callable[[Any], int]) -> int:
+    """Bytes a piecewise capture cannot give back to the pool: the values split-op pieces read
+    (other than the graph's inputs) and return. Each split op runs eagerly between replays on the
+    very tensors it was captured with, so they stay alive as long as the capture."""
+    names, total = set(split_ops), 0
     for n in parent.graph.nodes:
-        if n.op == "call_module":
-            out = next(o for o in parent.get_submodule(str(n.target)).graph.nodes if o.op == "output")
-            vals = [a.meta.get("example_value", a.meta.get("val")) for a in out.all_input_nodes]
-            total += sum(nbytes(v, ev) for v in vals)
+        if n.op != "call_module" or str(n.target) not in names:
+            continue
+        sub = parent._modules[str(n.target)]   # not getattr: an installed parent has the runner there
+        phs = [p for p in sub.graph.nodes if p.op == "placeholder"]
+        total += sum(nbytes(_val(p), ev) for a, p in zip(n.args, phs) if isinstance(a, fx.Node) and a.op != "placeholder")
+        out = next(o for o in sub.graph.nodes if o.op == "output")
+        total += sum(nbytes(_val(a), ev) for a in out.all_input_nodes)
     return total
+
+
+def _val(n: fx.Node) -> Any:
+    return n.meta.get("example_value", n.meta.get("val"))
 
 
 def evaluator(hints: dict[Any, int], tied: Iterable[Any], size: int | None) -> Callable[[Any], int]:

@@ -191,10 +191,18 @@ def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any, restore: Cal
                ) -> tuple[list[Callable[[], Any]], Any, list[Any], list[str]]:
     """Capture each compiled piece on the values the graph gives it (one warm-up of the whole
     graph first); split ops run eagerly between, their results becoming the next replays' inputs.
-    Returns (steps, outputs, what to keep alive, split ops whose result is copied)."""
+    Returns (steps, outputs, what to keep alive, split ops whose result is copied).
+
+    A value is let go as soon as the last piece reading it is captured (``dead``), as the
+    parent's own code frees it at its last use: the pieces share one pool, so a later piece's
+    capture takes that memory for its own buffers, and the pool holds about what the whole
+    graph's capture holds instead of every piece's outputs at once. Replays run in capture order,
+    so the value is read before a later graph writes over it. A split op's step keeps the tensors
+    it reads and returns (their memory is never reused)."""
     for run in (parts.plain(), parts.checked()):
         _warm_up(run, static)
         restore()
+    dead = capturemem.dead_after(parts.parent.graph)
     env: dict[fx.Node, Any] = {}
     steps, keep, copied = [], [], []
     placeholders = iter(static)
@@ -223,6 +231,9 @@ def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any, restore: Cal
         else:   # getitem on a piece's tuple of outputs
             out = n.target(*args, **n.kwargs)
         env[n] = out
+        del args, out
+        for v in dead.get(n, ()):
+            env.pop(v, None)
     raise AssertionError("the split graph has no output node")
 
 
@@ -294,8 +305,8 @@ class GraphCudaGraphs:
         and the buffers its copied inputs get (capturemem.py)."""
         ev = capturemem.evaluator(self.plan.hints, self.plan.tied, size)
         peak = capturemem.peak_bytes(self.parts.source, ev) if self.parts.source is not None else 0
-        if self.mode_for(size)[0] == "piecewise":   # each piece's outputs stay: the next replay reads them
-            peak += capturemem.piece_output_bytes(self.parts.parent, ev)
+        if self.mode_for(size)[0] == "piecewise":   # what split ops read and return stays for good
+            peak += capturemem.pinned_bytes(self.parts.parent, self.parts.split_ops, ev)
         inputs = 0
         for i in self.plan.copied:
             a = real[i]
