@@ -86,3 +86,31 @@ def run_all(page) -> None:
         except Exception:
             page.keyboard.press("Escape")
     pytest.fail("Run All Cells did not start the notebook")
+
+
+@contextlib.contextmanager
+def lab_notebook(lab: str, name: str, width: int = 1280, height: int = 2600) -> Iterator[tuple[object, list[str]]]:
+    """Notebook ``name`` open in JupyterLab at ``lab`` in Chromium, every cell started (``run_all``):
+    yields (page, the page's uncaught errors with their stacks); the browser closes after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}"))
+        try:
+            open_notebook(page, lab, name)
+            run_all(page)
+            yield page, errors
+        finally:
+            browser.close()
+
+
+def shots_dir(docs: bool = False) -> Path:
+    """Where a browser test saves its screenshots: artifacts/, or docs/ for the pictures the docs
+    show (``docs``) when VEXPLORE_UPDATE_DOCS=1."""
+    root = Path(__file__).resolve().parents[2]
+    shots = root / ("docs" if docs and os.environ.get("VEXPLORE_UPDATE_DOCS") == "1" else "artifacts")
+    shots.mkdir(exist_ok=True)
+    return shots

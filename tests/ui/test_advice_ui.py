@@ -7,7 +7,6 @@ import gc
 import inspect
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from IPython.utils.capture import capture_output
 from torch import nn
 
 import vexplore as vx
-from browsing import ARGS, CHROMIUM, code_notebook, needs_chromium, open_notebook, run_all
+from browsing import code_notebook, lab_notebook, needs_chromium, shots_dir
 from models import Stack
 from vexplore.advise import ApplyResult
 from vexplore.monitor.alerts import Alert
@@ -404,32 +403,20 @@ def test_advice_tab_applies_by_clicking_in_jupyterlab(lab, tmp_path):
     """JupyterLab in Chromium: the graph's breaks and recompiles marked, the top advice shown, and Apply
     clicked in the Advice tab round-trips through the kernel (saved as artifacts/browser-advice-graph.png
     and artifacts/browser-advice.png)."""
-    from playwright.sync_api import sync_playwright
-
     (tmp_path / "nb" / "advice.ipynb").write_text(json.dumps(ADVICE_NOTEBOOK))
-    shots = Path(__file__).resolve().parents[2] / "artifacts"
-    shots.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 2600})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            open_notebook(page, lab, "advice.ipynb")
-            run_all(page)
-            ex = page.locator(".vexplore-explorer").first
-            ex.locator(".vx-explain", has_text="Breaks and recompiles").wait_for(timeout=120_000)
-            assert "Data-dependent branching" in ex.locator(".vx-explain").inner_text()
-            assert ex.locator(".vx-gv-graph.brk").count() >= 1 and ex.locator(".vx-gv-graph.rec").count() >= 1
-            assert "Top advice (1 of 4" in ex.locator(".vx-top-advice").inner_text()
-            ex.locator(".vx-gv-graph.rec").first.click()
-            assert "recompile" in ex.locator(".vx-gv-details").inner_text()
-            page.screenshot(path=str(shots / "browser-advice-graph.png"))
-            ex.locator(".lm-TabBar-tab", has_text="Advice").click()
-            ex.locator("button", has_text="Apply").click()
-            ex.locator(".vx-apply-result", has_text="kept").wait_for(timeout=60_000)
-            assert "repeated-blocks" in ex.locator(".vx-apply-result").inner_text()
-            page.screenshot(path=str(shots / "browser-advice.png"))
-        finally:
-            browser.close()
-    assert not errors
+    shots = shots_dir()
+    with lab_notebook(lab, "advice.ipynb") as (page, errors):
+        ex = page.locator(".vexplore-explorer").first
+        ex.locator(".vx-explain", has_text="Breaks and recompiles").wait_for(timeout=120_000)
+        assert "Data-dependent branching" in ex.locator(".vx-explain").inner_text()
+        assert ex.locator(".vx-gv-graph.brk").count() >= 1 and ex.locator(".vx-gv-graph.rec").count() >= 1
+        assert "Top advice (1 of 4" in ex.locator(".vx-top-advice").inner_text()
+        ex.locator(".vx-gv-graph.rec").first.click()
+        assert "recompile" in ex.locator(".vx-gv-details").inner_text()
+        page.screenshot(path=str(shots / "browser-advice-graph.png"))
+        ex.locator(".lm-TabBar-tab", has_text="Advice").click()
+        ex.locator("button", has_text="Apply").click()
+        ex.locator(".vx-apply-result", has_text="kept").wait_for(timeout=60_000)
+        assert "repeated-blocks" in ex.locator(".vx-apply-result").inner_text()
+        page.screenshot(path=str(shots / "browser-advice.png"))
+    assert not errors, errors

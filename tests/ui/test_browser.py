@@ -7,13 +7,11 @@ and JupyterLab; skipped where either is missing.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from browsing import ARGS, CHROMIUM, needs_chromium, open_notebook, run_all
+from browsing import lab_notebook, needs_chromium, shots_dir
 
-ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "01-quickstart.ipynb"
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -36,18 +34,9 @@ def _graph_tab_clicks_through(page, ex) -> None:
 
 
 def test_quickstart_in_jupyterlab_recompiles_by_clicking(lab):
-    from playwright.sync_api import sync_playwright
-
-    shots = ROOT / "artifacts"
-    shots.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 2600})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}"))
+    shots = shots_dir()
+    with lab_notebook(lab, NOTEBOOK) as (page, errors):
         try:
-            open_notebook(page, lab, NOTEBOOK)
-            run_all(page)
             # the last cell (%vxbench) has printed its table: every cell ran
             page.locator(".jp-OutputArea-output .vx-bench").first.wait_for(timeout=180_000)
             ex = page.locator(".vexplore-explorer").first
@@ -78,5 +67,4 @@ def test_quickstart_in_jupyterlab_recompiles_by_clicking(lab):
             page.screenshot(path=str(shots / "browser-quickstart.png"))
         finally:
             page.screenshot(path=str(shots / "browser-quickstart-last.png"))
-            browser.close()
     assert not [e for e in errors if "vexplore" in e.lower() or "blob:" in e]   # anywidget runs ours from a blob

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -21,10 +19,9 @@ import vexplore as vx
 from vexplore.monitor.diff import align
 
 import models
-from browsing import ARGS, CHROMIUM, code_notebook, needs_chromium, open_notebook, run_all
+from browsing import code_notebook, lab_notebook, needs_chromium, shots_dir
 from uihelpers import synthetic_report
 
-ROOT = Path(__file__).resolve().parents[2]
 STACK = ["compiled", "split_op"] * 3 + ["compiled"]
 
 
@@ -246,7 +243,6 @@ NOTEBOOK = code_notebook([
 def test_history_diff_in_jupyterlab(full_then_piecewise, lab, tmp_path):
     """Saved reports replayed in JupyterLab: pick two rows of the History tab, press Diff, open the
     code diff; the view is saved as artifacts/diff-view.png (docs/diff-view.png with VEXPLORE_UPDATE_DOCS=1)."""
-    from playwright.sync_api import sync_playwright
 
     a, b, _ = full_then_piecewise
     work = tmp_path / "nb"
@@ -254,40 +250,29 @@ def test_history_diff_in_jupyterlab(full_then_piecewise, lab, tmp_path):
     b.save(work / "piecewise.json")
     (work / "diff.ipynb").write_text(json.dumps(NOTEBOOK))
     expected = vx.diff(b, a)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1600, "height": 2000})
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            open_notebook(page, lab, "diff.ipynb")
-            run_all(page)
-            tab = page.locator(".vexplore-explorer .vx-history-tab").first
-            tab.locator("table.vx-history tbody tr").nth(1).wait_for(timeout=120_000)
-            assert "press Diff" in tab.inner_text()
-            assert page.locator(".vexplore-explorer button", has_text="Compile").first.is_disabled()
-            pick, first, second = tab.locator("select").all()
-            first.select_option(label="2: vexplore-piecewise-none")
-            second.select_option(label="1: vexplore-full-none")
-            tab.locator("button", has_text="Diff").click()
-            table = tab.locator("table.vx-diff-table")
-            table.wait_for(timeout=30_000)
-            head = tab.locator(".vx-diff-head").inner_text()
-            assert "report 2: vexplore-piecewise-none → report 1: vexplore-full-none" in head
-            assert table.locator("tr[data-kind]").count() == len(expected.changed)
-            assert table.locator('tr[data-kind="piece"]').count() == len(expected.of("piece")) == 7
-            code = tab.locator("pre.vx-codediff")
-            assert not code.is_visible()
-            tab.locator("details summary").first.click()
-            code.wait_for(state="visible", timeout=10_000)
-            assert "+cpp_fused" in code.inner_text()          # the kernels the whole graph adds
-            tab.locator(".vx-diff-head").scroll_into_view_if_needed()
-            shots = ROOT / ("docs" if os.environ.get("VEXPLORE_UPDATE_DOCS") == "1" else "artifacts")
-            shots.mkdir(exist_ok=True)
-            tab.screenshot(path=str(shots / "diff-view.png"))
-            first.select_option(label="1: vexplore-full-none")  # the diff follows the pickers
-            page.wait_for_function("""() => document.querySelector('.vx-history-tab .vx-diff-head')
-                .textContent.includes('0 changes')""", timeout=30_000)
-            assert not errors, errors
-        finally:
-            browser.close()
+    with lab_notebook(lab, "diff.ipynb", width=1600, height=2000) as (page, errors):
+        tab = page.locator(".vexplore-explorer .vx-history-tab").first
+        tab.locator("table.vx-history tbody tr").nth(1).wait_for(timeout=120_000)
+        assert "press Diff" in tab.inner_text()
+        assert page.locator(".vexplore-explorer button", has_text="Compile").first.is_disabled()
+        pick, first, second = tab.locator("select").all()
+        first.select_option(label="2: vexplore-piecewise-none")
+        second.select_option(label="1: vexplore-full-none")
+        tab.locator("button", has_text="Diff").click()
+        table = tab.locator("table.vx-diff-table")
+        table.wait_for(timeout=30_000)
+        head = tab.locator(".vx-diff-head").inner_text()
+        assert "report 2: vexplore-piecewise-none → report 1: vexplore-full-none" in head
+        assert table.locator("tr[data-kind]").count() == len(expected.changed)
+        assert table.locator('tr[data-kind="piece"]').count() == len(expected.of("piece")) == 7
+        code = tab.locator("pre.vx-codediff")
+        assert not code.is_visible()
+        tab.locator("details summary").first.click()
+        code.wait_for(state="visible", timeout=10_000)
+        assert "+cpp_fused" in code.inner_text()          # the kernels the whole graph adds
+        tab.locator(".vx-diff-head").scroll_into_view_if_needed()
+        tab.screenshot(path=str(shots_dir(docs=True) / "diff-view.png"))
+        first.select_option(label="1: vexplore-full-none")  # the diff follows the pickers
+        page.wait_for_function("""() => document.querySelector('.vx-history-tab .vx-diff-head')
+            .textContent.includes('0 changes')""", timeout=30_000)
+    assert not errors, errors
