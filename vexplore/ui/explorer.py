@@ -201,13 +201,10 @@ class Explorer(widgets.VBox):
         """Recompile under ``config`` (default: the controls') in the background; False if busy."""
         if self.cm is None:
             raise VexploreError(f"explorer.compile: {NO_COMPILE}")
-        if self.worker.busy:
-            self.progress.status.value = f"busy: {esc(self.worker.name)} is running"
-            return False
         cfg = config if config is not None else self.controls.config()
-        expected = sum(p.kind == "compiled" and p.same_as is None for p in self.shown.pieces)
-        self._busy(True)
-        self.progress.start(self.session.monitor, expected)
+        if not self._claim(self.progress.status):
+            return False
+        self.progress.start(self.session.monitor, self._unique_compiles())
         started = self.worker.start("compile", lambda: self.cm.recompile(cfg), lambda r, e: self._compiled(cfg, r, e))
         if wait:
             self.wait()
@@ -233,10 +230,8 @@ class Explorer(widgets.VBox):
         """Time eager and every configuration compiled so far in the background; False if busy."""
         if self.bench is None:
             raise VexploreError(f"explorer.benchmark: {NO_BENCH}")
-        if self.worker.busy:
-            self.bench.status.value = f"busy: {esc(self.worker.name)} is running"
+        if not self._claim(self.bench.status):
             return False
-        self._busy(True)
         self.bench.status.value = "compiling the variants…"
         started = self.worker.start("benchmark", lambda: self.bench.measure(self.configs, self._bench_status),
                                     self._benchmarked)
@@ -259,6 +254,19 @@ class Explorer(widgets.VBox):
                     log.error("vexplore explorer: benchmark failed", exc_info=error)
         finally:
             self._busy(False)
+
+    def _claim(self, status: Any) -> bool:
+        """Start a background job: False (said on ``status``) while another runs, else the controls
+        are disabled until it ends."""
+        if self.worker.busy:
+            status.value = f"busy: {esc(self.worker.name)} is running"
+            return False
+        self._busy(True)
+        return True
+
+    def _unique_compiles(self) -> int:
+        """Compiles a recompile of the shown report runs (its unique compiled pieces): the progress bar's length."""
+        return sum(p.kind == "compiled" and p.same_as is None for p in self.shown.pieces)
 
     def _busy(self, busy: bool) -> None:
         self.compile_button.disabled = busy
@@ -290,13 +298,11 @@ class Explorer(widgets.VBox):
         metric before and after, keep the config only if better), then show the model's report."""
         if self.cm is None:
             raise VexploreError(f"explorer.apply_advice: {NO_APPLY}")
-        if self.worker.busy:
-            self.advice_view.status.value = f"busy: {esc(self.worker.name)} is running"
+        if not self._claim(self.advice_view.status):
             return False
-        self._busy(True)
         self.advice_view.applying(advice)
         # the compiles Apply runs show in the progress bar, and its Cancel stops them (the model goes back)
-        self.progress.start(self.session.monitor, sum(p.kind == "compiled" and p.same_as is None for p in self.shown.pieces))
+        self.progress.start(self.session.monitor, self._unique_compiles())
         started = self.worker.start("apply", lambda: advice.apply(self.cm, self.inputs or None),
                                     lambda r, e: self._applied(advice, r, e))
         if wait:
