@@ -114,17 +114,11 @@ def run(device: str) -> dict:
                 stats = [g.graph_stats for g in fn.graphs if g.graph_stats is not None]
                 row["capture_held_mb"] = {str(s): round(i.memory_mb, 3) for st in stats for s, i in st.sizes.items()}
             rows.append(row)
-    return {"device": torch.cuda.get_device_name() if device == "cuda" else _cpu_name(),
+    from cache_bench import cpu_name
+
+    return {"device": torch.cuda.get_device_name() if device == "cuda" else f"{cpu_name()} ({os.cpu_count()} cores)",
             "torch": torch.__version__, "python": platform.python_version(), "tokens": TOKENS, "dtype": str(dtype),
             "timer": None, "rows": rows}
-
-
-def _cpu_name() -> str:
-    try:
-        line = next(x for x in open("/proc/cpuinfo") if x.startswith("model name"))
-        return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
-    except (OSError, StopIteration):
-        return platform.machine()
 
 
 def table(d: dict) -> str:

@@ -300,7 +300,7 @@ def parent_main(args) -> None:
 def _write(args, url: str | None, rows: list[dict]) -> dict:
     import torch
 
-    dev = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu: {_cpu_name()}, {os.cpu_count()} cores"
+    dev = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu: {cpu_name()}, {os.cpu_count()} cores"
     try:
         from importlib.metadata import version
         triton = version("triton")
@@ -314,7 +314,8 @@ def _write(args, url: str | None, rows: list[dict]) -> dict:
     return doc
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
