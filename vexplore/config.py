@@ -6,8 +6,10 @@ all agree on one list.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlparse
@@ -121,6 +123,45 @@ def _option_text(v: object) -> str:
     address, so it would never hit in another process), anything else by its repr."""
     u = pass_uuid(v) if callable(getattr(v, "uuid", None)) else None
     return f"{pass_name(v)} uuid={u}" if u is not None else repr(v)
+
+
+def did_you_mean(name: object, valid: Sequence[str]) -> str:
+    """`` Did you mean 'x'?`` for the valid name nearest ``name`` (difflib), or "" when none is near."""
+    near = difflib.get_close_matches(name, valid, n=1, cutoff=0.6) if isinstance(name, str) else []
+    return f" Did you mean {near[0]!r}?" if near else ""
+
+
+def _check_inductor_options(options: Mapping[Any, Any]) -> None:
+    """ConfigError for the first key of ``options`` that the installed torch's Inductor config lacks."""
+    if not options:
+        return
+    # Imported only here, for a config that sets options: the torch._inductor package costs about a second.
+    import torch
+    import torch._inductor
+    from torch._inductor import config as inductor_config
+
+    known = torch._inductor.list_options()   # public; options of nested sections dotted, e.g. "triton.cudagraphs"
+
+    def has(name: object) -> bool:
+        if not isinstance(name, str) or name in vars(inductor_config):   # "os", "triton" (a section), ...
+            return False
+        # list_options() leaves out aliases of other modules' options (e.g. force_disable_caches),
+        # which the config module's own attribute lookup resolves (and config.patch accepts).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # a deprecated option warns when read; it is still an option
+            try:
+                getattr(inductor_config, name)
+            except Exception:
+                return False
+        return True
+
+    listed = set(known)
+    for name in options:
+        if name not in listed and not has(name):
+            raise ConfigError(
+                f"CompileConfig.inductor_options: {name!r} is not an Inductor option of the installed torch "
+                f"{torch.__version__}.{did_you_mean(name, known)} Options of nested sections are dotted "
+                "(e.g. 'triton.cudagraphs'); torch._inductor.list_options() lists them all.")
 
 
 def _one_of(value: object, allowed: Sequence[str], where: str) -> None:
@@ -257,6 +298,7 @@ class CompileConfig:
         object.__setattr__(self, "splitting_ops", ops)
         if not isinstance(self.inductor_options, Mapping):
             raise ConfigError("CompileConfig.inductor_options must be a dict of Inductor config names to values.")
+        _check_inductor_options(self.inductor_options)
         object.__setattr__(self, "inductor_options", dict(sorted(self.inductor_options.items())))
         object.__setattr__(self, "dynamic_dims", self._check_dynamic_dims(self.dynamic_dims))
         object.__setattr__(self, "compile_sizes", _sizes(self.compile_sizes, "CompileConfig.compile_sizes"))
@@ -314,7 +356,13 @@ class CompileConfig:
         return dict(sorted(out.items(), key=lambda kv: (isinstance(kv[0], str), str(kv[0]))))
 
     def replace(self, **changes: Any) -> "CompileConfig":
-        """A copy with ``changes`` applied (validated like a new config)."""
+        """A copy with ``changes`` applied (validated like a new config); a name that is no field
+        raises ConfigError with the nearest field (``cm.recompile(**changes)`` comes here too)."""
+        fields = [f.name for f in dataclasses.fields(self)]
+        for name in changes:
+            if name not in fields:
+                raise ConfigError(f"{name!r} is not a CompileConfig field (in cfg.replace(...) or "
+                                  f"cm.recompile(...)).{did_you_mean(name, fields)} Fields: {', '.join(fields)}.")
         return dataclasses.replace(self, **changes)
 
     def compile_relevant(self) -> dict[str, Any]:

@@ -11,23 +11,32 @@ import os
 import re
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import CacheConfig
-from .artifact import ArtifactCorrupt, read_header
+from .artifact import MAGIC, ArtifactCorrupt, read_header
 from .disk import DiskTier, Removed
+from .index import SUFFIX
 from .keys import CacheKey, explain
 
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
 def parse_size(text: str) -> int:
-    """``500M``, ``5G``, ``1.5GB``, ``1048576`` -> bytes; ValueError saying the accepted forms."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    """``500M``, ``5G``, ``1.5GB``, ``1048576`` -> bytes; ValueError saying the accepted forms
+    (and why a negative size or a fraction of a byte is refused)."""
+    forms = "give bytes or a number with K, M, G or T (e.g. 500M, 5G)"
+    m = re.fullmatch(r"\s*(-?)(\d+(?:\.\d+)?)\s*(?:([KMGT])I?)?B?\s*", text.upper())
     if not m:
-        raise ValueError(f"size {text!r}: give bytes or a number with K, M, G or T (e.g. 500M, 5G)")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
+        raise ValueError(f"size {text!r}: {forms}")
+    if m.group(1):
+        raise ValueError(f"size {text!r} is negative; a cache holds 0 bytes or more: {forms}")
+    n = Fraction(m.group(2)) * _UNITS[m.group(3) or ""]   # exact: no float overflow on long numbers
+    if n.denominator != 1 and not m.group(3):
+        raise ValueError(f"size {text!r} is a fraction of a byte; {forms}")
+    return int(n)
 
 
 def human(n: int | None) -> str:
@@ -74,6 +83,22 @@ def remote_url_arg(text: str) -> str:
     return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """The commands' parser: ``--max-size -5G`` reaches ``size_arg`` (which says it is negative)
+    instead of argparse's "expected one argument" (it takes ``-5G`` for an option)."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        joined: list[str] | None = None
+        if args is not None:
+            joined = []
+            for a in args:
+                if joined and joined[-1] == "--max-size" and re.match(r"-\.?\d", a):
+                    joined[-1] = f"--max-size={a}"
+                else:
+                    joined.append(a)
+        return super().parse_known_args(joined, namespace)
+
+
 def _add_common(p: argparse.ArgumentParser, defaults: bool) -> None:
     """--dir, --remote-url, --prefix: with their defaults on ``vexplore cache``; on each command
     without (argparse.SUPPRESS), so a value given after the command wins and none is overwritten."""
@@ -95,11 +120,11 @@ def register(subparsers: Any) -> None:
     _add_common(p, defaults=True)
     common = argparse.ArgumentParser(add_help=False)
     _add_common(common, defaults=False)
-    sub = p.add_subparsers(dest="cache_command", required=True, title="commands")
+    sub = p.add_subparsers(dest="cache_command", required=True, title="commands", parser_class=_Parser)
 
     def add(name: str, help: str, func: Any) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".", parents=[common])
-        c.set_defaults(func=func)
+        c.set_defaults(func=_with_remote(func))
         return c
 
     add("info", "where the cache is, how full, and its health", cmd_info)
@@ -125,12 +150,40 @@ def _disk(args: argparse.Namespace, say: bool = True) -> DiskTier | None:
     return DiskTier(root)
 
 
-def _remote(args: argparse.Namespace) -> Any:
+def _remote(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The remote tier of ``--remote-url`` (None without one) and why it cannot be used (None when it
+    answered a PING): a command never reads an unreachable Redis as an empty one."""
     if not args.remote_url:
-        return None
+        return None, None
+    import redis
+
     from .remote import RemoteTier
 
-    return RemoteTier(args.remote_url, prefix=args.prefix, timeout_s=2.0)
+    remote = RemoteTier(args.remote_url, prefix=args.prefix, timeout_s=2.0)
+    fix = "without --remote-url the command acts on the disk cache only"
+    try:
+        remote.heal()   # one PING on a fresh connection (and the signing secret loaded)
+    except (ConnectionError, redis.RedisError, OSError) as e:
+        if remote.disabled_reason:   # no signing secret: load_secret's reason says how to give one
+            return remote, f"cannot be used: {e}; {fix}"
+        return remote, f"is unreachable ({type(e).__name__}: {e}); start Redis there or fix --remote-url ({fix})"
+    return remote, None
+
+
+def _with_remote(cmd: Callable[[argparse.Namespace, Any], int]) -> Callable[[argparse.Namespace], int]:
+    """``cmd(args, remote)``, run only when ``--remote-url`` (if given) answers; otherwise, or when
+    Redis stops answering during the command, one line on stderr and exit status 1."""
+    def run(args: argparse.Namespace) -> int:
+        remote, why = _remote(args)
+        if why is None:
+            rc = cmd(args, remote)
+            if remote is None or not remote.failure:
+                return rc
+            why = (f"stopped answering during the command ({remote.failure}), so what it printed for the "
+                   "remote is incomplete; run it again once Redis answers")
+        print(f"vexplore cache {args.cache_command}: error: the remote cache {_where(remote)} {why}", file=sys.stderr)
+        return 1
+    return run
 
 
 def _where(remote: Any) -> str:
@@ -140,7 +193,7 @@ def _where(remote: Any) -> str:
     return redact(remote.url)
 
 
-def cmd_info(args: argparse.Namespace) -> int:
+def cmd_info(args: argparse.Namespace, remote: Any) -> int:
     disk = _disk(args)
     if disk is not None:
         s = disk.stats()
@@ -150,7 +203,6 @@ def cmd_info(args: argparse.Namespace) -> int:
                   "index rebuilt from the artifact files" if s.index_rebuilds else "",
                   "meta.json rewritten" if s.meta_repairs else "", s.disabled_reason or ""]
         print("  health: " + ("; ".join(h for h in health if h) or "ok"))
-    remote = _remote(args)
     if remote is not None:
         r = remote.stats()
         state = (f"{r.entries} entries, {human(r.nbytes)}" if r.reachable
@@ -166,7 +218,7 @@ def _summary(key: dict[str, Any]) -> str:
             f"torch {ver.get('torch')}  {ver.get('device')}")
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace, remote: Any) -> int:
     disk = _disk(args)
     if disk is not None:
         entries = disk.entries()
@@ -175,7 +227,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         for digest, e in entries:
             used = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.used))
             print(f"  {digest[:16]}  {human(e.nbytes):>10}  {used}  {_summary(e.key)}")
-    remote = _remote(args)
     if remote is not None:
         keys = dict(remote.keys())
         names = remote.names()
@@ -197,10 +248,24 @@ def _resolve(disk: DiskTier | None, ref: str) -> CacheKey:
                               "digest prefix (see `vexplore cache list`) or a file path")
         path = disk.path(found[0])
     with open(path, "rb") as f:
-        return read_header(f, path.stat().st_size).key
+        try:
+            return read_header(f, path.stat().st_size).key
+        except ArtifactCorrupt as e:
+            f.seek(0)
+            raise LookupError(_unreadable(path, f.read(len(MAGIC) + 10), e.reason)) from None
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
+def _unreadable(path: Path, start: bytes, reason: str) -> str:
+    """Why ``path`` (whose first bytes are ``start``) gives no key: what an artifact is, what this is."""
+    if start.startswith(MAGIC):
+        return (f"{path} is a vexplore cache artifact this vexplore cannot read ({reason}); "
+                "`vexplore cache verify` deletes damaged entries")
+    found = "an empty file" if not start else f"a {path.stat().st_size}-byte file starting with {start!r}"
+    return (f"{path} is not a vexplore cache artifact (a file under a cache dir's artifacts/, named "
+            f"<digest>{SUFFIX}, starting with {MAGIC!r}): found {found}")
+
+
+def cmd_explain(args: argparse.Namespace, remote: Any) -> int:
     disk = _disk(args, say=False)
     try:
         a, b = _resolve(disk, args.a), _resolve(disk, args.b)
@@ -219,7 +284,7 @@ def _print_removed(what: str, r: Removed) -> None:
         print(f"  {what} {name[:16]} ({human(n)}): {why}")
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
+def cmd_verify(args: argparse.Namespace, remote: Any) -> int:
     disk = _disk(args)
     if disk is not None:
         r = disk.verify()
@@ -227,7 +292,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
               f"{len(r.files)} damaged and deleted; index rebuilt ({r.remaining_entries} entries, "
               f"{human(r.remaining_bytes)})")
         _print_removed("deleted", r)
-    remote = _remote(args)
     if remote is not None:
         bad = remote.verify()
         print(f"verified {_where(remote)} under {args.prefix!r}: {len(bad)} refused and deleted")
@@ -236,7 +300,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_prune(args: argparse.Namespace) -> int:
+def cmd_prune(args: argparse.Namespace, remote: Any) -> int:
     limit = parse_size(args.max_size)   # size_arg checked it
     disk = _disk(args)
     if disk is not None:
@@ -244,15 +308,16 @@ def cmd_prune(args: argparse.Namespace) -> int:
         print(f"pruned {disk.root} to {human(limit)}: removed {len(r.files)} entries ({human(r.freed)}), "
               f"{r.remaining_entries} entries ({human(r.remaining_bytes)}) remain")
         _print_removed("evicted", r)
+    if remote is not None:
+        print(f"{_where(remote)} is not pruned: Redis bounds its own memory (maxmemory with an LRU policy)")
     return 0
 
 
-def cmd_clear(args: argparse.Namespace) -> int:
+def cmd_clear(args: argparse.Namespace, remote: Any) -> int:
     disk = _disk(args)
     if disk is not None:
         r = disk.clear()
         print(f"cleared {disk.root}: removed {len(r.files)} entries ({human(r.freed)})")
-    remote = _remote(args)
     if remote is not None:
         n = remote.clear()
         print(f"cleared {_where(remote)} under {args.prefix!r}: removed {n} entries")

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .advicehtml import top_advice_html
 from .code import code_html
 from .snapshot import Subject, details, sections, subject_of, summary
@@ -61,12 +62,36 @@ def export_document(subject: Subject) -> str:
             f"{summary(r)}{top_advice_html(subject.advice, 'Warnings and advice below')}{body}</body></html>\n")
 
 
+def _target(path: str | os.PathLike[str]) -> Path:
+    """``path`` as the file to write, its missing parent folders made; ConfigError for a directory, or a
+    parent that cannot be one (a file in the way, no permission), naming the path and what to pass."""
+    out = Path(path).expanduser()
+    where = f"vx.export_html(..., {os.fspath(path)!r})"
+    if out.is_dir() or os.fspath(path).endswith(("/", os.sep)):
+        raise ConfigError(f"{where}: {str(out)!r} is a directory; pass a file path for the page, "
+                          f"e.g. {str(out / 'run.html')!r}.")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"{where}: the folder {str(out.parent)!r} cannot be made, {str(blocker)!r} is a file; "
+                          "pass a path inside a directory, e.g. 'run.html'.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot make the folder {str(out.parent)!r} ({e.strerror or e}); "
+                          "pass a path inside a directory you can write to, e.g. 'run.html'.") from e
+    return out
+
+
 def export_html(obj: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``obj`` (a CompiledModel, CompileReport or explorer) to ``path`` as one self-contained
-    HTML file; returns the path written."""
-    out = Path(path).expanduser()
-    html = export_document(subject_of(obj))
-    if out.parent != Path(""):
-        out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    HTML file (missing parent folders are made); returns the path written. A directory, or a path
+    that cannot be written, raises ConfigError saying which and what to pass."""
+    subject = subject_of(obj)   # a wrong object fails before any folder is made
+    out = _target(path)
+    html = export_document(subject)
+    try:
+        out.write_text(html, encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"vx.export_html(..., {os.fspath(path)!r}): cannot write {str(out)!r} "
+                          f"({e.strerror or e}); pass a file path you can write to, e.g. 'run.html'.") from e
     return out
