@@ -11,7 +11,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlparse
 
 from .errors import ConfigError
@@ -131,22 +131,19 @@ def did_you_mean(name: object, valid: Sequence[str]) -> str:
     return f" Did you mean {near[0]!r}?" if near else ""
 
 
-def _check_inductor_options(options: Mapping[Any, Any]) -> None:
-    """ConfigError for the first key of ``options`` that the installed torch's Inductor config lacks."""
-    if not options:
-        return
-    # Imported only here, for a config that sets options: the torch._inductor package costs about a second.
+def _inductor_option_names() -> tuple[list[str], Callable[[str], bool]]:
+    """The installed torch's Inductor option names (nested sections dotted, e.g. "triton.cudagraphs"),
+    and a test for the names list_options() leaves out but Inductor accepts (aliases)."""
+    # Private torch module outside engine/_torch_compat.py, on purpose (tests/test_layering.py allows these
+    # two names): Inductor's config module is the one place torch keeps its option names (torch.compile's
+    # docs point to list_options()), and config.py, below the engine, may not import engine/_torch_compat.
+    # Imported only for a config that sets options: it costs about a second. torch 2.0+.
     import torch
-    import torch._inductor
-    from torch._inductor import config as inductor_config
+    import torch._inductor.config as inductor_config
 
-    known = torch._inductor.list_options()   # public; options of nested sections dotted, e.g. "triton.cudagraphs"
-
-    def has(name: object) -> bool:
-        if not isinstance(name, str) or name in vars(inductor_config):   # "os", "triton" (a section), ...
+    def resolves(name: str) -> bool:   # e.g. force_disable_caches, an alias of another module's option
+        if name in vars(inductor_config):   # "os", "triton" (a section): module attributes, not options
             return False
-        # list_options() leaves out aliases of other modules' options (e.g. force_disable_caches),
-        # which the config module's own attribute lookup resolves (and config.patch accepts).
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # a deprecated option warns when read; it is still an option
             try:
@@ -155,9 +152,19 @@ def _check_inductor_options(options: Mapping[Any, Any]) -> None:
                 return False
         return True
 
+    return torch._inductor.list_options(), resolves
+
+
+def _check_inductor_options(options: Mapping[Any, Any]) -> None:
+    """ConfigError for the first key of ``options`` that the installed torch's Inductor lacks."""
+    if not options:
+        return
+    import torch
+
+    known, resolves = _inductor_option_names()
     listed = set(known)
     for name in options:
-        if name not in listed and not has(name):
+        if name not in listed and not (isinstance(name, str) and resolves(name)):
             raise ConfigError(
                 f"CompileConfig.inductor_options: {name!r} is not an Inductor option of the installed torch "
                 f"{torch.__version__}.{did_you_mean(name, known)} Options of nested sections are dotted "

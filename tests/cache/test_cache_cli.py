@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
@@ -193,3 +194,89 @@ def test_remote_url_without_redis_installed(capsys, monkeypatch):
     assert mistake(capsys, "info", "--remote-url", "redis://localhost:6379/0") == (
         "vexplore cache info: error: argument --remote-url: the remote tier needs the redis package: "
         "pip install 'vexplore[redis]'")
+
+
+# -- issue 23: mistakes that used to pass silently ------------------------------------------------
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+COMMANDS = [["info"], ["list"], ["verify"], ["clear"], ["prune", "--max-size", "1G"], ["explain", "aa", "bb"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_unreachable_remote_is_one_line_and_exit_1(command, filled, cache_secret, capsys):
+    """Every command refuses to read a Redis that does not answer as an empty one, before doing anything."""
+    root, ks = filled
+    url = f"redis://:hunter2@127.0.0.1:{closed_port()}/0"
+    rc = main(["cache", "--dir", str(root), "--remote", url, *command])   # --remote: argparse's abbreviation
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == "" and err.count("\n") == 1, (out, err)
+    shown = url.replace("hunter2", "***")
+    assert err.startswith(f"vexplore cache {command[0]}: error: the remote cache {shown} is unreachable (")
+    assert "Connection refused" in err and "start Redis there or fix --remote-url" in err and "hunter2" not in err
+    assert len(artifact_paths(root)) == len(ks)   # clear, verify, prune did nothing on disk either
+
+
+def test_remote_without_a_signing_secret_is_one_line_and_exit_1(filled, capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("VEXPLORE_CACHE_KEY", raising=False)
+    monkeypatch.setenv("VEXPLORE_CACHE_KEY_FILE", str(tmp_path / "no.key"))
+    root, _ = filled
+    rc = main(["cache", "--dir", str(root), "--remote-url", f"redis://127.0.0.1:{closed_port()}", "list"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == "" and err.count("\n") == 1
+    assert "cannot be used: no signing secret: set VEXPLORE_CACHE_KEY" in err and str(tmp_path / "no.key") in err
+
+
+def test_prune_says_the_remote_is_not_pruned(redis_server, cache_secret, filled, capsys):
+    root, _ = filled
+    rc, out = run(capsys, "--dir", str(root), "--remote-url", redis_server.url, "prune", "--max-size", "1G")
+    assert rc == 0 and f"{redis_server.url} is not pruned: Redis bounds its own memory" in out
+
+
+def test_explain_a_file_that_is_not_an_artifact(filled, capsys, tmp_path):
+    root, ks = filled
+    text, empty, old = tmp_path / "notes.txt", tmp_path / "empty.vxa", tmp_path / "old.vxa"
+    text.write_text("hello, this is not an artifact\n")
+    empty.write_bytes(b"")
+    damaged = DiskTier(root).path(ks[0]).read_bytes()
+    old.write_bytes(damaged[:6] + b"\x63" + damaged[7:])          # another cache schema
+    what = r"is not a vexplore cache artifact \(a file under a cache dir's artifacts/, named <digest>\.vxa, starting with b'VXART\\x00'\)"
+    for path, found in [(text, r"found a 31-byte file starting with b'hello, this is n'"), (empty, "found an empty file")]:
+        rc = main(["cache", "--dir", str(root), "explain", str(path), ks[1].digest[:10]])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1
+        assert re.fullmatch(rf"vexplore cache explain: error: {re.escape(str(path))} {what}: {found}\n", err), err
+    rc = main(["cache", "--dir", str(root), "explain", ks[1].digest[:10], str(old)])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{old} is a vexplore cache artifact this vexplore cannot read (schema 99" in err
+    assert "`vexplore cache verify` deletes damaged entries" in err
+
+
+@pytest.mark.parametrize("argv, why", [
+    (["--max-size", "-5G"], "size '-5G' is negative; a cache holds 0 bytes or more"),
+    (["--max-size=-5G"], "size '-5G' is negative; a cache holds 0 bytes or more"),
+    (["--max-size", "-1"], "size '-1' is negative; a cache holds 0 bytes or more"),
+    (["--max-size", "-.5M"], "size '-.5M': give bytes"),
+    (["--max-size", "0.5"], "size '0.5' is a fraction of a byte"),
+    (["--max-size", "5iB"], "size '5iB': give bytes"),
+    (["--max-size", "1e9"], "size '1e9': give bytes"),
+    (["--max-size", "5 G B"], "size '5 G B': give bytes"),
+])
+def test_nonsense_sizes_are_refused(capsys, argv, why):
+    line = mistake(capsys, "prune", *argv)
+    assert line.startswith(f"vexplore cache prune: error: argument --max-size: {why}"), line
+    assert line.endswith("give bytes or a number with K, M, G or T (e.g. 500M, 5G)")
+
+
+def test_parse_size_edges():
+    assert parse_size("0") == 0 and parse_size("0.5K") == 512 and parse_size("2kib") == 2048
+    assert parse_size("9" * 40 + "T") == int("9" * 40) * 1024**4   # exact, no float overflow
+    for bad in ("-5G", "1.5", "5IB", "nan", "inf", ""):
+        with pytest.raises(ValueError, match=re.escape(repr(bad))):
+            parse_size(bad)
