@@ -128,35 +128,41 @@ def no_persistent_cache(ctx: Context) -> list[Advice]:
 
 
 def low_cache_hit_rate(ctx: Context) -> list[Advice]:
-    """Compiles of this model under a config it compiled before (the first compile of each config
-    misses by design: a new config is a new key; so does an applied advice's) that keep missing."""
-    seen: list[dict] = []
-    later = []
+    """Lookups that keep missing where the cache could have served them: a unique piece (at a size)
+    this model compiled before under the same config. A first compile misses by design and is not
+    counted: a new config is a new key (so is an applied advice's), and so is a new graph (a re-trace,
+    the documented 1-token decode graph)."""
+    seen: set[tuple[str, str, Any]] = set()
+    hits = lookups = 0
+    parts: Counter[str] = Counter()
     for r in ctx.reports:
-        if r.config in seen and _lookups(r):
-            later.append(r)
-        seen.append(r.config)
-    hits = sum(r.counters.get(f"cache_hits_{t}", 0) for r in later for t in ("memory", "disk", "remote"))
-    lookups = sum(_lookups(r) for r in later)
+        cfg = repr(sorted(r.config.items()))
+        for p in r.unique_pieces:
+            for size, tier in p.cache_by_size:
+                key = (cfg, p.unique_key or "", size)
+                if tier in ("memory", "disk", "remote", "miss") and key in seen:
+                    lookups += 1
+                    hits += tier != "miss"
+                    if tier == "miss":
+                        parts.update(miss_parts(p, size))
+                seen.add(key)
     if lookups < LOW_HIT_LOOKUPS or hits / lookups >= LOW_HIT_RATE:
         return []
-    parts = Counter(part for r in later for p in r.unique_pieces for part in miss_parts(p))
     changing, n = parts.most_common(1)[0] if parts else ("unknown", 0)
     return [Advice(
         "low-cache-hit-rate", "warning",
-        f"{hits} of {lookups} cache lookups hit in this model's later compiles ({hits / lookups:.0%}). "
-        f"The key part that keeps changing: {changing} ({n} misses). {_miss_fix(changing)}",
+        f"{hits} of {lookups} cache lookups hit where this model had compiled the same piece under the same config "
+        f"before ({hits / lookups:.0%}). The key part that keeps changing: {changing} ({n} misses). {_miss_fix(changing)}",
         {"hits": hits, "lookups": lookups, "hit_rate": round(hits / lookups, 3), "changing": dict(parts.most_common(5))})]
 
 
-def _lookups(r: CompileReport) -> int:
-    return sum(r.counters.get(k, 0) for k in ("cache_hits_memory", "cache_hits_disk", "cache_hits_remote", "cache_misses"))
-
-
-def miss_parts(p: Piece) -> list[str]:
-    """The cache-key parts a piece's misses name (``config.mode``, ``inputs[0]``, ``graph``), or why none."""
+def miss_parts(p: Piece, size: Any = ...) -> list[str]:
+    """The cache-key parts a piece's misses name (``config.mode``, ``inputs[0]``, ``graph``), or why none;
+    ``size``: of that size's lookup only (miss reasons read ``size N: ...``, ``size general: ...``)."""
     out = []
     for reason in p.miss_reasons:
+        if size is not ... and not reason.startswith(f"size {size or 'general'}:"):
+            continue
         said = reason.split("differs in ", 1)
         if len(said) == 2:
             out += [_part(line) for line in said[1].split("; ") if ":" in line]

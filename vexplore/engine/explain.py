@@ -87,19 +87,73 @@ class CallNames:
         files = tuple(f for f in (_source_file(fn), _source_file(type(model))) if f)
         return cls(tuple(p.name for p in params if p.kind in kinds), var, self_name, files)
 
-    def rewrite(self, text: str) -> str:
-        """``text`` (Dynamo's guard, as the wrapper saw the call) in the model's names."""
-        text = re.sub(r"\bL\['(\w+)'\]", r"\1", text)
-        text = re.sub(r"(?<![\w.])kwargs\['(\w+)'\]", r"\1", text)
-        text = re.sub(r"(?<![\w.])args\[(\d+)\]", lambda m: self._positional(int(m.group(1))), text)
-        if self.self_name:
-            text = re.sub(r"(?<![\w.'\"])model(?=[.\[])", self.self_name, text)
-        return text
+    def rewrite(self, text: str, entry: bool = True) -> str:
+        """``text`` (Dynamo's guard) in the model's names: Dynamo's sources and guard helpers always
+        (``user_terms``), and the wrapper's view of the call (``args[1]``, ``kwargs['x']``, ``model``)
+        when ``entry`` (the guard was written in vexplore's wrapper frame)."""
+        text = _sources(text)
+        if entry:
+            text = re.sub(r"(?<![\w.])kwargs\['(\w+)'\]", r"\1", text)
+            text = re.sub(r"(?<![\w.])args\[(\d+)\]", lambda m: self._positional(int(m.group(1))), text)
+            if self.self_name:
+                text = re.sub(r"(?<![\w.'\"])model(?=[.\[])", self.self_name, text)
+        return _helpers(text)
 
     def _positional(self, i: int) -> str:
         if i < len(self.positional):
             return self.positional[i]
         return f"{self.varargs}[{i - len(self.positional)}]" if self.varargs else f"args[{i}]"
+
+
+# Dynamo's guard helpers (torch/_dynamo/guards.py's closure names, 2.11 and 2.13), said as Python a
+# user reads; ``___stackN`` is a value Dynamo carried over a graph break into the resumed frame.
+_HELPER_WORDS: tuple[tuple[re.Pattern[str], Any], ...] = tuple((re.compile(a), b) for a, b in (
+    (r"___check_type_id\((.+?), \d+\)(?:, type=<class '(?:[\w.]*\.)?(\w+)'>)?",
+     lambda m: f"type({m.group(1)}) is {m.group(2) or 'the type it had'}"),
+    (r"___check_obj_id\((.+?), \d+\)", r"\1 is the object it was"),
+    (r"not ___dict_contains\(('[^']*'|[^,]+), (.+?)\)", r"\1 not in \2"),
+    (r"___dict_contains\(('[^']*'|[^,]+), (.+?)\)", r"\1 in \2"),
+    (r"___odict_getitem\((.+?), (.+?)\)", r"\1[\2]"),
+    (r"___(?:tuple_iterator_len|normalize_count_iter|normalize_range_iter)\(", "len("),
+    (r"___key_to_id\((.+?)\)", r"list(\1)"),
+    (r"___stack\d+", "value"),
+    (r"___(\w+)", r"\1"),     # any other helper: its plain name
+))
+
+
+def _sources(text: str) -> str:
+    """Dynamo's sources in Python's spelling: ``L['x']`` -> ``x``, ``G['__import_mod'].SCALE`` ->
+    ``SCALE`` (a global the model's code names), ``self._modules['act']`` -> ``self.act``."""
+    text = re.sub(r"\bL\['(\w+)'\]", r"\1", text)
+    text = re.sub(r"\bG\['__import_\w+'\]\.", "", text)
+    text = re.sub(r"\bG\['(\w+)'\]", r"\1", text)
+    return re.sub(r"\._(?:modules|parameters|buffers)\['(\w+)'\]", r".\1", text)
+
+
+def _helpers(text: str) -> str:
+    for pattern, words in _HELPER_WORDS:
+        text = pattern.sub(words, text)
+    return text
+
+
+def user_terms(text: str, names: CallNames | None = None) -> str:
+    """Any text of Dynamo's (a guard, a source name) in the model's terms, through ``names`` (the
+    wrapper's view of the call) when given: ``L['kwargs']['past_key_values'].layers[0].keys`` ->
+    ``past_key_values.layers[0].keys``."""
+    return (names or CallNames()).rewrite(text)
+
+
+def source_name(source: str, placeholder: str, names: CallNames | None = None) -> str:
+    """The model's name for a graph input: its Dynamo source (``L['kwargs']['cache'].layers[0].keys``,
+    what ``node.meta['grapharg'].source`` names) in the model's terms; without a source, the
+    placeholder (``L_args_0_`` -> ``args[0]`` -> its parameter) where its form is unambiguous."""
+    if source:
+        return user_terms(source, names)
+    m = re.fullmatch(r"L_args_(\d+)_", placeholder)
+    if m:
+        return user_terms(f"args[{m.group(1)}]", names)
+    m = re.fullmatch(r"L_kwargs_([A-Za-z]\w*?)_", placeholder)
+    return m.group(1) if m else placeholder
 
 
 class TraceLog:
@@ -168,22 +222,45 @@ def recompile(text: str, graph: int | None, limit_hit: bool, names: CallNames, e
     wrapper frame, so ``names`` maps its view (else it was written in the model's own frame)."""
     head, _, stack = text.partition("\nUser stack trace:")
     head = re.sub(r"^\s*\[?\d+/\d+\]?:\s*", "", head.strip())
-    guard = head.split("  #")[0].strip() or head
-    if entry:
-        guard = names.rewrite(guard)
-    name = guard_subject(guard)
+    raw = head.split("  #")[0].strip() or head
+    guard = names.rewrite(raw, entry)
     frames = re.findall(r'File "([^"]+)", line (\d+), in \S+\n\s*(.*)', stack)
     frame = innermost_user_frame((f, int(n), code) for f, n, code in frames)
     where = f"{frame[0]}:{frame[1]}" if frame else _comment_location(head, names)
-    if guard.startswith("len(") and "==" in guard:
-        reason = f"the number of arguments changed (compiled for {guard}): pass them the same way at every call"
-    elif re.search(r"\s(==|!=|is|<|>|<=|>=)\s", guard) and not guard.startswith("tensor"):
-        reason = f"{name} changed (compiled for {guard})"
-    else:
-        reason = f"{name} changed: {guard}"
+    small = size_one_guard(guard, head)
+    name = guard_subject(guard)
+    if small is not None:   # Dynamo's own 0/1 rule, not a line of the model: the call that passed the size
+        where, name = None, small[0]
+    if re.search(r"___stack\d", raw) and name == "value":
+        name = f"a Python value at {where}" if where else "a Python value computed before a graph break"
+    reason = _reason(guard, name, small)
     if limit_hit:
         reason += "; Dynamo's recompile limit was hit, so this code runs eagerly from now on"
     return Recompile(reason, where, graph, name, guard, limit_hit, text.strip())
+
+
+def size_one_guard(guard: str, text: str = "") -> tuple[str, int] | None:
+    """(tensor, dim) when the guard is Dynamo's 0/1 specialization (``2 <= x.size()[0]``: the general
+    graph serves sizes of 2 and up, so a size of 0 or 1 traces a graph of its own); else None."""
+    m = re.fullmatch(r"2 <= (.+?)\.size\(\)\[(\d+)\]", guard.strip())
+    if m is None and "0/1 specialization" in text:
+        m = re.search(r"(\S+?)\.size\(\)\[(\d+)\]", guard)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def _reason(guard: str, name: str, small: tuple[str, int] | None) -> str:
+    if small is not None:
+        return (f"dim {small[1]} of {small[0]} is 0 or 1 on this call (compiled for {guard}): Dynamo compiles sizes 0 "
+                "and 1 apart from the rest, so this size traced a graph of its own, once")
+    if re.fullmatch(r"len\((args|kwargs)\) == \d+", guard):
+        return f"the number of arguments changed (compiled for {guard}): pass them the same way at every call"
+    if re.fullmatch(r"len\(.+\) == \d+", guard):
+        return f"the length of {name} changed (compiled for {guard})"
+    if guard == f"not {name}":
+        return f"{name} is no longer empty (compiled for {guard})"
+    if re.search(r"\s(==|!=|is|in|<|>|<=|>=)\s", guard) and not guard.startswith("tensor"):
+        return f"{name} changed (compiled for {guard})"
+    return f"{name} changed: {guard}"
 
 
 _NOT_SUBJECTS = {"len", "hasattr", "isinstance", "id", "type", "not", "tensor", "and", "or", "is", "in", "None",
@@ -192,11 +269,14 @@ _NOT_SUBJECTS = {"len", "hasattr", "isinstance", "id", "type", "not", "tensor", 
 
 def guard_subject(guard: str) -> str:
     """What a guard is about: ``tensor 'x' size mismatch ...`` -> ``x``; ``self.step == 0`` -> ``self.step``;
-    ``len(args) == 2`` -> ``len(args)``; ``___check_obj_id(self.mode, 1)`` -> ``self.mode``."""
+    ``len(args) == 2`` -> ``len(args)`` (the call's arguments); ``len(self.seen) == 2`` -> ``self.seen``; ``___check_obj_id(self.mode, 1)`` -> ``self.mode``."""
     m = re.match(r"\s*tensor '([^']+)'", guard)
     if m:
         return m.group(1)
-    m = re.match(r"\s*(len\([^)]*\))", guard)
+    m = re.match(r"\s*len\((args|kwargs)\)", guard)
+    if m:
+        return m.group(0).strip()
+    m = re.match(r"\s*len\(([^)]*)\)", guard)     # the length of a list or dict the code reads: that object
     if m:
         return m.group(1)
     for m in re.finditer(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*|\[[^\]]*\])*", guard):
@@ -226,16 +306,29 @@ def is_user_file(path: str) -> bool:
 
 
 def _comment_location(head: str, names: CallNames) -> str | None:
-    """Where Dynamo's comment says the guard came from (``# code  # ...path:line in fn``), its path
-    completed from the model's source files when Dynamo shortened it."""
+    """Where Dynamo's comment says the guard came from (``# code  # ...path:line in fn``). Torch writes
+    the path short (torch.utils._traceback.shorten_filename: relative to what it shares with torch's
+    own directory), so it is completed first: a torch file is no user's line; a model's source file
+    or a library beside torch is named in full."""
     m = re.search(r"#[^#]*#\s*(\S+):(\d+) in \S+", head)
-    if not m or not is_user_file(m.group(1)) or "vexplore/engine/" in m.group(1):
+    if not m:
         return None
-    tail, line = m.group(1), m.group(2)
+    path = _full_path(m.group(1), names)
+    if not is_user_file(path) or "vexplore/engine/" in path:
+        return None
+    return f"{path}:{m.group(2)}"
+
+
+def _full_path(short: str, names: CallNames) -> str:
+    if os.path.isabs(short):
+        return short
+    for base in (_TORCH_DIR, os.path.dirname(_TORCH_DIR.rstrip(os.sep)) + os.sep):
+        if os.path.isfile(base + short):
+            return base + short
     for f in names.source_files:
-        if f.endswith(tail.lstrip(".")):
-            return f"{f}:{line}"
-    return f"{tail}:{line}"
+        if f.endswith(short.lstrip(".")):
+            return f
+    return short
 
 
 def _caller() -> str | None:
