@@ -96,15 +96,14 @@ def captures_without_gc() -> Iterator[None]:
     """torch.cuda.graph's __enter__ runs gc.collect() and torch.cuda.empty_cache() before every
     capture (2.0+): tens of ms each, for every piece at every size. vexplore captures many small
     graphs in a row, having freed what it holds already, so both are skipped while its captures
-    run (as vLLM does for its piecewise captures)."""
+    run (as vLLM does for its piecewise captures). Both are replaced only while the process's
+    compile lock is held (``compile_scope``'s), so no compile in another thread runs meanwhile,
+    and are put back before it is released. (On 2.11 and 2.13 the capture runs gc.collect only
+    when torch.compiler.config.force_cudagraph_gc is set; empty_cache runs every time.)"""
     import gc
 
-    collect, empty = gc.collect, torch.cuda.empty_cache
-    gc.collect, torch.cuda.empty_cache = (lambda *a, **k: 0), (lambda: None)
-    try:
+    with compile_lock(), _patched(gc, "collect", lambda *a, **k: 0), _patched(torch.cuda, "empty_cache", lambda: None):
         yield
-    finally:
-        gc.collect, torch.cuda.empty_cache = collect, empty
 
 
 def graph_break_reasons() -> Counter:
@@ -119,20 +118,6 @@ def maybe_mark_dynamic(t: torch.Tensor, dim: int) -> None:
     # Public in torch._dynamo (2.2+); unlike mark_dynamic it does not raise when Dynamo
     # specializes a size-0/1 dim.
     torch._dynamo.maybe_mark_dynamic(t, dim)
-
-
-@contextlib.contextmanager
-def capture_output_code(sink: list[str]) -> Iterator[None]:
-    # GraphLowering.save_output_code is the hook Inductor's own tests use; it fires on a fresh
-    # compile and on an FX-graph-cache hit (2.4+).
-    from torch._inductor.graph import GraphLowering
-
-    old = GraphLowering.save_output_code
-    GraphLowering.save_output_code = staticmethod(sink.append)
-    try:
-        yield
-    finally:
-        GraphLowering.save_output_code = old
 
 
 def inductor_options(mode: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -273,11 +258,6 @@ def start_inductor_warmup() -> threading.Thread:
     return t
 
 
-def wait_for_inductor_warmup() -> None:
-    """Before Inductor's own first use: pay its start-up (``inductor_startup``), once per process."""
-    inductor_startup()
-
-
 # -- Compile-time metrics (report.phases) ---------------------------------------------------
 # torch._dynamo.utils.compilation_time_metrics maps a dynamo_timed key to the seconds of each call
 # (2.0+; every key optional here: a missing one reads 0 and its time stays in the step's rest).
@@ -331,7 +311,8 @@ def inductor_startup() -> float:
     Its parts: importing Inductor's compile path (torch._inductor.graph pulls in every lowering:
     seconds in a fresh process), the CPU ISA probe started by ``start_inductor_warmup`` (what of it
     Dynamo's trace did not hide), and torch_key (a hash of torch's sources, 2.3+). Parts Inductor
-    runs lazily inside the first compile are timed where they run (``_time_lazy_startup``).
+    runs lazily inside the first compile are timed where they run (``_time_lazy_startup``, applied
+    by ``compile_scope`` for each compile).
     """
     import time
 
@@ -350,30 +331,29 @@ def inductor_startup() -> float:
 
             if hasattr(codecache, "torch_key"):
                 codecache.torch_key()
-    _time_lazy_startup()
     return began
 
 
-def _time_lazy_startup() -> None:
-    """Time the one-time work Inductor does lazily inside its first compile, under STARTUP_KEY parts:
-    the precompiled C++ header (codecache._precompile_header, functools.cache'd per command line;
-    2.7+) and the pattern matcher's pattern tracing (fx_passes' lazy_init, cached per device; 2.1+).
-    Both are looked up as module globals when called, so a timing wrapper there sees every call
-    (a cached call costs microseconds). A version without them keeps that time in the compile."""
+def _time_lazy_startup(patches: contextlib.ExitStack) -> None:
+    """Time the one-time work Inductor does lazily inside its first compile, under STARTUP_KEY parts,
+    until ``patches`` closes: the precompiled C++ header (codecache._precompile_header,
+    functools.cache'd per command line; 2.7+) and the pattern matcher's pattern tracing (fx_passes'
+    lazy_init, cached per device; 2.1+). Both are looked up as module globals when called, so a
+    timing wrapper there sees every call made inside the scope (a cached call costs microseconds).
+    A version without them keeps that time in the compile."""
     from torch._inductor import codecache
     from torch._inductor.fx_passes import joint_graph, post_grad
 
-    _timed(codecache, "_precompile_header", STARTUP_KEY + ".precompiled_header")
-    _timed(joint_graph, "lazy_init", STARTUP_KEY + ".pattern_init")
-    _timed(post_grad, "lazy_init", STARTUP_KEY + ".pattern_init")
+    for module, name, part in ((codecache, "_precompile_header", ".precompiled_header"),
+                               (joint_graph, "lazy_init", ".pattern_init"), (post_grad, "lazy_init", ".pattern_init")):
+        fn = getattr(module, name, None)
+        if fn is not None and not getattr(fn, "_vexplore_timed", False):   # timed already: an outer scope's
+            patches.enter_context(_patched(module, name, _timed(fn, STARTUP_KEY + part)))
 
 
-def _timed(module: Any, name: str, key: str) -> None:
+def _timed(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
+    """``fn`` with each call timed into torch's compile-time metrics under ``key`` (dynamo_timed, 2.0+)."""
     from torch._dynamo.utils import dynamo_timed
-
-    fn = getattr(module, name, None)
-    if fn is None or getattr(fn, "_vexplore_timed", False):
-        return
 
     @functools.wraps(fn)
     def timed(*args: Any, **kwargs: Any) -> Any:
@@ -383,7 +363,63 @@ def _timed(module: Any, name: str, key: str) -> None:
     for attr in ("cache_clear", "cache_info"):   # torch clears these caches in its own tests and fresh_cache
         if hasattr(fn, attr):
             setattr(timed, attr, getattr(fn, attr))
-    setattr(module, name, timed)
+    return timed
+
+
+# -- torch's globals, patched for the span of one compile (never for the process's life) ---------------
+# The explorer compiles in a background thread (ui/jobs.py) while the notebook's thread may compile or
+# capture too, and what a compile changes is process-wide: Inductor's config patches (standalone_compile's
+# options) and the hooks below. So compiles, artifact loads and CUDA-graph captures take one lock, each
+# for its whole span; re-entrant, since one may run inside another in the same thread (a piece compiles
+# inside Dynamo's backend call).
+_OWN_LOCK = threading.RLock()   # only where torch lacks the lock below
+_ABSENT = object()
+
+
+def compile_lock() -> contextlib.AbstractContextManager:
+    """The process's compile lock (``compile_scope`` takes it; alone, for a step that reads torch's
+    process-wide compile metrics before and after a compile, so no other thread's compile lands between)."""
+    # torch._dynamo.convert_frame.compile_lock (an RLock, 2.0+; 2.11 and 2.13): Dynamo holds it for a frame's
+    # whole compile, backend call included, and Inductor takes it to compile a backward (compile_fx_backward).
+    # vexplore's must be that same lock: with two, a Dynamo trace (theirs, then ours) and a recompile in
+    # another thread compiling a backward (ours, then theirs) would take them in opposite orders and deadlock.
+    from torch._dynamo import convert_frame
+
+    return getattr(convert_frame, "compile_lock", _OWN_LOCK)
+
+
+@contextlib.contextmanager
+def compile_scope(output_code: list[str] | None = None) -> Iterator[None]:
+    """One Inductor compile or artifact load (or several: scopes nest), under the process's compile
+    lock: Inductor's start-up paid first (``inductor_startup``, once per process), its lazy start-up
+    timed (``_time_lazy_startup``) and, with ``output_code``, the generated source of every graph
+    Inductor compiles or loads appended to it. Every global replaced is put back on exit, before
+    the lock is released."""
+    with compile_lock(), contextlib.ExitStack() as patches:
+        inductor_startup()
+        _time_lazy_startup(patches)
+        if output_code is not None:
+            # GraphLowering.save_output_code is the hook Inductor's own tests use (a class attribute they
+            # mock.patch); it fires on a fresh compile and on an FX-graph-cache hit (2.4+).
+            from torch._inductor.graph import GraphLowering
+
+            patches.enter_context(_patched(GraphLowering, "save_output_code", staticmethod(output_code.append)))
+        yield
+
+
+@contextlib.contextmanager
+def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """``owner.name = value`` for the block, then exactly what ``owner`` itself held back (its own
+    ``__dict__`` entry, so a staticmethod stays one; deleted again if it had none)."""
+    old = vars(owner).get(name, _ABSENT)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        if old is _ABSENT:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, old)
 
 
 def custom_graph_pass_base() -> type:

@@ -46,23 +46,21 @@ class InductorCompiler:
 
     def compile(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any | None,
                 conservative: bool = False, grad: bool = False) -> CompileOutput:
-        tc.wait_for_inductor_warmup()
         code: list[str] = []
-        if self.chain is not None:
-            self.chain.seen = []
-        with tc.capture_output_code(code):
+        with tc.compile_scope(code):   # one compile at a time in this process, torch's globals put back after
+            if self.chain is not None:
+                self.chain.seen = []
             art = tc.standalone_compile(gm, inputs, self.options(conservative), fake_mode, grad)
-        try:
-            data = tc.artifact_bytes(art)
-        except Exception:  # not serializable: still usable in this process
-            data = None
-        seen = tuple(self.chain.seen) if self.chain is not None else ()
+            try:
+                data = tc.artifact_bytes(art)
+            except Exception:  # not serializable: still usable in this process
+                data = None
+            seen = tuple(self.chain.seen) if self.chain is not None else ()
         return CompileOutput(art, data, code[-1] if code else None, seen)
 
     def load(self, data: bytes) -> tuple[Callable[..., Any], str | None]:
-        tc.wait_for_inductor_warmup()
         code: list[str] = []
-        with tc.capture_output_code(code):
+        with tc.compile_scope(code):
             fn = tc.load_artifact(data)
         return fn, (code[-1] if code else None)
 

@@ -36,8 +36,10 @@ class InProcess:
     def one(self, job: PieceJob, conservative: bool, where: str | None = None, retry: bool = False) -> Attempt:
         """Compile ``job`` here; ``retry``: the ladder's conservative rung (counted as a retry)."""
         counts = {"conservative_retries": 1} if retry else {}
-        with self.rec.step("compile", graph=job.graph, piece=job.piece, size=job.size, compiler="inductor",
-                           detail=where) as step:
+        # the lock first: the step reads torch's process-wide compile metrics at both ends, and its length
+        # should not include waiting for another thread's compile
+        with tc.compile_lock(), self.rec.step("compile", graph=job.graph, piece=job.piece, size=job.size,
+                                              compiler="inductor", detail=where) as step:
             try:
                 out = self.inductor.compile(job.gm, job.inputs, job.fake_mode, conservative=conservative, grad=job.grad)
             except Exception as e:
@@ -105,8 +107,8 @@ class Workers:
         self.rec_compile(job, r, where, counts)
         if not ok:
             return i, Attempt(r.status, error=r.error, where=where, seconds=r.seconds)
-        with self.local.rec.step("load", graph=job.graph, piece=job.piece, size=job.size, detail=f"artifact from {where}",
-                                 worker=r.pid) as step:
+        with tc.compile_lock(), self.local.rec.step("load", graph=job.graph, piece=job.piece, size=job.size,
+                                                    detail=f"artifact from {where}", worker=r.pid) as step:
             fn, code = self.local.inductor.load(r.data)
         return i, Attempt("ok", fn, r.data, code or r.code, where=where, seconds=r.seconds + step.event.duration_s,
                           pass_graphs=r.pass_graphs)

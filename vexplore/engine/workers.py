@@ -234,9 +234,9 @@ def _compile_job(job: Job) -> Result:
         _annotate(gm, inputs, mode, job.grad)
         options = pickle.loads(job.options)   # imports the modules of the user's post-grad passes
         code: list[str] = []
-        with tc.capture_output_code(code):
+        with tc.compile_scope(code):
             art = tc.standalone_compile(gm, inputs, options, mode, job.grad)
-        data = tc.artifact_bytes(art)
+            data = tc.artifact_bytes(art)
         if data is None:
             raise RuntimeError("the compiled artifact cannot be saved, so it cannot leave the worker")
         chain = options.get("config_patches", {}).get("post_grad_custom_post_pass")   # a PassChain records what its passes saw
