@@ -1,13 +1,24 @@
-"""Shared fixtures: one Inductor cache per test session, a fresh vexplore cache dir per test."""
+"""Shared fixtures: fresh Inductor and vexplore cache dirs per test run, a fresh vexplore cache dir per test.
+
+Each pytest run compiles into an Inductor cache dir and a default vexplore cache dir of its own (made
+here, before torch._inductor is imported, and removed when the run ends), so a run never depends on
+what the machine compiled before: Inductor's FX-graph cache would otherwise serve a compile another
+run made (or a compile made while Inductor's per-process lowering registry held a fallback an earlier
+test registered). Within a run the Inductor cache is shared: vexplore's own tiers are what the tests
+check, and each test that caches gets a fresh vexplore dir (``cache_cfg``).
+"""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 
-# One Inductor cache for the whole session (set before torch._inductor is imported): vexplore's
-# own tiers are what the tests check, and each test gets a fresh vexplore cache dir.
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"vexplore-tests-inductor-{os.getuid()}"))
+_RUN_DIR = tempfile.mkdtemp(prefix="vexplore-tests-")
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(_RUN_DIR, "inductor")
+os.environ["VEXPLORE_CACHE_DIR"] = os.path.join(_RUN_DIR, "vexplore")
+atexit.register(shutil.rmtree, _RUN_DIR, ignore_errors=True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -103,12 +103,37 @@ class Breaks(_TwoLinear):
 
 
 class Failing(_TwoLinear):
-    """Calls vxtest::scale, which Inductor cannot lower under implicit_fallbacks=False."""
+    """Calls vxtest::scale (or ``op``), which Inductor cannot lower under implicit_fallbacks=False.
+
+    Inductor keeps one lowering registry per process: once any compile in the process lowered an
+    op with implicit_fallbacks on, it registered a fallback lowering for it, and every later
+    compile with implicit_fallbacks off succeeds (torch.compile does the same). A test that needs
+    a real lowering failure passes an op of ``UNLOWERED`` that no other test compiles.
+    """
+
+    def __init__(self, dim: int = 16, op: str = "scale") -> None:
+        super().__init__(dim)
+        self.op = op
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.a(x))
-        h = torch.ops.vxtest.scale(h, 2.0)
+        h = getattr(torch.ops.vxtest, self.op)(h, 2.0)
         return torch.tanh(self.b(h)) + 1
+
+
+def _unlowered(name: str) -> None:
+    """``vxtest::<name>``: x * s, for one test's real Inductor lowering failure (see Failing)."""
+    def impl(x: torch.Tensor, s: float) -> torch.Tensor:
+        return x * s
+
+    op = torch.library.custom_op(f"vxtest::{name}", impl, mutates_args=())
+    op.register_fake(lambda x, s: torch.empty_like(x))
+
+
+# one op per test that needs Inductor to fail to lower it: each is compiled by that test alone
+UNLOWERED = ("unlowered_isolate", "unlowered_raise", "unlowered_partial", "unlowered_advice")
+for _name in UNLOWERED:
+    _unlowered(_name)
 
 
 def _in_worker() -> bool:

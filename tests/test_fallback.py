@@ -9,12 +9,14 @@ from models import Failing
 
 # Inductor has no lowering for a custom op when implicit_fallbacks is off: a real
 # MissingOperatorWithoutDecomp from Inductor, not a mock. The conservative rung keeps the user's
-# implicit_fallbacks, so it fails again and the ladder isolates the op.
+# implicit_fallbacks, so it fails again and the ladder isolates the op. Each test's op is its own
+# (models.UNLOWERED): Inductor's lowering registry is per process, and a compile of the same op
+# with implicit fallbacks on anywhere earlier in the process would make these compiles succeed.
 NO_FALLBACKS = {"implicit_fallbacks": False}
 
 
 def test_ladder_isolates_the_failing_node(cache_cfg, session):
-    m = Failing().eval()
+    m = Failing(op="unlowered_isolate").eval()
     x = torch.randn(8, 16)
     cm = vx.compile(m, vx.CompileConfig(strategy="full", inductor_options=NO_FALLBACKS, cache=cache_cfg,
                                         validate=True), session=session)
@@ -28,7 +30,7 @@ def test_ladder_isolates_the_failing_node(cache_cfg, session):
     p = cm.report.pieces[0]
     assert p.compiler == "inductor"
     assert len(p.isolated) == 1
-    assert "unsupported op / lowering error" in p.fallback_reason and "vxtest::scale" in p.fallback_reason
+    assert "unsupported op / lowering error" in p.fallback_reason and "vxtest::unlowered_isolate" in p.fallback_reason
     assert p.fallback_reason.endswith("to run eagerly; the rest compiled")
     assert p.validation.startswith("ok")
     c = cm.report.counters
@@ -43,24 +45,28 @@ def test_ladder_isolates_the_failing_node(cache_cfg, session):
 
 
 def test_fallback_false_raises(cache_cfg, session):
-    m = Failing().eval()
+    m = Failing(op="unlowered_raise").eval()
     cm = vx.compile(m, vx.CompileConfig(strategy="full", inductor_options=NO_FALLBACKS, fallback=False,
                                         cache=cache_cfg), session=session)
     with pytest.raises(vx.CompileError, match="piece 0: Inductor failed"), torch.no_grad():
         cm(torch.randn(8, 16))
 
 
-def test_ladder_ends_on_eager_when_nothing_can_be_isolated(cache_cfg, session):
-    """With an invalid option every rung fails for real, and the piece runs eagerly."""
+def test_ladder_ends_on_eager_when_nothing_can_be_isolated(cache_cfg, session, monkeypatch, tmp_path):
+    """With no working C++ compiler every rung fails for real, no op is to blame, and the piece runs eagerly."""
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))   # nothing served from a cache
     m = Failing().eval()
-    cm = vx.compile(m, vx.CompileConfig(strategy="full", inductor_options={"no_such_inductor_option": 1},
-                                        cache=cache_cfg), session=session)
+    cm = vx.compile(m, vx.CompileConfig(strategy="full", cache=cache_cfg), session=session)
     x = torch.randn(8, 16)
-    with pytest.warns(vx.VexploreFallbackWarning), torch.no_grad():
+    with inductor_config.patch({"cpp.cxx": ("/nonexistent/g++",)}), pytest.warns(vx.VexploreFallbackWarning), \
+            torch.no_grad():
         torch.testing.assert_close(cm(x), m(x))
     p = cm.report.pieces[0]
-    assert p.compiler == "eager" and "ran eagerly" in p.fallback_reason
-    assert cm.report.counters["fallbacks"] == 1 and cm.report.counters["eager_compiles"] == 1
+    assert p.compiler == "eager" and "ran eagerly" in p.fallback_reason and "InvalidCxxCompiler" in p.fallback_reason
+    c = cm.report.counters
+    assert (c["fallbacks"], c["eager_compiles"], c["conservative_retries"], c["inductor_compiles"]) == (1, 1, 1, 0)
 
 
 def _bad_fake(cache_cfg, session, counts=False):
