@@ -48,6 +48,11 @@ ALLOWED_PRIVATE = (
     "torch._ops.HigherOrderOperator", "torch._subclasses.fake_tensor",
     # op names in DEFAULT_SPLITTING_OPS and docstrings (strings, not API uses)
     "torch._C._nn.scaled_dot_product_attention", "torch._C._nn.linear", "torch._native_multi_head_attention",
+    # config.py checks inductor_options against torch._inductor.list_options() and the config module
+    # (public names of a private package); config.py cannot import engine/_torch_compat (it sits below it)
+    "torch._inductor.config", "torch._inductor.list_options",
+    # advice text names the documented torch._dynamo marks a user calls (strings, not API uses)
+    "torch._dynamo.mark_dynamic", "torch._dynamo.decorators.mark_unbacked", "torch._dynamo.mark_unbacked",
 )
 _PRIVATE = re.compile(r"\btorch\._(?!_)[A-Za-z_]+(?:\.[A-Za-z_]+)*")
 

@@ -137,7 +137,9 @@ def _monitor_and_advice(outputs: list, text: str) -> None:
     assert re.search(r"^now: strategy=piecewise split_policy=repeats ", text, re.M) and "matches eager: True" in text
     assert "alert: [critical] compile-system-failure\nalert: [warning] cache-failure" in text
     assert int(re.search(r"^samples: (\d+);", text, re.M)[1]) >= 2
-    assert "advice for the model with the typo: ['compile-system-failure']" in text
+    assert re.search(r"^refused: CompileConfig.inductor_options: 'epilogue_fusoin' is not an Inductor option .* "
+                     r"Did you mean 'epilogue_fusion'\?", text, re.M)
+    assert "advice for the model with the broken pass: ['compile-system-failure']" in text
     assert re.search(r"^monitor stopped: sampling=False, \d+ samples kept$", text, re.M)
     assert re.search(r"^removed vexplore-04-\w+$", text, re.M)
 
