@@ -3,7 +3,8 @@
 Kept with the CompiledModel so recompile never re-traces. Per input it knows the role
 (parameter, buffer, argument, value) and a name the user recognises, which inputs the graph
 writes in place (``writes.find_writes``), the token symbol, and whether the graph runs with
-autograd.
+autograd. Each placeholder keeps its input's version counter at the trace (``writes.note_versions``),
+so a later compile of the graph (a recompile) can tell that its inputs hold a later state.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch.fx as fx
 
 from . import _torch_compat as tc
 from .stitch import GraphRunner
-from .writes import WriteMap, find_writes
+from .writes import WriteMap, find_writes, note_versions
 
 
 @dataclass
@@ -50,6 +51,7 @@ class CapturedGraph:
             fake_mode = FakeTensorMode()
             fakes = [fake_mode.from_tensor(x) if isinstance(x, torch.Tensor) else x for x in example_inputs]
         real = [tc.sym_hint(x) if isinstance(x, torch.SymInt) else x for x in example_inputs]
+        note_versions(gm, real)   # the call in hand's state: CUDA graphs capture ahead only on it (size_plan)
         roles, names = input_roles(phs, real, model)
         grad = torch.is_grad_enabled() and any(isinstance(x, torch.Tensor) and x.requires_grad for x in real)
         token = _token_symbol(fakes, names, token_dims or {})

@@ -20,9 +20,13 @@ like ``.item()`` cannot be captured and a capture it breaks poisons the process 
 captures, and the replays that fill the outputs) restores every caller-visible tensor it writes
 after each run, whenever it happens: at compile time, for a new graph after many calls, or when
 an address moved. Each size's memory is estimated first (capturemem.py); a size over the budget,
-or whose capture fails, runs without graphs, saying why. A graph that writes an input in place
-at its own address (a cache) captures the sizes above the call in hand at their first call: a
-larger capture now could write past what this call writes, past the end of the cache. The outputs of a call are
+or whose capture fails, runs without graphs, saying why. When each size is captured is the size
+plan's (``size_plan``, inputplan.plan_sizes), decided without a GPU: a graph that writes a cache
+in place captures at compile time only the sizes whose capture writes within what the call in
+hand writes; the others at their first call, with that call, and a size longer than the cache
+never (putting a cache back cannot undo a write past its end: on the GPU a device assert that
+ends the CUDA context). A recompile's inputs hold a later state than the call that traced the
+graph, so there every size of such a graph waits for its first call. The outputs of a call are
 copied out of the pool once (so a later replay never changes a result the caller holds), except
 an output that is a fixed input's own memory (a cache the model returns), returned as eager
 returns it.
@@ -45,8 +49,9 @@ import torch.fx as fx
 from ..monitor.events import EventRecorder
 from . import _torch_compat as tc
 from . import capturemem
-from .inputplan import GraphInputs, InputPlan
+from .inputplan import GraphInputs, InputPlan, SizeDecision, SizePlan, plan_sizes
 from .stitch import install
+from .writes import token_reach, written_since
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ class SizeInfo:
     capture_s: float = 0.0
     memory_mb: float = 0.0                 # device memory the size's graphs and buffers hold
     estimate_mb: float = 0.0               # what capturemem estimated before capturing
+    reason: str = ""                       # mode "none": "longer_than_cache" | "over_budget" | "capture_failed"
 
 
 @dataclass
@@ -76,6 +82,7 @@ class GraphStats:
     recaptures: int = 0          # sizes captured again because an input's address moved
     notes: list[str] = field(default_factory=list)   # why an input is copied rather than used in place
     sizes: dict[int | None, SizeInfo] = field(default_factory=dict)
+    plan: dict[int | None, SizeDecision] = field(default_factory=dict)   # when each size is captured, and why
 
 
 def pick_size(n: int, captured: Sequence[int], pad: bool) -> int | None:
@@ -278,10 +285,10 @@ class GraphCudaGraphs:
             return "full", f"{mode}: {size} <= cudagraph_full_max={limit}"
         return "piecewise", f"{mode}: {size} > cudagraph_full_max={limit}"
 
-    def capture(self, size: int | None, args: Sequence[Any], fill: bool) -> SizeInfo:
+    def capture(self, size: int | None, args: Sequence[Any]) -> SizeInfo:
         """Capture ``size`` on ``args`` (fixed inputs used in place; the others copied into new
-        buffers, filled from ``args`` when ``fill``), restoring every caller tensor it writes."""
-        static = self.plan.static_inputs(size, args, fill)
+        buffers, holding ``args``' leading rows where they fit), restoring every caller tensor it writes."""
+        static = self.plan.static_inputs(size, args)
         saved = [(args[i], args[i].clone()) for i in self.plan.fixed if i in self.plan.written]
 
         def restore() -> None:
@@ -315,48 +322,44 @@ class GraphCudaGraphs:
                 inputs += math.prod(shape) * a.element_size()
         return peak + inputs
 
-    def skip(self, size: int | None, why: str, estimate: int = 0) -> SizeInfo:
-        """Serve ``size`` without CUDA graphs from now on, saying why."""
+    def skip(self, size: int | None, why: str, estimate: int = 0, reason: str = "") -> SizeInfo:
+        """Serve ``size`` without CUDA graphs from now on, saying why (``reason``: its code)."""
         self.plans.pop(size, None)
         self.skipped.add(size)
         self.sizes = [s for s in self.sizes if s != size]
-        info = SizeInfo("none", why, estimate_mb=estimate / 2**20)
+        info = SizeInfo("none", why, estimate_mb=estimate / 2**20, reason=reason)
         self.stats.sizes[size] = info
         self.stats.notes.append(f"size {size}: {why}")
         log.warning("vexplore: cudagraph: size %s: %s", size, why)
         return info
 
-    def deferred(self, sizes: Sequence[int | None], args: Sequence[Any]) -> set[int | None]:
-        """Sizes not to capture now, but at their first call: those larger than this call's token
-        count when the graph writes an input in place at its own address (a cache). Capture runs
-        the graph at each size on this call's inputs; where the write position comes from a fixed
-        input (a cache's own length counter), a larger size would write past this call's rows,
-        past the end of the cache. A call of that size writes there itself, so capture then."""
-        if self.at is None or not any(i in self.plan.written for i in self.plan.fixed):
-            return set()
-        i, d = self.at
-        n = int(args[i]) if d is None else args[i].shape[d]
-        return {s for s in sizes if s is not None and s > n}
+    def refuse(self, d: SizeDecision) -> SizeInfo:
+        """A size the size plan never captures (no call of it fits a cache the graph writes): it
+        runs without graphs; the compile's note says so once for all such sizes."""
+        self.skipped.add(d.size)
+        self.sizes = [s for s in self.sizes if s != d.size]
+        info = self.stats.sizes[d.size] = SizeInfo("none", d.why, reason=d.reason)
+        return info
 
-    def admit(self, size: int | None, args: Sequence[Any], fill: bool) -> SizeInfo:
+    def admit(self, size: int | None, args: Sequence[Any]) -> SizeInfo:
         """Capture ``size`` when its estimated memory fits the budget, else serve it without graphs."""
         est = self.estimate(size, args)
         budget, whence = capturemem.budget_bytes(self.config.cudagraph_memory_mb)
         if est > budget:
             return self.skip(size, f"not captured: estimated {est / 2**20:.1f} MiB > {budget / 2**20:.1f} MiB "
-                                   f"({whence}); runs without CUDA graphs", est)
-        return self.try_capture(size, args, fill, est)
+                                   f"({whence}); runs without CUDA graphs", est, "over_budget")
+        return self.try_capture(size, args, est)
 
-    def try_capture(self, size: int | None, args: Sequence[Any], fill: bool, estimate: int = 0) -> SizeInfo:
+    def try_capture(self, size: int | None, args: Sequence[Any], estimate: int = 0) -> SizeInfo:
         """``capture``, and when it fails (out of memory, an op that cannot be captured) the size
         runs without graphs instead of taking the call down."""
         try:
-            info = self.capture(size, args, fill)
+            info = self.capture(size, args)
         except Exception as e:   # noqa: BLE001 — whatever failed, this size must still run
             self.pool = torch.cuda.graph_pool_handle()   # a failed capture leaves its pool unusable
             torch.cuda.empty_cache()
             return self.skip(size, f"capture failed ({type(e).__name__}: {str(e).strip()[:160]}); runs without "
-                                   "CUDA graphs", estimate)
+                                   "CUDA graphs", estimate, "capture_failed")
         info = dataclasses.replace(info, estimate_mb=estimate / 2**20)
         self.stats.sizes[size] = info
         return info
@@ -416,7 +419,7 @@ class GraphCudaGraphs:
             if changed:   # the plan changed: no capture of any size may replay any more
                 self.plans.clear()
         self.stats.recaptures += old is not None   # else a size captured at its first call
-        self.admit(size, args, fill=True)
+        self.admit(size, args)
         return self.plans.get(size)
 
     def _replay(self, runtime: RuntimePlan, args: Sequence[Any], n: int | None, size: int | None) -> Any:
@@ -435,6 +438,7 @@ class GraphCudaGraphs:
                     return self.fallback(*args)
                 moved.append(i)
         if rows is not None:
+            assert not plan.written, "a graph that writes its inputs is never padded (inputplan.plan_sizes)"
             for i, d in plan.dims.items():
                 if d is not None and i in plan.copied:
                     static[i].narrow(d, rows, size - rows).zero_()
@@ -483,35 +487,54 @@ def _copy_out(out: Any, aliases: tuple[bool, ...], size: int | None, n: int | No
     return one(out, aliases[0])
 
 
+def size_plan(config: Any, graph: GraphInputs, source: fx.GraphModule | None) -> tuple[InputPlan, SizePlan]:
+    """The input plan of ``graph`` and when each of its capture sizes is captured (inputplan.plan_sizes):
+    what it writes and how far (writes.token_reach on ``source``, the Dynamo graph), whether the
+    written inputs still hold the traced state (writes.written_since), the call in hand's token count.
+    Needs no GPU: it reads shapes, fake values and version counters."""
+    plan = InputPlan.make(graph)
+    sizes = capture_sizes(config.cudagraph_sizes, graph.token is not None)
+    reach = token_reach(source, graph.written, plan.tied) if source is not None and graph.written else ()
+    held = [i for i in sorted(plan.written) if i not in plan.dims]
+    fresh = not written_since(source, graph.real, held)
+    return plan, plan_sizes(plan, sizes, plan.count(graph.real), reach, fresh, config.cudagraph_pad)
+
+
 def apply(config: Any, parts: GraphParts, graph: GraphInputs, rec: EventRecorder, index: int
           ) -> tuple[Callable[..., Any], GraphStats, str | None]:
-    """Capture every size of ``graph`` (``config``: the CompileConfig); returns (callable, stats,
-    note). One ``cudagraph_capture`` event per size says its mode and why, with its time and
-    device memory."""
-    plan = InputPlan.make(graph)
-    pad, note = _padding(config.cudagraph_pad, plan)
-    sizes = capture_sizes(config.cudagraph_sizes, graph.token is not None)
-    runtime = GraphCudaGraphs(parts, plan, sizes, config, pad)
-    later = runtime.deferred(sizes, graph.real)
-    for s in sizes:
-        if s in later:
+    """Capture the sizes of ``graph`` its size plan captures now (``config``: the CompileConfig);
+    returns (callable, stats, note). One ``cudagraph_capture`` event per size captured or refused
+    now says its mode and why, with its time and device memory."""
+    plan, sp = size_plan(config, graph, parts.source)
+    runtime = GraphCudaGraphs(parts, plan, [d.size for d in sp.decisions], config, sp.pad)
+    runtime.stats.plan = {d.size: d for d in sp.decisions}
+    for d in sp.decisions:
+        if d.when == "first_call":
             continue
-        with rec.step("cudagraph_capture", graph=index, size=s) as step:
+        with rec.step("cudagraph_capture", graph=index, size=d.size) as step:
             before = runtime.stats.captures
-            info = runtime.admit(s, graph.real, fill=False)
+            info = runtime.admit(d.size, graph.real) if d.when == "now" else runtime.refuse(d)
             step.kw.update(detail=_capture_detail(info), counts={"cudagraph_captures": runtime.stats.captures - before})
-    if later:
-        written = ", ".join(plan.names[i] for i in sorted(plan.written) if i in plan.fixed)
-        note = "; ".join(filter(None, (note, f"sizes {sorted(later)} are captured at their first call: the graph "
-                                       f"writes {written} in place, and a capture larger than the call in hand could "
-                                       "write past what that call writes (the end of a cache)")))
-    fallen = [s for s, i in runtime.stats.sizes.items() if i.mode == "piecewise" and "not capturable" in i.why]
+    return runtime, runtime.stats, _note(sp, runtime.stats)
+
+
+def _note(sp: SizePlan, stats: GraphStats) -> str | None:
+    """What the report says of a graph's sizes: padding refused, sizes left to their first call
+    (by reason), captured piecewise after a full capture failed, run without graphs."""
+    notes = [sp.pad_why]
+    for reason in ("above_call", "state_moved"):
+        later = [d for d in sp.decisions if d.when == "first_call" and d.reason == reason]
+        if later:
+            shown = [d.size for d in later]
+            which = "its one size is captured at its" if shown == [None] else f"sizes {shown} are captured at their"
+            notes.append(f"{which} first call, with that call: {later[0].why}")
+    fallen = [s for s, i in stats.sizes.items() if i.mode == "piecewise" and "not capturable" in i.why]
     if fallen:
-        note = "; ".join(filter(None, (note, f"sizes {fallen} captured piecewise: {runtime.stats.sizes[fallen[0]].why}")))
-    none = [s for s, i in runtime.stats.sizes.items() if i.mode == "none"]
+        notes.append(f"sizes {fallen} captured piecewise: {stats.sizes[fallen[0]].why}")
+    none = [s for s, i in stats.sizes.items() if i.mode == "none"]
     if none:
-        note = "; ".join(filter(None, (note, f"sizes {none} run without CUDA graphs: {runtime.stats.sizes[none[0]].why}")))
-    return runtime, runtime.stats, note
+        notes.append(f"sizes {none} run without CUDA graphs: {stats.sizes[none[0]].why}")
+    return "; ".join(n for n in notes if n) or None
 
 
 def _capture_detail(info: SizeInfo) -> str:
@@ -520,14 +543,3 @@ def _capture_detail(info: SizeInfo) -> str:
     copied = f"; split ops copied into the next graph's buffer (no out variant): {', '.join(info.copied)}" \
         if info.copied else ""
     return f"{info.mode} ({info.why}); {info.memory_mb:.1f} MiB held (estimated {info.estimate_mb:.1f}){copied}"
-
-
-def _padding(pad: bool, plan: InputPlan) -> tuple[bool, str | None]:
-    if not pad:
-        return False, None
-    if plan.written:   # padded rows would write too (into a cache, at whatever index the pad holds)
-        return False, (f"cudagraph_pad is off for this graph: it writes {', '.join(plan.names[i] for i in sorted(plan.written))} "
-                       "in place, and padding rows would write as well; sizes not captured run without graphs")
-    if not plan.paddable():
-        return False, "cudagraph_pad is off for this graph: an input's token dim is derived (e.g. 2*tokens), so rows cannot be padded"
-    return True, None

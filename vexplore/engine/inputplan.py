@@ -14,6 +14,17 @@
 when Dynamo traced (positions, masks: Dynamo does not always unify them with the tokens). A
 capture of size ``s`` gives all of them ``s``; a call whose shapes disagree runs without
 graphs, so a wrong guess costs speed, never correctness.
+
+**Which sizes are captured when** (``plan_sizes``, a ``SizePlan``; decided without a GPU). A
+capture runs the graph (warm-ups, then the replay that fills the outputs) on the inputs in hand,
+and what it writes into an input that outlives the call (a KV cache, its length counter) is put
+back afterwards. Putting back cannot undo a write past the end of a cache: on the GPU that is a
+device assert that ends the process's CUDA context. So a size is captured ahead only when its
+capture writes within what the call in hand writes; otherwise it is captured at its first call,
+with that call (same size, same state: it writes what the call writes), or, when no call of
+that size can fit the cache at all, never (it runs without graphs, saying why). Padding a call
+up to a captured size is off for a graph that writes its inputs: the pad rows would be written
+too (into the cache's next rows, past its end near the end, and its length advanced by them).
 """
 from __future__ import annotations
 
@@ -24,6 +35,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from . import _torch_compat as tc
+from .writes import Reach
 
 
 @dataclass(frozen=True)
@@ -103,16 +115,30 @@ class InputPlan:
         e = self.exprs[i]
         return ev(e) if self.dims[i] is None else [ev(x) for x in e]
 
-    def static_inputs(self, size: int | None, args: Sequence[Any], fill: bool) -> list[Any]:
+    def count(self, args: Sequence[Any]) -> int | None:
+        """The token count of a call with ``args`` (None for a static graph)."""
+        at = self.size_at()
+        if at is None:
+            return None
+        i, d = at
+        return int(args[i]) if d is None else int(args[i].shape[d])
+
+    def static_inputs(self, size: int | None, args: Sequence[Any]) -> list[Any]:
         """The graph inputs a capture of ``size`` uses: fixed ones as they are, the others in new
-        buffers of the size's shape (filled from ``args`` when ``fill`` and the shapes agree,
-        zeros otherwise; fixed-shape copied inputs always start as a copy of ``args``)."""
+        buffers of the size's shape holding the leading rows of ``args`` where they fit (a capture
+        of the call's size or less then sees the call's first positions, so it writes a part of
+        what the call writes), zeros where they do not."""
         static = list(args)
         for i in self.copied:
             a = args[i]
             shape = self.at_size(i, size) if i in self.dims else list(a.shape)
-            same = list(a.shape) == shape and (fill or i not in self.dims)
-            static[i] = a.clone() if same else torch.zeros(shape, dtype=a.dtype, device=a.device)
+            if shape == list(a.shape):
+                static[i] = a.clone()
+                continue
+            buf = torch.zeros(shape, dtype=a.dtype, device=a.device)
+            if len(shape) == a.dim() and all(k <= m for k, m in zip(shape, a.shape)):
+                buf.copy_(a[tuple(slice(0, k) for k in shape)])
+            static[i] = buf
         for i, d in self.dims.items():
             if d is None:
                 static[i] = self.at_size(i, size)
@@ -142,3 +168,91 @@ class InputPlan:
         self.fixed.remove(i)
         self.copied.append(i)
         return True
+
+
+@dataclass(frozen=True)
+class SizeDecision:
+    """When one capture size is captured, decided before any call, and why."""
+
+    size: int | None
+    when: str     # "now" (at compile, on the call in hand) | "first_call" (with the first call of that size) | "never"
+    reason: str   # a code: see plan_sizes
+    why: str      # the same in words, naming the inputs
+
+
+@dataclass(frozen=True)
+class SizePlan:
+    """Per capture size (largest first) when it is captured, and whether calls pad up to one."""
+
+    decisions: tuple[SizeDecision, ...]
+    pad: bool
+    pad_reason: str | None = None   # why padding was refused: "writes_inputs" | "derived_token_dim"
+    pad_why: str | None = None
+
+    def sizes(self, when: str) -> list[int | None]:
+        return [d.size for d in self.decisions if d.when == when]
+
+
+def plan_sizes(plan: InputPlan, sizes: Sequence[int | None], n: int | None, reach: Sequence[Reach],
+               fresh: bool, pad: bool) -> SizePlan:
+    """Decide each capture size of a graph (``n``: the token count of the call in hand; ``reach``:
+    writes.token_reach; ``fresh``: the written inputs still hold the state Dynamo traced on, so
+    the inputs in hand are a call's, not a later state). Only inputs written in place whose shape
+    does not follow the token count matter (a cache; a token-sized written input is copied into a
+    buffer of the capture's own size). Reasons, in the order they are tried:
+
+    - ``no_held_writes`` (now): the graph writes no such input;
+    - ``longer_than_cache`` (never): a capture of ``s`` tokens writes ``s`` rows along a dim with
+      fewer, so no call of that size fits;
+    - ``state_moved`` (first_call): such an input was written since the trace (a recompile): the
+      state in hand is not a call's, and a capture on it may write where no call does;
+    - ``within_call`` (now): ``s`` is the call's size or less (a static graph: its one size): the
+      capture writes a part of what the call writes;
+    - ``above_call`` (first_call): the input is written at as many rows as the call has tokens,
+      and the room left there is only known to hold the call's ``n``;
+    - ``fixed_extent`` (now): what the graph writes does not grow with the token count.
+    """
+    held = [i for i in sorted(plan.written) if i not in plan.dims]
+    grows = [r for r in reach if r.tokens and r.input in held]
+    short = min((r for r in grows if r.rows is not None), key=lambda r: r.rows or 0, default=None)
+    names = ", ".join(plan.names[i] for i in held)
+    out = []
+    for s in sizes:
+        within = s is None or (n is not None and s <= n)
+        if not held:
+            d = SizeDecision(s, "now", "no_held_writes", "the graph writes no input that outlives the call")
+        elif short is not None and s is not None and s > (short.rows or 0) and not (fresh and within):
+            d = SizeDecision(s, "never", "longer_than_cache",
+                             f"not captured: a capture of {s} tokens writes {s} rows into {plan.names[short.input]} "
+                             f"({short.node}), which has {short.rows} along dim {short.dim}; runs without CUDA graphs")
+        elif not fresh:
+            d = SizeDecision(s, "first_call", "state_moved",
+                             f"the graph's inputs were written since Dynamo traced it ({names}): a capture now would "
+                             "run on a later state than a call brings, so the first call of this size captures it")
+        elif within:
+            why = "the graph's one size, on the call in hand" if s is None else \
+                f"at most the call in hand's {n} tokens: its capture writes a part of what that call writes"
+            d = SizeDecision(s, "now", "within_call", why)
+        elif grows:
+            r = grows[0]
+            d = SizeDecision(s, "first_call", "above_call",
+                             f"{plan.names[r.input]} is written at as many rows as a call has tokens ({r.node}), and "
+                             f"the room left there is only known to hold the call in hand's {n}")
+        else:
+            d = SizeDecision(s, "now", "fixed_extent", f"what the graph writes in place ({names}) does not grow with "
+                             "the token count")
+        out.append(d)
+    return SizePlan(tuple(out), *_pad(plan, pad))
+
+
+def _pad(plan: InputPlan, pad: bool) -> tuple[bool, str | None, str | None]:
+    if not pad:
+        return False, None, None
+    if plan.written:   # pad rows would write too: a cache's next rows (past its end near it), and move its length on
+        names = ", ".join(plan.names[i] for i in sorted(plan.written))
+        return False, "writes_inputs", (f"cudagraph_pad is off for this graph: it writes {names} in place, and "
+                                        "padding rows would write as well; sizes not captured run without graphs")
+    if not plan.paddable():
+        return False, "derived_token_dim", ("cudagraph_pad is off for this graph: an input's token dim is derived "
+                                            "(e.g. 2*tokens), so rows cannot be padded")
+    return True, None, None

@@ -11,6 +11,12 @@ running statistics in training mode without saying so in its schema; it is named
 The result maps each written value to the nodes that write it, by node name: a graph input
 (placeholder) or a value made inside the graph. split_module names a piece's placeholders after
 the values they carry, so the same map answers "which inputs does this piece write".
+
+For CUDA graphs two more questions, both answered without a GPU: how far a write into an input
+reaches with the token count (``token_reach``: a KV cache written at as many rows as the call
+has tokens, along which dim, and how many rows it has), and whether the inputs still hold the
+state Dynamo traced on (``note_versions`` / ``written_since``: a capture on the call in hand
+writes what that call writes; on a later state it may write where no call does).
 """
 from __future__ import annotations
 
@@ -191,6 +197,114 @@ def may_write(n: fx.Node) -> bool:
         return schema.is_mutable or schema.name in _UNDECLARED
     name = getattr(target, "__name__", "")
     return name.endswith("_") or any(w in name for w in _WRITES_UNMARKED)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How far one node's write into a graph input reaches as the token count grows."""
+
+    input: int              # placeholder index of the written input
+    node: str               # the node that writes it
+    tokens: bool            # its extent (or position) depends on the token count
+    dim: int | None = None  # the written tensor's dim the token rows run along (None: not found)
+    rows: int | None = None # that dim's length: the most token rows any call can write there
+
+
+def token_reach(gm: fx.GraphModule, written: Mapping[int, Sequence[str]], tied: frozenset[Any]) -> tuple[Reach, ...]:
+    """Per write into an input of ``gm`` (``written``: placeholder index -> writing nodes), whether
+    its extent follows the token count (``tied``: the symbols that stand for it), read from
+    Dynamo's fake values on the nodes. The dim and its rows are named only for writes whose rows
+    are known: an op with a ``dim`` argument (``index_copy_(2, pos, k)`` into a [b, h, rows, d]
+    cache; index_add_, scatter_) and an indexed assignment, whose token-sized value aligns with
+    the written tensor from the right (``cache[pos] = v``, index_put_). Any other write (a custom
+    op, a paged cache) keeps its rows unknown. A 0-d input (a length counter) has no rows to run
+    past and is left out. Without fake values (a graph that lost its meta) a write counts as
+    token-sized with rows unknown: that costs captures, never correctness."""
+    phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    nodes = {n.name: n for n in gm.graph.nodes}
+    out = []
+    for i, names in sorted(written.items()):
+        base = _fake(phs[i]) if i < len(phs) else None
+        if isinstance(base, torch.Tensor) and base.dim() == 0:
+            continue
+        for name in names:
+            n = nodes.get(name)
+            if n is not None:
+                out.append(_reach(i, n, base, tied))
+    return tuple(out)
+
+
+_DIM_WRITES = {"index_copy_", "index_copy", "index_add_", "index_add", "scatter_", "scatter", "scatter_add_",
+               "scatter_add", "scatter_reduce_", "scatter_reduce", "index_fill_", "index_fill"}
+_INDEXED_WRITES = {"setitem", "__setitem__", "index_put_", "index_put", "_index_put_impl_"}
+
+
+def _fake(n: Any) -> Any:
+    return n.meta.get("example_value", n.meta.get("val")) if isinstance(n, fx.Node) else n
+
+
+def _reach(i: int, n: fx.Node, base: Any, tied: frozenset[Any]) -> Reach:
+    flat = tree_flatten((n.args, n.kwargs))[0]
+    args = [_fake(a) for a in flat]
+    if base is None or any(isinstance(a, fx.Node) and v is None for a, v in zip(flat, args)):
+        return Reach(i, n.name, True)
+    target = next((a for a in args if isinstance(a, torch.Tensor) and _base(a) is _base(base)), base)
+    others = [a for a in args if a is not target]
+    if target.dim() == 0 or not (_tied_dims(target, tied) or any(_tied_dims(a, tied) for a in others)):
+        return Reach(i, n.name, False)
+    if _tied_dims(target, tied):   # a view sized by the tokens (narrow, a slice): its base's rows are not known here
+        return Reach(i, n.name, True)
+    op = (str(n.target) if n.op == "call_method" else getattr(n.target, "__name__", "")).split(".")[0]
+    if op in _DIM_WRITES and len(n.args) > 1 and isinstance(n.args[1], int):
+        dim = n.args[1] % target.dim()
+        rows = target.shape[dim]
+        return Reach(i, n.name, True, dim, rows if isinstance(rows, int) else None)
+    if op in _INDEXED_WRITES:
+        for v in others:
+            if isinstance(v, torch.Tensor) and v.dtype == target.dtype and 0 < v.dim() <= target.dim():
+                shift = target.dim() - v.dim()
+                for k in _tied_dims(v, tied):
+                    rows = target.shape[k + shift]
+                    if isinstance(rows, int):
+                        return Reach(i, n.name, True, k + shift, rows)
+    return Reach(i, n.name, True)
+
+
+def _tied_dims(v: Any, tied: frozenset[Any]) -> list[int]:
+    """The dims of ``v`` (a fake tensor; a SymInt counts as one dim) whose size involves the token count."""
+    dims = list(v.shape) if isinstance(v, torch.Tensor) else [v] if isinstance(v, torch.SymInt) else []
+    return [k for k, d in enumerate(dims) if set(getattr(tc.sym_expr(d), "free_symbols", ())) & tied]
+
+
+_VERSION = "vexplore_version"
+
+
+def note_versions(gm: fx.GraphModule, real: Sequence[Any]) -> None:
+    """Keep each tensor input's version counter on its placeholder (``node.meta``), as Dynamo
+    handed the graph over: ``written_since`` tells later whether the inputs still hold that state."""
+    for ph, x in zip((n for n in gm.graph.nodes if n.op == "placeholder"), real):
+        ph.meta[_VERSION] = _version(x)
+
+
+def written_since(gm: fx.GraphModule | None, real: Sequence[Any], indices: Sequence[int]) -> list[int]:
+    """The inputs among ``indices`` written since ``note_versions`` (by the call that traced the
+    graph, or any later one), or whose state cannot be told (no note, an inference tensor)."""
+    phs = [n for n in gm.graph.nodes if n.op == "placeholder"] if gm is not None else []
+    out = []
+    for i in indices:
+        then = phs[i].meta.get(_VERSION) if i < len(phs) else None
+        if then is None or then != _version(real[i]):
+            out.append(i)
+    return out
+
+
+def _version(x: Any) -> int | None:
+    if not isinstance(x, torch.Tensor):
+        return None
+    try:
+        return x._version
+    except RuntimeError:   # an inference tensor keeps no version counter
+        return None
 
 
 _VIEWISH = {"getitem", "view", "reshape", "narrow", "select", "transpose", "permute", "unsqueeze",
