@@ -178,18 +178,40 @@ def test_training_mode_and_benchmark_figures(session):
 
 
 # -- Inductor ---------------------------------------------------------------------------------------
-NO_FALLBACKS = {"implicit_fallbacks": False}
+# Inductor's own FX-graph cache off: the lowering must really fail here, whatever an earlier process
+# left in the tests' shared Inductor cache under this key
+NO_FALLBACKS = {"implicit_fallbacks": False, "fx_graph_cache": False}
+
+
+@torch.library.custom_op("vxtest::unlowered", mutates_args=())
+def unlowered(x: torch.Tensor, s: float) -> torch.Tensor:
+    """vxtest::scale for this file alone: an op Inductor has no lowering for. Once any compile lowers an
+    op by implicit fallback, Inductor keeps that lowering for the process, so a shared op would compile
+    under implicit_fallbacks=False after any other test had compiled it."""
+    return x * s
+
+
+@unlowered.register_fake
+def _unlowered_fake(x: torch.Tensor, s: float) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class Unlowered(Failing):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        return torch.tanh(self.b(torch.ops.vxtest.unlowered(h, 2.0))) + 1
 
 
 @pytest.mark.slow
 def test_compile_failure_advice_makes_the_op_a_split_op(cache_cfg, session):
-    model = Failing().eval()
+    model = Unlowered().eval()
     cfg = vx.CompileConfig(strategy="full", inductor_options=NO_FALLBACKS, cache=cache_cfg)
     with pytest.warns(vx.VexploreFallbackWarning):
         cm = called(model, cfg, session, torch.randn(8, 16))
     [a] = [a for a in vx.advise(cm) if a.code == "compile-system-failure"]
-    assert (a.severity, a.evidence["pieces"], a.evidence["ops"], a.metric) == ("warning", [0], ["vxtest::scale"], "fallbacks")
-    assert a.config.strategy == "piecewise" and a.config.splitting_ops[-1] == "vxtest::scale"
+    assert (a.severity, a.evidence["pieces"], a.evidence["ops"], a.metric) == ("warning", [0], ["vxtest::unlowered"],
+                                                                               "fallbacks")
+    assert a.config.strategy == "piecewise" and a.config.splitting_ops[-1] == "vxtest::unlowered"
     res = a.apply(cm)
     assert (res.before, res.after, res.kept) == (1.0, 0.0, True)
     assert [p.kind for p in cm.report.pieces] == ["compiled", "split_op", "compiled"]
@@ -200,7 +222,9 @@ def test_compile_failure_advice_makes_the_op_a_split_op(cache_cfg, session):
 
 @pytest.mark.slow
 def test_compile_that_ends_eager_is_critical(cache_cfg, session):
-    cfg = vx.CompileConfig(strategy="full", inductor_options={"no_such_inductor_option": 1}, cache=cache_cfg)
+    # a C++ compiler that is not there: every rung of the ladder fails, the piece runs eagerly
+    # (an option Inductor lacks no longer gets this far: CompileConfig refuses it)
+    cfg = vx.CompileConfig(strategy="full", inductor_options={"cpp.cxx": ("/nonexistent/g++",)}, cache=cache_cfg)
     with pytest.warns(vx.VexploreFallbackWarning):
         cm = called(Failing().eval(), cfg, session, torch.randn(8, 16))
     [a] = [a for a in vx.advise(cm) if a.code == "compile-system-failure"]

@@ -13,7 +13,7 @@ from ..bench.compare import BenchReport
 from ..config import CompileConfig
 from ..errors import VexploreError
 from ..monitor.report import CompileReport
-from .apply import ApplyResult, apply_config
+from .apply import ApplyResult, apply_config, rebase
 
 SEVERITIES = ("critical", "warning", "info")
 
@@ -62,7 +62,8 @@ class Context:
 class Advice:
     """One finding: ``code`` (stable, see CODES), ``severity`` ("info" | "warning" | "critical"),
     ``message`` (what, where, what to change), ``evidence`` (the figures), ``config`` (the
-    CompileConfig that applies it, or None), ``metric`` (what ``apply`` measures)."""
+    CompileConfig that applies it, or None), ``metric`` (what ``apply`` measures), ``base`` (the
+    model's config when it was advised: ``apply`` carries over only what ``config`` changes from it)."""
 
     code: str
     severity: str
@@ -70,6 +71,7 @@ class Advice:
     evidence: dict[str, Any] = field(default_factory=dict)
     config: CompileConfig | None = None
     metric: str | None = None
+    base: CompileConfig | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.code not in CODES or self.severity not in SEVERITIES:
@@ -80,13 +82,15 @@ class Advice:
         return f"[{self.severity}] {self.code}: {self.message}"
 
     def apply(self, cm: Any, inputs: Sequence[Any] | None = None) -> ApplyResult:
-        """Recompile ``cm`` with ``config``, measure ``metric`` before and after, and keep the new
-        config only if the metric got better (else recompile back). ``inputs``: the model's inputs,
-        for a timed metric (without them the captured graphs run on their own example inputs)."""
+        """Recompile ``cm`` with what ``config`` changes, applied to ``cm.config`` as it is now (an
+        advice applied before this one stays applied), measure ``metric`` before and after, and keep
+        the new config only if the metric got better and nothing it watches got worse (else recompile
+        back). ``inputs``: the model's inputs, for a timed metric (without them the captured graphs
+        run on their own example inputs)."""
         if self.config is None:
             raise AdviceError(f"advice {self.code!r}: vexplore cannot apply it, the change is in your code or in "
                               f"torch's config: {self.message}")
         if self.metric is None:
             raise AdviceError(f"advice {self.code!r}: its config needs a new Dynamo trace, which recompile cannot do; "
                               "compile anew with it: cm2 = vx.compile(model, advice.config).")
-        return apply_config(cm, self.config, self.metric, inputs)
+        return apply_config(cm, rebase(self.config, self.base, cm.config), self.metric, inputs)

@@ -1,6 +1,7 @@
 """vx.advise: every detector over a compiled model's history, most severe first."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 from ..bench.compare import BenchReport
@@ -27,5 +28,6 @@ def advise(cm: Any, bench: BenchReport | None = None) -> list[Advice]:
     if bench is not None and not isinstance(bench, BenchReport):
         raise VexploreError(f"vx.advise(bench=...) takes the BenchReport vx.benchmark returned, got {type(bench).__name__}.")
     ctx = Context(cm, tuple(cm.reports), tuple(cm.session.monitor.reports), bench)
-    found = [a for detect in DETECTORS for a in detect(ctx)]
+    found = [a if a.config is None or a.base is not None else dataclasses.replace(a, base=cm.config)
+             for detect in DETECTORS for a in detect(ctx)]
     return sorted(found, key=lambda a: SEVERITIES.index(a.severity))

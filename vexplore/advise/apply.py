@@ -4,6 +4,11 @@ A metric is measured under a trial config, the same for before and after: ``comp
 with every cache off (vexplore's tiers and Inductor's own), ``persistent_pieces`` stores into the
 persistent tiers alone. The captured graphs are recompiled, never re-traced, so a trial costs
 compiles, not calls of the model; ``median_ms`` times calls.
+
+An advice is kept only when its own metric got better and nothing else it promises (a metric's
+``guards``: fewer nodes to compile should mean less compile time) got worse beyond noise; both
+figures are in the result. The advised config is applied to the model's config as it is now
+(``rebase``): an advice made before another was applied changes only what it changes.
 """
 from __future__ import annotations
 
@@ -18,6 +23,22 @@ from ..monitor.report import CompileReport
 
 _PERSISTENT = ("disk", "remote")
 TIMING_GAIN = 0.03     # a timed metric is kept only when it improves by more than this (relative)
+# a guard metric got worse when it moved the wrong way by more than both of these (relative, absolute):
+# one cold compile against another on a shared machine varies by some 10-15 %
+NOISE = {"compile_s": (0.2, 0.25), "median_ms": (TIMING_GAIN, 0.0)}
+
+
+@dataclass(frozen=True)
+class Check:
+    """A second figure an Apply watched (``metric`` before and after) and whether it got ``worse`` beyond noise."""
+
+    metric: str
+    before: float
+    after: float
+    worse: bool
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.before:.4g} -> {self.after:.4g}" + (" (worse)" if self.worse else "")
 
 
 @dataclass(frozen=True)
@@ -31,10 +52,17 @@ class ApplyResult:
     kept: bool
     report: CompileReport
     note: str = ""
+    checks: tuple[Check, ...] = ()     # the other figures it watched (compile_s for compiled_nodes)
 
-    def __str__(self) -> str:
+    @property
+    def message(self) -> str:
+        """``compiled_nodes: 21 -> 6, reverted (compile_s 1.65 -> 2.32 (worse); what it measures ...)``:
+        the note begins with the other figures watched."""
         verdict = "kept" if self.kept else "reverted"
         return f"{self.metric}: {self.before:.4g} -> {self.after:.4g}, {verdict}" + (f" ({self.note})" if self.note else "")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -47,6 +75,7 @@ class Metric:
     trial: Callable[[CompileConfig], CompileConfig] | None = None
     what: str = ""
     trial_before: bool = True        # measure "before" under the trial too (False: from the current report)
+    guards: tuple[str, ...] = ()     # metrics that must not get worse beyond NOISE (measured under the same trial)
 
 
 def _cold(cfg: CompileConfig) -> CompileConfig:
@@ -105,7 +134,7 @@ def split_pieces(cm: Any, report: CompileReport, inputs: Any = None) -> float:
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("compiled_nodes", True, compiled_nodes, what="graph nodes compiled (unique pieces)"),
+    Metric("compiled_nodes", True, compiled_nodes, _cold, "graph nodes compiled (unique pieces)", guards=("compile_s",)),
     Metric("compile_s", True, lambda cm, rep, _: rep.wall_s, _cold, "seconds to compile every graph, nothing cached"),
     Metric("persistent_pieces", False, persistent_pieces, _persistent_only, "pieces a new process loads instead of compiling",
            trial_before=False),
@@ -116,25 +145,47 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 
 
 def apply_config(cm: Any, config: CompileConfig, metric: str, inputs: Sequence[Any] | None = None) -> ApplyResult:
-    """Recompile ``cm`` under ``config``; keep it when ``metric`` got better, else recompile back."""
+    """Recompile ``cm`` under ``config``; keep it when ``metric`` got better and none of its guards got
+    worse beyond noise, else recompile back."""
     m = METRICS[metric]
+    watched = (m, *(METRICS[g] for g in m.guards))
+    assert all(g.trial in (None, m.trial) for g in watched[1:]), "a guard is measured under its metric's trial"
     old = cm.config
     if cm.report is None:
         raise VexploreError("advice.apply: the model has not been called yet; call it once (cm(*inputs)), then apply.")
     try:
         before_report = cm.recompile(m.trial(old)) if m.trial is not None and m.trial_before else cm.report
-        before = m.value(cm, before_report, inputs)
+        before = [w.value(cm, before_report, inputs) for w in watched]
         trial = cm.recompile(m.trial(config) if m.trial is not None else config)
-        after = m.value(cm, trial, inputs)
+        after = [w.value(cm, trial, inputs) for w in watched]
     except BaseException:
         if cm.config != old:   # a failed trial must not leave the model on it (e.g. every cache off)
             cm.recompile(old)
         raise
-    kept = _better(m, before, after)
+    checks = tuple(Check(w.name, b, a, _worse(w, b, a)) for w, b, a in zip(watched[1:], before[1:], after[1:]))
+    kept = _better(m, before[0], after[0]) and not any(c.worse for c in checks)
     if m.trial is not None or not kept:
         cm.recompile(config if kept else old)   # the trial config (or the advised one, reverted) leaves
-    note = f"{m.what}; measured under {'a trial config' if m.trial else 'the advised config'}"
-    return ApplyResult(metric, before, after, kept, trial, note)
+    note = "; ".join([*map(str, checks), f"{m.what}; measured under {'a trial config' if m.trial else 'the advised config'}"])
+    return ApplyResult(metric, before[0], after[0], kept, cm.report if kept else trial, note, checks)
+
+
+def rebase(advised: CompileConfig, base: CompileConfig | None, now: CompileConfig) -> CompileConfig:
+    """``now`` with what ``advised`` changes from ``base`` (the config it was advised against); a
+    nested config (the cache) field by field. Without a base, ``advised`` as it is."""
+    if base is None:
+        return advised
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(advised):
+        want, was = getattr(advised, f.name), getattr(base, f.name)
+        if want == was:
+            continue
+        current = getattr(now, f.name)
+        if dataclasses.is_dataclass(want) and type(current) is type(want):
+            want = dataclasses.replace(current, **{g.name: getattr(want, g.name) for g in dataclasses.fields(want)
+                                                   if getattr(want, g.name) != getattr(was, g.name)})
+        changes[f.name] = want
+    return now.replace(**changes)
 
 
 def _better(m: Metric, before: float, after: float) -> bool:
@@ -142,3 +193,10 @@ def _better(m: Metric, before: float, after: float) -> bool:
     if m.lower_is_better:
         return after < before * (1 - gain)
     return after > before * (1 + gain)
+
+
+def _worse(m: Metric, before: float, after: float) -> bool:
+    rel, floor = NOISE.get(m.name, (0.0, 0.0))
+    if m.lower_is_better:
+        return after > before * (1 + rel) and after - before > floor
+    return after < before * (1 - rel) and before - after > floor

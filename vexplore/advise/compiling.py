@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from ..engine.repeats import MIN_BLOCK_NODES, module_repeats
+from ..monitor.phases import inductor_cache_hit
 from ..monitor.report import CompileReport, Piece
 from .advice import Advice, Context
 
@@ -25,13 +26,7 @@ def slow_compile(ctx: Context) -> list[Advice]:
     slow = _slow_against_history(ctx)
     if slow:
         worst = max(slow, key=lambda s: s["seconds"] / max(s["best_s"], 1e-9))
-        out.append(Advice(
-            "slow-compile", "info",
-            f"piece {worst['piece']} (graph {worst['graph']}, {worst['nodes']} nodes) took {worst['seconds']:.2f} s to "
-            f"compile, {worst['seconds'] / max(worst['best_s'], 1e-9):.1f}x the {worst['best_s']:.2f} s the same cache key "
-            "took earlier in this session: the machine was busy, or Inductor's own cache was cleared. "
-            "Compile again when the machine is quiet, or keep a disk tier so the artifact is loaded instead.",
-            {"pieces": slow}))
+        out.append(Advice("slow-compile", "info", _slow_message(worst), {"pieces": slow}))
     total = _slow_in_all(ctx)
     if total is not None:
         out.append(total)
@@ -39,19 +34,90 @@ def slow_compile(ctx: Context) -> list[Advice]:
 
 
 def _slow_against_history(ctx: Context) -> list[dict[str, Any]]:
-    best: dict[str, float] = {}
+    """Compiled pieces of this model slower than SLOW_RATIO x the fastest compile of the same unique key
+    and the same work (``_same_work``) before them in the session, each with its ``cause`` read from the compile events: ``new_sizes``
+    (sizes no compile of the key had before), ``inductor_cache_miss`` (Inductor's own cache served
+    a size then and not now), ``retries`` (the fallback ladder compiled a size again), else ``busy``
+    (the same work as then, only slower)."""
+    best: dict[str, float] = {}                             # unique key -> seconds of its fastest compile
+    sizes: dict[str, set[Any]] = {}                         # unique key -> the sizes compiled for it so far
+    work_best: dict[tuple[str, Any, bool], float] = {}      # (unique key, size, Inductor's cache served it) -> seconds
     found = []
     mine = {id(r) for r in ctx.reports}
     for rep in ctx.history:
         for p in rep.unique_pieces:
             if p.cache not in ("miss", None) or p.unique_key is None:
                 continue
-            prior = best.get(p.unique_key)
+            key, work = f"{p.unique_key}|{_same_work(rep)}", _work(rep, p)
+            prior = best.get(key)
             if id(rep) in mine and prior is not None and p.compile_s > SLOW_RATIO * prior and p.compile_s - prior > SLOW_MIN_S:
                 found.append({"report": rep.id, "piece": p.index, "graph": p.graph, "nodes": p.nodes,
-                              "seconds": round(p.compile_s, 3), "best_s": round(prior, 3)})
-            best[p.unique_key] = min(prior, p.compile_s) if prior is not None else p.compile_s
+                              "seconds": round(p.compile_s, 3), "best_s": round(prior, 3),
+                              **_cause(key, work, sizes.get(key, set()), work_best)})
+            best[key] = p.compile_s if prior is None else min(prior, p.compile_s)
+            sizes.setdefault(key, set()).update(size for size, _, _ in work)
+            for size, served, seconds in work:
+                at = (key, size, served)
+                work_best[at] = min(work_best.get(at, seconds), seconds)
     return found
+
+
+# Inductor options that decide only whether its caches are used, never what it compiles
+_CACHE_OPTIONS = frozenset({"fx_graph_cache", "fx_graph_remote_cache", "autotune_local_cache", "autotune_remote_cache",
+                            "bundled_autotune_remote_cache", "force_disable_caches"})
+
+
+def _same_work(rep: CompileReport) -> str:
+    """What decides a compile's work besides the piece: the compiler, Inductor's mode and options
+    (cache switches aside). Compiles of one piece under another of these are not compared."""
+    cfg = rep.config
+    options = sorted((k, repr(v)) for k, v in dict(cfg.get("inductor_options") or {}).items() if k not in _CACHE_OPTIONS)
+    return repr((cfg.get("compiler"), cfg.get("mode"), options, cfg.get("post_grad_passes")))
+
+
+def _work(rep: CompileReport, p: Piece) -> list[tuple[Any, bool, float]]:
+    """(size, served by Inductor's own cache, seconds) of each compile event of piece ``p``."""
+    return [(e.size, inductor_cache_hit(e), e.duration_s) for e in rep.events
+            if e.step == "compile" and e.piece == p.index and e.graph == p.graph]
+
+
+def _cause(key: str, work: list[tuple[Any, bool, float]], before: set[Any],
+           work_best: dict[tuple[str, Any, bool], float]) -> dict[str, Any]:
+    sizes = [size for size, _, _ in work]
+    new = sorted({s for s in sizes if s not in before}, key=lambda s: -1 if s is None else s)
+    lost = [s for s, served, _ in work if not served and (key, s, True) in work_best]
+    served = sum(hit for _, hit, _ in work)
+    if new:
+        cause = "new_sizes"
+    elif lost:
+        cause = "inductor_cache_miss"
+    elif len(sizes) > len(set(sizes)):
+        cause = "retries"
+    else:
+        cause = "busy"
+    return {"cause": cause, "new_sizes": ["general" if s is None else s for s in new], "compiles": len(work),
+            "inductor_cache_served": served}
+
+
+def _slow_message(w: dict[str, Any]) -> str:
+    head = (f"piece {w['piece']} (graph {w['graph']}, {w['nodes']} nodes) took {w['seconds']:.2f} s to compile, "
+            f"{w['seconds'] / max(w['best_s'], 1e-9):.1f}x the {w['best_s']:.2f} s the same cache key took earlier in "
+            "this session")
+    served = f"Inductor's own cache served {w['inductor_cache_served']} of its {w['compiles']} compiles"
+    if w["cause"] == "new_sizes":
+        return (f"{head}: more work, not a slower machine. It compiled sizes {', '.join(map(str, w['new_sizes']))} that "
+                f"no earlier compile of it did (compile_sizes), each a compile of its own ({served}). List in "
+                "compile_sizes only the sizes you call, and keep a disk tier so each size compiles once.")
+    if w["cause"] == "inductor_cache_miss":
+        return (f"{head}: Inductor's own cache served this work before and missed this time ({served}), so it "
+                "compiled from scratch: Inductor's cache directory was cleared, or its key changed (inductor_options "
+                "such as fx_graph_cache or force_disable_caches, another torch). Keep a vexplore disk tier so the "
+                "artifact is loaded instead.")
+    if w["cause"] == "retries":
+        return (f"{head}: the fallback ladder compiled it again ({w['compiles']} compiles): see the piece's "
+                "fallback_reason for what failed the first time.")
+    return (f"{head}, doing the same work as then (the same sizes, {served}): the machine was busy. Compile again "
+            "when the machine is quiet, or keep a disk tier so the artifact is loaded instead.")
 
 
 def _slow_in_all(ctx: Context) -> Advice | None:
