@@ -354,3 +354,14 @@ class Counter(nn.Module):
 
 def eager_cfg() -> vx.CompileConfig:
     return vx.CompileConfig(compiler="eager", cache=vx.CacheConfig(tiers=()))
+
+
+class ReadsAfterBreak(_TwoLinear):
+    """Reads a Python float after a graph break (``.item()``), prints it and scales by it: Inductor's
+    tensorify pass asks Dynamo to trace again with the float specialized (TensorifyScalarRestartAnalysis)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.ops.vxtest.mix(self.a(x))
+        m = h.mean().item()
+        print("mean=", round(m, 3))
+        return self.b(h) * m

@@ -20,7 +20,9 @@ from typing import Any, Iterable, Mapping
 import torch
 
 # Bump when the artifact format or the key's meaning changes: old entries become cleanly invalid.
-CACHE_SCHEMA = 2
+# 3: schema 2 could hold a piece compiled after Inductor's TensorifyScalarRestartAnalysis was taken for
+# a failure (a conservative retry that baked in a Python float Dynamo did not guard on: stale values).
+CACHE_SCHEMA = 3
 PARTS = ("graph", "inputs", "config", "versions", "size")
 
 

@@ -477,3 +477,30 @@ def dynamo_config(name: str) -> Any:
 def dynamo_config_name(name: str) -> str | None:
     """The dotted name a user sets for a Dynamo option (advice text), or None where this torch lacks it."""
     return f"torch._dynamo.config.{name}" if hasattr(torch._dynamo.config, name) else None
+
+
+# -- Dynamo's control-flow exceptions ------------------------------------------------------------
+def _dynamo_signals() -> tuple[type, ...]:
+    # torch._dynamo.exc.RestartAnalysis (its subclasses: TensorifyScalarRestartAnalysis, Speculation-,
+    # Unspecialize-, ...) and SkipFrame (2.0+) are how Dynamo steers its own trace: the tensorify pass
+    # inside Inductor's compile raises TensorifyScalarRestartAnalysis to make Dynamo trace the frame again
+    # with a Python float specialized. A backend must let them through untouched.
+    from torch._dynamo import exc
+
+    return tuple(k for k in (getattr(exc, "RestartAnalysis", None), getattr(exc, "SkipFrame", None)) if k is not None)
+
+
+def dynamo_signal(error: BaseException) -> BaseException | None:
+    """The Dynamo control-flow exception in ``error``'s chain (itself, its cause or context, or an
+    Inductor error's ``inner_exception``), or None when ``error`` is a real failure."""
+    kinds = _dynamo_signals()
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, kinds):
+            return e
+        inner = getattr(e, "inner_exception", None)
+        e = inner if isinstance(inner, BaseException) else (e.__cause__ or e.__context__)
+    return None
+

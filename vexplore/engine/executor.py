@@ -11,6 +11,8 @@ import logging
 import time
 from typing import Any, Protocol, Sequence
 
+import torch
+
 from ..monitor.events import EventRecorder
 from . import _torch_compat as tc
 from .compilers import InductorCompiler, describe
@@ -44,7 +46,9 @@ class InProcess:
                 out = self.inductor.compile(job.gm, job.inputs, job.fake_mode, conservative=conservative, grad=job.grad)
             except Exception as e:
                 step.kw.update(error_class=type(e).__name__, counts=counts)
-                return Attempt("error", error=describe(e), where=where, exc=e, seconds=time.perf_counter() - step.start)
+                signal = tc.dynamo_signal(e)   # Dynamo steering its trace, not a failure: the ladder passes it on
+                return Attempt("error" if signal is None else "restart", error=describe(e), where=where,
+                               exc=e if signal is None else signal, seconds=time.perf_counter() - step.start)
             step.kw["counts"] = {**counts, "inductor_compiles": 1}
         return Attempt("ok", out.fn, out.data, out.code, where=where, seconds=step.event.duration_s,
                        pass_graphs=out.pass_graphs)
@@ -70,7 +74,7 @@ class Workers:
         remote: list[tuple[int, PieceJob, tuple[str, ...]]] = []
         for i, job in enumerate(jobs):
             mods, why = rebuild_modules(job.gm)
-            why = why or unsent   # unsent: the options (post-grad passes) cannot reach a worker
+            why = why or unsent or _float_input(job)   # unsent: the options (post-grad passes) cannot reach a worker
             if why:
                 out[i] = self.local.one(job, False, f"in-process: {why}")
             else:
@@ -105,6 +109,13 @@ class Workers:
         counts = {"inductor_compiles": 1, "worker_compiles": 1} if ok else (
             {f"worker_{r.status}": 1} if r.status in ("timeout", "crashed") else {})
         self.rec_compile(job, r, where, counts)
+        if r.status == "restart":
+            # the worker met Dynamo's signal to trace again (Inductor's tensorify pass). What Dynamo must
+            # specialize is recorded in the process that raised it, so the compile runs again here, where
+            # this process's Dynamo can act on it (the ladder raises it inside Dynamo's call).
+            return i, self.local.one(job, False, f"in-process: the worker met Dynamo's restart signal ({r.error_class})")
+        if r.status == "unsaveable":   # it compiled there but cannot travel: compile it here, as configured
+            return i, self.local.one(job, False, f"in-process: {r.error}")
         if not ok:
             return i, Attempt(r.status, error=r.error, where=where, seconds=r.seconds)
         with tc.compile_lock(), self.local.rec.step("load", graph=job.graph, piece=job.piece, size=job.size,
@@ -118,3 +129,15 @@ class Workers:
                            compiler="inductor", rss_peak_mb=r.rss_peak_mb, counts=counts,
                            error_class=None if r.status == "ok" else r.status, detail=f"{where}: {r.status}",
                            worker=r.pid)
+
+
+def _float_input(job: PieceJob) -> str | None:
+    """Why a job that takes a Python float compiles in this process: as a float (a SymFloat) or as the
+    0-d tensor Dynamo made of it (read back with ``.item()`` in the graph). A worker rebuilds only int
+    symbols, and Inductor's tensorify pass must run where Dynamo can act on its restart signal; else a
+    float read after a graph break is baked into the compiled code and goes stale."""
+    scalar_reads = any(n.op == "call_method" and n.target == "item" or n.target is torch.ops.aten._local_scalar_dense.default
+                       for n in job.gm.graph.nodes)
+    if scalar_reads or any(isinstance(v, (float, torch.SymFloat)) for v in job.inputs):
+        return "the piece takes a Python float (a value Dynamo may have to specialize), which only this process can trace again"
+    return None

@@ -38,7 +38,7 @@ class PieceJob:
 class Attempt:
     """One try at compiling a job with Inductor, wherever it ran."""
 
-    status: str                    # ok | error | timeout | crashed
+    status: str                    # ok | error | restart (Dynamo's signal to trace again; exc holds it) | timeout | crashed
     fn: Callable[..., Any] | None = None
     data: bytes | None = None      # artifact bytes, when they can be saved
     code: str | None = None        # the generated source

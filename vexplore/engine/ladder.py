@@ -30,8 +30,15 @@ from .stitch import install, normalize_output, unwrap
 log = logging.getLogger(__name__)
 
 
-def build(jobs: Sequence[PieceJob], config: CompileConfig, executor: Executor, local: InProcess) -> list[BuildResult]:
-    """A BuildResult per job, in order: compiled with the config's compiler, or down the ladder."""
+def build(jobs: Sequence[PieceJob], config: CompileConfig, executor: Executor, local: InProcess,
+          in_trace: bool = False) -> list[BuildResult]:
+    """A BuildResult per job, in order: compiled with the config's compiler, or down the ladder.
+
+    ``in_trace``: the compile runs inside Dynamo's backend call. Dynamo's signal to trace the frame
+    again (an Attempt with status "restart") is then raised for Dynamo to act on; outside a trace
+    (``recompile``) nothing can re-trace, so that piece runs eagerly, saying why. Never a retry: a
+    retried compile that gets past the signal bakes in a Python value Dynamo did not guard on.
+    """
     if config.compiler == "eager":
         return [BuildResult(j.gm, "eager", code=j.gm.code, compiled_in="eager: compiler='eager' was asked for")
                 for j in jobs]
@@ -46,13 +53,26 @@ def build(jobs: Sequence[PieceJob], config: CompileConfig, executor: Executor, l
     firsts = executor.run([jobs[i] for i in todo])
     ran = config.pass_record()
     for i, first in zip(todo, firsts):
-        out[i] = _settle(jobs[i], first, config, local)
+        if first.status == "restart":
+            out[i] = _restart(jobs[i], first, in_trace)
+            continue
+        out[i] = _settle(jobs[i], first, config, local, in_trace)
         if ran and out[i].compiler == "inductor":   # Inductor ran the post-grad passes on what it compiled
             out[i] = dataclasses.replace(out[i], passes=ran)
     return [out[i] for i in range(len(jobs))]
 
 
-def _settle(job: PieceJob, first: Attempt, config: CompileConfig, local: InProcess) -> BuildResult:
+def _restart(job: PieceJob, first: Attempt, in_trace: bool) -> BuildResult:
+    """Dynamo's signal to trace again: raised inside Dynamo's call; outside it, the piece runs eagerly."""
+    if in_trace and first.exc is not None:
+        raise first.exc
+    return BuildResult(job.gm, "eager", code=job.gm.code, compiled_in=first.where, seconds=first.seconds,
+                       fallback_reason=f"dynamo restart: {first.error}; Inductor asked Dynamo to trace this graph "
+                       "again (a Python number read after a graph break must be specialized), which only a model "
+                       "call can do; it runs eagerly (correct). Call vx.compile(model) again to trace and compile it")
+
+
+def _settle(job: PieceJob, first: Attempt, config: CompileConfig, local: InProcess, in_trace: bool) -> BuildResult:
     if first.status == "ok":
         return BuildResult(first.fn, "inductor", code=first.code, data=first.data, compiled_in=first.where,
                            seconds=first.seconds, pass_graphs=first.pass_graphs)
@@ -66,6 +86,8 @@ def _settle(job: PieceJob, first: Attempt, config: CompileConfig, local: InProce
     worker = first.where is not None and first.where.startswith("worker")
     where = f"in-process after {first.where} failed" if worker else first.where
     second = local.one(job, conservative=True, where=where, retry=True)
+    if second.status == "restart":
+        return _restart(job, second, in_trace)
     spent = first.seconds + second.seconds
     if second.status == "ok":
         return BuildResult(second.fn, "inductor", fallback_reason=f"{first.error}; compiled with conservative Inductor options",

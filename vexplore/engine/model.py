@@ -1,6 +1,7 @@
 """CompiledModel: what ``vx.compile`` returns. Compiles on first call, keeps the captured graphs."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -50,7 +51,7 @@ class _Compile:
         pool = _TimedPool(pool, self.rec) if pool is not None else None
         known = {k: u for r in self.results for k, u in r.unique.items()}
         return GraphContext(session.cache(cfg.cache), self.rec, pool, sum(len(r.pieces) for r in self.results), known,
-                            on_fallback)
+                            on_fallback, in_trace=self.kind == "compile")
 
 
 class CompiledModel:
@@ -191,6 +192,7 @@ class CompiledModel:
             rec.t0 = self._call_t0
             self._compile = _Compile(rec, "compile", self.config, last_mark=rec.t0, metrics0=tc.compile_metrics())
         work = self._compile
+        warned = len(work.warnings)
         self._trace.on_graph(len(self.graphs))
         now = time.perf_counter()
         work.rec.add("dynamo_trace", work.last_mark, now - work.last_mark, graph=len(self.graphs))
@@ -203,13 +205,28 @@ class CompiledModel:
         if self._fast_path and not self.graphs:
             work.warnings.append(fast_path_warning(self._fast_path, 0))
         self.graphs.append(graph)
-        result = compile_graph(graph, self.config, work.context(self.session, self._runtime_fallback))
+        try:
+            result = compile_graph(graph, self.config, work.context(self.session, self._runtime_fallback))
+        except Exception as e:
+            if tc.dynamo_signal(e) is not None:   # Dynamo traces this frame again: this graph never existed
+                self._aborted(work, graph, warned)
+            raise
         work.results.append(result)
         graph.runner, graph.graph_stats = GraphRunner(result.fn), result.stats
         graph.runner.fn = _FirstRun(graph.runner, result.fn, work.rec, graph.index)
         work.last_mark = time.perf_counter()
         work.rec.add("graph", now, work.last_mark - now, graph=graph.index)   # what no step inside covers is vexplore's
         return graph.runner
+
+    def _aborted(self, work: _Compile, graph: CapturedGraph, warnings_before: int) -> None:
+        """Forget a graph whose trace Dynamo restarts (its compile raised Dynamo's restart signal): it is
+        in neither ``graphs`` nor the report. Its events stay (their time was spent), graph-less and named."""
+        self.graphs.remove(graph)
+        del work.warnings[warnings_before:]
+        for i, ev in enumerate(work.rec.events):
+            if ev.graph == graph.index:
+                work.rec.events[i] = dataclasses.replace(ev, graph=None, detail=f"aborted trace: {ev.detail or ev.step}")
+        work.last_mark = time.perf_counter()
 
     def _finish(self, work: _Compile) -> CompileReport:
         end = time.perf_counter()

@@ -53,6 +53,7 @@ class GraphContext:
     first_index: int = 0                                    # this graph's first piece in the report
     known: Mapping[str, UniqueBuild] = field(default_factory=dict)   # built by earlier graphs of the report
     on_fallback: Callable[[RuntimeFallback], None] | None = None    # told when a piece fails at call time
+    in_trace: bool = False      # inside Dynamo's backend call: Dynamo's restart signals are raised for it
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def _build_unique(plan: Mapping[str, Planned], config: CompileConfig, ctx: Graph
             misses.append((job, hit.miss_reason if hit is not None else None))
     local = InProcess(InductorCompiler(config.mode, dict(config.inductor_options), config.post_grad_passes), ctx.rec)
     executor = Workers(ctx.pool, local, config.compile_timeout_s) if ctx.pool is not None and config.compiler == "inductor" else local
-    for (job, why), res in zip(misses, build([j for j, _ in misses], config, executor, local)):
+    for (job, why), res in zip(misses, build([j for j, _ in misses], config, executor, local, ctx.in_trace)):
         results[job.id] = _store(job, res, ctx) if cached else res
         if why is not None:
             results[job.id] = dataclasses.replace(results[job.id], miss_reason=why)

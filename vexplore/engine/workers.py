@@ -49,7 +49,7 @@ class Job:
 @dataclass(frozen=True)
 class Result:
     id: str
-    status: str                    # ok | error | timeout | crashed
+    status: str                    # ok | error | restart (Dynamo's signal to trace again) | unsaveable | timeout | crashed
     data: bytes | None = None
     code: str | None = None
     seconds: float = 0.0
@@ -57,6 +57,7 @@ class Result:
     error: str | None = None
     started: float = 0.0           # perf_counter in the parent when the job went to its worker
     rss_peak_mb: float | None = None   # the worker's peak RSS
+    error_class: str | None = None     # the exception class of an error or restart
     pass_graphs: tuple[tuple[str, str], ...] = ()   # the post-grad graph before the passes and after each
 
 
@@ -237,15 +238,19 @@ def _compile_job(job: Job) -> Result:
         with tc.compile_scope(code):
             art = tc.standalone_compile(gm, inputs, options, mode, job.grad)
             data = tc.artifact_bytes(art)
-        if data is None:
-            raise RuntimeError("the compiled artifact cannot be saved, so it cannot leave the worker")
+        if data is None:   # compiled, but it cannot travel: the parent compiles it itself (not a failure)
+            return Result(job.id, "unsaveable", seconds=time.perf_counter() - t0, pid=os.getpid(),
+                          error="the compiled artifact cannot be saved, so it cannot leave the worker",
+                          rss_peak_mb=_peak_rss_mb())
         chain = options.get("config_patches", {}).get("post_grad_custom_post_pass")   # a PassChain records what its passes saw
         return Result(job.id, "ok", data, code[-1] if code else None, time.perf_counter() - t0, os.getpid(),
                       rss_peak_mb=_peak_rss_mb(), pass_graphs=tuple(getattr(chain, "seen", ())))
     except Exception as e:
         from .compilers import describe
-        return Result(job.id, "error", seconds=time.perf_counter() - t0, pid=os.getpid(), error=describe(e),
-                      rss_peak_mb=_peak_rss_mb())
+        signal = tc.dynamo_signal(e)
+        return Result(job.id, "error" if signal is None else "restart", seconds=time.perf_counter() - t0,
+                      pid=os.getpid(), error=describe(e), rss_peak_mb=_peak_rss_mb(),
+                      error_class=type(e if signal is None else signal).__name__)
 
 
 def _peak_rss_mb() -> float:
