@@ -108,6 +108,8 @@ def test_repeated_blocks_applied_compiles_one_block(session):
     assert (a.config.strategy, a.config.split_policy) == ("piecewise", "repeats")
     res = a.apply(cm)
     assert (res.metric, res.before, res.after, res.kept) == ("compiled_nodes", 21.0, 6.0, True)
+    # what fewer nodes promise, less compile time, was watched too (eager compiles: no rise beyond noise)
+    assert [(c.metric, c.worse) for c in res.checks] == [("compile_s", False)]
     assert cm.config == a.config and res.report is cm.report and res.report.counters["unique_pieces"] == 2
     x = torch.randn(9, 16)
     with torch.no_grad():
@@ -300,4 +302,7 @@ def test_slow_compile_against_the_same_keys_history(cache_cfg, session, monkeypa
     [a] = [a for a in vx.advise(cm) if a.code == "slow-compile"]
     [p] = a.evidence["pieces"]
     assert (p["report"], p["piece"], p["graph"]) == (cm.report.id, 0, 0) and p["seconds"] > extra
+    # the same work as the fastest compile (the same size, Inductor's cache serving both), only slower
+    assert (p["cause"], p["new_sizes"], p["compiles"]) == ("busy", [], 1)
     assert a.message.startswith(f"piece 0 (graph 0, {p['nodes']} nodes) took {p['seconds']:.2f} s to compile")
+    assert "the machine was busy" in a.message

@@ -7,21 +7,17 @@ every cache by design: vx.advise says nothing about either. Eager, on a cache of
 """
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 
 import vexplore as vx
+from vexplore.engine.explain import DYNAMO_NAME
 
 transformers = pytest.importorskip("transformers")
 
 # transformers 5.24 prefers `cache=`; users (and the issue) pass past_key_values, which it still takes
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:`past_key_values` is deprecated:FutureWarning")]
 
-# what Dynamo calls things, never shown to a user: its guard helpers and stack values, its sources
-# (L['x'], G['x']), its placeholder names (L_kwargs_...), the wrapper's view of the call
-DYNAMO_NAMES = re.compile(r"___\w|\b[LG]\['|\bL_(args|kwargs)_|\._modules\[|(?<![\w.])(kwargs\['|args\[\d)")
 PREFILL = 8
 
 
@@ -75,7 +71,7 @@ def test_hf_llama_prefill_then_decode_is_no_advice(kind, cache_cfg, session):
     [r] = cm.recompiles    # what the explorer lists: in the model's names (the cache was empty at the prefill)
     assert r.name == "past_key_values.layers[0].is_initialized"
     assert r.guard == "past_key_values.layers[0].is_initialized == False"
-    assert not DYNAMO_NAMES.search(r.reason + r.name + r.guard)
+    assert not DYNAMO_NAME.search(r.reason + r.name + r.guard)
 
 
 def test_hf_dynamic_cache_growth_is_named_and_its_fix_fits(cache_cfg, session):
@@ -91,7 +87,7 @@ def test_hf_dynamic_cache_growth_is_named_and_its_fix_fits(cache_cfg, session):
     assert a.evidence["name"] == "past_key_values.layers[0].keys" and a.evidence["graphs"] == [2]
     assert a.message.startswith("past_key_values.layers[0].keys at ")
     assert "StaticCache with cache_position" in a.message and "torch._dynamo.mark_dynamic(" in a.message
-    assert "dynamic_dims" not in a.message and not DYNAMO_NAMES.search(a.message)
+    assert "dynamic_dims" not in a.message and not DYNAMO_NAME.search(a.message)
 
 
 def test_toy_llama_16_then_1_token_is_no_advice(toy, cache_cfg, session):

@@ -10,7 +10,7 @@ from torch import nn
 
 import vexplore as vx
 from models import Branchy, Breaks, Counter, Scaled, eager_cfg, line_of
-from vexplore.engine.explain import CallNames, guard_subject
+from vexplore.engine.explain import CallNames, guard_subject, source_name
 
 
 class CountingBranchy(Counter):
@@ -204,6 +204,173 @@ def test_call_names_map_the_wrappers_view():
     ("self.step == 0", "self.step"), ("scale == 2.0", "scale"), ("len(args) == 2", "len(args)"),
     ("tensor 'w' size mismatch at index 1. expected 3, actual 5", "w"),
     ("___check_obj_id(self.mode, 140)", "self.mode"), ("not ___dict_contains('k', self.cache)", "self.cache"),
+    ("len(self.seen) == 3", "self.seen"), ("not self.seen", "self.seen"), ("type(self.act) is ReLU", "self.act"),
+    ("'bias' not in extras", "extras"), ("self.act is the object it was", "self.act"),
 ])
 def test_guard_subject(guard, subject):
     assert guard_subject(guard) == subject
+
+
+# -- Dynamo's own names never reach the user (issue 23 part 4) ---------------------------------------
+SCALE = 0.5     # a global the model reads: Dynamo guards it as G['__import_test_explain'].SCALE
+
+
+class ReadsGlobal(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) * SCALE
+
+
+class Swappable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.act = nn.Linear(8, 8), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.a(x))
+
+
+class TakesExtras(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, extras: dict) -> torch.Tensor:
+        h = self.a(x)
+        if "bias" in extras:
+            h = h + extras["bias"]
+        return h
+
+
+class ValueAfterBreak(nn.Module):
+    """Reads a float out of a tensor (a graph break), prints it rounded and scales by it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        m = h.mean().item()
+        print("mean", round(m, 3))
+        return h * m
+
+
+class Remembers(nn.Module):
+    """Keeps its last outputs in a list it appends to on every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        self.seen.append(h.detach())
+        if len(self.seen) > 100:
+            self.seen.pop(0)
+        return h
+
+
+class Options(nn.Module):
+    def forward(self, x: torch.Tensor, scale: float, extras: dict | None = None) -> torch.Tensor:
+        return x * scale
+
+
+@pytest.mark.parametrize("dynamo, ours", [
+    ("L['args'][1] == 2.0", "scale == 2.0"),
+    ("L['kwargs']['extras'] is None", "extras is None"),
+    ("L['model'].step == 3", "self.step == 3"),
+    ("G['__import___main__'].SCALE == 0.5", "SCALE == 0.5"),
+    ("G['__import_my_dot_models'].SCALE == 0.5", "SCALE == 0.5"),
+    ("G['SCALE'] == 0.5", "SCALE == 0.5"),
+    ("___check_type_id(model._modules['act'], 93825382831664), type=<class 'torch.nn.modules.activation.ReLU'>",
+     "type(self.act) is ReLU"),
+    ("___check_type_id(L['self'].act, 93825382831664)", "type(self.act) is the type it had"),
+    ("___check_obj_id(L['self']._modules['act'], 140)", "self.act is the object it was"),
+    ("L['self']._parameters['weight'].dtype", "self.weight.dtype"),
+    ("not ___dict_contains('bias', kwargs['extras'])", "'bias' not in extras"),
+    ("___dict_contains('bias', args[2])", "'bias' in extras"),
+    ("___tuple_iterator_len(L['it']) == 3", "len(it) == 3"),
+    ("___stack1 == 5.6480393409729", "value == 5.6480393409729"),
+    ("round(___stack0, 3) == 0.212", "round(value, 3) == 0.212"),
+    ("len(model.seen) == 2", "len(self.seen) == 2"),
+    ("tensor 'kwargs['past_key_values'].layers[0].keys' size mismatch at index 2. expected 8, actual 9",
+     "tensor 'past_key_values.layers[0].keys' size mismatch at index 2. expected 8, actual 9"),
+])
+def test_dynamo_names_in_the_models_terms(dynamo, ours):
+    assert CallNames.of(Options()).rewrite(dynamo) == ours
+
+
+def test_graph_inputs_by_their_source():
+    names = CallNames.of(Options())
+    assert source_name("L['kwargs']['past_key_values'].layers[0].keys", "L_kwargs_past_key_values_layers_0_keys",
+                       names) == "past_key_values.layers[0].keys"
+    assert source_name("L['args'][1]", "L_args_1_", names) == "scale"
+    assert source_name("", "L_args_1_", names) == "scale"
+    assert source_name("", "L_kwargs_input_ids_", names) == "input_ids"
+
+
+def _called(model, session, calls):
+    cm = vx.compile(model, eager_cfg(), session=session)
+    ref = copy.deepcopy(model)
+    for args in calls:
+        check_each = [copy.deepcopy(a) if isinstance(a, dict) else a for a in args]
+        with torch.no_grad():
+            torch.testing.assert_close(cm(*args), ref(*check_each))
+    return cm
+
+
+def _seen(cm) -> list[tuple[str, str, str | None]]:
+    return [(r.name, r.guard, r.frame) for r in cm.recompiles]
+
+
+def test_global_is_named_as_the_code_reads_it(session, monkeypatch):
+    model = ReadsGlobal().eval()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    x = torch.randn(4, 8)
+    for s in (0.5, 0.7):
+        monkeypatch.setattr(f"{__name__}.SCALE", s)
+        check(cm, model, x)
+    assert _seen(cm) == [("SCALE", "SCALE == 0.5", line_of(ReadsGlobal.forward, "* SCALE"))]
+    assert cm.recompiles[0].reason == "SCALE changed (compiled for SCALE == 0.5)"
+
+
+def test_swapped_submodule_is_named_by_its_attribute(session):
+    model = Swappable().eval()
+    cm = vx.compile(model, eager_cfg(), session=session)
+    x = torch.randn(4, 8)
+    check(cm, model, x)
+    model.act = nn.GELU()
+    check(cm, model, x)
+    assert _seen(cm) == [("self.act", "type(self.act) is ReLU", line_of(Swappable.forward, "self.act("))]
+
+
+def test_dict_keys_are_said_as_membership(session):
+    x = torch.randn(4, 8)
+    cm = _called(TakesExtras().eval(), session, [(x, {}), (x, {"bias": torch.ones(8)})])
+    assert _seen(cm) == [("extras", "'bias' not in extras", line_of(TakesExtras.forward, '"bias" in extras'))]
+    assert cm.recompiles[0].reason == "extras changed (compiled for 'bias' not in extras)"
+
+
+def test_value_carried_over_a_graph_break_is_a_python_value_at_its_line(session, capsys):
+    cm = _called(ValueAfterBreak().eval(), session, [(torch.randn(4, 8),) for _ in range(3)])
+    stack, local = cm.recompiles
+    at = line_of(ValueAfterBreak.forward, "round(m, 3)")
+    assert (stack.name, stack.frame, stack.carried) == (f"a Python value at {at}", at, True)
+    assert stack.guard.startswith("value == ") and stack.reason.startswith(f"a Python value at {at} changed (compiled for value == ")
+    assert (local.name, local.frame, local.carried) == ("m", line_of(ValueAfterBreak.forward, "return h * m"), True)
+    assert "___stack" in stack.detail      # Dynamo's own text, kept as it said it
+
+
+def test_list_the_model_appends_to_is_its_length(session):
+    x = torch.randn(4, 8)
+    cm = _called(Remembers().eval(), session, [(x,)] * 4)
+    where = line_of(Remembers.forward, "self.seen.append(")
+    assert _seen(cm) == [("self.seen", "not self.seen", where)] + [("self.seen", f"len(self.seen) == {n}", where)
+                                                                   for n in (1, 2)]
+    assert [r.reason for r in cm.recompiles] == ["self.seen is no longer empty (compiled for not self.seen)"] + [
+        f"the length of self.seen changed (compiled for len(self.seen) == {n})" for n in (1, 2)]

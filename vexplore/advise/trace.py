@@ -111,10 +111,11 @@ def recompile_fix(ctx: Context, name: str, rs: list[Any]) -> str:
                 "or keep each variant in a model of its own (one compile each).")
     if guard.startswith("tensor"):
         return _tensor_fix(name, guard, _dims_key(name, rs[0].detail))
-    if name.startswith("a Python value"):
-        return ("That value was read out of a tensor (.item(), float(), round()) before a graph break, and Dynamo "
-                f"compiled its first value ({value}) as a constant. Keep it a tensor (no .item()) so the graph takes "
-                "it as an input and one graph serves every value.")
+    if any(getattr(r, "carried", False) for r in rs):
+        what = "That value" if name.startswith("a Python value") else f"{name} is a Python value that"
+        return (f"{what} was computed before a graph break (read out of a tensor: .item(), float(), round()), and "
+                f"Dynamo compiled its first value ({value or '?'}) into the code after the break as a constant. Keep "
+                "it a tensor (no .item()) so the graph takes it as an input and one graph serves every value.")
     if "." in name and re.fullmatch(r"-?\d+", value):
         option = tc.dynamo_config_name("allow_unspec_int_on_nn_module")
         return (f"{name} is a Python int on a module, and Dynamo compiles it as a constant. Make it a tensor "

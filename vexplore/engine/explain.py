@@ -56,6 +56,7 @@ class Recompile:
     guard: str = ""             # the failed guard in the user's names: "scale == 2.0"
     limit_hit: bool = False     # Dynamo's recompile limit was reached on this call
     detail: str = ""            # Dynamo's text
+    carried: bool = False       # a Python value computed before a graph break, read in the frame resumed after it
 
     def __str__(self) -> str:
         where = f" at {self.frame}" if self.frame else ""
@@ -103,6 +104,12 @@ class CallNames:
         if i < len(self.positional):
             return self.positional[i]
         return f"{self.varargs}[{i - len(self.positional)}]" if self.varargs else f"args[{i}]"
+
+
+# What Dynamo calls things that no user wrote: its guard helpers and stack slots (___check_obj_id,
+# ___stack0), its sources (L['x'], G['x']), its placeholder names (L_kwargs_x_), a module's
+# _modules[...], and the wrapper's view of the call (args[1], kwargs['x']). Never in a message.
+DYNAMO_NAME = re.compile(r"___\w|\b[LG]\['|\bL_(?:args|kwargs)_|\._(?:modules|parameters|buffers)\[|(?<![\w.])(?:kwargs\['|args\[\d)")
 
 
 # Dynamo's guard helpers (torch/_dynamo/guards.py's closure names, 2.11 and 2.13), said as Python a
@@ -212,14 +219,17 @@ class TraceLog:
             if rec["recompile_reason"] and "BACKEND_MATCH" not in str(rec["recompile_reason"]):
                 limit = "recompile limit" in str(rec["fail_reason"] or "").lower()
                 entry = rec["co_name"] is None or str(rec["co_name"]).startswith(ENTRY_PREFIX)
-                made_at = recompile(rec["recompile_reason"], graph, limit, self.names, entry)
+                made_at = recompile(rec["recompile_reason"], graph, limit, self.names, entry, rec["co_name"])
                 self.recompiles.append(made_at if made_at.frame else dataclasses.replace(made_at, frame=caller))
 
 
-def recompile(text: str, graph: int | None, limit_hit: bool, names: CallNames, entry: bool = True) -> Recompile:
+def recompile(text: str, graph: int | None, limit_hit: bool, names: CallNames, entry: bool = True,
+              code: str | None = None) -> Recompile:
     """A Recompile from Dynamo's recompile reason (``"3/0: args[1] == 2.0  # code  # file:line in fn"``,
     then on 2.13 ``User stack trace:`` and the frames). ``entry``: the guard belongs to vexplore's
-    wrapper frame, so ``names`` maps its view (else it was written in the model's own frame)."""
+    wrapper frame, so ``names`` maps its view (else it was written in the model's own frame);
+    ``code``: the name of the frame's code (Dynamo names a frame resumed after a graph break
+    ``torch_dynamo_resume_in_<fn>_at_<line>``)."""
     head, _, stack = text.partition("\nUser stack trace:")
     head = re.sub(r"^\s*\[?\d+/\d+\]?:\s*", "", head.strip())
     raw = head.split("  #")[0].strip() or head
@@ -233,10 +243,13 @@ def recompile(text: str, graph: int | None, limit_hit: bool, names: CallNames, e
         where, name = None, small[0]
     if re.search(r"___stack\d", raw) and name == "value":
         name = f"a Python value at {where}" if where else "a Python value computed before a graph break"
+    resumed = str(code or "").startswith("torch_dynamo_resume_in_") or "in torch_dynamo_resume_in_" in head
+    carried = bool(re.search(r"___stack\d", raw)) or (resumed and name.isidentifier() and name not in names.positional
+                                                     and name not in (names.self_name, names.varargs))
     reason = _reason(guard, name, small)
     if limit_hit:
         reason += "; Dynamo's recompile limit was hit, so this code runs eagerly from now on"
-    return Recompile(reason, where, graph, name, guard, limit_hit, text.strip())
+    return Recompile(reason, where, graph, name, guard, limit_hit, text.strip(), carried)
 
 
 def size_one_guard(guard: str, text: str = "") -> tuple[str, int] | None:
