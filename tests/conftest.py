@@ -52,3 +52,12 @@ def toy():
     torch.manual_seed(0)
     m = ToyLlama(layers=4).eval()
     return m, m.example_inputs(16)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say which order the tests ran in (pytest-randomly's seed), also under -q, to rerun a failure."""
+    seed = getattr(config.option, "randomly_seed", None) if config.pluginmanager.has_plugin("randomly") else None
+    if isinstance(seed, int):
+        terminalreporter.write_line(f"random order: rerun with `pytest -p randomly --randomly-seed={seed}`")
+    else:
+        terminalreporter.write_line("file order (pytest-randomly off)")

@@ -95,7 +95,8 @@ class Workers:
             by_id[job.id] = (i, job)
         got: dict[int, Attempt] = {}
         try:
-            self.pool.run(wjobs, self.timeout_s, on_result=lambda r: got.update([self._arrived(r, *by_id[r.id])]))
+            with tc.compile_lock():   # the Session's pool serves one compile at a time (a background recompile too)
+                self.pool.run(wjobs, self.timeout_s, on_result=lambda r: got.update([self._arrived(r, *by_id[r.id])]))
         except RuntimeError as e:   # the pool cannot start: compile here, saying why
             log.warning("vexplore: %s", e)
             for i, job, _ in remote:

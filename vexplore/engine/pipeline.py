@@ -174,7 +174,8 @@ def _build_unique(plan: Mapping[str, Planned], config: CompileConfig, ctx: Graph
 
 
 def _lookup(job: PieceJob, ctx: GraphContext) -> BuildResult:
-    with ctx.rec.step("load", graph=job.graph, piece=job.piece, size=job.size) as step:
+    # the lock first, as the executor does: the step's torch metrics must not count another thread's compile
+    with tc.compile_lock(), ctx.rec.step("load", graph=job.graph, piece=job.piece, size=job.size) as step:
         hit = ctx.cache.lookup(job.key, load_artifact)
         step.kw.update(tier=hit.tier, counts=hit.counters())
         if hit.miss_reason:
