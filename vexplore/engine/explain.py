@@ -89,9 +89,10 @@ class CallNames:
         return cls(tuple(p.name for p in params if p.kind in kinds), var, self_name, files)
 
     def rewrite(self, text: str, entry: bool = True) -> str:
-        """``text`` (Dynamo's guard) in the model's names: Dynamo's sources and guard helpers always
-        (``user_terms``), and the wrapper's view of the call (``args[1]``, ``kwargs['x']``, ``model``)
-        when ``entry`` (the guard was written in vexplore's wrapper frame)."""
+        """``text`` (Dynamo's guard) in the model's names: Dynamo's sources (``L['x']``, ``G['x']``,
+        ``_modules['x']``) and guard helpers (``___check_type_id``, ``___stack0``) in any frame, and the
+        wrapper's view of the call (``args[1]``, ``kwargs['x']``, ``model``) when ``entry`` (the guard
+        was written in vexplore's wrapper frame)."""
         text = _sources(text)
         if entry:
             text = re.sub(r"(?<![\w.])kwargs\['(\w+)'\]", r"\1", text)
@@ -109,7 +110,8 @@ class CallNames:
 # What Dynamo calls things that no user wrote: its guard helpers and stack slots (___check_obj_id,
 # ___stack0), its sources (L['x'], G['x']), its placeholder names (L_kwargs_x_), a module's
 # _modules[...], and the wrapper's view of the call (args[1], kwargs['x']). Never in a message.
-DYNAMO_NAME = re.compile(r"___\w|\b[LG]\['|\bL_(?:args|kwargs)_|\._(?:modules|parameters|buffers)\[|(?<![\w.])(?:kwargs\['|args\[\d)")
+DYNAMO_NAME = re.compile(r"___\w|\b[LG]\['|\bL_(?:args|kwargs)_|\._(?:modules|parameters|buffers)\["
+                         r"|(?<![\w.])(?:kwargs\['|args\[\d)")
 
 
 # Dynamo's guard helpers (torch/_dynamo/guards.py's closure names, 2.11 and 2.13), said as Python a
@@ -282,7 +284,8 @@ _NOT_SUBJECTS = {"len", "hasattr", "isinstance", "id", "type", "not", "tensor", 
 
 def guard_subject(guard: str) -> str:
     """What a guard is about: ``tensor 'x' size mismatch ...`` -> ``x``; ``self.step == 0`` -> ``self.step``;
-    ``len(args) == 2`` -> ``len(args)`` (the call's arguments); ``len(self.seen) == 2`` -> ``self.seen``; ``___check_obj_id(self.mode, 1)`` -> ``self.mode``."""
+    ``len(args) == 2`` -> ``len(args)`` (the call's arguments); ``len(self.seen) == 2`` -> ``self.seen``;
+    ``___check_obj_id(self.mode, 1)`` -> ``self.mode``."""
     m = re.match(r"\s*tensor '([^']+)'", guard)
     if m:
         return m.group(1)
