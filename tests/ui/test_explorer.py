@@ -63,7 +63,7 @@ def test_changing_a_control_recompiles_and_redraws(explorer):
     assert rep is not first and rep.kind == "recompile" and rep.strategy == "full"
     assert ex.shown is rep and _rows(ex) == [0]
     assert f'data-report="{rep.id}"' in ex.pieces.value and f'data-report="{rep.id}"' in ex.summary.value
-    assert ex.bars.layout.title.text.startswith(f"Compile time per piece — report {rep.id} (full)")
+    assert ex.bars.figure.layout.title.text.startswith(f"Compile time per piece — report {ex.number(rep)} (full)")
     assert ex.progress.bar.bar_style == "success" and ex.progress.cancel.disabled
     assert [r.strategy for r in ex.reports] == ["piecewise", "full"]
     assert len(ex.cm.graphs) == 1          # recompiled, not re-traced

@@ -8,15 +8,15 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
 
 from ..bench.compare import BenchReport, benchmark, resize_tokens, variant_name
 from ..config import CompileConfig
 from ..engine.model import CompiledModel
 from ..engine.model import compile as vx_compile
 from ..errors import VexploreError
+from .chart import FigureView
 from .controls import parse_sizes
-from .figures import bench_figure, show_in
+from .figures import bench_figure
 from .style import esc
 from .tables import bench_table
 
@@ -51,7 +51,7 @@ class BenchPanel:
                                       description="timer", layout=widgets.Layout(width="220px"))
         self.run = widgets.Button(description="Run benchmark", icon="tachometer", button_style="primary")
         self.status = widgets.HTML("")
-        self.chart = go.FigureWidget(bench_figure([]))
+        self.chart = FigureView(bench_figure([]))
         self.table = widgets.HTML(bench_table(None))
         if not inputs:   # vx.explore(cm) of a model called with keywords: nothing to call it with here
             self.run.disabled = True
@@ -90,7 +90,7 @@ class BenchPanel:
     def draw(self, report: BenchReport) -> None:
         """Show ``report`` in the chart and the table, in place."""
         self.report = report
-        show_in(self.chart, bench_figure(report.rows))
+        self.chart.show(bench_figure(report.rows))
         self.table.value = bench_table(report) + "".join(
             f'<div style="color:#a15c00">⚠ {esc(w)}</div>' for w in report.warnings)
 

@@ -4,16 +4,23 @@
 One ipywidgets tree whose views update in place: the summary, controls with Compile/Cancel and
 per-piece progress, tabs for the graph (its breaks and recompiles listed above it), the pieces
 table, the generated code, the report history and the advice (Apply, alerts), the compile-time
-charts (plotly FigureWidgets) and the benchmark panel. Every view is drawn by a pure builder over
-a CompileReport (or the advisor's Advice); this module only wires widgets to them.
+charts (plotly's mime type in Output widgets: ``chart.FigureView``) and the benchmark panel. Every
+view is drawn by a pure builder over a CompileReport (or the advisor's Advice); this module only
+wires widgets to them.
+
+Names and places, one way everywhere: a report is its number in this explorer (1, 2, 3, as the
+History tab lists them) in the summary, chart titles, History, alerts, snapshot and export; a
+notebook cell's code is ``cell [n], line k`` (``displaytext.CellNames``) wherever a frame shows;
+evidence is shown to three significant figures (the advice keeps its data); the Advice tab lists
+this model's alerts and the session's, not another model's (``modelalerts``).
 """
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any, Sequence
 
 import ipywidgets as widgets
-import plotly.graph_objects as go
 import torch
 
 from ..config import CompileConfig
@@ -26,12 +33,15 @@ from ..session import Session
 from .advicehtml import apply_text, explanations_html, top_advice_html
 from .advicetab import AdviceTab
 from .benchpanel import BenchPanel
+from .chart import FigureView
 from .code import code_html, pass_pair
 from .controls import Controls
-from .figures import compile_time_figure, show_in, timeline_figure
+from .displaytext import CellNames, shown_advice
+from .figures import compile_time_figure, timeline_figure
 from .graphwidget import GraphWidget
 from .history import History
 from .jobs import Worker
+from .modelalerts import model_alerts
 from .progress import Progress
 from .render import graph_view
 from .snapshot import LiveSnapshot, advice_for
@@ -69,12 +79,14 @@ class Explorer(widgets.VBox):
         self.shown: CompileReport = self.reports[-1]
         self.worker = Worker()
         self._drawing = False
+        self.names = CellNames.current()     # notebook cells by number, refreshed on every show()
         self.compile_button = widgets.Button(description="Compile", icon="cogs", button_style="primary",
                                              tooltip="recompile the captured graph with these settings (no re-trace)")
         self.progress = Progress()
         self.summary = widgets.HTML()
         self.top_advice = widgets.HTML()     # the most severe advice, under the summary
         self.advice: tuple[Any, ...] | None = None
+        self._shown_advice: tuple[Any, ...] | None = None   # self.advice as the views show it (displaytext.shown_advice)
         self.applied: list[tuple[Any, Any]] = []   # (Advice, ApplyResult) of each Apply, oldest first
         self._build_views()
         top, bottom = self._live_parts(cm, inputs) if cm is not None else self._replay_parts()
@@ -95,7 +107,7 @@ class Explorer(widgets.VBox):
         self.bench: BenchPanel | None = BenchPanel(cm, inputs, sizes=_default_sizes(inputs))
         self.compile_button.on_click(lambda _b: self._on_compile())
         self.bench.run.on_click(lambda _b: self.benchmark())
-        self.advice_view.watch(cm.session.monitor)
+        self._watch_alerts(cm.session.monitor)
         return [self.controls.widget, widgets.HBox([self.compile_button]), self.progress.widget], self.bench.widget
 
     def _replay_parts(self) -> tuple[list[widgets.Widget], widgets.Widget]:
@@ -134,8 +146,8 @@ class Explorer(widgets.VBox):
             self.history_view.widget, self.advice_view.widget])
         for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice")):
             self.tabs.set_title(i, title)
-        self.bars = go.FigureWidget()
-        self.timeline = go.FigureWidget()
+        self.bars = FigureView()
+        self.timeline = FigureView()
         for w in (self.expand, self.fold):
             w.observe(lambda _c: self._draw_graph(), "value")
         for w in (self.sort_by, self.descending):
@@ -145,9 +157,10 @@ class Explorer(widgets.VBox):
     def show(self, report: CompileReport) -> None:
         """Draw every view for ``report``, in place."""
         self._drawing = True
+        self.names = CellNames.current()
         try:
             self.shown = report
-            self.summary.value = summary_html(report, number=self.number(report))
+            self.summary.value = self.names.sub(summary_html(report, number=self.number(report)))
             self.expand.options = [(f"piece {p.index} · {p.kind} · {p.nodes} nodes", p.index) for p in report.pieces]
             self.expand.value = ()
             keep = self.code_piece.value
@@ -162,17 +175,19 @@ class Explorer(widgets.VBox):
         self._draw_pieces()
         self._draw_code()
         self.history_view.update(self.reports, report)
-        show_in(self.bars, compile_time_figure(report))
-        show_in(self.timeline, timeline_figure(report))
+        self.bars.show(compile_time_figure(report, self.number(report)))
+        self.timeline.show(timeline_figure(report))
+        if self.cm is not None:
+            self._draw_alerts()
         self.show_advice()
 
     def _draw_graph(self) -> None:
         if not self._drawing:
-            self.graph.value = graph_view(self.shown, expanded=self.expand.value, fold=self.fold.value).html
+            self.graph.value = self.names.sub(graph_view(self.shown, expanded=self.expand.value, fold=self.fold.value).html)
 
     def _draw_pieces(self) -> None:
         if not self._drawing:
-            self.pieces.value = pieces_table(self.shown, self.sort_by.value, self.descending.value)
+            self.pieces.value = self.names.sub(pieces_table(self.shown, self.sort_by.value, self.descending.value))
 
     def _draw_code(self) -> None:
         if self._drawing:
@@ -182,11 +197,15 @@ class Explorer(widgets.VBox):
             self.code.value = "<i>no compiled piece</i>"
             return
         pair = pass_pair(p, self.reports, self.number(self.shown))   # the same piece with/without post-grad passes
-        self.code.value = code_html(p, self.shown.device, pair)
+        self.code.value = self.names.sub(code_html(p, self.shown.device, pair))
 
     def number(self, report: CompileReport) -> int | None:
         """``report``'s number in this explorer (1, 2, 3 in the History tab), None if it is not one of them."""
         return next((i + 1 for i, r in enumerate(self.reports) if r is report), None)
+
+    def _number_of_id(self, report_id: int) -> int | None:
+        """The number of this explorer's report whose (session-wide) id is ``report_id``."""
+        return next((i + 1 for i, r in enumerate(self.reports) if r.id == report_id), None)
 
     # -- actions ---------------------------------------------------------------------------
     def _on_compile(self) -> None:
@@ -289,15 +308,39 @@ class Explorer(widgets.VBox):
             self.advice = tuple(advice)
         elif self.cm is not None:   # with the explorer's benchmark: host-bound, noisy timing, accuracy
             self.advice = advice_for(self.cm, self.bench.report)
-        self.advice_view.show(self.advice, NO_ADVICE if self.cm is None else "")
-        self.top_advice.value = top_advice_html(self.advice)
+        self._shown_advice = shown_advice(self.advice, self.names)   # cells named, evidence to 3 figures
+        self.advice_view.show(self._shown_advice, NO_ADVICE if self.cm is None else "")
+        self.top_advice.value = top_advice_html(self._shown_advice)
         self.snapshot.update()
+
+    def _original(self, advice: Any) -> Any:
+        """The advisor's Advice of one the Advice tab shows (its display copy), else ``advice`` itself."""
+        shown = self._shown_advice or ()
+        return next((a for s, a in zip(shown, self.advice or ()) if s is advice or s == advice), advice)
+
+    def _watch_alerts(self, monitor: Any) -> None:
+        """List this model's and the session's alerts in the Advice tab, redrawn on each new alert
+        (the callback holds the explorer weakly: one that is gone unsubscribes itself)."""
+        ref = weakref.ref(self)
+
+        def told(_alert: Any) -> None:
+            ex = ref()
+            if ex is None:
+                unsubscribe()
+            else:
+                ex._draw_alerts()
+        unsubscribe = monitor.on_alert(told)
+        self._draw_alerts()
+
+    def _draw_alerts(self) -> None:
+        self.advice_view.show_alerts(model_alerts(self.session.monitor.alerts, self.cm, self._number_of_id, self.names))
 
     def apply_advice(self, advice: Any, wait: bool = False) -> bool:
         """Apply ``advice`` in the background (``advice.apply(cm, inputs)``: recompile, measure its
         metric before and after, keep the config only if better), then show the model's report."""
         if self.cm is None:
             raise VexploreError(f"explorer.apply_advice: {NO_APPLY}")
+        advice = self._original(advice)
         if not self._claim(self.advice_view.status):
             return False
         self.advice_view.applying(advice)

@@ -1,7 +1,7 @@
 """Plotly figures over reports: per-piece compile-time bars, the event timeline, benchmark chart.
 
-Pure builders (report -> ``go.Figure``); ``show_in(widget, fig)`` puts a new figure into an
-existing ``go.FigureWidget`` in place, so the dashboard never re-creates its charts.
+Pure builders (report -> ``go.Figure``); the explorer shows them with ``chart.FigureView`` (plotly's
+own mime type in an Output widget, no plotly.js in the widget state).
 """
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ _LAYOUT = dict(template="plotly_white", height=320, margin=dict(l=60, r=20, t=50
                font=dict(size=11), legend=dict(orientation="h", y=-0.25))
 
 
-def compile_time_figure(report: CompileReport) -> go.Figure:
-    """One bar per piece (its compile or load seconds), one trace per outcome so the legend explains colours."""
+def compile_time_figure(report: CompileReport, number: int | None = None) -> go.Figure:
+    """One bar per piece (its compile or load seconds), one trace per outcome so the legend explains colours.
+    ``number``: the report's number where it is shown (the explorer's 1, 2, 3; default: its id)."""
     fig = go.Figure()
     for out in OUTCOMES:
         ps = [p for p in report.pieces if outcome(p) == out]
@@ -37,7 +38,7 @@ def compile_time_figure(report: CompileReport) -> go.Figure:
                           "<br>%{customdata[3]} %{customdata[4]}<extra>" + out + "</extra>")
     total = sum(p.compile_s for p in report.pieces)
     fig.update_layout(**_LAYOUT, barmode="overlay",
-                      title=f"Compile time per piece — report {report.id} ({report.strategy}): "
+                      title=f"Compile time per piece — report {report.id if number is None else number} ({report.strategy}): "
                             f"pieces {seconds(total)}, wall {seconds(report.wall_s)}",
                       xaxis=dict(title="piece", type="category",
                                  categoryorder="array", categoryarray=[str(p.index) for p in report.pieces]),
@@ -131,10 +132,3 @@ def bench_figure(rows: Sequence[Any]) -> go.Figure:
                       yaxis=dict(title="ms per call"))
     return fig
 
-
-def show_in(widget: go.FigureWidget, fig: go.Figure) -> None:
-    """Replace ``widget``'s traces and layout with ``fig``'s, in place (one message to the browser)."""
-    with widget.batch_update():
-        widget.data = ()
-        widget.add_traces(list(fig.data))
-        widget.layout = fig.layout
