@@ -18,7 +18,7 @@ from browsing import code_notebook, lab_notebook, needs_chromium, shots_dir
 from models import Stack
 from vexplore.advise import ApplyResult
 from vexplore.monitor.alerts import Alert
-from vexplore.ui.advicehtml import (NO_APPLY_CODE, advice_html, apply_blocked, alerts_html, apply_text, explanations_html,
+from vexplore.ui.advicehtml import (NO_APPLY_CODE, SEVERITY_COLOURS, advice_html, apply_blocked, alerts_html, apply_text, explanations_html,
                                     top_advice_html)
 from vexplore.ui.advicetab import AdviceTab
 from vexplore.ui.explorer import NO_ADVICE, NO_APPLY, Explorer
@@ -78,16 +78,18 @@ def test_advice_html_shows_severity_evidence_and_escapes():
     html = advice_html([b, a])
     assert "2 advice (1 critical, 1 warning), most severe first" in html
     assert html.index("recompile-storm") < html.index("graph-break")
-    assert 'style="color:#b00020">critical recompile-storm</b>: self.step changed on 8 calls' in html
-    assert ('color:#a15c00">warning graph-break</b>: Graph break at m.py:3 (`if x.sum() &lt; 0:`): '
+    assert f'style="color:{SEVERITY_COLOURS["critical"]}">critical recompile-storm</b>: self.step changed on 8 calls' in html
+    assert (f'color:{SEVERITY_COLOURS["warning"]}">warning graph-break</b>: Graph break at m.py:3 (`if x.sum() &lt; 0:`): '
             "&lt;b&gt;data&lt;/b&gt;") in html
+    assert "var(--jp-error-color1" in SEVERITY_COLOURS["critical"]         # the theme's colours, not fixed ones
     rows = dict(re.findall(r"<th[^>]*>([^<]+)</th><td[^>]*>([^<]*)</td>", html))
     assert rows == {"frame": "m.py:3", "code": "if x.sum() &lt; 0:", "graphs": "[0, 2]", "ratio": "0.1235",
                     "recompiles": "8"}
     assert "<b>data</b>" not in html and "<script" not in advice_html([vx.Advice("accuracy", "critical", "<script>")])
     assert "nothing to suggest" in advice_html([]) and "saved reports" in advice_html(None, "saved reports")
     long = vx.Advice("slow-compile", "info", "x", {"pieces": list(range(500))})
-    assert "…" in advice_html([long]) and len(advice_html([long])) < 1000
+    short = vx.Advice("slow-compile", "info", "x", {"pieces": []})
+    assert "…" in advice_html([long]) and len(advice_html([long])) - len(advice_html([short])) < 260   # cut at 240
 
 
 def test_top_advice_line_and_apply_text():
@@ -202,6 +204,58 @@ def test_apply_shows_before_after_and_refreshes_the_report(stacked):
     assert ex.progress.cancel.disabled                      # the bar ran for Apply's compiles and is done
     with torch.no_grad():
         torch.testing.assert_close(cm(x), model(x))
+
+
+def wire_revert(ex: Explorer) -> None:
+    """Revert as the explorer wires it: ``AdviceTab(self.apply_advice, revert=...)`` recompiling in the
+    background with the controls set to the config (set here while explorer.py does not pass one)."""
+    if ex.advice_view.revert is None:
+        def revert(config):
+            ex.controls.set_config(config)
+            return ex.compile(config)
+        ex.advice_view.revert = revert
+
+
+def test_apply_shows_both_figures_and_revert_goes_back(stacked):
+    model, cm, x = stacked
+    ex = vx.explore(cm, x)
+    wire_revert(ex)
+    before = cm.config
+    tab = ex.advice_view
+    assert tab.revert_button.layout.display == "none"               # nothing to revert yet
+    tab.buttons[0].click()
+    ex.wait()
+    [(a, res)] = ex.applied
+    # the figures table: the metric and the compile time it watched, each before and after
+    figures = re.findall(r'<tr data-metric="([^"]+)">.*?<td[^>]*>([^<]+)</td><td[^>]*>([^<]+)</td>'
+                         r'<td[^>]*>([^<]+)</td></tr>', tab.status.value)
+    assert [f[0] for f in figures] == ["compiled_nodes", "compile_s"] and figures[0][1:] == ("21", "6", "kept")
+    assert figures[1][3] in ("within noise", "worse") and "measured under a trial config" in tab.status.value
+    assert res.kept and cm.config != before and tab.revert_button.layout.display is None
+    assert not tab.revert_button.disabled
+    tab.revert_button.click()
+    ex.wait()
+    assert cm.config == before and ex.shown is cm.report and len(ex.reports) == 3
+    assert ex.controls.config() == before and "repeated-blocks" in [b.code for b in ex.advice]
+    assert "reverted <b>repeated-blocks</b>" in tab.revert_status.value and tab.revert_button.layout.display == "none"
+    with torch.no_grad():
+        torch.testing.assert_close(cm(x), model(x))
+
+
+def test_revert_is_not_offered_after_a_reverted_apply_or_without_a_way_to_recompile(stacked):
+    _model, cm, x = stacked
+    ex = vx.explore(cm, x)
+    wire_revert(ex)
+    same = vx.Advice("split-op-missing", "warning", "let vexplore choose", {}, cm.config.replace(strategy="auto"),
+                     "split_pieces")
+    ex.show_advice([same])
+    ex.advice_view.buttons[0].click()
+    ex.wait()
+    assert "reverted" in ex.advice_view.status.value and ex.advice_view.revert_button.layout.display == "none"
+    tab = AdviceTab(lambda a: None)                  # no revert callback: no Revert button, whatever the result
+    tab.applying(same, cm.config)
+    tab.applied(same, ApplyResult("split_pieces", 0.0, 1.0, True, cm.report))
+    assert tab.revert_button.layout.display == "none"
 
 
 def test_apply_that_measures_worse_is_reverted(stacked):

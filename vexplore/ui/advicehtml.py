@@ -10,9 +10,10 @@ import json
 import time
 from typing import Any, Sequence
 
-from .style import esc
+from .style import BORDER, ERROR, GOOD, HEADER, INFO, MUTED, TEXT, WARNING, esc
 
-SEVERITY_COLOURS = {"info": "#4c78a8", "warning": "#a15c00", "critical": "#b00020"}
+# theme colours (style.py): JupyterLab's own, made legible as text in light and dark themes
+SEVERITY_COLOURS = {"info": INFO, "warning": WARNING, "critical": ERROR}
 _ORDER = ("critical", "warning", "info")
 EVIDENCE_CHARS = 240      # one evidence value is cut here (the advice object keeps it whole)
 TOP_CHARS = 220           # the top advice line's message is cut here (its tooltip has it whole)
@@ -24,7 +25,7 @@ NO_APPLY_TRACE = ("no Apply: this config needs a new Dynamo trace, which a recom
 
 
 def _colour(severity: str) -> str:
-    return SEVERITY_COLOURS.get(severity, "#333333")
+    return SEVERITY_COLOURS.get(severity, TEXT)
 
 
 def _value(v: Any) -> str:
@@ -45,7 +46,7 @@ def evidence_html(evidence: dict[str, Any] | None) -> str:
     """The figures an advice rests on, as a two-column table ("" when there are none)."""
     if not evidence:
         return ""
-    rows = "".join(f'<tr><th style="text-align:left;padding:0 8px 0 0;font-weight:normal;color:#555555">{esc(k)}</th>'
+    rows = "".join(f'<tr><th style="text-align:left;padding:0 8px 0 0;font-weight:normal;color:{MUTED}">{esc(k)}</th>'
                    f'<td style="font-family:monospace;font-size:11px">{esc(_value(v))}</td></tr>'
                    for k, v in evidence.items())
     return f'<table class="vx-evidence" style="border-collapse:collapse;margin:2px 0 4px 12px">{rows}</table>'
@@ -75,7 +76,7 @@ def advice_html(advice: Sequence[Any] | None, why_none: str = "") -> str:
 def advice_count_html(advice: Sequence[Any]) -> str:
     """``3 advice (1 critical, 2 warning), most severe first``."""
     counts = ", ".join(f"{n} {s}" for s in _ORDER if (n := sum(getattr(a, "severity", "") == s for a in advice)))
-    return f'<div style="color:#555555">{len(advice)} advice ({esc(counts)}), most severe first</div>'
+    return f'<div style="color:{MUTED}">{len(advice)} advice ({esc(counts)}), most severe first</div>'
 
 
 def top_advice_html(advice: Sequence[Any] | None, where: str = "the Advice tab") -> str:
@@ -108,12 +109,39 @@ def apply_text(result: Any) -> str:
 
 
 def apply_html(code: str, result: Any) -> str:
-    """An Apply's result, with what the metric is and how it was measured."""
-    colour = "#2e7d32" if result.kept else "#a15c00"
-    note = getattr(result, "note", "")
+    """An Apply's result: the verdict, then its figures before and after in one table (the metric and
+    each other figure it watched, ``result.checks``), then what the metric is and how it was measured."""
+    colour = GOOD if result.kept else WARNING
+    checks = tuple(getattr(result, "checks", ()))
+    watched = {str(c) for c in checks}
+    how = "; ".join(p for p in getattr(result, "note", "").split("; ") if p and p not in watched)
     return (f'<div class="vx-apply-result" style="margin:4px 0">Applied <b>{esc(code)}</b>: '
-            f'<b style="color:{colour}">{esc(apply_text(result))}</b>'
-            + (f' <span style="color:#666666">({esc(note)})</span>' if note else "") + "</div>")
+            f'<b style="color:{colour}">{esc(apply_text(result))}</b>{figures_html(result)}'
+            + (f'<div class="vx-apply-how" style="color:{MUTED}">{esc(how)}</div>' if how else "") + "</div>")
+
+
+def figures_html(result: Any) -> str:
+    """The figures an Apply measured, before and after: its metric (kept or reverted) and each check."""
+    th = f'style="text-align:left;padding:1px 8px;background:{HEADER};color:{TEXT}"'
+    td = f'style="text-align:right;padding:1px 8px;border-bottom:1px solid {BORDER};font-variant-numeric:tabular-nums"'
+    rows = [(result.metric, result.before, result.after, "kept" if result.kept else "reverted")]
+    rows += [(c.metric, c.before, c.after, "worse" if c.worse else "within noise") for c in getattr(result, "checks", ())]
+    body = "".join(f'<tr data-metric="{esc(m)}"><td style="padding:1px 8px;border-bottom:1px solid {BORDER}">{esc(m)}</td>'
+                   f"<td {td}>{b:.4g}</td><td {td}>{a:.4g}</td>"
+                   f'<td style="padding:1px 8px;border-bottom:1px solid {BORDER}">{esc(v)}</td></tr>' for m, b, a, v in rows)
+    return (f'<table class="vx-apply-figures" style="border-collapse:collapse;margin:3px 0;color:{TEXT}">'
+            f"<tr><th {th}>figure</th><th {th}>before</th><th {th}>after</th><th {th}></th></tr>{body}</table>")
+
+
+def revert_html(code: str, state: str, error: BaseException | None = None) -> str:
+    """A Revert's progress (``state``: "running" | "done" | "busy" | "failed") for advice ``code``."""
+    text = {"running": f"reverting <b>{esc(code)}</b>: recompiling with the config from before the Apply…",
+            "done": f"reverted <b>{esc(code)}</b>: the model runs the config from before the Apply again",
+            "busy": f"cannot revert <b>{esc(code)}</b> now: another compile, benchmark or Apply is running"}
+    if state == "failed":
+        return (f'<div class="vx-revert" style="color:{ERROR}">Reverting {esc(code)} failed: '
+                f"{esc(type(error).__name__)}: {esc(error)}</div>")
+    return f'<div class="vx-revert"><i>{text[state]}</i></div>'
 
 
 def alerts_html(alerts: Sequence[Any] | None, why_none: str = "") -> str:
@@ -125,7 +153,7 @@ def alerts_html(alerts: Sequence[Any] | None, why_none: str = "") -> str:
         return f"<div>{head}: <i>none so far</i></div>"
     shown = list(alerts)[::-1][:ALERTS_SHOWN]
     items = "".join(
-        f'<li class="vx-alert" data-code="{esc(a.code)}"><span style="color:#666666">'
+        f'<li class="vx-alert" data-code="{esc(a.code)}"><span style="color:{MUTED}">'
         f'{esc(time.strftime("%H:%M:%S", time.localtime(a.t)))}</span> '
         f'<b style="color:{_colour(a.severity)}">{esc(a.severity)} {esc(a.code)}</b>: {esc(a.message)}</li>'
         for a in shown)
@@ -137,7 +165,7 @@ def explanations_html(rows: Sequence[dict[str, Any]], graphs: Sequence[int] = ()
     """The Graph tab's panel: each graph break and recompile (``graphmodel.explanations`` rows) with
     its graph, reason and source line; rows about a graph of the report shown (``graphs``) in bold."""
     if not rows:
-        return ('<div class="vx-explain" style="color:#555555"><b>Breaks and recompiles</b>: none — Dynamo '
+        return (f'<div class="vx-explain" style="color:{MUTED}"><b>Breaks and recompiles</b>: none — Dynamo '
                 "captured this model whole, once.</div>")
     n_breaks = sum(r["kind"] == "graph break" for r in rows)
     head = (f"<b>Breaks and recompiles</b>: {n_breaks} graph break(s), {len(rows) - n_breaks} recompile(s) "
@@ -148,7 +176,7 @@ def explanations_html(rows: Sequence[dict[str, Any]], graphs: Sequence[int] = ()
         graph = "?" if r["graph"] is None else str(r["graph"])
         code = f' <code>{esc(r["code"])}</code>' if r.get("code") else ""
         cells.append(f'<tr class="vx-explain-row" data-kind="{esc(r["kind"])}" style="{bold}">'
-                     f'<td style="color:{"#b7002e" if r["kind"] == "graph break" else "#a15c00"}">{esc(r["kind"])}</td>'
+                     f'<td style="color:{ERROR if r["kind"] == "graph break" else WARNING}">{esc(r["kind"])}</td>'
                      f"<td>{esc(graph)}</td><td>{esc(r['reason'])}</td>"
                      f'<td title="{esc(r.get("frame") or "")}">{esc(r.get("where") or "?")}{code}</td></tr>')
     th = "".join(f'<th style="text-align:left;padding:0 8px 0 0">{t}</th>' for t in ("", "graph", "reason", "where"))

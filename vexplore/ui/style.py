@@ -69,3 +69,131 @@ def same_label(group: tuple[int, ...]) -> str:
     if len(group) <= 6:
         return "piece " + " = ".join(str(i) for i in group)
     return "piece " + " = ".join(str(i) for i in group[:3]) + f" = … = {group[-1]} ({len(group)} pieces)"
+
+
+# -- theme ----------------------------------------------------------------------------------------
+# Every colour of the explorer's chrome is one of JupyterLab's CSS variables, so it follows the
+# theme (light, dark, high contrast); the fallback after the comma is the light theme's value, for
+# pages without the variables (an exported HTML file, a notebook viewer). The outcome colours above
+# are data colours: mid-tones that read on both themes, with the text on them chosen by ``text_on``.
+def jp(name: str, fallback: str) -> str:
+    """``var(--jp-NAME, FALLBACK)``."""
+    return f"var(--jp-{name}, {fallback})"
+
+
+TEXT = jp("content-font-color1", "rgba(0, 0, 0, 0.87)")
+MUTED = jp("content-font-color2", "rgba(0, 0, 0, 0.54)")     # 4.6:1 on white, 8.5:1 on dark: never on HEADER
+BACKGROUND = jp("layout-color0", "#ffffff")
+PANEL = jp("layout-color1", "#ffffff")
+HEADER = jp("layout-color2", "#eeeeee")
+CODE_BACKGROUND = jp("cell-editor-background", "#f5f5f5")
+BORDER = jp("border-color2", "#e0e0e0")
+STRONG_BORDER = jp("border-color1", "#bdbdbd")
+SELECTED = jp("rendermime-table-row-hover-background", "#e1f5fe")
+
+
+def legible(name: str, fallback: str, share: int = 70) -> str:
+    """Theme colour ``--jp-NAME`` mixed with the text colour (``share`` % of it kept): JupyterLab's own
+    accent colours are made for fills, and some fall under 4.5:1 as text (its dark theme's error red
+    on grey, its light theme's orange); pulled towards the text colour they pass in both themes."""
+    return f"color-mix(in srgb, {jp(name, fallback)} {share}%, {TEXT})"
+
+
+ERROR = legible("error-color1", "#d32f2f")
+WARNING = legible("warn-color0", "#e65100")
+INFO = legible("brand-color0", "#0d47a1")
+GOOD = legible("success-color0", "#1b5e20")
+
+# Pygments' short token classes -> JupyterLab's editor colours (its CodeMirror theme), each made legible.
+_TOKENS = {
+    "k kc kd kn kp kr": ("mirror-editor-keyword-color", "#008000", "bold"),
+    "kt nb bp": ("mirror-editor-builtin-color", "#008000", ""),
+    "nf nc fm": ("mirror-editor-def-color", "#0000ff", ""),
+    "nd cp cpf": ("mirror-editor-meta-color", "#aa22ff", ""),
+    "c c1 cm ch cs": ("mirror-editor-comment-color", "#408080", "italic"),
+    "s s1 s2 sa sb sc sd se sh si sx sr ss dl": ("mirror-editor-string-color", "#ba2121", ""),
+    "m mi mf mh mo mb il": ("mirror-editor-number-color", "#008800", ""),
+    "o ow": ("mirror-editor-operator-color", "#7800c2", ""),
+    "p": ("mirror-editor-punctuation-color", "#0055aa", ""),
+    "nn ne": ("mirror-editor-variable-2-color", "#00366d", ""),
+    "gi": ("success-color0", "#1b5e20", ""),
+    "gd err": ("error-color1", "#d32f2f", ""),
+}
+
+
+def code_css(scope: str = ".vx-code") -> str:
+    """CSS for Pygments' HTML with classes (``HtmlFormatter(cssclass="vx-code")``, not inline styles):
+    the editor's background and text, tokens in JupyterLab's editor colours."""
+    rules = [f"{scope}{{background:{CODE_BACKGROUND};color:{TEXT};padding:4px 6px;border-radius:2px}}",
+             f"{scope} pre{{margin:0;background:none;color:inherit;line-height:1.35}}",
+             f"{scope} .gh,{scope} .gu{{color:{MUTED};font-weight:bold}}"]
+    for classes, (name, fallback, weight) in _TOKENS.items():
+        sel = ",".join(f"{scope} .{c}" for c in classes.split())
+        extra = {"bold": ";font-weight:bold", "italic": ";font-style:italic"}.get(weight, "")
+        rules.append(f"{sel}{{color:{legible(name, fallback)}{extra}}}")
+    return "".join(rules)
+
+
+TABLE_CSS = (f".vx-table{{border-collapse:collapse;font-size:12px;font-family:sans-serif;color:{TEXT}}}"
+             f".vx-table th,.vx-table td{{border-bottom:1px solid {BORDER};padding:2px 8px;text-align:left}}"
+             f".vx-table th{{background:{HEADER};color:{TEXT}}}"
+             ".vx-table td.num{text-align:right;font-variant-numeric:tabular-nums}"
+             f".vx-table tr.vx-current{{background:{SELECTED};font-weight:bold}}")
+
+# Plotly draws its text and grid with colours from the figure (``plotly_layout``: a grey that reads on
+# both themes, at 4.3:1 short of AA on either); in JupyterLab these rules give them the theme's text
+# and border colours (a presentation attribute or inline style loses to !important).
+PLOTLY_CSS = (f".vexplore-explorer .js-plotly-plot .main-svg :is(.infolayer,.xaxislayer-above,.yaxislayer-above,"
+              f".annotation,.legend) text{{fill:{TEXT}!important}}"
+              f".vexplore-explorer .js-plotly-plot .main-svg .gridlayer path,"
+              f".vexplore-explorer .js-plotly-plot .main-svg .zerolinelayer path{{stroke:{BORDER}!important}}")
+
+# The static graph (Graphviz SVG inline, ``render.graph_view``): its frames, their labels and edges
+# in theme colours; box labels keep the colour ``text_on`` gave them for their fill.
+GRAPH_SVG_CSS = (f".vx-graph svg g.cluster>path,.vx-graph svg g.cluster>polygon{{fill:{PANEL};stroke:{STRONG_BORDER}}}"
+                 f".vx-graph svg g.cluster>text,.vx-graph svg>g>text{{fill:{TEXT}}}"
+                 f".vx-graph svg g.edge path{{stroke:{MUTED}}}"
+                 f".vx-graph svg g.edge polygon{{fill:{MUTED};stroke:{MUTED}}}"
+                 f".vx-graph svg g.edge text{{fill:{ERROR}}}")
+
+THEME_CSS = (TABLE_CSS + code_css() + PLOTLY_CSS + GRAPH_SVG_CSS
+             + f".vx-muted{{color:{MUTED}}}.vx-error{{color:{ERROR}}}.vx-warning{{color:{WARNING}}}")
+
+
+def theme_style() -> str:
+    """``<style>`` with THEME_CSS: once on the page, before any view (the explorer's header carries it)."""
+    return f'<style class="vx-theme">{THEME_CSS}</style>'
+
+
+def plotly_layout() -> dict[str, Any]:
+    """Layout for every chart, whatever the theme: transparent paper and plot (the notebook's background
+    shows through), text in a grey that reads on white and on JupyterLab's dark grey, a faint grid.
+    Python cannot read the page's CSS variables; in JupyterLab PLOTLY_CSS recolours text and grid."""
+    grid = "rgba(128, 128, 128, 0.3)"
+    axis = dict(gridcolor=grid, zerolinecolor=grid, linecolor=grid, tickcolor=grid)
+    return dict(template="none", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
+                font=dict(color=NEUTRAL_TEXT), title=dict(font=dict(color=NEUTRAL_TEXT)),
+                legend=dict(bgcolor="rgba(0,0,0,0)"), xaxis=axis, yaxis=axis)
+
+
+NEUTRAL_TEXT = "#787878"   # the grey with the best contrast against both white (4.4:1) and #111111 (4.3:1)
+
+
+def _luminance(hex_colour: str) -> float:
+    h = hex_colour.lstrip("#")
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    chans = [int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in chans]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two ``#rrggbb`` colours (1 to 21)."""
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def text_on(fill: str) -> str:
+    """``#000000`` or ``#ffffff``, whichever reads better on ``fill`` (a box's label on its colour)."""
+    return "#000000" if contrast(fill, "#000000") >= contrast(fill, "#ffffff") else "#ffffff"
