@@ -138,7 +138,7 @@ def nodes_op(n: PieceNode) -> str:
 def _piece_info(p: Piece, groups: dict[int, tuple[int, ...]]) -> dict[str, Any]:
     same = same_label(groups[p.index]) if p.index in groups else f"piece {p.index}"
     return {"index": p.index, "graph": p.graph, "kind": p.kind, "colour": OUTCOME_COLOURS[outcome(p)],
-            "outcome": outcome(p), "label": same,
+            "outcome": outcome(p), "label": same, "nodes": p.nodes, "compile_s": p.compile_s,
             "row": {"#": p.index, "kind": p.kind, "nodes": p.nodes, "compiler": p.compiler or "-",
                     "compile time": seconds(p.compile_s), "cache tier": p.cache or "-",
                     "same as": "" if p.same_as is None else p.same_as,

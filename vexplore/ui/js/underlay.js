@@ -10,8 +10,9 @@
 const OVERVIEW_BOXES = 1500;   // at least this many boxes,
 const OVERVIEW_PX = 4;         // each under this many pixels high (node boxes are 28 units)
 
-export function underlay(cy, canvas) {
+export function underlay(cy, canvas, onOverview = () => {}) {
   let frames = [], boxes = [], queued = false, overview = false;
+  let colours = { fill: "rgba(238, 238, 238, 0.45)", stroke: "#bdbdbd", text: "rgba(0, 0, 0, 0.87)" };
   const draw = () => {
     queued = false;
     const pr = window.devicePixelRatio || 1, w = Math.round(cy.width() * pr), h = Math.round(cy.height() * pr);
@@ -25,10 +26,10 @@ export function underlay(cy, canvas) {
     // one path per colour: a fill per rectangle would cost a pass over its pixels each
     ctx.beginPath();
     for (const f of shown) ctx.rect(f.x1, f.y1, f.x2 - f.x1, f.y2 - f.y1);
-    ctx.fillStyle = "rgba(203,213,224,0.3)";
+    ctx.fillStyle = colours.fill;
     ctx.fill();
     ctx.lineWidth = 1 / z;
-    ctx.strokeStyle = "#a0aec0";
+    ctx.strokeStyle = colours.stroke;
     ctx.stroke();
     if (overview) {
       const byColour = new Map();
@@ -44,7 +45,7 @@ export function underlay(cy, canvas) {
     ctx.font = "12px sans-serif";
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
-    ctx.fillStyle = "#2d3748";
+    ctx.fillStyle = colours.text;
     for (const f of shown) ctx.fillText(f.path, (f.x1 + f.x2) / 2, f.y1 + 3);
   };
   const request = () => { if (!queued) { queued = true; requestAnimationFrame(draw); } };
@@ -55,6 +56,7 @@ export function underlay(cy, canvas) {
     if (want) cy.startBatch(); else cy.endBatch();
     // its canvases keep the last picture; its container keeps the mouse (wheel, drag, taps)
     for (const c of cy.container().querySelectorAll("canvas")) c.style.visibility = want ? "hidden" : "";
+    onOverview(want);
   };
   cy.on("viewport resize", () => { check(); request(); });
   const rect = (c, b) => ({ x1: c.x - b.w / 2, y1: c.y - b.h / 2, x2: c.x + b.w / 2, y2: c.y + b.h / 2 });
@@ -66,7 +68,13 @@ export function underlay(cy, canvas) {
       request();
     },
     list: () => frames,
+    boxes: () => boxes,
     overview: () => overview,
+    // the frames' colours from the theme (theme.js)
+    theme(t) { colours = { fill: t.frameFill, stroke: t.strong, text: t.text }; request(); },
+    // everything drawn: boxes and frames
+    bounds: () => [...frames, ...boxes].reduce((b, f) => ({ x1: Math.min(b.x1, f.x1), y1: Math.min(b.y1, f.y1),
+      x2: Math.max(b.x2, f.x2), y2: Math.max(b.y2, f.y2) }), { x1: Infinity, y1: Infinity, x2: -Infinity, y2: -Infinity }),
     // the innermost frame at a point of the graph (frames nest, parents come first)
     at: (x, y) => frames.filter((f) => f.x1 <= x && x <= f.x2 && f.y1 <= y && y <= f.y2).pop(),
   };
