@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Collection, Iterable
 
 from ..monitor.report import CompileReport, Piece
-from .style import OUTCOME_COLOURS, esc, outcome, same_groups, same_label, seconds, short_module
+from .style import OUTCOME_COLOURS, esc, outcome, same_groups, same_label, seconds, short_module, text_on
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def _piece_lines(p: Piece, groups: dict[int, tuple[int, ...]], folded: bool, exp
     if not expanded:
         return [head + ' label="";',
                 f'    p{p.index} [label={_box_label(p, groups, folded)}, fillcolor="{colour}", '
-                f'fontcolor="white", tooltip={_dot_str(_box_tooltip(p))}];', "  }"]
+                f'fontcolor="{text_on(colour)}", tooltip={_dot_str(_box_tooltip(p))}];', "  }"]
     lines = [head + f" label={_box_label(p, groups, folded)}; fontsize=11;"]
     by_module: dict[str, list[tuple[int, object]]] = {}
     for k, n in enumerate(p.graph_nodes):

@@ -14,7 +14,7 @@ from typing import Any, Collection
 from ..monitor.report import CompileReport
 from .graphmodel import Item, View, default_expanded, graph_model, parent_of, visible
 from .render import dot_to_svg
-from .style import esc
+from .style import esc, text_on
 
 SPLIT = "#e45756"   # the split-op colour the widget uses
 BREAK = "#b7002e"   # graph breaks, dashed
@@ -47,7 +47,8 @@ def view_dot(view: View, pieces: dict[str, Any]) -> str:
         border = ', penwidth=3, peripheries=2' if it.kind == "fold" else ""
         if (it.id, it.id) in view.breaks:   # both sides of a graph break inside one box
             border += f', penwidth=3, color="{BREAK}", style="rounded,filled,dashed"'
-        inside[it.parent].append(f'{ids[it.id]} [label={_label(it)}, fillcolor="{_colour(it, pieces)}"{border}];')
+        fill = _colour(it, pieces)
+        inside[it.parent].append(f'{ids[it.id]} [label={_label(it)}, fillcolor="{fill}", fontcolor="{text_on(fill)}"{border}];')
     children: dict[str, list[str]] = {g: [] for g in inside}
     for g in view.groups:
         children[parent_of(g)].append(g)
@@ -65,7 +66,7 @@ def view_dot(view: View, pieces: dict[str, Any]) -> str:
     lines = ["digraph vexplore {",
              '  graph [rankdir="TB", fontname="Helvetica", fontsize=10, nodesep=0.2, ranksep=0.25];',
              '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize=10, '
-             'fontcolor="white", color="#2d3748", margin="0.08,0.03", height=0.3];',
+             'color="#2d3748", margin="0.08,0.03", height=0.3];',
              '  edge [color="#a0aec0", arrowsize=0.6];']
     lines += body("", "  ")
     lines += [f"  {ids[a]} -> {ids[b]};" for a, b in view.edges]

@@ -148,13 +148,13 @@ PLOTLY_CSS = (f".vexplore-explorer .js-plotly-plot .main-svg :is(.infolayer,.xax
               f".vexplore-explorer .js-plotly-plot .main-svg .gridlayer path,"
               f".vexplore-explorer .js-plotly-plot .main-svg .zerolinelayer path{{stroke:{BORDER}!important}}")
 
-# The static graph (Graphviz SVG inline, ``render.graph_view``): its frames, their labels and edges
-# in theme colours; box labels keep the colour ``text_on`` gave them for their fill.
-GRAPH_SVG_CSS = (f".vx-graph svg g.cluster>path,.vx-graph svg g.cluster>polygon{{fill:{PANEL};stroke:{STRONG_BORDER}}}"
-                 f".vx-graph svg g.cluster>text,.vx-graph svg>g>text{{fill:{TEXT}}}"
+# The static graph (Graphviz SVG inline, ``render.graph_view``): drawn on white with dark labels, so it
+# reads anywhere; in the explorer its background gives way to the notebook's and its frame labels and
+# edges take the theme's colours (box labels keep the colour ``text_on`` gave them for their fill).
+GRAPH_SVG_CSS = (".vx-graph svg g.graph>polygon{fill:transparent;stroke:none}"
+                 f".vx-graph svg g.graph>text,.vx-graph svg g.cluster>text{{fill:{TEXT}}}"
                  f".vx-graph svg g.edge path{{stroke:{MUTED}}}"
-                 f".vx-graph svg g.edge polygon{{fill:{MUTED};stroke:{MUTED}}}"
-                 f".vx-graph svg g.edge text{{fill:{ERROR}}}")
+                 f".vx-graph svg g.edge polygon{{fill:{MUTED};stroke:{MUTED}}}")
 
 THEME_CSS = (TABLE_CSS + code_css() + PLOTLY_CSS + GRAPH_SVG_CSS
              + f".vx-muted{{color:{MUTED}}}.vx-error{{color:{ERROR}}}.vx-warning{{color:{WARNING}}}")
@@ -163,6 +163,9 @@ THEME_CSS = (TABLE_CSS + code_css() + PLOTLY_CSS + GRAPH_SVG_CSS
 def theme_style() -> str:
     """``<style>`` with THEME_CSS: once on the page, before any view (the explorer's header carries it)."""
     return f'<style class="vx-theme">{THEME_CSS}</style>'
+
+
+NEUTRAL_TEXT = "#787878"   # the grey with the best contrast against both white (4.4:1) and #111111 (4.3:1)
 
 
 def plotly_layout() -> dict[str, Any]:
@@ -175,8 +178,6 @@ def plotly_layout() -> dict[str, Any]:
                 font=dict(color=NEUTRAL_TEXT), title=dict(font=dict(color=NEUTRAL_TEXT)),
                 legend=dict(bgcolor="rgba(0,0,0,0)"), xaxis=axis, yaxis=axis)
 
-
-NEUTRAL_TEXT = "#787878"   # the grey with the best contrast against both white (4.4:1) and #111111 (4.3:1)
 
 
 def _luminance(hex_colour: str) -> float:
