@@ -114,7 +114,7 @@ def test_a_capture_below_the_call_sees_the_calls_first_positions():
     6-9: rows the call writes itself), not zeros; a size above the call gets zeros."""
     (g, _), = _planned(ShortCache().eval(), [_call(4, 6)], cudagraph_sizes=SIZES)
     plan = InputPlan.make(_inputs(g))
-    pos = g.names.index("L_pos_")
+    pos = g.names.index("pos")
     assert plan.static_inputs(2, g.real_inputs)[pos].tolist() == [6, 7]
     assert plan.static_inputs(8, g.real_inputs)[pos].tolist() == [0] * 8
     assert plan.static_inputs(4, g.real_inputs)[pos].data_ptr() != g.real_inputs[pos].data_ptr()   # a copy
@@ -171,7 +171,9 @@ def test_the_plan_of_a_hugging_face_static_cache():
          (2, "now", "within_call")]
     assert _brief(decode) == [(None, "now", "within_call")]
     reach = token_reach(g.gm, g.written_inputs(), InputPlan.make(_inputs(g)).tied)
-    assert sorted(g.names[r.input].rsplit("_", 1)[-1] for r in reach) == ["keys", "keys", "values", "values"]
+    # the cache as the caller passed it: `past_key_values` (transformers 5.17) or `cache` (5.24), never Dynamo's names
+    assert sorted(g.names[r.input].split(".", 1)[1] for r in reach) == [
+        f"layers[{i}].{k}" for i in (0, 1) for k in ("keys", "values")]
     assert {(r.tokens, r.dim, r.rows) for r in reach} == {(True, 2, 24)}   # the length counters (0-d) have no rows
 
 

@@ -105,6 +105,7 @@ def foreign_report(tmp_path_factory):
 
 
 def test_report_with_an_option_this_torch_lacks_loads(foreign_report, tmp_path):
+    pytest.importorskip("plotly")   # export_html draws with the notebook extra
     rep = vx.load_report(foreign_report)
     assert rep.config["inductor_options"] == {"option_of_torch_3": "True", "epilogue_fusion": "False"}
     assert rep.to_dict()["config"] == json.loads(foreign_report.read_text())["report"]["config"]
@@ -116,6 +117,7 @@ def test_report_with_an_option_this_torch_lacks_loads(foreign_report, tmp_path):
 
 # -- export_html's path ----------------------------------------------------------------------------
 def test_export_html_to_a_directory(foreign_report, tmp_path):
+    pytest.importorskip("plotly")   # export_html draws with the notebook extra
     rep = vx.load_report(foreign_report)
     for given in (tmp_path, str(tmp_path) + os.sep, str(tmp_path / "new") + os.sep):   # "new/": meant as a folder
         with pytest.raises(vx.ConfigError) as exc:
@@ -127,6 +129,7 @@ def test_export_html_to_a_directory(foreign_report, tmp_path):
 
 
 def test_export_html_under_a_file_or_an_unwritable_folder(foreign_report, tmp_path):
+    pytest.importorskip("plotly")   # export_html draws with the notebook extra
     rep = vx.load_report(foreign_report)
     (tmp_path / "notes.txt").write_text("x")
     target = tmp_path / "notes.txt" / "runs" / "run.html"

@@ -504,3 +504,13 @@ def dynamo_signal(error: BaseException) -> BaseException | None:
         e = inner if isinstance(inner, BaseException) else (e.__cause__ or e.__context__)
     return None
 
+
+def placeholder_source(ph: Any) -> str:
+    """The Dynamo source a graph input was read from (``L['kwargs']['past_key_values'].layers[0].keys``):
+    ``node.meta['grapharg'].source.name`` (GraphArg, 2.0+; ``name`` a method before 2.10, a cached
+    property since), or "" where Dynamo recorded none (a graph made without Dynamo)."""
+    source = getattr(ph.meta.get("grapharg"), "source", None)
+    name = getattr(source, "name", None)
+    if callable(name):
+        name = name()
+    return name if isinstance(name, str) else ""

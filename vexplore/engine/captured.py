@@ -125,11 +125,21 @@ def input_roles(placeholders: Sequence[fx.Node], real: Sequence[Any], model: Any
             roles.append("parameter")
         else:
             roles.append("buffer" if id(r) in state else "argument")
-        names.append(params.get(id(r)) or state.get(id(r)) or _arg_name(str(ph.target)))
+        names.append(params.get(id(r)) or state.get(id(r)) or _input_name(ph))
     return tuple(roles), tuple(names)
 
 
 _ARG = re.compile(r"^L_(args_(\d+)|kwargs_(\w+?))_$")
+
+
+def _input_name(ph: fx.Node) -> str:
+    """The caller's name for a graph input: from its Dynamo source where Dynamo recorded one
+    (``past_key_values.layers[0].keys``, never Dynamo's ``L_kwargs_past_key_values_layers_0_keys``),
+    else from the placeholder (``args[0]``, ``input_ids``)."""
+    from .explain import source_name   # explain names sources in the user's terms; it imports nothing of ours
+
+    source = tc.placeholder_source(ph)
+    return source_name(source, str(ph.target)) if source else _arg_name(str(ph.target))
 
 
 def _arg_name(target: str) -> str:

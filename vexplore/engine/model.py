@@ -74,6 +74,7 @@ class CompiledModel:
         self.token_dims: dict[str, tuple[int, ...]] = {}   # input name (args[0], input_ids) -> dims marked dynamic
         self._compile: _Compile | None = None
         self._warned_grad = False
+        self._one_token_graphs = 0   # graphs traced for a 1-token call so far: the first is Dynamo's 0/1 rule
         self._fast_path = fast_path_modules(model)   # stock modules whose fast path is turned off (fastpath.py)
         self._breaks = tc.graph_break_reasons()
         self._trace = TraceLog(model)   # Dynamo's graph breaks and recompiles while this model is called
@@ -199,7 +200,8 @@ class CompiledModel:
         marked = {k: v[0] for k, v in self.token_dims.items()}
         graph = CapturedGraph.from_dynamo(gm, example_inputs, len(self.graphs), self.model, marked)
         if token_count(graph.real_inputs, graph.names, marked) == 1:
-            work.warnings.append(_size_one(len(self.graphs)))
+            work.warnings.append(_size_one(len(self.graphs), self._one_token_graphs))
+            self._one_token_graphs += 1
         elif graph.token is None and marked:
             work.warnings.extend(_specialized(graph, marked))
         if self._fast_path and not self.graphs:
@@ -222,6 +224,7 @@ class CompiledModel:
         """Forget a graph whose trace Dynamo restarts (its compile raised Dynamo's restart signal): it is
         in neither ``graphs`` nor the report. Its events stay (their time was spent), graph-less and named."""
         self.graphs.remove(graph)
+        self._one_token_graphs -= sum(w.kind in ("size_one", "decode_trace") for w in work.warnings[warnings_before:])
         del work.warnings[warnings_before:]
         for i, ev in enumerate(work.rec.events):
             if ev.graph == graph.index:
@@ -388,8 +391,13 @@ def _specialized(graph: CapturedGraph, marked: dict[str, int]) -> list[CompileWa
                            "prompts to a few fixed lengths.", graph.index)]
 
 
-def _size_one(graph: int) -> CompileWarning:
-    """Why a 1-token call traced a graph of its own (Dynamo's 0/1 specialization)."""
+def _size_one(graph: int, before: int) -> CompileWarning:
+    """Why a 1-token call traced a graph of its own (Dynamo's 0/1 specialization); ``before``: how
+    many 1-token graphs this model traced earlier (only the first is that rule's one extra trace)."""
+    if before:
+        return CompileWarning("decode_trace", f"graph {graph} was traced for a 1-token call again: something besides "
+                              "the token count changed since the first 1-token graph (a cache that grew, a Python "
+                              "value); cm.recompiles says what.", graph)
     if graph == 0:
         msg = ("The first call passed 1 token: Dynamo specializes sizes 0 and 1, so graph 0 serves 1 token "
                "only and the next length traces again. Call the model with more tokens first.")
