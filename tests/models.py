@@ -365,3 +365,67 @@ class ReadsAfterBreak(_TwoLinear):
         m = h.mean().item()
         print("mean=", round(m, 3))
         return self.b(h) * m
+
+
+# -- Models whose re-traces Dynamo names in its own terms (tests/test_explain.py, test_advise_names.py) --------
+SCALE = 0.5     # a global the model reads: Dynamo guards it as G['__import_models'].SCALE
+
+
+class ReadsGlobal(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) * SCALE
+
+
+class Swappable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.act = nn.Linear(8, 8), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.a(x))
+
+
+class TakesExtras(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, extras: dict) -> torch.Tensor:
+        h = self.a(x)
+        if "bias" in extras:
+            h = h + extras["bias"]
+        return h
+
+
+class ValueAfterBreak(nn.Module):
+    """Reads a float out of a tensor (a graph break), prints it rounded and scales by it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        m = h.mean().item()
+        print("mean", round(m, 3))
+        return h * m
+
+
+class Remembers(nn.Module):
+    """Keeps its last outputs in a list it appends to on every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        self.seen.append(h.detach())
+        if len(self.seen) > 100:
+            self.seen.pop(0)
+        return h

@@ -14,71 +14,10 @@ import torch
 from torch import nn
 
 import vexplore as vx
-from models import Scaled, eager_cfg, line_of
+from models import ReadsGlobal, Remembers, Scaled, Swappable, TakesExtras, ValueAfterBreak, eager_cfg, line_of
 from vexplore.engine.explain import DYNAMO_NAME
 
 transformers = pytest.importorskip("transformers")
-
-SCALE = 0.5     # a global the model reads
-
-
-class ReadsGlobal(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.a(x) * SCALE
-
-
-class Swappable(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a, self.act = nn.Linear(8, 8), nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.a(x))
-
-
-class TakesExtras(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-
-    def forward(self, x: torch.Tensor, extras: dict) -> torch.Tensor:
-        h = self.a(x)
-        if "bias" in extras:
-            h = h + extras["bias"]
-        return h
-
-
-class ValueAfterBreak(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.a(x)
-        m = h.mean().item()
-        print("mean", round(m, 3))
-        return h * m
-
-
-class Remembers(nn.Module):
-    """Keeps its outputs in a list it appends to on every call (its length read by the trim below)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.a(x)
-        self.seen.append(h.detach())
-        if len(self.seen) > 100:
-            self.seen.pop(0)
-        return h
-
 
 def _called(model, session, calls, before_each=None):
     """``model`` compiled and called with each of ``calls``; eager on a twin is the oracle."""
@@ -127,7 +66,7 @@ def test_list_the_model_appends_to_is_explained_as_a_growing_list(session):
 
 def test_global_float_names_the_global(session, monkeypatch):
     def set_scale(i, *_):
-        monkeypatch.setattr(f"{__name__}.SCALE", (0.5, 0.7)[i])
+        monkeypatch.setattr("models.SCALE", (0.5, 0.7)[i])
     cm = _called(ReadsGlobal().eval(), session, [(torch.randn(4, 8),)] * 2, set_scale)
     [a] = vx.advise(cm)
     assert (a.code, a.evidence["name"], a.evidence["guards"]) == ("recompile", "SCALE", ["SCALE == 0.5"])

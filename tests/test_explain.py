@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 import vexplore as vx
-from models import Branchy, Breaks, Counter, Scaled, eager_cfg, line_of
+from models import (Branchy, Breaks, Counter, ReadsGlobal, Remembers, Scaled, Swappable, TakesExtras, ValueAfterBreak,
+                    eager_cfg, line_of)
 from vexplore.engine.explain import CallNames, guard_subject, source_name
 
 
@@ -212,69 +213,6 @@ def test_guard_subject(guard, subject):
 
 
 # -- Dynamo's own names never reach the user (issue 23 part 4) ---------------------------------------
-SCALE = 0.5     # a global the model reads: Dynamo guards it as G['__import_test_explain'].SCALE
-
-
-class ReadsGlobal(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.a(x) * SCALE
-
-
-class Swappable(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a, self.act = nn.Linear(8, 8), nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.a(x))
-
-
-class TakesExtras(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-
-    def forward(self, x: torch.Tensor, extras: dict) -> torch.Tensor:
-        h = self.a(x)
-        if "bias" in extras:
-            h = h + extras["bias"]
-        return h
-
-
-class ValueAfterBreak(nn.Module):
-    """Reads a float out of a tensor (a graph break), prints it rounded and scales by it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.a(x)
-        m = h.mean().item()
-        print("mean", round(m, 3))
-        return h * m
-
-
-class Remembers(nn.Module):
-    """Keeps its last outputs in a list it appends to on every call."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.a = nn.Linear(8, 8)
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.a(x)
-        self.seen.append(h.detach())
-        if len(self.seen) > 100:
-            self.seen.pop(0)
-        return h
-
-
 class Options(nn.Module):
     def forward(self, x: torch.Tensor, scale: float, extras: dict | None = None) -> torch.Tensor:
         return x * scale
@@ -333,7 +271,7 @@ def test_global_is_named_as_the_code_reads_it(session, monkeypatch):
     cm = vx.compile(model, eager_cfg(), session=session)
     x = torch.randn(4, 8)
     for s in (0.5, 0.7):
-        monkeypatch.setattr(f"{__name__}.SCALE", s)
+        monkeypatch.setattr("models.SCALE", s)
         check(cm, model, x)
     assert _seen(cm) == [("SCALE", "SCALE == 0.5", line_of(ReadsGlobal.forward, "* SCALE"))]
     assert cm.recompiles[0].reason == "SCALE changed (compiled for SCALE == 0.5)"
