@@ -46,7 +46,11 @@ def _saved(path: Path, timeout: float = 30) -> dict:
     """The notebook on disk once JupyterLab has saved it with the last cell's output."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        nb = json.loads(path.read_text())
+        try:
+            nb = json.loads(path.read_text())
+        except (json.JSONDecodeError, FileNotFoundError):   # caught mid-save (read back empty once under load)
+            time.sleep(0.3)
+            continue
         if any("shown: report" in "".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", [])):
             return nb
         time.sleep(0.3)
