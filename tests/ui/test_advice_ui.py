@@ -474,3 +474,34 @@ def test_advice_tab_applies_by_clicking_in_jupyterlab(lab, tmp_path):
         assert "repeated-blocks" in ex.locator(".vx-apply-result").inner_text()
         page.screenshot(path=str(shots / "browser-advice.png"))
     assert not errors, errors
+
+
+# -- notebook 04, whether or not its user pressed Apply ---------------------------------------------
+@pytest.mark.slow
+def test_notebook_04_runs_on_after_apply_was_pressed(tmp_path, monkeypatch):
+    """Notebook 04 invites pressing Apply in its second explorer; the cell after it must work either way
+    (it read the Apply's result by position and stopped Run All with `not enough values to unpack`).
+    Here the press is a cell of its own: the button's click runs in the kernel, in the background, as
+    a user's does. The notebook's own checks (test_notebooks) hold with it."""
+    import nbformat
+    from nbclient import NotebookClient
+    from test_notebooks import ROOT, _monitor_and_advice, _stdout
+
+    monkeypatch.setenv("VEXPLORE_CACHE_DIR", str(tmp_path / "vxcache"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = ROOT / "notebooks" / "04-monitor-and-advice.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.startswith("ex2 = vx.explore"))
+    press = ("[button] = [b for a, b in zip([a for a in ex2.advice if a.config is not None], ex2.advice_view.buttons)\n"
+             "          if a.code == 'repeated-blocks']\n"
+             "button.click()                # the user presses Apply (it runs in the background)")
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(press))
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = _stdout(outputs)
+    # the press's Apply, and the cell's own only if that one was not kept (its compile-time guard is a
+    # wall time, measured here while the next cells ran)
+    verdicts = re.findall(r"^applied repeated-blocks: compiled_nodes \d+ -> \d+, (kept|reverted)$", text, re.M)
+    assert verdicts in (["kept"], ["reverted", "kept"])
+    _monitor_and_advice(outputs, text)
