@@ -156,7 +156,17 @@ GRAPH_SVG_CSS = (".vx-graph svg g.graph>polygon{fill:transparent;stroke:none}"
                  f".vx-graph svg g.edge path{{stroke:{MUTED}}}"
                  f".vx-graph svg g.edge polygon{{fill:{MUTED};stroke:{MUTED}}}")
 
-THEME_CSS = (TABLE_CSS + code_css() + PLOTLY_CSS + GRAPH_SVG_CSS
+# vx.diff's HTML (monitor/diffhtml.py: light colours of its own, as it is shown anywhere) in the explorer
+_X = ".vexplore-explorer "
+DIFF_CSS = (f"{_X}.vx-diff-table th,{_X}.vx-diff-table td{{border-bottom-color:{BORDER}}}"
+            f"{_X}.vx-diff-table th{{background:{HEADER};color:{TEXT}}}"
+            f"{_X}.vx-diff-before{{color:{ERROR}}}{_X}.vx-diff-after{{color:{GOOD}}}"
+            f"{_X}.vx-diff details summary,{_X}.vx-codediff .hunk{{color:{INFO}}}"
+            f"{_X}.vx-diff pre.vx-codediff{{background:{CODE_BACKGROUND};color:{TEXT}}}"
+            f"{_X}.vx-codediff .add{{background:color-mix(in srgb, {jp('success-color1', '#4caf50')} 22%, transparent)}}"
+            f"{_X}.vx-codediff .del{{background:color-mix(in srgb, {jp('error-color1', '#d32f2f')} 22%, transparent)}}")
+
+THEME_CSS = (TABLE_CSS + code_css() + PLOTLY_CSS + GRAPH_SVG_CSS + DIFF_CSS
              + f".vx-muted{{color:{MUTED}}}.vx-error{{color:{ERROR}}}.vx-warning{{color:{WARNING}}}")
 
 
@@ -168,16 +178,16 @@ def theme_style() -> str:
 NEUTRAL_TEXT = "#787878"   # the grey with the best contrast against both white (4.4:1) and #111111 (4.3:1)
 
 
-def plotly_layout() -> dict[str, Any]:
-    """Layout for every chart, whatever the theme: transparent paper and plot (the notebook's background
-    shows through), text in a grey that reads on white and on JupyterLab's dark grey, a faint grid.
-    Python cannot read the page's CSS variables; in JupyterLab PLOTLY_CSS recolours text and grid."""
+def plotly_template() -> dict[str, Any]:
+    """A plotly template for every chart (``layout(template=plotly_template(), ...)``), whatever the
+    theme: transparent paper and plot (the notebook's background shows through), text in a grey that
+    reads on white and on JupyterLab's dark grey, a faint grid. Python cannot read the page's CSS
+    variables; in JupyterLab PLOTLY_CSS gives text and grid the theme's own colours."""
     grid = "rgba(128, 128, 128, 0.3)"
-    axis = dict(gridcolor=grid, zerolinecolor=grid, linecolor=grid, tickcolor=grid)
-    return dict(template="none", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-                font=dict(color=NEUTRAL_TEXT), title=dict(font=dict(color=NEUTRAL_TEXT)),
-                legend=dict(bgcolor="rgba(0,0,0,0)"), xaxis=axis, yaxis=axis)
-
+    axis = dict(gridcolor=grid, zerolinecolor=grid, linecolor=grid, tickcolor=grid, automargin=True)
+    return {"layout": dict(paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)", font=dict(color=NEUTRAL_TEXT),
+                           title=dict(font=dict(color=NEUTRAL_TEXT)), legend=dict(bgcolor="rgba(0,0,0,0)"),
+                           xaxis=axis, yaxis=axis, colorway=list(OUTCOME_COLOURS.values()) + ["#9d755d", "#bab0ac"])}
 
 
 def _luminance(hex_colour: str) -> float:
