@@ -13,7 +13,8 @@ import pytest
 from vexplore.bench.compare import BenchReport, BenchRow
 from vexplore.ui.code import code_html, kernels
 from vexplore.ui.dot import Run, fold_runs, report_dot
-from vexplore.ui.figures import bench_figure, compile_time_figure, timeline_figure
+from vexplore.monitor.phases import PHASES
+from vexplore.ui.figures import PHASE_COLOURS, bench_figure, compile_time_figure, main_phase, timeline_figure
 from vexplore.ui.render import graph_view
 from vexplore.ui.style import outcome
 from vexplore.ui.tables import bench_table, history_table, pieces_table, summary_html
@@ -106,11 +107,15 @@ def test_compile_time_figure_colours_by_outcome(toy_report):
 def test_timeline_shows_every_event_beside_wall_time(toy_report):
     fig = timeline_figure(toy_report)
     assert sum(len(t.y) for t in fig.data) == len(toy_report.events)
-    steps = {t.name for t in fig.data}
-    assert {"dynamo_trace", "split", "compile"} <= steps
-    compile_trace = next(t for t in fig.data if t.name == "compile")
-    ev = [e for e in toy_report.events if e.step == "compile"]
-    assert list(compile_trace.x) == [e.duration_s for e in ev] and list(compile_trace.base) == [e.start_s for e in ev]
+    drawn = [t for t in fig.data if len(t.y)]       # one trace per phase: few traces draw fast in the browser
+    assert [t.name for t in drawn] == [p for p in PHASES if any(main_phase(e) == p for e in toy_report.events)]
+    for t in drawn:
+        ev = [e for e in toy_report.events if main_phase(e) == t.name]
+        assert list(t.x) == [e.duration_s for e in ev] and list(t.base) == [e.start_s for e in ev]
+        assert t.marker.color == PHASE_COLOURS[t.name]
+    labels = [y for t in drawn for y in t.y]
+    assert any("dynamo_trace" in y for y in labels) and any("split" in y for y in labels)
+    assert any("compile" in y for y in labels)
     assert fig.layout.shapes[0].x0 == toy_report.wall_s
 
 

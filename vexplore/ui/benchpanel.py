@@ -51,7 +51,7 @@ class BenchPanel:
                                       description="timer", layout=widgets.Layout(width="220px"))
         self.run = widgets.Button(description="Run benchmark", icon="tachometer", button_style="primary")
         self.status = widgets.HTML("")
-        self.chart = FigureView(bench_figure([]))
+        self.chart = FigureView(bench_figure([]), held=True)   # the explorer releases it (chart.py says why)
         self.table = widgets.HTML(bench_table(None))
         if not inputs:   # vx.explore(cm) of a model called with keywords: nothing to call it with here
             self.run.disabled = True

@@ -17,6 +17,7 @@ this model's alerts and the session's, not another model's (``modelalerts``).
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 from typing import Any, Sequence
 
@@ -33,7 +34,7 @@ from ..session import Session
 from .advicehtml import apply_text, explanations_html, top_advice_html
 from .advicetab import AdviceTab
 from .benchpanel import BenchPanel
-from .chart import FigureView
+from .chart import FigureView, release_in_turn
 from .code import code_html, pass_pair
 from .controls import Controls
 from .displaytext import CellNames, shown_advice
@@ -55,6 +56,8 @@ NO_COMPILE = ("Compile is off: these are saved reports, and recompiling needs th
 NO_BENCH = "off: timing needs the model and its inputs, and these are saved reports."
 NO_APPLY = ("Apply is off: these are saved reports, and applying advice recompiles the model; "
             "vx.explore(model, *inputs) where the model is.")
+CHARTS_AFTER_S = 2.0   # a dashboard not shown by IPython's display sends its charts this long after it is made
+CHART_GAP_S = 0.25     # between the dashboard and each chart: each is drawn in a browser task of its own
 NO_ADVICE = ("No advice: the advisor reads the model and its history (vx.advise(cm)), and these are saved reports; "
              "advice computed where the model is can be listed here with explorer.show_advice(advice).")
 
@@ -99,6 +102,12 @@ class Explorer(widgets.VBox):
             bottom], layout=widgets.Layout(width="100%"))
         self.add_class("vexplore-explorer")
         self.show(self.shown)
+        # Charts go after the dashboard, one at a time (chart.py says why); shown some other way
+        # (inside another widget, say), they go a moment after it is made.
+        self._charts_sent = threading.Event()
+        timer = threading.Timer(CHARTS_AFTER_S, self._release_charts)
+        timer.daemon = True
+        timer.start()
 
     def _live_parts(self, cm: CompiledModel, inputs: tuple[Any, ...]) -> tuple[list[widgets.Widget], widgets.Widget]:
         """Controls, Compile and progress (above the tabs) and the benchmark panel (below): they need the model."""
@@ -146,8 +155,8 @@ class Explorer(widgets.VBox):
             self.history_view.widget, self.advice_view.widget])
         for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice")):
             self.tabs.set_title(i, title)
-        self.bars = FigureView()
-        self.timeline = FigureView()
+        self.bars = FigureView(held=True)        # sent after the dashboard: _ipython_display_
+        self.timeline = FigureView(held=True)
         for w in (self.expand, self.fold):
             w.observe(lambda _c: self._draw_graph(), "value")
         for w in (self.sort_by, self.descending):
@@ -377,8 +386,16 @@ class Explorer(widgets.VBox):
             self._busy(False)
 
     def _ipython_display_(self) -> None:
-        """The widget, then its static snapshot as an output of its own (ui/snapshot.py says why)."""
+        """The widget, then its static snapshot as an output of its own (ui/snapshot.py says why),
+        then the charts, each in a message of its own (chart.py says why)."""
         self.snapshot.display(self._repr_mimebundle_())
+        self._release_charts()
+
+    def _release_charts(self) -> None:
+        if not self._charts_sent.is_set():
+            self._charts_sent.set()
+            release_in_turn([self.bars, self.timeline, *((self.bench.chart,) if self.bench is not None else ())],
+                            CHART_GAP_S)
 
     def wait(self, timeout: float | None = 600) -> None:
         """Block until the running compile or benchmark has finished and the views are drawn."""

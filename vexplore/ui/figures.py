@@ -17,6 +17,7 @@ from .style import OUTCOME_COLOURS, OUTCOMES, outcome, seconds
 PHASE_COLOURS = {"dynamo": "#9d755d", "inductor_startup": "#e45756", "aot_lowering": "#4c78a8",
                  "kernel_compile": "#72b7b2", "cache_load": "#54a24b", "worker_compile": "#ff9da6",
                  "cudagraph_capture": "#b279a2", "vexplore": "#bab0ac", "first_run": "#eeca3b", "other": "#e8e8e8"}
+MAX_TICKS = 24   # labelled pieces at most: a label per piece of a 64-layer model drew slowly and unreadably
 _LAYOUT = dict(template="plotly_white", height=320, margin=dict(l=60, r=20, t=50, b=50),
                font=dict(size=11), legend=dict(orientation="h", y=-0.25))
 
@@ -40,7 +41,7 @@ def compile_time_figure(report: CompileReport, number: int | None = None) -> go.
     fig.update_layout(**_LAYOUT, barmode="overlay",
                       title=f"Compile time per piece — report {report.id if number is None else number} ({report.strategy}): "
                             f"pieces {seconds(total)}, wall {seconds(report.wall_s)}",
-                      xaxis=dict(title="piece", type="category",
+                      xaxis=dict(title="piece", type="category", nticks=MAX_TICKS,
                                  categoryorder="array", categoryarray=[str(p.index) for p in report.pieces]),
                       yaxis=dict(title="seconds"))
     return fig
@@ -67,22 +68,26 @@ def _phase_note(e: Any) -> str:
 def timeline_figure(report: CompileReport) -> go.Figure:
     """Every event of the report as a bar from its start to its end, beside the measured wall time.
 
-    One trace per step (hover says which); each bar in the colour of the phase most of its time
-    went to, and an event split between phases (an Inductor compile: lowering, kernels) drawn in
-    stripes of each phase's colour; the legend names the phases."""
+    One trace per phase: each bar in the colour of the phase most of its time went to (hover names
+    the step), and an event split between phases (an Inductor compile: lowering, kernels) drawn in
+    stripes of each phase's colour; the legend names the phases. Few traces keep the browser's
+    drawing cheap (a trace per step took twice as long for the same bars)."""
     fig = go.Figure()
     events = list(report.events)
     labels = [f"{i:>3} {_event_label(e)}" for i, e in enumerate(events)]
-    for step in dict.fromkeys(e.step for e in events):
-        idx = [i for i, e in enumerate(events) if e.step == step]
+    mains = [main_phase(e) for e in events]
+    for phase in PHASES:
+        idx = [i for i, m in enumerate(mains) if m == phase]
+        if not idx:
+            continue
         fig.add_bar(
-            name=step, orientation="h", showlegend=False, marker_color=[PHASE_COLOURS[main_phase(events[i])] for i in idx],
+            name=phase, orientation="h", marker_color=PHASE_COLOURS[phase], legendgroup=phase,
             y=[labels[i] for i in idx], x=[events[i].duration_s for i in idx], base=[events[i].start_s for i in idx],
             customdata=[[seconds(events[i].duration_s), events[i].tier or "", events[i].error_class or "",
                          _phase_note(events[i])] for i in idx],
             hovertemplate="%{y}: %{customdata[0]} from %{base:.3f} s %{customdata[1]} %{customdata[2]}"
                           "<br>%{customdata[3]}<extra></extra>")
-    _phase_legend(fig, report)
+    _phase_legend(fig, report, set(mains))
     busy = sum(e.duration_s for e in events if e.step != "graph")
     fig.add_vline(x=report.wall_s, line_dash="dash", line_color="#333333",
                   annotation_text=f"wall {seconds(report.wall_s)}", annotation_position="top left")
@@ -96,9 +101,10 @@ def timeline_figure(report: CompileReport) -> go.Figure:
     return fig
 
 
-def _phase_legend(fig: go.Figure, report: CompileReport) -> None:
-    """A legend entry per phase the report spent time in (empty traces: the bars carry the colours)."""
-    present = {main_phase(e) for e in report.events} | {p for p, s in report.phases.items() if s > 0}
+def _phase_legend(fig: go.Figure, report: CompileReport, drawn: set[str]) -> None:
+    """A legend entry for each phase the report spent time in that no bar is coloured by (its time
+    is in stripes): an empty trace."""
+    present = {p for p, s in report.phases.items() if s > 0} - drawn
     for p in PHASES:
         if p in present:
             fig.add_bar(name=p, orientation="h", x=[], y=[], marker_color=PHASE_COLOURS[p], legendgroup=p)
