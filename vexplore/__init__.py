@@ -50,13 +50,14 @@ def explore(model: Any, *inputs: Any, config: CompileConfig | None = None, sessi
     return _explore(model, *inputs, config=config, session=session)
 
 
-def export_html(obj: Any, path: Any) -> Any:
+def export_html(obj: Any, path: Any, include_paths: bool = False) -> Any:
     """Write ``obj`` (a CompiledModel, CompileReport or explorer) to ``path`` as one self-contained
     HTML file (graph, pieces, generated code, timeline, warnings and advice, benchmarks); returns
-    the path written. Nothing in it loads from the network."""
+    the path written. Nothing in it loads from the network; local paths (the cache directory, the
+    model's files) are shortened to their file name unless ``include_paths``."""
     from .ui.export import export_html as _export  # UI modules load only here
 
-    return _export(obj, path)
+    return _export(obj, path, include_paths=include_paths)
 
 
 def load_ipython_extension(ipython: Any) -> None:

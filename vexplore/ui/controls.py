@@ -5,6 +5,11 @@ so a user picks from what is there; the CUDA-graph mode is disabled, with the re
 The split policy (``PolicyControls``) shows its bounds only where the config takes them, and hands
 what the user typed to CompileConfig as it is, so a bad value fails with the config's own message.
 A config with post-grad passes gets a checkbox to compile without them (to compare the code).
+
+The cache tiers mean what they say: with every tier unticked a compile is cold, so the config
+also turns Inductor's own caches off for it (``inductor_options={"force_disable_caches": True}``:
+its FX-graph and AOTAutograd caches would otherwise serve a graph compiled before); ticking a
+tier again takes that option back out unless the config the explorer began with had it.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from ..errors import ConfigError
 from .style import esc
 
 _WIDE = widgets.Layout(width="280px")
+COLD = "force_disable_caches"   # Inductor's option that bypasses its FX-graph, AOTAutograd and autotune caches
 _STYLE = {"description_width": "110px"}
 
 
@@ -111,6 +117,7 @@ class Controls:
 
     def __init__(self, config: CompileConfig, graph_ops: Iterable[str], device: str) -> None:
         self.base = config
+        self.own_cold = COLD in config.inductor_options   # the user's own: the tiers leave it alone
         ops = sorted(set(graph_ops))
         self.graph_ops = ops
         self.strategy = widgets.Dropdown(options=STRATEGIES, value=config.strategy, description="strategy",
@@ -132,7 +139,12 @@ class Controls:
         self.cudagraph = widgets.Dropdown(options=CUDAGRAPH_MODES, value=config.cudagraph if gpu else "none",
                                           description="CUDA graphs", disabled=not gpu, layout=_WIDE, style=_STYLE)
         self.cudagraph_note = widgets.HTML("" if gpu else f"<i>disabled: CUDA graphs need a CUDA GPU; this model runs on {esc(device)}</i>")
-        tiers_row = widgets.HBox([widgets.Label("cache tiers", layout=widgets.Layout(width="110px"))] + list(self.tiers.values()))
+        self.tiers_note = widgets.HTML()
+        for box in self.tiers.values():
+            box.observe(lambda _c: self._tiers_changed(), "value")
+        self._tiers_changed()
+        tiers_row = widgets.HBox([widgets.Label("cache tiers", layout=widgets.Layout(width="110px")),
+                                  *self.tiers.values(), self.tiers_note])
         self.split = PolicyControls(config)
         self._passes = config.post_grad_passes   # what the checkbox turns on, whatever config is shown later
         names = ", ".join(pass_name(p) for p in config.post_grad_passes)
@@ -150,10 +162,21 @@ class Controls:
         tiers = tuple(t for t in TIERS if self.tiers[t].value)
         cache = CacheConfig(**{**_cache_fields(self.base.cache), "tiers": tiers})
         passes = self._passes if self.passes.value else ()
+        options = dict(self.base.inductor_options)
+        if not tiers and self.compiler.value == "inductor":
+            options[COLD] = True
+        elif not self.own_cold:
+            options.pop(COLD, None)
         return self.base.replace(
             strategy=self.strategy.value, splitting_ops=tuple(self.split_ops.value) + hidden,
             compiler=self.compiler.value, mode=self.mode.value, compile_sizes=parse_sizes(self.sizes.value),
-            cudagraph=self.cudagraph.value, cache=cache, post_grad_passes=passes, **self.split.fields())
+            cudagraph=self.cudagraph.value, cache=cache, post_grad_passes=passes, inductor_options=options,
+            **self.split.fields())
+
+    def _tiers_changed(self) -> None:
+        cold = not any(box.value for box in self.tiers.values())
+        self.tiers_note.value = ('<i style="color:#666">no tier: the next compile is cold (Inductor\'s own caches '
+                                 "off for it too)</i>") if cold else ""
 
     def set_config(self, config: CompileConfig) -> None:
         """Show ``config`` (e.g. an applied advice's), so the next Compile starts from it."""

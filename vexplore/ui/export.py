@@ -4,6 +4,11 @@ The graph and the timeline as inline SVG, the pieces table, the generated code o
 piece (collapsible), warnings and advice, the benchmark and the report history where there are
 any, the config and versions. Nothing is loaded from the network and no script runs: styles are
 in the page, highlighting is inline, sections fold with ``<details>``.
+
+A page is made to be sent, so it names places as a reader elsewhere can use them: the report by
+its number in the explorer, notebook cells as ``cell [n], line k``, and no local paths unless
+asked (``include_paths=True``): the cache directory, home and temporary folders, Inductor's
+kernel files and the model's source files become ``…/`` and their file name.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from typing import Any
 from ..errors import ConfigError
 from .advicehtml import top_advice_html
 from .code import code_html
+from .displaytext import CellNames, strip_paths
 from .snapshot import Subject, details, sections, subject_of, summary
 from .style import esc
 from .tables import history_table
@@ -51,15 +57,15 @@ def export_document(subject: Subject) -> str:
     if subject.bench is None or not subject.bench.rows:
         parts.append(("Benchmark", "<p><i>No benchmark was run (the explorer's Run benchmark, or vx.benchmark).</i></p>"))
     if len(subject.reports) > 1:
-        parts.append((f"Reports ({len(subject.reports)})", history_table(subject.reports, current=r.id)))
+        parts.append((f"Reports ({len(subject.reports)})", history_table(subject.reports, current=r)))
     body = "".join(details(t, h) for t, h in parts) + details("Config, versions and counters", _about(subject), False)
     made = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<title>vexplore — {esc(name)}, report {r.id}</title><link rel="icon" href="data:,">'
+            f'<title>vexplore — {esc(name)}, report {subject.number}</title><link rel="icon" href="data:,">'
             f"<style>{_PAGE_CSS}</style></head><body>"
             f"<h1>vexplore — {esc(name)}</h1>"
-            f'<div class="vx-meta">report {r.id} · exported {esc(made)} by vexplore</div>'
-            f"{summary(r)}{top_advice_html(subject.advice, 'Warnings and advice below')}{body}</body></html>\n")
+            f'<div class="vx-meta">report {subject.number} · exported {esc(made)} by vexplore</div>'
+            f"{summary(subject)}{top_advice_html(subject.shown_advice, 'Warnings and advice below')}{body}</body></html>\n")
 
 
 def _target(path: str | os.PathLike[str]) -> Path:
@@ -82,13 +88,16 @@ def _target(path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def export_html(obj: Any, path: str | os.PathLike[str]) -> Path:
+def export_html(obj: Any, path: str | os.PathLike[str], include_paths: bool = False) -> Path:
     """Write ``obj`` (a CompiledModel, CompileReport or explorer) to ``path`` as one self-contained
-    HTML file (missing parent folders are made); returns the path written. A directory, or a path
+    HTML file (missing parent folders are made); returns the path written. Local paths are left out
+    (each shortened to ``…/`` and its file name) unless ``include_paths``. A directory, or a path
     that cannot be written, raises ConfigError saying which and what to pass."""
     subject = subject_of(obj)   # a wrong object fails before any folder is made
     out = _target(path)
-    html = export_document(subject)
+    html = CellNames.current().sub(export_document(subject))
+    if not include_paths:
+        html = strip_paths(html)
     try:
         out.write_text(html, encoding="utf-8")
     except OSError as e:

@@ -30,6 +30,7 @@ from ..errors import VexploreError
 from ..monitor.report import CompileReport
 from ..monitor.phases import PHASES, event_phases, slices
 from .advicehtml import advice_html, top_advice_html
+from .displaytext import CellNames, shown_advice
 from .figures import PHASE_COLOURS, main_phase
 from .graphsvg import graph_svg
 from .render import plain_html
@@ -53,6 +54,17 @@ class Subject:
     reports: tuple[CompileReport, ...] = ()       # every report the explorer made (its history)
     bench: BenchReport | None = None
     advice: tuple[Any, ...] | None = None         # None: no advisor ran (no model, or it failed)
+
+    @property
+    def number(self) -> int:
+        """The report's number as its explorer numbers it (1, 2, 3: its place in ``reports``, as the
+        History tab, summary and chart titles say); its id where it is not among them."""
+        return next((i + 1 for i, r in enumerate(self.reports) if r is self.report), self.report.id)
+
+    @property
+    def shown_advice(self) -> tuple[Any, ...] | None:
+        """The advice as views show it: evidence as figures with units (``displaytext.shown_advice``)."""
+        return shown_advice(self.advice)
 
 
 def subject_of(obj: Any) -> Subject:
@@ -205,7 +217,7 @@ def notes_section(subject: Subject) -> str:
     items += [f'<li style="color:#a15c00">graph break: {esc(b)}</li>' for b in r.graph_breaks]
     warnings = f"<ul>{''.join(items)}</ul>" if items else "<p><i>No warnings.</i></p>"
     none = (NO_ADVICE if not subject.title else ADVISOR_FAILED) if subject.advice is None else ""
-    advice = advice_html(subject.advice, none)
+    advice = advice_html(subject.shown_advice, none)
     return f"<div><b>Warnings</b>{warnings}<b>Advice</b>{advice}</div>"
 
 
@@ -225,9 +237,9 @@ def details(title: str, body: str, open_: bool = True) -> str:
             f'cursor:pointer;font-size:13px">{esc(title)}</summary><div style="margin:4px 0 0 12px">{body}</div></details>')
 
 
-def summary(report: CompileReport) -> str:
-    """The explorer's summary line, without the warnings (they have their own section)."""
-    return summary_html(dataclasses.replace(report, warnings=()))
+def summary(subject: Subject) -> str:
+    """The explorer's summary line (the report by its number), without the warnings (they have their own section)."""
+    return summary_html(dataclasses.replace(subject.report, warnings=()), number=subject.number)
 
 
 def snapshot_html(subject: Subject, uid: str = "") -> str:
@@ -235,14 +247,14 @@ def snapshot_html(subject: Subject, uid: str = "") -> str:
     ``uid`` names the live explorer whose ``hide_rule`` hides it."""
     r = subject.report
     head = (f'<div style="font-size:14px;font-weight:bold">vexplore — {esc(subject.title or "report")}: '
-            f"snapshot of report {r.id}</div>"
+            f"snapshot of report {subject.number}</div>"
             '<div style="color:#666666;font-size:11px">A static copy kept with the notebook. The live explorer '
             "shows here instead while its kernel runs: run the cell again to get it back.</div>")
     body = "".join(details(t, h) for t, h in sections(subject, inline=False))
     cls = f"vx-snapshot vx-snapshot-{uid}" if uid else "vx-snapshot"
-    top = top_advice_html(subject.advice, "Warnings and advice below")
+    top = top_advice_html(subject.shown_advice, "Warnings and advice below")
     return (f'<div class="{cls}" style="font-family:sans-serif;font-size:12px;border:1px solid #dddddd;'
-            f'border-radius:4px;padding:6px 10px;margin:4px 0">{head}{summary(r)}{top}{body}</div>')
+            f'border-radius:4px;padding:6px 10px;margin:4px 0">{head}{summary(subject)}{top}{body}</div>')
 
 
 class LiveSnapshot:
@@ -266,8 +278,8 @@ class LiveSnapshot:
 
     def bundle(self, subject: Subject | None = None) -> dict[str, str]:
         subject = subject or subject_of(self.source)
-        return {"text/html": snapshot_html(subject, self.uid),
-                "text/plain": f"vexplore snapshot of report {subject.report.id} (HTML)"}
+        return {"text/html": CellNames.current().sub(snapshot_html(subject, self.uid)),   # cells by number
+                "text/plain": f"vexplore snapshot of report {subject.number} (HTML)"}
 
     def display(self, widget_bundle: dict[str, Any]) -> None:
         """Display the widget (its mime bundle), then the snapshot as a second output. The widget's

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from ..bench.compare import BenchReport
 from ..bench.variants import variant_names
 from ..config import SPLIT_POLICIES
+from ..monitor.phases import inductor_cache_hit
 from ..monitor.report import CompileReport, Piece
 from .style import OUTCOME_COLOURS, esc, outcome, seconds
 
@@ -118,9 +119,23 @@ def _hits(counters: dict[str, int]) -> int:
     return sum(counters.get(f"cache_hits_{tier}", 0) for tier in ("memory", "disk", "remote"))
 
 
+def inductor_cache_text(report: CompileReport) -> str:
+    """Whether Inductor's own caches (FX graph, AOTAutograd) served this report's compiles, said
+    plainly: a compile they served is not cold whatever vexplore's tiers were. "" without compiles."""
+    compiles = [e for e in report.events if e.step == "compile"]
+    if not compiles:
+        return ""
+    served = sum(inductor_cache_hit(e) for e in compiles)
+    if served:
+        return (f"Inductor's own cache served {served} of {len(compiles)} compile{'s' if len(compiles) != 1 else ''}: "
+                "not a cold compile")
+    tiers = (report.config.get("cache") or {}).get("tiers", ())
+    return "cold: no cache served the compiles" if not tiers else ""
+
+
 def summary_html(report: CompileReport, title: str = "", number: int | None = None) -> str:
     """One line about a report: strategy and why, the split policy and its cuts per policy, counters
-    that matter, wall time, warnings.
+    that matter, wall time, whether Inductor's own cache served it, warnings.
     ``number``: the report's number in its explorer (1, 2, 3; default: its id)."""
     c = report.counters
     hits = _hits(c)
@@ -132,6 +147,9 @@ def summary_html(report: CompileReport, title: str = "", number: int | None = No
              f"{c.get('pieces', 0)} pieces, {c.get('unique_pieces', 0)} unique · "
              f"{c.get('inductor_compiles', 0)} Inductor compiles · {hits} cache hits, {c.get('cache_misses', 0)} misses · "
              f"{c.get('fallbacks', 0)} fallbacks · wall {esc(seconds(report.wall_s))}"]
+    inductor = inductor_cache_text(report)
+    if inductor:
+        parts.append(f' · <span class="vx-inductor-cache">{esc(inductor)}</span>')
     for w in report.warnings:
         parts.append(f'<div style="color:#a15c00">⚠ {esc(w)}</div>')
     return f'<div class="vx-summary" data-report="{report.id}">{"".join(parts)}</div>'
@@ -156,7 +174,7 @@ def history_table(reports: Sequence[CompileReport], current: CompileReport | int
         rows.append(f'<tr data-row="{i}" data-report="{r.id}"{bold}><td class=num>{i + 1}</td>'
                     f"<td>{esc(name if cfg else '-')}</td><td>{esc(r.kind)}</td><td>{esc(strategy)}</td>"
                     f"<td>{esc(cfg.get('cudagraph', '-'))}</td>{_cut_at(r)}<td>{esc(tiers)}</td>"
-                    f"<td>{esc(_served(c))}</td><td>{esc(cfg.get('compiler', '-'))}</td>"
+                    f"<td>{esc(_served(r))}</td><td>{esc(cfg.get('compiler', '-'))}</td>"
                     f"<td class=num>{c.get('pieces', 0)}</td><td class=num>{c.get('unique_pieces', 0)}</td>"
                     f"<td class=num>{c.get('inductor_compiles', 0)}</td>"
                     f"<td class=num>{esc(seconds(sum(p.compile_s for p in r.pieces)))}</td>"
@@ -178,11 +196,14 @@ def _cut_at(r: CompileReport) -> str:
     return f'<td title="splitting_ops: {esc(configured)}{"; " + esc(policy) if policy else ""}">{esc(text)}</td>'
 
 
-def _served(c: dict[str, int]) -> str:
-    """Where the unique pieces came from: ``memory 3``, ``disk 2, miss 1``."""
+def _served(r: CompileReport) -> str:
+    """Where the unique pieces came from: ``memory 3``, ``disk 2, miss 1``, and how many compiles
+    Inductor's own cache served (``miss 3 (Inductor's cache 3)``)."""
+    c = r.counters
     parts = [f"{t} {c[f'cache_hits_{t}']}" for t in ("memory", "disk", "remote") if c.get(f"cache_hits_{t}")]
     parts += [f"miss {c['cache_misses']}"] if c.get("cache_misses") else []
-    return ", ".join(parts) or "-"
+    inductor = sum(inductor_cache_hit(e) for e in r.events)
+    return (", ".join(parts) or "-") + (f" (Inductor's cache {inductor})" if inductor else "")
 
 
 def _ms(x: float | None) -> str:
