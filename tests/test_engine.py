@@ -236,9 +236,12 @@ def test_cancel_keeps_previous_callables(cache_cfg, session):
                                         cache=cache_cfg), session=session)
     run(cm, x)
     before = cm.graphs[0].runner.fn
-    session.monitor.cancel()
-    with pytest.raises(vx.errors.CancelledError):
-        cm.recompile(strategy="full")
+    unsubscribe = session.monitor.subscribe(lambda ev: session.monitor.cancel())   # at the recompile's first step
+    try:
+        with pytest.raises(vx.errors.CancelledError):
+            cm.recompile(strategy="full")
+    finally:
+        unsubscribe()
     assert cm.graphs[0].runner.fn is before and cm.config.strategy == "piecewise"
     assert cm.recompile(strategy="full").counters["pieces"] == 1
 

@@ -1,27 +1,32 @@
 """Session: the caches and the monitor that compiles share; it outlives single compiles."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 from .cache.disk import DiskTier
 from .cache.guard import DEFAULT_RETRY_S, GuardedTier
 from .cache.memory import MemoryTier
 from .cache.tiered import Tier, TieredCache
+from .cancel import CancelToken
 from .config import CacheConfig
 from .errors import ConfigError
 from .monitor.events import Monitor
 
 
 class Session:
-    """Holds the memory tier, one disk tier per cache dir, the remote tiers, and the Monitor.
+    """Holds the memory tier, one disk tier per cache dir, the remote tiers, the Monitor, and the
+    cancel tokens of the compiles in progress.
 
     ``vx.compile(model, cfg, session=s)`` compiles into ``s``; without one, the process's
-    default session is used (``vx.default_session()``). The memory tier takes its bounds from
-    the CacheConfig of the latest compile (``memory_entries``, ``memory_bytes``). A disk or
-    remote tier that fails is switched off with a ``cache-failure`` alert and tried again
-    ``cache_retry_s`` seconds later, at the next compile (cache/guard.py).
+    default session is used (``vx.default_session()``). The tiers take their bounds from the
+    CacheConfig of the latest compile: a compile calls ``set_bounds(cfg)`` once as it starts
+    (``resize_memory`` resizes the memory tier on its own); ``cache(cfg)`` only returns tiers.
+    A disk or remote tier that fails is switched off with a ``cache-failure`` alert and tried
+    again ``cache_retry_s`` seconds later, at the next compile (cache/guard.py). ``cancel()``
+    stops the compiles in progress at their next step (``compiling()`` gives each its token).
     """
 
     def __init__(self, memory_entries: int = 256, memory_bytes: int | None = None,
@@ -30,12 +35,59 @@ class Session:
             raise ConfigError(f"Session(cache_retry_s={cache_retry_s!r}): seconds a failed cache tier waits before it is "
                               "tried again, a number >= 0 (default 30.0).")
         self.memory = MemoryTier(memory_entries, memory_bytes)
-        self.monitor = Monitor(disk_bytes=self._disk_bytes)
+        self.monitor = Monitor(disk_bytes=self._disk_bytes, cancel=self.cancel)
         self.cache_retry_s = cache_retry_s
         self._disk: dict[str, DiskTier] = {}
         self._remote: dict[tuple[str, str], Tier] = {}
         self._guards: dict[int, GuardedTier] = {}   # id(tier) -> its guard; tiers live as long as the session
         self._pool: Any = None   # engine.workers.WorkerPool, started by the first compile with workers
+        self._active: set[CancelToken] = set()   # the tokens of the compiles in progress (any thread)
+        self._active_lock = threading.Lock()
+        self._scope = threading.local()           # .token: the token of this thread's compile in progress
+
+    # -- cancel ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def compiling(self) -> Iterator[CancelToken]:
+        """The cancel token of the compile(s) run inside the block: ``cancel()`` reaches it while the
+        block runs, never after. A block inside another of the same thread shares its token (so one
+        Cancel stops every compile of an ``advice.apply``, the one about to start included)."""
+        outer = getattr(self._scope, "token", None)
+        if outer is not None:
+            yield outer
+            return
+        token = CancelToken()
+        with self._active_lock:
+            self._active.add(token)
+        self._scope.token = token
+        try:
+            yield token
+        finally:
+            self._scope.token = None
+            with self._active_lock:
+                self._active.discard(token)
+
+    def cancel(self) -> None:
+        """Stop the compiles in progress at their next step (each raises CancelledError and keeps the
+        model's previous callables); nothing when none runs. ``s.monitor.cancel()`` is the same."""
+        with self._active_lock:
+            tokens = list(self._active)
+        for token in tokens:
+            token.cancel()
+
+    # -- cache tiers -----------------------------------------------------------------------
+    def resize_memory(self, entries: int, max_bytes: int | None = None) -> None:
+        """Bound the memory tier to ``entries`` entries and ``max_bytes`` bytes (None: entries only),
+        evicting the least recently used unpinned entries down to the new bounds."""
+        self.memory.resize(entries, max_bytes)
+
+    def set_bounds(self, cfg: CacheConfig) -> None:
+        """Bound the tiers ``cfg`` enables to its sizes: the memory tier (``memory_entries``,
+        ``memory_bytes``) and the disk tier of ``cfg.dir`` (``disk_max_bytes``). A compile calls it
+        once, as it starts."""
+        if "memory" in cfg.tiers:
+            self.resize_memory(cfg.memory_entries, cfg.memory_bytes)
+        if "disk" in cfg.tiers:
+            self.disk_tier(cfg.dir, cfg.disk_max_bytes)
 
     def disk_tier(self, directory: str, max_bytes: int | None = None) -> DiskTier:
         """The disk tier of ``directory`` (one per dir and session); ``max_bytes`` updates its bound."""
@@ -45,6 +97,11 @@ class Session:
         elif max_bytes is not None:
             self._disk[path].max_bytes = max_bytes
         return self._disk[path]
+
+    def _disk_of(self, cfg: CacheConfig) -> DiskTier:
+        """The disk tier of ``cfg.dir``, made with ``cfg``'s bound when new; an existing one keeps its bound."""
+        path = os.path.abspath(os.path.expanduser(cfg.dir))
+        return self._disk[path] if path in self._disk else self.disk_tier(path, cfg.disk_max_bytes)
 
     def remote_tier(self, cfg: CacheConfig) -> Tier | None:
         """The remote tier of ``cfg.remote_url`` and ``cfg.remote_prefix`` (one per pair and session)."""
@@ -57,16 +114,15 @@ class Session:
         return self._remote[(url, cfg.remote_prefix)]
 
     def cache(self, cfg: CacheConfig) -> TieredCache:
-        """The tiers ``cfg`` enables, in lookup order."""
+        """The tiers ``cfg`` enables, in lookup order. Bounds stay as they are: a tier made now takes
+        ``cfg``'s, an existing one changes only through ``set_bounds`` / ``resize_memory``."""
         lower: list[Tier] = []
         if "disk" in cfg.tiers:
-            lower.append(self.disk_tier(cfg.dir, cfg.disk_max_bytes))
+            lower.append(self._disk_of(cfg))
         if "remote" in cfg.tiers:
             remote = self.remote_tier(cfg)
             if remote is not None:
                 lower.append(remote)
-        if "memory" in cfg.tiers:
-            self.memory.resize(cfg.memory_entries, cfg.memory_bytes)
         return TieredCache(self.memory if "memory" in cfg.tiers else None, [self._guard(t) for t in lower])
 
     def _guard(self, tier: Tier) -> GuardedTier:

@@ -154,10 +154,13 @@ def apply_config(cm: Any, config: CompileConfig, metric: str, inputs: Sequence[A
     if cm.report is None:
         raise VexploreError("advice.apply: the model has not been called yet; call it once (cm(*inputs)), then apply.")
     try:
-        before_report = cm.recompile(m.trial(old)) if m.trial is not None and m.trial_before else cm.report
-        before = [w.value(cm, before_report, inputs) for w in watched]
-        trial = cm.recompile(m.trial(config) if m.trial is not None else config)
-        after = [w.value(cm, trial, inputs) for w in watched]
+        # one cancel token for the trial's compiles: a Cancel (Session.cancel) stops the one running and
+        # those still to come; going back (below) is outside it, so that cancel does not stop it
+        with cm.session.compiling():
+            before_report = cm.recompile(m.trial(old)) if m.trial is not None and m.trial_before else cm.report
+            before = [w.value(cm, before_report, inputs) for w in watched]
+            trial = cm.recompile(m.trial(config) if m.trial is not None else config)
+            after = [w.value(cm, trial, inputs) for w in watched]
     except BaseException:
         if cm.config != old:   # a failed trial must not leave the model on it (e.g. every cache off)
             cm.recompile(old)

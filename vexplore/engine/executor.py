@@ -3,7 +3,9 @@
 ``InProcess`` compiles jobs one after another in this process; ``Workers`` hands them to the
 Session's pool of compile processes all at once (a job whose ops a worker cannot import
 compiles in process, saying why). Either way each attempt records one ``compile`` event when
-it ends, with the time it really started and took, and what it adds to the counters.
+it ends, with the time it really started and took, and what it adds to the counters. The
+compile's cancel token is checked before each job here, and before and after a pool's run (a
+pool's jobs in flight are never abandoned: the pool must be free for the next compile).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from typing import Any, Protocol, Sequence
 
 import torch
 
+from ..cancel import CancelToken
+from ..errors import CancelledError
 from ..monitor.events import EventRecorder
 from . import _torch_compat as tc
 from .compilers import InductorCompiler, describe
@@ -29,14 +33,16 @@ class Executor(Protocol):
 class InProcess:
     """Compiles in this process, one job after another (a cancel stops between jobs)."""
 
-    def __init__(self, inductor: InductorCompiler, rec: EventRecorder) -> None:
+    def __init__(self, inductor: InductorCompiler, rec: EventRecorder, cancel: CancelToken | None = None) -> None:
         self.inductor, self.rec = inductor, rec
+        self.cancel = cancel if cancel is not None else CancelToken()
 
     def run(self, jobs: Sequence[PieceJob], conservative: bool = False) -> list[Attempt]:
         return [self.one(job, conservative) for job in jobs]
 
     def one(self, job: PieceJob, conservative: bool, where: str | None = None, retry: bool = False) -> Attempt:
         """Compile ``job`` here; ``retry``: the ladder's conservative rung (counted as a retry)."""
+        self.cancel.check()
         counts = {"conservative_retries": 1} if retry else {}
         # the lock first: the step reads torch's process-wide compile metrics at both ends, and its length
         # should not include waiting for another thread's compile
@@ -81,7 +87,9 @@ class Workers:
                 remote.append((i, job, mods))
         if remote:
             assert options is not None   # else every job compiled here
+            self.local.cancel.check()
             out.update(self._remote(remote, options))
+            self.local.cancel.check()
         return [out[i] for i in range(len(jobs))]
 
     def _remote(self, remote: list[tuple[int, PieceJob, tuple[str, ...]]], options: bytes) -> dict[int, Attempt]:
@@ -94,13 +102,24 @@ class Workers:
                              job.grad))
             by_id[job.id] = (i, job)
         got: dict[int, Attempt] = {}
+        cancelled: list[CancelledError] = []
+
+        def arrived(r: Any) -> None:
+            # a cancel must not leave the pool mid-run (its workers would keep jobs it forgot): it is
+            # kept, the results still arriving are recorded and not loaded, and it is raised after the run
+            try:
+                got.update([self._arrived(r, *by_id[r.id])])
+            except CancelledError as e:
+                cancelled.append(e)
         try:
             with tc.compile_lock():   # the Session's pool serves one compile at a time (a background recompile too)
-                self.pool.run(wjobs, self.timeout_s, on_result=lambda r: got.update([self._arrived(r, *by_id[r.id])]))
+                self.pool.run(wjobs, self.timeout_s, on_result=arrived)
         except RuntimeError as e:   # the pool cannot start: compile here, saying why
             log.warning("vexplore: %s", e)
             for i, job, _ in remote:
                 got[i] = self.local.one(job, False, f"in-process: {e}")
+        if cancelled:
+            raise cancelled[0]
         return got
 
     def _arrived(self, r: Any, i: int, job: PieceJob) -> tuple[int, Attempt]:
@@ -110,6 +129,7 @@ class Workers:
         counts = {"inductor_compiles": 1, "worker_compiles": 1} if ok else (
             {f"worker_{r.status}": 1} if r.status in ("timeout", "crashed") else {})
         self.rec_compile(job, r, where, counts)
+        self.local.cancel.check()   # what follows is work in this process: a cancel skips it
         if r.status == "restart":
             # the worker met Dynamo's signal to trace again (Inductor's tensorify pass). What Dynamo must
             # specialize is recorded in the process that raised it, so the compile runs again here, where

@@ -1,6 +1,7 @@
 """CompiledModel: what ``vx.compile`` returns. Compiles on first call, keeps the captured graphs."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -12,8 +13,9 @@ from typing import Any, Callable
 import torch
 
 from ..cache.keys import versions as cache_versions
+from ..cancel import CancelToken
 from ..config import CompileConfig
-from ..errors import (ConfigError, VexploreError, VexploreFallbackWarning, VexplorePerformanceWarning,
+from ..errors import (CancelledError, ConfigError, VexploreError, VexploreFallbackWarning, VexplorePerformanceWarning,
                       VexploreValidationWarning)
 from ..monitor.events import CompileEvent, EventRecorder, metrics_delta
 from ..monitor.phases import derive_phases
@@ -43,6 +45,21 @@ class _Compile:
     last_mark: float = 0.0           # end of the latest backend call: Dynamo traces from here
     warnings: list[CompileWarning] = field(default_factory=list)   # of the model call, not of a graph
     metrics0: dict[str, float] | None = None   # torch's compile-time metrics when it began (a model call's)
+    cancel: CancelToken = field(default_factory=CancelToken)   # the Session's token of this compile
+    scope: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)   # holds the token while it runs
+
+    @classmethod
+    def start(cls, session: Session, rec: EventRecorder, kind: str, config: CompileConfig, **kw: Any) -> "_Compile":
+        """A compile beginning in ``session``: it takes a cancel token (``session.cancel()`` reaches it
+        until ``end()``), and the tiers take their bounds from its config, once."""
+        session.set_bounds(config.cache)
+        work = cls(rec, kind, config, **kw)
+        work.cancel = work.scope.enter_context(session.compiling())
+        return work
+
+    def end(self) -> None:
+        """The compile is over: a later cancel no longer reaches it."""
+        self.scope.close()
 
     def context(self, session: Session, on_fallback: Callable[[RuntimeFallback], None]) -> GraphContext:
         """The context of the next graph: its first piece index and the unique pieces built so far."""
@@ -51,7 +68,7 @@ class _Compile:
         pool = _TimedPool(pool, self.rec) if pool is not None else None
         known = {k: u for r in self.results for k, u in r.unique.items()}
         return GraphContext(session.cache(cfg.cache), self.rec, pool, sum(len(r.pieces) for r in self.results), known,
-                            on_fallback, in_trace=self.kind == "compile")
+                            on_fallback, in_trace=self.kind == "compile", cancel=self.cancel)
 
 
 class CompiledModel:
@@ -122,7 +139,7 @@ class CompiledModel:
         finally:
             if self._compile is not None:
                 done, self._compile = self._compile, None
-                self.session.monitor.reset_cancel()
+                done.end()
                 self._finish(done)
             self._trace_end(seen)
             if not self._warned_grad and torch.is_grad_enabled():
@@ -170,14 +187,14 @@ class CompiledModel:
         if cfg.dynamic_dims != self.config.dynamic_dims:
             raise ConfigError("recompile: dynamic_dims decide what Dynamo traces and cannot change "
                               "without a new trace; use vx.compile(model, cfg) for that.")
-        work = _Compile(EventRecorder(self.session.monitor, tc.compile_metrics), "recompile", cfg)
+        work = _Compile.start(self.session, EventRecorder(self.session.monitor, tc.compile_metrics), "recompile", cfg)
         try:
             for graph in self.graphs:
                 t0 = time.perf_counter()
                 work.results.append(compile_graph(graph, cfg, work.context(self.session, self._runtime_fallback)))
                 work.rec.add("graph", t0, time.perf_counter() - t0, graph=graph.index)
-        finally:  # a cancel scopes to this compile only
-            self.session.monitor.reset_cancel()
+        finally:  # a cancel reaches this compile only while it runs
+            work.end()
         for graph, result in zip(self.graphs, work.results):
             assert graph.runner is not None
             graph.runner.fn = result.fn
@@ -191,7 +208,8 @@ class CompiledModel:
         if self._compile is None:   # Dynamo adds its timings when a frame ends, so these still precede this frame's
             rec = EventRecorder(self.session.monitor, tc.compile_metrics)
             rec.t0 = self._call_t0
-            self._compile = _Compile(rec, "compile", self.config, last_mark=rec.t0, metrics0=tc.compile_metrics())
+            self._compile = _Compile.start(self.session, rec, "compile", self.config, last_mark=rec.t0,
+                                           metrics0=tc.compile_metrics())
         work = self._compile
         warned = len(work.warnings)
         self._trace.on_graph(len(self.graphs))
@@ -211,7 +229,9 @@ class CompiledModel:
             result = compile_graph(graph, self.config, work.context(self.session, self._runtime_fallback))
         except Exception as e:
             if tc.dynamo_signal(e) is not None:   # Dynamo traces this frame again: this graph never existed
-                self._aborted(work, graph, warned)
+                self._aborted(work, graph, warned, "aborted trace")
+            elif isinstance(e, CancelledError):   # nothing runs it: the next call traces it again
+                self._aborted(work, graph, warned, "cancelled")
             raise
         work.results.append(result)
         graph.runner, graph.graph_stats = GraphRunner(result.fn), result.stats
@@ -220,15 +240,16 @@ class CompiledModel:
         work.rec.add("graph", now, work.last_mark - now, graph=graph.index)   # what no step inside covers is vexplore's
         return graph.runner
 
-    def _aborted(self, work: _Compile, graph: CapturedGraph, warnings_before: int) -> None:
-        """Forget a graph whose trace Dynamo restarts (its compile raised Dynamo's restart signal): it is
-        in neither ``graphs`` nor the report. Its events stay (their time was spent), graph-less and named."""
+    def _aborted(self, work: _Compile, graph: CapturedGraph, warnings_before: int, why: str) -> None:
+        """Forget a graph whose trace Dynamo restarts (its compile raised Dynamo's restart signal) or whose
+        compile was cancelled: it is in neither ``graphs`` nor the report. Its events stay (their time was
+        spent), graph-less and named by ``why``."""
         self.graphs.remove(graph)
         self._one_token_graphs -= sum(w.kind in ("size_one", "decode_trace") for w in work.warnings[warnings_before:])
         del work.warnings[warnings_before:]
         for i, ev in enumerate(work.rec.events):
             if ev.graph == graph.index:
-                work.rec.events[i] = dataclasses.replace(ev, graph=None, detail=f"aborted trace: {ev.detail or ev.step}")
+                work.rec.events[i] = dataclasses.replace(ev, graph=None, detail=f"{why}: {ev.detail or ev.step}")
         work.last_mark = time.perf_counter()
 
     def _finish(self, work: _Compile) -> CompileReport:

@@ -6,7 +6,8 @@
 
 It never touches the model or the report: the GraphResult carries the callable, the pieces,
 the events and typed warnings of this graph, and the unique pieces it built, which later
-graphs of the same report reuse (``GraphContext.known``).
+graphs of the same report reuse (``GraphContext.known``). A cancel (``GraphContext.cancel``) is
+checked before each step and each job: it raises CancelledError, and nothing of this graph is kept.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch.fx as fx
 
 from ..cache.artifact import Artifact
 from ..cache.tiered import TieredCache
+from ..cancel import CancelToken
 from ..config import DEFAULT_SPLITTING_OPS, CompileConfig
 from ..monitor.events import CompileEvent, EventRecorder
 from ..monitor.report import CompileWarning, Piece
@@ -54,6 +56,7 @@ class GraphContext:
     known: Mapping[str, UniqueBuild] = field(default_factory=dict)   # built by earlier graphs of the report
     on_fallback: Callable[[RuntimeFallback], None] | None = None    # told when a piece fails at call time
     in_trace: bool = False      # inside Dynamo's backend call: Dynamo's restart signals are raised for it
+    cancel: CancelToken = field(default_factory=CancelToken)   # the compile's; checked between steps and jobs
 
 
 @dataclass(frozen=True)
@@ -87,15 +90,18 @@ def choose_strategy(gm: fx.GraphModule, cfg: CompileConfig, cuts: Sequence[Cut] 
 
 def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext) -> GraphResult:
     """Compile ``graph`` under ``config`` (see the module docstring)."""
-    rec, mark, gi = ctx.rec, len(ctx.rec.events), graph.index
+    rec, mark, gi, cancel = ctx.rec, len(ctx.rec.events), graph.index, ctx.cancel
+    cancel.check()
     with rec.step("strategy", graph=gi) as step:
         strategy, reason, cuts = _plan(graph.gm, config)
         step.kw["detail"] = f"{strategy}, split_policy={config.split_policy}: {policy_summary(cuts)}"
     ops = config.splitting_ops if strategy == "piecewise" else ()
+    cancel.check()
     with rec.step("split", graph=gi) as step:
         split = split_graph(graph.gm, lambda n: n.op.startswith("call_") and matches(op_name(n), ops), cuts)
         step.kw["detail"] = f"{len(split.pieces)} pieces, {sum(p.kind == 'compiled' for p in split.pieces)} compiled"
     warnings = _graph_warnings(graph, config, strategy, cuts)
+    cancel.check()
     with rec.step("fakeprop", graph=gi) as step:
         inputs, step.kw["detail"] = example_inputs(split, graph.fake_inputs, graph.fake_mode, graph.grad)
     plan = plan_pieces(split, inputs, graph, config, ctx.known, ctx.first_index)
@@ -103,14 +109,17 @@ def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext
     pieces, runners = _pieces(split, inputs, graph, plan, {**ctx.known, **built}, ctx.first_index)
     runners = guard(runners, pieces, {s.name: s.module.forward for s in split.pieces}, gi, ctx.on_fallback)
     if config.validate:
+        cancel.check()
         pieces = _validate_pieces(graph, split, runners, pieces, rec)
     mode = _cudagraph_mode(graph, config)
+    cancel.check()
     fn, stats, more = _stitch(graph, config, split, runners, rec, mode)
     skip = mode[1]
     if skip:
         pieces = [dataclasses.replace(p, cudagraph_skip_reason=skip) for p in pieces]
     validation: tuple[str, ...] = ()
     if config.validate:
+        cancel.check()
         with rec.step("validate", graph=gi):
             status = validate_graph(graph.gm, fn, graph.real_inputs, graph.written_inputs(), graph.grad)
         validation = (f"graph {gi}: {status}",)
@@ -159,7 +168,8 @@ def _build_unique(plan: Mapping[str, Planned], config: CompileConfig, ctx: Graph
             results[job.id] = hit
         else:
             misses.append((job, hit.miss_reason if hit is not None else None))
-    local = InProcess(InductorCompiler(config.mode, dict(config.inductor_options), config.post_grad_passes), ctx.rec)
+    local = InProcess(InductorCompiler(config.mode, dict(config.inductor_options), config.post_grad_passes), ctx.rec,
+                      ctx.cancel)
     executor = Workers(ctx.pool, local, config.compile_timeout_s) if ctx.pool is not None and config.compiler == "inductor" else local
     for (job, why), res in zip(misses, build([j for j, _ in misses], config, executor, local, ctx.in_trace)):
         results[job.id] = _store(job, res, ctx) if cached else res
@@ -174,6 +184,7 @@ def _build_unique(plan: Mapping[str, Planned], config: CompileConfig, ctx: Graph
 
 
 def _lookup(job: PieceJob, ctx: GraphContext) -> BuildResult:
+    ctx.cancel.check()
     # the lock first, as the executor does: the step's torch metrics must not count another thread's compile
     with tc.compile_lock(), ctx.rec.step("load", graph=job.graph, piece=job.piece, size=job.size) as step:
         hit = ctx.cache.lookup(job.key, load_artifact)
@@ -189,6 +200,7 @@ def _store(job: PieceJob, res: BuildResult, ctx: GraphContext) -> BuildResult:
     meta = {"reason": res.fallback_reason, "passes": [list(p) for p in res.passes],
             "pass_graphs": [list(p) for p in res.pass_graphs]}
     art = Artifact(res.data, res.compiler, meta) if res.data else None
+    ctx.cancel.check()
     with ctx.rec.step("store", graph=job.graph, piece=job.piece, size=job.size) as step:
         stored = ctx.cache.store(job.key, res.fn, art, res.info())
         step.kw["counts"] = stored.counters()

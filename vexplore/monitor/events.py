@@ -1,5 +1,6 @@
 """CompileEvent (one timed step) and the Monitor: it collects events and reports, tells listeners,
-keeps alerts, samples the process periodically, and carries cancel."""
+keeps alerts and samples the process periodically. It never steers a compile: ``Monitor.cancel()``
+passes the request on to its Session, whose cancel tokens the engine checks (vexplore/cancel.py)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from ..errors import CancelledError, ConfigError
+from ..errors import ConfigError
 from .alerts import GROWTH_MB, GROWTH_SAMPLES, Alert, AlertBook, memory_growth, report_alerts
 from .resources import ResourceProbe
 from .sampler import Probe, Sample, SamplerThread, Totals
@@ -81,7 +82,6 @@ class _Step:
         self.rec, self.name, self.kw = rec, step, kw
 
     def __enter__(self) -> "_Step":
-        self.rec.monitor.check_cancelled()
         self.probe = ResourceProbe.start()
         measured = self.rec.metrics is not None and self.name in TORCH_STEPS
         self.before = self.rec.metrics() if measured else None   # type: ignore[misc]
@@ -133,23 +133,24 @@ def metrics_delta(before: Mapping[str, float], after: Mapping[str, float]) -> tu
 
 
 class Monitor:
-    """Collects the reports of a Session, tells listeners of every event, keeps alerts, samples, and
-    carries cancel.
+    """Collects the reports of a Session, tells listeners of every event, keeps alerts and samples.
 
     Listeners (``subscribe(fn)``) get each CompileEvent as it happens: the CLI prints a progress
     line per piece from them and the explorer moves its progress bar. Alerts (``alerts``,
     ``on_alert(fn)``) are raised by the compile or call that causes them, sampling or not;
     ``start(interval_s)`` samples the process in a background thread (``samples``) until ``stop()``
-    or ``Session.close()``. ``disk_bytes`` (the Session passes it) says what the disk tiers hold.
+    or ``Session.close()``. ``disk_bytes`` (the Session passes it) says what the disk tiers hold;
+    ``cancel`` (the Session's ``cancel``) is what ``Monitor.cancel()`` calls.
     """
 
     SAMPLE_HISTORY = 10_000     # samples kept (a week at the default minute)
 
-    def __init__(self, history: int = 100, disk_bytes: Callable[[], int] | None = None) -> None:
+    def __init__(self, history: int = 100, disk_bytes: Callable[[], int] | None = None,
+                 cancel: Callable[[], None] | None = None) -> None:
         self.reports: list[Any] = []
         self._history = history
         self._listeners: list[Callable[[CompileEvent], None]] = []
-        self._cancel = False
+        self._cancel = cancel
         self._book = AlertBook()
         self._disk_bytes = disk_bytes
         self._lock = threading.Lock()          # the totals and samples: read by the sampling thread
@@ -250,14 +251,11 @@ class Monitor:
 
     # -- cancel ----------------------------------------------------------------------------
     def cancel(self) -> None:
-        """Ask the compile in progress to stop at the next step (it raises CancelledError)."""
-        self._cancel = True
+        """Ask the compiles in progress to stop at their next step (each raises CancelledError): the
+        same as ``Session.cancel()``, which this calls; nothing when none runs."""
+        if self._cancel is not None:
+            self._cancel()
 
     def reset_cancel(self) -> None:
-        """Forget a cancel that arrived after the last step (called when a compile ends)."""
-        self._cancel = False
-
-    def check_cancelled(self) -> None:
-        if self._cancel:
-            self._cancel = False
-            raise CancelledError("compile cancelled by the user (Monitor.cancel()); the previous report stays in effect.")
+        """Nothing to forget: a cancel reaches only the compiles in progress, never a later one
+        (kept so that callers from before cancel tokens keep working)."""
