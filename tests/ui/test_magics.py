@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 import vexplore as vx
-from vexplore.magics import VxbenchLine, split_vexplore_line, split_vxbench_line
+from vexplore.ui.magiclines import VxbenchLine, split_vexplore_line, split_vxbench_line
 from vexplore.ui.benchpanel import BenchView
 from vexplore.ui.explorer import Explorer
 
@@ -98,7 +98,8 @@ def test_vxbench_statement_quiet_and_errors(ip):
 # -- the help: %vexplore? and %vxbench? print the magics' docstrings, generated from their parsers --------
 
 import vexplore.magics as magics_module  # noqa: E402
-from vexplore.magics import VEXPLORE_PARSER, VXBENCH_PARSER, VexploreMagics  # noqa: E402
+from vexplore.magics import VexploreMagics  # noqa: E402
+from vexplore.ui.magiclines import VEXPLORE_PARSER, VXBENCH_PARSER  # noqa: E402
 from vexplore.config import COMPILERS, CUDAGRAPH_MODES, STRATEGIES  # noqa: E402
 
 MAGICS = [("vexplore", VEXPLORE_PARSER), ("vxbench", VXBENCH_PARSER)]
@@ -173,3 +174,17 @@ def test_question_mark_shows_the_help(ip, monkeypatch):
 def test_usage_errors_point_to_the_help(ip, magic, line):
     with pytest.raises(UsageError, match=rf"usage: %{magic} .*\n%{magic}\? lists every option with an example"):
         ip.run_line_magic(magic, line)
+
+
+def test_statement_function_and_size_are_library_functions():
+    """%vxbench's statement compiler works on any namespace, without IPython (bench/statement.py)."""
+    import torch
+
+    from vexplore.bench.statement import statement_function, statement_size
+
+    ns = {"x": torch.ones(7, 3), "k": 2}
+    assert statement_function("x.sum() * k", ns)().item() == 42            # the last expression's value
+    assert statement_function("y = x * k; z = y.sum()", ns)()[1].item() == 42   # else the names it assigns
+    assert statement_size("y = f(x)", ns) == (7, "dim 0 of x") and statement_size("f(k)", ns) == (None, "tokens")
+    with pytest.raises(vx.VexploreError, match="not valid Python"):
+        statement_function("f(", ns)
