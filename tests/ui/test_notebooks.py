@@ -132,9 +132,12 @@ def _monitor_and_advice(outputs: list, text: str) -> None:
                       ("warning", "graph-break", "fix it in the code"),
                       ("info", "repeated-blocks", "Apply measures compiled_nodes")]
     assert "fixed: graphs=1 breaks=0 recompiles=0 steps counted=3\nadvice: ['repeated-blocks']" in text
-    applied = re.search(r"^applied repeated-blocks: compiled_nodes (\d+) -> (\d+), kept$", text, re.M)
+    # fewer nodes to compile; kept unless the cold compile took longer (on a 2-core CPU each unique piece is a
+    # gcc build of its own, so a loaded machine can make three builds slower than one: then reverted)
+    applied = re.search(r"^applied repeated-blocks: compiled_nodes (\d+) -> (\d+), (kept|reverted)$", text, re.M)
     assert applied and int(applied[2]) < int(applied[1])
-    assert re.search(r"^now: strategy=piecewise split_policy=repeats ", text, re.M) and "matches eager: True" in text
+    policy = "repeats" if applied[3] == "kept" else "ops"
+    assert re.search(rf"^now: strategy=\w+ split_policy={policy} ", text, re.M) and "matches eager: True" in text
     assert "alert: [critical] compile-system-failure\nalert: [warning] cache-failure" in text
     assert int(re.search(r"^samples: (\d+);", text, re.M)[1]) >= 2
     assert re.search(r"^refused: CompileConfig.inductor_options: 'epilogue_fusoin' is not an Inductor option .* "
