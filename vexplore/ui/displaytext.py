@@ -165,8 +165,8 @@ def shown_advice(advice: Sequence[Any] | None, names: CellNames | None = None) -
 
 # -- paths ----------------------------------------------------------------------------------------
 # An absolute POSIX path of two or more parts (not a URL's //host/..., not a closing tag, not a date).
-_PATH = re.compile(r"(?<![\w:/.<>&;~-])/(?:[\w.+@-]+/)+[\w.+@-]*")
-_HOME = re.compile(r"(?<![\w:/.<>&;-])~/(?:[\w.+@-]+/)*[\w.+@-]*")
+_PATH = re.compile(r"(?<![\w:/.<~-])/(?:[\w.+@-]+/)+[\w.+@-]*")
+_HOME = re.compile(r"(?<![\w:/.<-])~/(?:[\w.+@-]+/)*[\w.+@-]*")
 
 
 def strip_paths(text: str) -> str:
