@@ -73,7 +73,7 @@ def test_the_64_layer_explorer_sends_under_3_mb_and_a_second_under_2_mb(toy64, t
     ex1 = vx.explore(m, x, config=cfg, session=vx.Session())
     ex2 = vx.explore(m, x, config=cfg, session=vx.Session())
     for ex in (ex1, ex2):
-        ex._release_charts()
+        ex.charts.release()
     w1, w2 = reached(ex1), reached(ex2)
     first = sum(state_bytes(w) for w in w1.values())
     second = sum(state_bytes(w) for mid, w in w2.items() if mid not in w1)
@@ -85,9 +85,6 @@ def test_the_64_layer_explorer_sends_under_3_mb_and_a_second_under_2_mb(toy64, t
     assert all(len(w.get_state().get("_esm", "")) < 4000 for w in w2.values())
     assert not any(type(w).__name__ == "FigureWidget" for w in w2.values())
     # charts are plotly's mime type, a few KB each; the graph goes gzipped and comes back whole
-    ex1.wait()
-    for chart in (ex1.bars, ex1.timeline):
-        chart.wait = None
     _wait_released(ex1)
     bundle = ex1.bars.outputs[0]["data"]
     assert set(bundle) == {MIME, "text/plain"} and len(json.dumps(bundle)) < 40_000

@@ -12,8 +12,8 @@ traces), for code and tests that read the chart (the widget's own ``layout`` is 
 A figure without traces is its title as a line of text: an empty chart would cost the page a
 plotly draw for nothing.
 
-``FigureView(held=True)`` keeps its figure back until ``release()``, and ``release_in_turn`` sends
-held charts one at a time, ``gap_s`` apart, from a thread of its own: JupyterLab handles widget
+``FigureView(held=True)`` keeps its figure back until ``release()``, and ``HeldCharts`` sends held
+charts one at a time, ``gap_s`` apart, from a thread of its own: JupyterLab handles widget
 messages that arrive together in one browser task (its kernel connection chains their handling),
 so a dashboard and its charts sent together are built and drawn in one long task (two charts of a
 64-layer model: 320 ms on a 2-core machine), and sent apart in a task each (about 110 ms).
@@ -84,12 +84,25 @@ class FigureView(widgets.Output):
         return self.figure.data
 
 
-def release_in_turn(views: Sequence[FigureView], gap_s: float) -> threading.Thread:
-    """Release ``views`` in order, waiting ``gap_s`` before each, in a daemon thread (returned)."""
-    def pace() -> None:
-        for view in views:
-            time.sleep(gap_s)
-            view.release()
-    thread = threading.Thread(target=pace, name="vexplore-charts", daemon=True)
-    thread.start()
-    return thread
+class HeldCharts:
+    """Held FigureViews sent once, in turn (``release``): ``gap_s`` apart, from a daemon thread; or,
+    if nobody releases them (a dashboard shown inside another widget, say), ``after_s`` after this
+    is made."""
+
+    def __init__(self, views: Sequence[FigureView], gap_s: float, after_s: float) -> None:
+        self.views, self.gap_s = list(views), gap_s
+        self._sent = threading.Event()
+        timer = threading.Timer(after_s, self.release)
+        timer.daemon = True
+        timer.start()
+
+    def release(self) -> None:
+        if self._sent.is_set():
+            return
+        self._sent.set()
+
+        def pace() -> None:
+            for view in self.views:
+                time.sleep(self.gap_s)
+                view.release()
+        threading.Thread(target=pace, name="vexplore-charts", daemon=True).start()

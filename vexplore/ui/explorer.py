@@ -17,8 +17,6 @@ this model's alerts and the session's, not another model's (``modelalerts``).
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from typing import Any, Sequence
 
 import ipywidgets as widgets
@@ -34,7 +32,7 @@ from ..session import Session
 from .advicehtml import apply_text, explanations_html, top_advice_html
 from .advicetab import AdviceTab
 from .benchpanel import BenchPanel
-from .chart import FigureView, release_in_turn
+from .chart import FigureView, HeldCharts
 from .code import code_html, pass_pair
 from .controls import Controls
 from .displaytext import CellNames, shown_advice
@@ -42,7 +40,7 @@ from .figures import compile_time_figure, timeline_figure
 from .graphwidget import GraphWidget
 from .history import History
 from .jobs import Worker
-from .modelalerts import model_alerts
+from .modelalerts import model_alerts, watch
 from .progress import Progress
 from .render import graph_view
 from .snapshot import LiveSnapshot, advice_for
@@ -102,12 +100,9 @@ class Explorer(widgets.VBox):
             bottom], layout=widgets.Layout(width="100%"))
         self.add_class("vexplore-explorer")
         self.show(self.shown)
-        # Charts go after the dashboard, one at a time (chart.py says why); shown some other way
-        # (inside another widget, say), they go a moment after it is made.
-        self._charts_sent = threading.Event()
-        timer = threading.Timer(CHARTS_AFTER_S, self._release_charts)
-        timer.daemon = True
-        timer.start()
+        # sent after the dashboard, one at a time (chart.py says why): _ipython_display_ releases them
+        self.charts = HeldCharts([self.bars, self.timeline, *((self.bench.chart,) if self.bench is not None else ())],
+                                 CHART_GAP_S, CHARTS_AFTER_S)
 
     def _live_parts(self, cm: CompiledModel, inputs: tuple[Any, ...]) -> tuple[list[widgets.Widget], widgets.Widget]:
         """Controls, Compile and progress (above the tabs) and the benchmark panel (below): they need the model."""
@@ -116,7 +111,7 @@ class Explorer(widgets.VBox):
         self.bench: BenchPanel | None = BenchPanel(cm, inputs, sizes=_default_sizes(inputs))
         self.compile_button.on_click(lambda _b: self._on_compile())
         self.bench.run.on_click(lambda _b: self.benchmark())
-        self._watch_alerts(cm.session.monitor)
+        watch(cm.session.monitor, self, Explorer._draw_alerts)
         return [self.controls.widget, widgets.HBox([self.compile_button]), self.progress.widget], self.bench.widget
 
     def _replay_parts(self) -> tuple[list[widgets.Widget], widgets.Widget]:
@@ -155,7 +150,7 @@ class Explorer(widgets.VBox):
             self.history_view.widget, self.advice_view.widget])
         for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice")):
             self.tabs.set_title(i, title)
-        self.bars = FigureView(held=True)        # sent after the dashboard: _ipython_display_
+        self.bars = FigureView(held=True)        # sent after the dashboard (self.charts)
         self.timeline = FigureView(held=True)
         for w in (self.expand, self.fold):
             w.observe(lambda _c: self._draw_graph(), "value")
@@ -211,10 +206,6 @@ class Explorer(widgets.VBox):
     def number(self, report: CompileReport) -> int | None:
         """``report``'s number in this explorer (1, 2, 3 in the History tab), None if it is not one of them."""
         return next((i + 1 for i, r in enumerate(self.reports) if r is report), None)
-
-    def _number_of_id(self, report_id: int) -> int | None:
-        """The number of this explorer's report whose (session-wide) id is ``report_id``."""
-        return next((i + 1 for i, r in enumerate(self.reports) if r.id == report_id), None)
 
     # -- actions ---------------------------------------------------------------------------
     def _on_compile(self) -> None:
@@ -327,22 +318,10 @@ class Explorer(widgets.VBox):
         shown = self._shown_advice or ()
         return next((a for s, a in zip(shown, self.advice or ()) if s is advice or s == advice), advice)
 
-    def _watch_alerts(self, monitor: Any) -> None:
-        """List this model's and the session's alerts in the Advice tab, redrawn on each new alert
-        (the callback holds the explorer weakly: one that is gone unsubscribes itself)."""
-        ref = weakref.ref(self)
-
-        def told(_alert: Any) -> None:
-            ex = ref()
-            if ex is None:
-                unsubscribe()
-            else:
-                ex._draw_alerts()
-        unsubscribe = monitor.on_alert(told)
-        self._draw_alerts()
-
     def _draw_alerts(self) -> None:
-        self.advice_view.show_alerts(model_alerts(self.session.monitor.alerts, self.cm, self._number_of_id, self.names))
+        """This model's and the session's alerts in the Advice tab (``modelalerts``), numbered as here."""
+        numbers = {r.id: i + 1 for i, r in enumerate(self.reports)}   # session-wide id -> number here
+        self.advice_view.show_alerts(model_alerts(self.session.monitor.alerts, self.cm, numbers.get, self.names))
 
     def apply_advice(self, advice: Any, wait: bool = False) -> bool:
         """Apply ``advice`` in the background (``advice.apply(cm, inputs)``: recompile, measure its
@@ -389,13 +368,7 @@ class Explorer(widgets.VBox):
         """The widget, then its static snapshot as an output of its own (ui/snapshot.py says why),
         then the charts, each in a message of its own (chart.py says why)."""
         self.snapshot.display(self._repr_mimebundle_())
-        self._release_charts()
-
-    def _release_charts(self) -> None:
-        if not self._charts_sent.is_set():
-            self._charts_sent.set()
-            release_in_turn([self.bars, self.timeline, *((self.bench.chart,) if self.bench is not None else ())],
-                            CHART_GAP_S)
+        self.charts.release()
 
     def wait(self, timeout: float | None = 600) -> None:
         """Block until the running compile or benchmark has finished and the views are drawn."""

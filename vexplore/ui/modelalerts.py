@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import weakref
 from typing import Any, Callable, Sequence
 
 from .displaytext import CellNames
@@ -56,3 +57,19 @@ def model_alerts(alerts: Sequence[Any], cm: Any, number_of: Callable[[int], int 
             msg = names.sub(msg)
         out.append(dataclasses.replace(a, message=msg) if msg != a.message else a)
     return out
+
+
+def watch(monitor: Any, owner: Any, redraw: Callable[[Any], None]) -> Callable[[], None]:
+    """Call ``redraw(owner)`` now and on each new alert of ``monitor``; returns the unsubscribe
+    function. ``owner`` is held weakly: once it is gone, the next alert unsubscribes."""
+    ref = weakref.ref(owner)
+
+    def told(_alert: Any) -> None:
+        o = ref()
+        if o is None:
+            unsubscribe()
+        else:
+            redraw(o)
+    unsubscribe = monitor.on_alert(told)
+    redraw(owner)
+    return unsubscribe
