@@ -9,6 +9,7 @@ paths in an export unless asked, cache tiers that mean what they say.
 """
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import re
@@ -288,6 +289,9 @@ def test_graph_break_in_a_cell_is_named_by_the_cell(ip, monkeypatch):
     assert where in ex.top_advice.value or "graph-break" not in ex.top_advice.value
     alerts = ex.advice_view.alerts.value
     assert where in alerts and "ipykernel_" not in alerts
+    snap = ex.snapshot.bundle()["text/html"]                  # the snapshot, its SVG images included
+    images = [base64.b64decode(m) for m in re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', snap)]
+    assert images and "ipykernel_" not in snap and not any(b"ipykernel_" in i for i in images)
 
 
 def test_evidence_in_the_advice_tab_to_three_figures_and_apply_gets_the_original(ip):

@@ -189,10 +189,13 @@ def _stripes(events: list[Any], geometry: tuple[float, float, int, int]) -> list
 
 
 # -- sections -----------------------------------------------------------------------------------
-def graph_section(report: CompileReport, inline: bool) -> str:
+def graph_section(report: CompileReport, inline: bool, names: CellNames | None = None) -> str:
     """The graph as Graphviz drew it (inline SVG, or a data-URI image for notebooks); without
-    Graphviz the plain drawing of the pieces and why."""
+    Graphviz the plain drawing of the pieces and why. ``names``: cells named in the SVG before it is
+    encoded (an image's text is out of reach afterwards)."""
     svg, why = graph_svg(report)
+    if svg is not None and names is not None:
+        svg = names.sub(svg)
     if svg is None:
         return f'<div style="color:#a15c00">{why}</div>{plain_html(report)}'
     if inline:
@@ -221,10 +224,10 @@ def notes_section(subject: Subject) -> str:
     return f"<div><b>Warnings</b>{warnings}<b>Advice</b>{advice}</div>"
 
 
-def sections(subject: Subject, inline: bool) -> list[tuple[str, str]]:
+def sections(subject: Subject, inline: bool, names: CellNames | None = None) -> list[tuple[str, str]]:
     """(title, HTML) of what both the snapshot and the export show; ``inline``: SVG inline, else as images."""
     r = subject.report
-    out = [("Graph", graph_section(r, inline)), (f"Pieces ({len(r.pieces)})", pieces_table(r)),
+    out = [("Graph", graph_section(r, inline, names)), (f"Pieces ({len(r.pieces)})", pieces_table(r)),
            ("Timeline", timeline_section(r, inline)), ("Warnings and advice", notes_section(subject))]
     if subject.bench is not None and subject.bench.rows:
         out.append(("Benchmark", bench_table(subject.bench)))
@@ -242,19 +245,21 @@ def summary(subject: Subject) -> str:
     return summary_html(dataclasses.replace(subject.report, warnings=()), number=subject.number)
 
 
-def snapshot_html(subject: Subject, uid: str = "") -> str:
+def snapshot_html(subject: Subject, uid: str = "", names: CellNames | None = None) -> str:
     """The notebook snapshot: plain HTML with inline styles and data-URI images, no script.
-    ``uid`` names the live explorer whose ``hide_rule`` hides it."""
+    ``uid`` names the live explorer whose ``hide_rule`` hides it; ``names``: notebook cells named
+    ``cell [n], line k`` (images included)."""
     r = subject.report
     head = (f'<div style="font-size:14px;font-weight:bold">vexplore — {esc(subject.title or "report")}: '
             f"snapshot of report {subject.number}</div>"
             '<div style="color:#666666;font-size:11px">A static copy kept with the notebook. The live explorer '
             "shows here instead while its kernel runs: run the cell again to get it back.</div>")
-    body = "".join(details(t, h) for t, h in sections(subject, inline=False))
+    body = "".join(details(t, h) for t, h in sections(subject, inline=False, names=names))
     cls = f"vx-snapshot vx-snapshot-{uid}" if uid else "vx-snapshot"
     top = top_advice_html(subject.shown_advice, "Warnings and advice below")
-    return (f'<div class="{cls}" style="font-family:sans-serif;font-size:12px;border:1px solid #dddddd;'
+    html = (f'<div class="{cls}" style="font-family:sans-serif;font-size:12px;border:1px solid #dddddd;'
             f'border-radius:4px;padding:6px 10px;margin:4px 0">{head}{summary(subject)}{top}{body}</div>')
+    return names.sub(html) if names is not None else html
 
 
 class LiveSnapshot:
@@ -278,7 +283,7 @@ class LiveSnapshot:
 
     def bundle(self, subject: Subject | None = None) -> dict[str, str]:
         subject = subject or subject_of(self.source)
-        return {"text/html": CellNames.current().sub(snapshot_html(subject, self.uid)),   # cells by number
+        return {"text/html": snapshot_html(subject, self.uid, CellNames.current()),
                 "text/plain": f"vexplore snapshot of report {subject.number} (HTML)"}
 
     def display(self, widget_bundle: dict[str, Any]) -> None:
