@@ -144,6 +144,13 @@ def test_cell_names(text, shown):
     assert CELLS.sub(text) == shown
 
 
+def test_cell_names_scan_for_shapes_not_for_each_cell():
+    many = CellNames({f"/tmp/ipykernel_1/{i}.py": i for i in range(1, 300)})
+    assert many.sub("/tmp/ipykernel_1/250.py:3 and 17.py") == "cell [250], line 3 and cell [17]"
+    assert all(len(p.pattern) < 1000 for p in many._compiled[0])     # the cost does not grow with the cells
+    assert CellNames({"my cell": 5}).sub("at my cell:2") == "at cell [5], line 2"   # IPYKERNEL_CELL_NAME's
+
+
 def test_cell_names_walk_data_and_read_the_running_shell(ip):
     data = {"a": ["/tmp/ipykernel_81/2093.py:2", 1.5], "b": ("2093.py:3",)}
     assert CELLS.walk(data) == {"a": ["cell [3], line 2", 1.5], "b": ("cell [3], line 3",)}
