@@ -223,6 +223,7 @@ def test_apply_shows_both_figures_and_revert_goes_back(stacked):
     before = cm.config
     tab = ex.advice_view
     assert tab.revert_button.layout.display == "none"               # nothing to revert yet
+    assert all(b.layout.display is None and b.layout is not tab.revert_button.layout for b in tab.buttons)
     tab.buttons[0].click()
     ex.wait()
     [(a, res)] = ex.applied
@@ -469,10 +470,25 @@ def test_advice_tab_applies_by_clicking_in_jupyterlab(lab, tmp_path):
         assert "recompile" in ex.locator(".vx-gv-details").inner_text()
         page.screenshot(path=str(shots / "browser-advice-graph.png"))
         ex.locator(".lm-TabBar-tab", has_text="Advice").click()
-        ex.locator("button", has_text="Apply").click()
+        apply = ex.locator("button.vx-apply-button")
+        for width in (800, 1400):                # the button keeps its label whole, the advice text wraps
+            page.set_viewport_size({"width": width, "height": 2600})
+            page.wait_for_timeout(300)
+            fits = apply.evaluate("""(b) => { const row = b.closest('.widget-hbox').getBoundingClientRect(), r = b.getBoundingClientRect();
+                return [b.scrollWidth <= b.clientWidth, r.left >= row.left - 1 && r.right <= row.right + 1, b.innerText.trim()]; }""")
+            assert fits == [True, True, "Apply"], (width, fits)
+        page.set_viewport_size({"width": 1280, "height": 2600})
+        apply.click()
         ex.locator(".vx-apply-result", has_text="kept").wait_for(timeout=60_000)
         assert "repeated-blocks" in ex.locator(".vx-apply-result").inner_text()
+        figures = ex.locator("table.vx-apply-figures tr[data-metric]")
+        assert figures.count() == 2 and "compiled_nodes" in figures.nth(0).inner_text()   # the metric and compile_s
         page.screenshot(path=str(shots / "browser-advice.png"))
+        revert = ex.locator("button.vx-revert-button")
+        if revert.is_visible():                  # where the explorer passes AdviceTab(..., revert=...)
+            revert.click()
+            ex.locator(".vx-revert", has_text="reverted").wait_for(timeout=60_000)
+            ex.locator("button.vx-apply-button").wait_for(timeout=30_000)   # the advice is back, to apply again
     assert not errors, errors
 
 

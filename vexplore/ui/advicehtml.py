@@ -57,7 +57,7 @@ def advice_item_html(a: Any) -> str:
     severity, code = getattr(a, "severity", ""), getattr(a, "code", "")
     message = getattr(a, "message", str(a))
     return (f'<div class="vx-advice" data-code="{esc(code)}" data-severity="{esc(severity)}" '
-            f'style="border-left:4px solid {_colour(severity)};padding:2px 8px;margin:4px 0">'
+            f'style="border-left:4px solid {_colour(severity)};padding:2px 8px;margin:4px 0;overflow-wrap:anywhere">'
             f'<b style="color:{_colour(severity)}">{esc(severity)} {esc(code)}</b>: {esc(message)}'
             f'{evidence_html(getattr(a, "evidence", None))}</div>')
 

@@ -41,7 +41,7 @@ class AdviceTab:
         self.buttons: list[widgets.Button] = []       # one per row; a row without a config has none
         self.reasons: list[widgets.HTML] = []         # per button: why it is off, or what it is doing
         self.status = widgets.HTML(layout=widgets.Layout(flex="1 1 0%", min_width="0"))   # the last Apply's result
-        self.revert_button = widgets.Button(description="Revert", icon="undo", layout=_BUTTON,
+        self.revert_button = widgets.Button(description="Revert", icon="undo", layout=_button_layout(),
                                             tooltip="recompile with the config from before this Apply")
         self.revert_button.layout.display = "none"    # shown after a kept Apply
         self.revert_button.add_class("vx-revert-button")
@@ -50,7 +50,7 @@ class AdviceTab:
         self.revert_status = widgets.HTML()
         self.rows = widgets.VBox(layout=widgets.Layout(width="100%"))
         self.alerts = widgets.HTML(alerts_html(None))
-        self.widget = widgets.VBox([widgets.HBox([self.status, self.revert_button], layout=_ROW), self.revert_status,
+        self.widget = widgets.VBox([widgets.HBox([self.status, self.revert_button], layout=_row_layout()), self.revert_status,
                                     self.rows, self.alerts], layout=widgets.Layout(width="100%"))
         self.widget.add_class("vx-advice-tab")
         self._enabled = True
@@ -80,7 +80,7 @@ class AdviceTab:
         text = widgets.HTML(advice_item_html(a), layout=widgets.Layout(flex="1 1 0%", min_width="0"))
         if getattr(a, "config", None) is None:
             return text
-        button = widgets.Button(description="Apply", icon="check", layout=_BUTTON,
+        button = widgets.Button(description="Apply", icon="check", layout=_button_layout(),
                                 tooltip="recompile with the advised config, measure before and after, "
                                         "keep it if better")
         button.add_class("vx-apply-button")
@@ -90,7 +90,7 @@ class AdviceTab:
         self.reasons.append(reason)
         actions = widgets.VBox([button, reason], layout=widgets.Layout(flex="0 0 auto", max_width="45%",
                                                                         align_items="flex-end"))
-        return widgets.HBox([text, actions], layout=_ROW)
+        return widgets.HBox([text, actions], layout=_row_layout())
 
     def _applicable(self) -> list[Any]:
         return [a for a in self.advice if getattr(a, "config", None) is not None]
@@ -189,8 +189,15 @@ class AdviceTab:
         return unsubscribe
 
 
-_ROW = widgets.Layout(display="flex", flex_flow="row nowrap", align_items="flex-start", width="100%")
-_BUTTON = widgets.Layout(width="auto", min_width="max-content", flex="0 0 auto")
+def _row_layout() -> widgets.Layout:
+    """A row: the text takes the room left (and wraps), the actions keep their width. A layout of its own:
+    a Layout is a widget, shared it would carry one row's change to all."""
+    return widgets.Layout(display="flex", flex_flow="row nowrap", align_items="flex-start", width="100%")
+
+
+def _button_layout() -> widgets.Layout:
+    """As wide as the button's label: never clipped (a fixed width cut it to "✔ Ap")."""
+    return widgets.Layout(width="auto", min_width="max-content", flex="0 0 auto")
 
 
 def _close(w: widgets.Widget) -> None:
