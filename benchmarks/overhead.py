@@ -7,7 +7,8 @@ so the pieces are plain GraphModules and what differs is the call path. Timed wi
 the three measured in turn (drift hits them alike), best of 25 rounds of 500 calls, per call:
 
 - ``entry``: ``cm(x)``: Dynamo's guards, the runner, the stitched parent, the pieces;
-- ``stitched``: the stitched parent called directly (what the runner calls);
+- ``stitched``: the stitched code called directly (what the runner calls: the parent graph's code as a
+  plain function, no nn.Module call chain, without CUDA graphs);
 - ``direct``: the same pieces' runners called one after another on recorded inputs.
 
 entry - stitched is what Dynamo and vexplore's entry cost; (stitched - direct) / pieces is the

@@ -41,7 +41,7 @@ from .plan import Planned, plan_pieces
 from .pieces import UniqueBuild, base_fields, compiled_piece, split_op_piece
 from .split import Split, example_inputs, split_graph
 from .splitplan import Cut, plan_cuts, policy_summary
-from .stitch import SizeDispatch, install, unwrap
+from .stitch import SizeDispatch, stitched, unwrap
 from .validate import eager_reference, uninitialized_outputs, validate_graph, validate_pieces
 
 
@@ -257,7 +257,7 @@ def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: 
     kind, skip = mode
     if kind == "none":
         with rec.step("stitch", graph=graph.index):
-            fn = install(split.gm, runners).forward
+            fn = stitched(split.gm, runners)
         warn = CompileWarning("cudagraph_skip", f"graph {graph.index}: runs without CUDA graphs: {skip}", graph.index)
         return fn, None, [warn] if skip else []
     parts = cudagraph.GraphParts(

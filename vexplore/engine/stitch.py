@@ -2,11 +2,16 @@
 
 The parent GraphModule from split_module already calls its pieces in order; stitching puts each
 compiled piece's callable in the parent's instance ``__dict__`` under the piece's name, which
-Python finds before nn.Module's submodule lookup. The per-call overhead is the parent's
-generated forward plus one small wrapper per piece.
+Python finds before nn.Module's submodule lookup. Without CUDA graphs the graph runs the parent's
+code as a plain function (``stitched``), bound to the parent: no torch.fx lazy-forward stub and
+no nn.Module ``__call__`` chain, so the per-call overhead is one generated function plus one small
+wrapper per piece. The GraphRunner Dynamo calls adds no frame of its own.
 """
 from __future__ import annotations
 
+import itertools
+import linecache
+import types
 from typing import Any, Callable, Sequence
 
 import torch
@@ -85,18 +90,51 @@ class SizeDispatch:
 
 
 class GraphRunner:
-    """What the backend hands Dynamo: an indirection that ``recompile`` can re-point."""
+    """What the backend hands Dynamo: an indirection that ``recompile`` can re-point.
 
-    __slots__ = ("fn",)
+    Each runner has a class of its own whose ``__call__`` is ``fn`` itself (a staticmethod), so
+    Python calls ``fn`` straight from the runner's type slot: re-pointable, yet no Python frame of
+    its own between Dynamo's frame and the stitched code.
+    """
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    __slots__ = ()
+
+    def __new__(cls, fn: Callable[..., Any]) -> "GraphRunner":
+        self = object.__new__(type(cls.__name__, (cls,), {"__slots__": (), "__module__": cls.__module__}))
         self.fn = fn
+        return self
 
-    def __call__(self, *args: Any) -> Any:
-        return self.fn(*args)
+    @property
+    def fn(self) -> Callable[..., Any]:
+        return type(self).__dict__["__call__"].__func__
+
+    @fn.setter
+    def fn(self, fn: Callable[..., Any]) -> None:
+        type(self).__call__ = staticmethod(fn)
 
 
 def install(parent: fx.GraphModule, runners: dict[str, Callable[..., Any]]) -> fx.GraphModule:
     for name, fn in runners.items():
         parent.__dict__[name] = fn
     return parent
+
+
+_stitched_ids = itertools.count()
+
+
+def stitched(parent: fx.GraphModule, runners: dict[str, Callable[..., Any]]) -> Callable[..., Any]:
+    """The parent's code with ``runners`` installed, as a plain function bound to the parent.
+
+    ``install(parent, runners).forward`` would be torch.fx's lazy-forward stub when the parent was
+    never recompiled (it re-enters the module through nn.Module ``__call__``, five frames a call);
+    this generates the parent's code once (public ``Graph.python_code``) and binds it, so a call is
+    one frame that reads each piece's runner from the parent's ``__dict__``. The source is put in
+    linecache under its own name so tracebacks show it.
+    """
+    install(parent, runners)
+    code = parent.graph.python_code(root_module="self")
+    name = f"<vexplore-stitched-{next(_stitched_ids)}>"
+    linecache.cache[name] = (len(code.src), None, code.src.splitlines(True), name)
+    scope: dict[str, Any] = dict(code.globals)
+    exec(compile(code.src, name, "exec"), scope)   # noqa: S102 — torch.fx's own generated code
+    return types.MethodType(scope["forward"], parent)
