@@ -1,7 +1,8 @@
 """The graph view: its model and visible graph (pure), and the widget in headless Chromium —
 the same visible graph as Python's, click-through to source line, piece and kernel, and speed on
-a 5,000-node graph. Saves docs/graph-collapsed-5000.png and docs/graph-expanded-5000.png when
-VEXPLORE_UPDATE_DOCS=1 (else under artifacts/)."""
+a 5,000-node graph, a 64-layer model with every module open. Saves docs/graph-collapsed-5000.png,
+docs/graph-expanded-5000.png and docs/graph-64-layers-open.png when VEXPLORE_UPDATE_DOCS=1 (else
+under artifacts/)."""
 from __future__ import annotations
 
 import json
@@ -440,6 +441,10 @@ def test_sixty_four_layers_open_pan_and_zoom_at_a_legible_zoom(llama64, page_of)
     # "fit": the top of the graph at a zoom its labels read at, not the whole of it as a line
     page.locator(".vx-gv-fit").click()
     assert 0.8 <= page.evaluate(f"{v}.cy.zoom()") <= 1.25
+    shots = ROOT / ("docs" if os.environ.get("VEXPLORE_UPDATE_DOCS") == "1" else "artifacts")
+    shots.mkdir(exist_ok=True)
+    page.wait_for_timeout(200)
+    page.locator(".vx-gv").screenshot(path=str(shots / "graph-64-layers-open.png"))
     # Cytoscape holds the boxes near the view only
     held, total = page.evaluate(f"[{v}.cy.elements().length, {v}.state.view.items.length + {v}.state.view.edges.length]")
     assert held < total / 4
