@@ -48,7 +48,7 @@ def test_quickstart_snapshot_has_every_section_and_fits_the_budget(toy_compiled)
     cm, _x = toy_compiled
     html = snapshot_html(subject_of(cm), uid="abc123")
     assert len(html.encode("utf-8")) < BUDGET, len(html) // 1000
-    assert 'class="vx-snapshot vx-snapshot-abc123"' in html
+    assert 'class="vx-snapshot vx-snapshot-abc123 tex2jax_ignore"' in html     # MathJax leaves it alone
     for title in ("Graph", "Pieces (9)", "Timeline", "Warnings and advice"):
         assert f">{title}</summary>" in html
     assert "vexplore — ToyLlama: snapshot of report" in html

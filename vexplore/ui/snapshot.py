@@ -255,7 +255,8 @@ def snapshot_html(subject: Subject, uid: str = "", names: CellNames | None = Non
             '<div style="color:#666666;font-size:11px">A static copy kept with the notebook. The live explorer '
             "shows here instead while its kernel runs: run the cell again to get it back.</div>")
     body = "".join(details(t, h) for t, h in sections(subject, inline=False, names=names))
-    cls = f"vx-snapshot vx-snapshot-{uid}" if uid else "vx-snapshot"
+    # tex2jax_ignore: JupyterLab's MathJax skips it (no math in it; a $ in code or a message is no formula)
+    cls = f"vx-snapshot vx-snapshot-{uid} tex2jax_ignore" if uid else "vx-snapshot tex2jax_ignore"
     top = top_advice_html(subject.shown_advice, "Warnings and advice below")
     html = (f'<div class="{cls}" style="font-family:sans-serif;font-size:12px;border:1px solid #dddddd;'
             f'border-radius:4px;padding:6px 10px;margin:4px 0">{head}{summary(subject)}{top}{body}</div>')
