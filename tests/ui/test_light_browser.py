@@ -12,8 +12,8 @@ it, has the plotly JupyterLab extension compile and run plotly.js (V8 parsing it
 function on the main thread): one long task of 0.8–1.1 s on a 2-core machine, once per page, that
 no payload can split. It is measured there and reported (``plotly_first_chart_ms``), not bound:
 the bound is on what the explorers cost. Long tasks are judged only where the machine was not
-busier than its cores (the 1-minute load average, reported with the figures): other processes'
-work lengthens every task of the page.
+busier than twice its cores (the 1-minute load average, reported with the figures; this test's
+own kernel and browser fill the cores): other processes' work lengthens every task of the page.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from browsing import ARGS, CHROMIUM, code_notebook, jupyter_lab, needs_chromium,
 pytestmark = [pytest.mark.browser, needs_chromium]
 
 FIRST_MB, SECOND_MB, LONG_TASK_MS = 3.0, 2.0, 200.0
+BUSY = 2.0   # load average per core above which long tasks are not judged (this test's kernel and browser fill the cores)
 
 SETUP = ["import plotly.graph_objects as go\n",
          "go.Figure(go.Bar(y=[1, 2]), layout=dict(height=150, title='plotly loaded')).show('plotly_mimetype')\n",
@@ -119,7 +120,7 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
     assert not [e for e in errors if "vexplore" in e.lower() or "blob:" in e or re.search(r"graph_?z|gzip", e)]
     assert figures["explorer1"]["received_mb"] <= FIRST_MB, figures
     assert figures["explorer2"]["received_mb"] <= SECOND_MB, figures
-    if figures["load_average"] > (os.cpu_count() or 1):
+    if figures["load_average"] > BUSY * (os.cpu_count() or 1):
         pytest.skip(f"long tasks not judged: the machine ran {figures['load_average']} processes' worth of work on "
                     f"{os.cpu_count()} cores, which lengthens every task; measured {figures}")
     for n in (1, 2):
