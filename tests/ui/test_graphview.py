@@ -500,3 +500,34 @@ def test_many_pieces_are_a_strip_and_a_fold_rolls_up(llama64, page_of):
     assert any(r.startswith("2, 4, 6, …, 126 (63)") and "piece 2 = 4 = 6 = … = 126 (63 pieces)" in r for r in rows)
     assert any(r.startswith("1, 3, 5, …, 127 (64)\tsplit_op") and "1 each" in r for r in rows)
     assert not page.errors
+
+
+DARK = {"--jp-layout-color0": "#111111", "--jp-layout-color1": "#212121", "--jp-layout-color2": "#424242",
+        "--jp-content-font-color1": "#ffffff", "--jp-content-font-color2": "rgba(255, 255, 255, 0.7)",
+        "--jp-border-color1": "#616161", "--jp-border-color2": "#424242", "--jp-ui-font-color0": "#ffffff",
+        "--jp-ui-inverse-font-color0": "#000000"}
+
+
+@pytest.mark.browser
+def test_the_canvas_takes_the_theme_when_it_changes(toy_report, page_of):
+    """Colours come from JupyterLab's CSS variables: changed on the page (as a theme switch does, with
+    data-jp-theme-light on <body>), the canvas is restyled — edges, frames, the details panel."""
+    page = page_of(graph_model(toy_report), ["layers", "layers.0"])
+    v = "window.__el.__vexplore"
+    look = f"""() => [{v}.theme().light, {v}.cy.edges()[0].style('line-color'), {v}.theme().frameFill,
+        getComputedStyle(document.querySelector('.vx-gv-body')).backgroundColor,
+        getComputedStyle(document.querySelector('.vx-gv-details')).color]"""
+    light = page.evaluate(look)
+    assert light[0] is True and light[3] == "rgb(255, 255, 255)"
+    page.evaluate("""(vars) => { for (const [k, x] of Object.entries(vars)) document.body.style.setProperty(k, x);
+        document.body.dataset.jpThemeLight = 'false'; }""", DARK)
+    page.wait_for_function(f"() => {v}.theme().light === false", timeout=5000)
+    dark = page.evaluate(look)
+    assert dark[1] != light[1] and dark[2] != light[2]                     # edges and frames restyled
+    assert dark[3] == "rgb(17, 17, 17)" and dark[4] == "rgb(255, 255, 255)"    # the DOM parts follow the variables
+    # every box's label still reads on its fill
+    ratios = page.evaluate(f"""() => {v}.cy.nodes().map((n) => [n.style('color'), n.data('colour')])""")
+    from vexplore.ui.style import contrast
+    hexed = lambda c: "#" + "".join(f"{int(x):02x}" for x in re.findall(r"\d+", c)[:3]) if c.startswith("rgb") else c
+    assert min(contrast(hexed(fg), bg) for fg, bg in ratios) >= 4.5
+    assert not page.errors

@@ -236,7 +236,7 @@ function render({ model, el }) {
     mini.theme(t);
     legend.theme(t);
   };
-  const unwatch = watchTheme(el, theme, retheme);
+  const watch = watchTheme(el, theme, retheme);
   legend.draw(model.get("graph"), theme);
   model.on("change:graph", () => { state.expanded = new Set(model.get("expanded")); legend.draw(model.get("graph"), theme); draw(true); });
   model.on("change:expanded", () => { state.expanded = new Set(model.get("expanded")); draw(false); });
@@ -246,6 +246,7 @@ function render({ model, el }) {
                     // a box's centre on the page, after bringing it into view (for tests and scripts)
                     show: (id) => { const p = state.lay.pos.get(id); if (p) centre(p.x, p.y); return win.has(id); } };
   const sized = new ResizeObserver(() => {
+    watch.check();   // shown at last (a hidden tab, a view attached after rendering): the page's colours now
     cy.resize();
     if (pendingFit !== null) fit(pendingFit);
   });
@@ -264,7 +265,7 @@ function render({ model, el }) {
   draw(true);
   return () => {
     sized.disconnect();
-    unwatch();
+    watch.stop();
     legend.destroy();
     document.removeEventListener("scroll", onScroll, { capture: true });
     cy.destroy();

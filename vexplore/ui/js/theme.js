@@ -82,7 +82,7 @@ const mix = (a, b, share) => [0, 1, 2].map((i) => a[i] * share + b[i] * (1 - sha
 export function readTheme(el) {
   const probe = document.createElement("span");
   probe.style.display = "none";
-  el.appendChild(probe);
+  (el.isConnected ? el : document.body).appendChild(probe);   // a detached element has no computed style
   const raw = {};
   for (const [k, [name, fallback]] of Object.entries(VARS)) {
     probe.style.color = `var(${name}, ${fallback})`;
@@ -122,6 +122,7 @@ export function watchTheme(el, theme, changed) {
     const t = readTheme(el);
     if (t.key !== key) { key = t.key; changed(t); }
   };
+  requestAnimationFrame(check);   // rendered before it was on the page: read again once it is
   const soon = () => {
     requestAnimationFrame(check);
     timers.forEach(clearTimeout);
@@ -133,5 +134,5 @@ export function watchTheme(el, theme, changed) {
   });
   seen.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light", "class"] });
   seen.observe(document.head, { childList: true });
-  return () => { seen.disconnect(); timers.forEach(clearTimeout); };
+  return { stop: () => { seen.disconnect(); timers.forEach(clearTimeout); }, check };
 }
