@@ -519,5 +519,7 @@ def test_notebook_04_runs_on_after_apply_was_pressed(tmp_path, monkeypatch):
     # the press's Apply, and the cell's own only if that one was not kept (its compile-time guard is a
     # wall time, measured here while the next cells ran)
     verdicts = re.findall(r"^applied repeated-blocks: compiled_nodes \d+ -> \d+, (kept|reverted)$", text, re.M)
-    assert verdicts in (["kept"], ["reverted", "kept"])
-    _monitor_and_advice(outputs, text)
+    assert len(verdicts) == (1 if verdicts[0] == "kept" else 2), verdicts
+    last = text.rindex("\napplied repeated-blocks: ")    # the notebook's checks read the Apply the model ended with
+    first = text.index("\napplied repeated-blocks: ")
+    _monitor_and_advice(outputs, text[:first] + text[last:])
