@@ -54,10 +54,10 @@ NO_COMPILE = ("Compile is off: these are saved reports, and recompiling needs th
 NO_BENCH = "off: timing needs the model and its inputs, and these are saved reports."
 NO_APPLY = ("Apply is off: these are saved reports, and applying advice recompiles the model; "
             "vx.explore(model, *inputs) where the model is.")
-CHARTS_AFTER_S = 2.0   # a dashboard not shown by IPython's display sends its charts this long after it is made
-CHART_GAP_S = 0.25     # between the dashboard and each chart: each is drawn in a browser task of its own
 NO_ADVICE = ("No advice: the advisor reads the model and its history (vx.advise(cm)), and these are saved reports; "
              "advice computed where the model is can be listed here with explorer.show_advice(advice).")
+CHARTS_AFTER_S = 2.0   # a dashboard not shown by IPython's display sends its charts this long after it is made
+CHART_GAP_S = 0.25     # between the dashboard and each chart: each is drawn in a browser task of its own
 
 
 class Explorer(widgets.VBox):

@@ -12,7 +12,7 @@ What reaches the page, once and per widget:
 - anywidget sends a widget's ``_esm`` in every instance's state and runs each in a module of its
   own, so the 0.5 MB front end would travel and be parsed once per explorer. Instead it is the
   state of one hidden ``GraphCode`` model per kernel (gzipped, a binary buffer), and each widget's
-  ``_esm`` is ``LOADER``, a few hundred bytes that import the front end once per page (cached on
+  ``_esm`` is ``LOADER``, 2 KB that import the front end once per page (cached on
   ``window`` by the code's digest) and hand it the widget's model.
 - The graph goes as ``graph_z``: its JSON gzipped (a binary buffer). A model's repeated layers are
   near-identical text, so 64 layers cost little more than one (1.2 MB of JSON -> ~60 KB); the
@@ -148,6 +148,12 @@ class GraphWidget(anywidget.AnyWidget):
     fold = traitlets.Bool(True).tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)
 
+    def __init__(self, **kwargs: Any) -> None:
+        code = GraphWidget._shared
+        if code is None or code.comm is None:
+            code = GraphWidget._shared = GraphCode.make()
+        super().__init__(code=code, code_digest=code.digest, **kwargs)
+
     def show(self, report: CompileReport, breaks: Sequence[Any] | None = None,
              recompiles: Sequence[Any] | None = None) -> None:
         """Draw ``report``, each graph marked with the model's graph breaks and recompiles that
@@ -158,12 +164,6 @@ class GraphWidget(anywidget.AnyWidget):
         kept = [m for m in self.expanded if m in graph["modules"]]
         self.expanded = kept or default_expanded(graph)
         self.graph = graph
-
-    def __init__(self, **kwargs: Any) -> None:
-        code = GraphWidget._shared
-        if code is None or code.comm is None:
-            code = GraphWidget._shared = GraphCode.make()
-        super().__init__(code=code, code_digest=code.digest, **kwargs)
 
     @traitlets.observe("graph")
     def _pack(self, change: dict[str, Any]) -> None:
