@@ -150,7 +150,7 @@ def test_code_view_highlights_cpp_kernels(toy_report):
     ks = kernels(p0.code)
     assert ks and all(lang == "cpp" for _, lang, _ in ks) and ks[0][0].startswith("cpp_fused")
     html = code_html(p0, toy_report.device)
-    assert f"{len(ks)} kernel(s) in C++ on cpu" in html and "<span style=" in html
+    assert f"{len(ks)} kernel(s) in C++ on cpu" in html and '<span class="' in html and ".vx-code .k" in html
     assert "runs eagerly" in code_html(toy_report.pieces[1])
     assert "shares the compiled code of piece 2" in code_html(toy_report.pieces[4])
 

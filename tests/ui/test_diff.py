@@ -187,7 +187,7 @@ def test_history_numbers_its_own_reports_and_diffs_any_two(tmp_path):
     ex.compile(ex.cm.config.replace(strategy="full"), wait=True)
     assert len(h.diff_a.options) == 4 and (h.diff_a.value, h.diff_b.value) == (0, 1)   # picked by the user: kept
     h.pick.value = 1                                         # show report 2 in every view
-    assert ex.shown is ex.reports[1] and 'data-row="1" data-report="3" style="font-weight:bold' in h.table.value
+    assert ex.shown is ex.reports[1] and 'data-row="1" data-report="3" class="vx-current"' in h.table.value
 
 
 def test_explore_replays_saved_reports_without_the_model(full_then_piecewise, tmp_path):

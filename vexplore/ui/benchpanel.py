@@ -17,7 +17,7 @@ from ..errors import VexploreError
 from .chart import FigureView
 from .controls import parse_sizes
 from .figures import bench_figure
-from .style import esc
+from .style import WARNING, esc
 from .tables import bench_table
 
 
@@ -92,7 +92,7 @@ class BenchPanel:
         self.report = report
         self.chart.show(bench_figure(report.rows))
         self.table.value = bench_table(report) + "".join(
-            f'<div style="color:#a15c00">⚠ {esc(w)}</div>' for w in report.warnings)
+            f'<div style="color:{WARNING}">⚠ {esc(w)}</div>' for w in report.warnings)
 
 
 class BenchView:

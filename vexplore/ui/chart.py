@@ -30,8 +30,10 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from .style import MUTED
+
 MIME = "application/vnd.plotly.v1+json"
-CONFIG = {"displaylogo": False, "responsive": True}
+CONFIG = {"displaylogo": False, "responsive": False}
 
 
 def figure_bundle(fig: go.Figure) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def figure_bundle(fig: go.Figure) -> dict[str, Any]:
 def placeholder_bundle(fig: go.Figure) -> dict[str, Any]:
     """An empty figure's title as a line of text (HTML, and plain)."""
     title = fig.layout.title.text or ""
-    return {"text/html": f'<div class="vx-chart-empty" style="color:#666;font-size:12px;margin:6px 0">'
+    return {"text/html": f'<div class="vx-chart-empty" style="color:{MUTED};font-size:12px;margin:6px 0">'
                          f"<i>{html.escape(title)}</i></div>", "text/plain": title}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..monitor.report import CompileReport, Piece
-from .style import esc
+from .style import MUTED, code_css, esc
 
 MAX_DIFF_LINES = 400
 
@@ -44,7 +44,7 @@ def highlight(source: str, language: str) -> str:
     except ImportError:
         return f'<pre class="vx-code">{esc(source)}</pre>'
     lexer = {"cpp": CppLexer, "diff": DiffLexer}.get(language, PythonLexer)()
-    return _hl(source, lexer, HtmlFormatter(noclasses=True, nowrap=False, cssclass="vx-code", style="default"))
+    return _hl(source, lexer, HtmlFormatter(nowrap=False, cssclass="vx-code"))
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def graph_diffs_html(piece: Piece) -> str:
     if not piece.pass_graphs:
         if not piece.passes:
             return ""
-        return ('<div class="vx-pass-graphs-missing" style="color:#666"><i>Graphs before/after each pass: not seen in '
+        return (f'<div class="vx-pass-graphs-missing" style="color:{MUTED}"><i>Graphs before/after each pass: not seen in '
                 "this compile (Inductor's own cache served it, so the passes did not run here).</i></div>")
     parts = []
     for (prev, before), (name, after) in zip(piece.pass_graphs, piece.pass_graphs[1:]):
@@ -115,14 +115,14 @@ def passes_html(piece: Piece, pair: PassPair | None = None) -> str:
     if not piece.passes and pair is None:
         return ""
     ran = piece.passes or (pair.after.passes if pair else ())
-    names = ", ".join(f'<b>{esc(n)}</b> <span style="color:#888" title="uuid {esc(u)}">({esc(u[:24])})</span>'
+    names = ", ".join(f'<b>{esc(n)}</b> <span style="color:{MUTED}" title="uuid {esc(u)}">({esc(u[:24])})</span>'
                       for n, u in ran)
     head = (f"post-grad passes run on this piece, in order: {names}" if piece.passes
             else f"no post-grad passes in this compile; {_report(pair.after_report)} ran {names}")
     parts = [f'<div class="vx-passes" style="margin:4px 0">{head}</div>', graph_diffs_html(piece)]
     if pair is None:
         if piece.code and piece.passes:
-            parts.append('<div class="vx-passes-missing" style="color:#666"><i>Generated code without the passes: '
+            parts.append(f'<div class="vx-passes-missing" style="color:{MUTED}"><i>Generated code without the passes: '
                          "untick “run post-grad passes” and Compile; this view then diffs the code without them "
                          "against the code with them.</i></div>")
         return "".join(parts)
@@ -156,4 +156,5 @@ def code_html(piece: Piece, device: str = "cpu", pair: PassPair | None = None) -
     parts.append("<details><summary>whole wrapper module (Python)</summary>")
     parts.append(highlight(piece.code, "python"))
     parts.append("</details>")
-    return '<div class="vx-code-view" style="max-height:600px;overflow:auto;font-size:11px">' + "".join(parts) + "</div>"
+    return (f'<style>{code_css()}</style><div class="vx-code-view" style="max-height:600px;overflow:auto;font-size:11px">'
+            + "".join(parts) + "</div>")

@@ -20,7 +20,7 @@ import ipywidgets as widgets
 from ..config import (CacheConfig, COMPILERS, CompileConfig, CUDAGRAPH_MODES, DEFAULT_MAX_COMPILE_MB, MODES,
                       SPLIT_POLICIES, STRATEGIES, TIERS, pass_name)
 from ..errors import ConfigError
-from .style import esc
+from .style import MUTED, esc
 
 _WIDE = widgets.Layout(width="280px")
 COLD = "force_disable_caches"   # Inductor's option that bypasses its FX-graph, AOTAutograd and autotune caches
@@ -92,7 +92,7 @@ class PolicyControls:
     def _update(self) -> None:
         policy = self.policy.value
         self.bounds.layout.display = "" if policy in self.BOUNDED else "none"
-        self.note.value = f'<i style="color:#666">{esc(POLICY_NOTES[policy])}</i>'
+        self.note.value = f'<i style="color:{MUTED}">{esc(POLICY_NOTES[policy])}</i>'
 
     def fields(self) -> dict[str, object]:
         """The CompileConfig fields as the controls set them (bounds unchecked: the config checks them)."""
@@ -175,7 +175,7 @@ class Controls:
 
     def _tiers_changed(self) -> None:
         cold = not any(box.value for box in self.tiers.values())
-        self.tiers_note.value = ('<i style="color:#666">no tier: the next compile is cold (Inductor\'s own caches '
+        self.tiers_note.value = (f'<i style="color:{MUTED}">no tier: the next compile is cold (Inductor\'s own caches '
                                  "off for it too)</i>") if cold else ""
 
     def set_config(self, config: CompileConfig) -> None:

@@ -44,7 +44,7 @@ from .modelalerts import model_alerts, watch
 from .progress import Progress
 from .render import graph_view
 from .snapshot import LiveSnapshot, advice_for
-from .style import esc, seconds
+from .style import ERROR, MUTED, esc, seconds, theme_style
 from .tables import PIECE_COLUMNS, pieces_table, summary_html
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ class Explorer(widgets.VBox):
         name = type(cm.model).__name__ if cm is not None else f"{len(self.reports)} saved report(s)"
         self.snapshot = LiveSnapshot(self)   # the static copy the notebook keeps; hide_rule hides it while we render
         super().__init__([
-            widgets.HTML(f"<h3 style='margin:4px 0'>vexplore — {esc(name)}</h3>{self.snapshot.hide_rule}"), self.summary,
+            widgets.HTML(f"<h3 style='margin:4px 0'>vexplore — {esc(name)}</h3>{self.snapshot.hide_rule}{theme_style()}"), self.summary,
             self.top_advice, *top, self.tabs,
             widgets.HBox([self.bars, self.timeline], layout=widgets.Layout(flex_flow="row wrap")),
             bottom], layout=widgets.Layout(width="100%"))
@@ -119,7 +119,7 @@ class Explorer(widgets.VBox):
         self.controls, self.bench = None, None
         self.compile_button.disabled = True
         self.compile_button.tooltip = NO_COMPILE
-        note = widgets.HTML(f'<span class="vx-replay-note" style="color:#666"><i>{esc(NO_COMPILE)}</i></span>')
+        note = widgets.HTML(f'<span class="vx-replay-note" style="color:{MUTED}"><i>{esc(NO_COMPILE)}</i></span>')
         bench = widgets.HTML(f'<div class="vx-replay-note"><b>Benchmark</b> — <i>{esc(NO_BENCH)}</i></div>')
         self.advice_view.disable(NO_APPLY)
         self.advice_view.show_alerts(None, "no live session: these are saved reports")
@@ -133,7 +133,7 @@ class Explorer(widgets.VBox):
         self.graph = widgets.HTML()
         self.graph_view = GraphWidget()
         self.explain = widgets.HTML()        # the graph breaks and recompiles, above the graph view
-        self.advice_view = AdviceTab(self.apply_advice)
+        self.advice_view = AdviceTab(self.apply_advice, revert=self.revert_to)
         self.sort_by = widgets.Dropdown(options=[(h, c) for c, (h, *_r) in PIECE_COLUMNS.items()], value="index",
                                         description="sort by")
         self.descending = widgets.Checkbox(value=False, description="descending", indent=False)
@@ -212,7 +212,7 @@ class Explorer(widgets.VBox):
         try:
             cfg = self.controls.config()
         except VexploreError as e:
-            self.progress.status.value = f'<span style="color:#b00">{esc(e)}</span>'
+            self.progress.status.value = f'<span style="color:{ERROR}">{esc(e)}</span>'
             return
         self.compile(cfg)
 
@@ -268,7 +268,7 @@ class Explorer(widgets.VBox):
                 self.show_advice()   # the benchmark's figures are evidence too (and the snapshot is redrawn)
                 self.bench.status.value = f"{len(report.rows)} rows on {esc(report.device)}"
             else:
-                self.bench.status.value = f'<span style="color:#b00">{esc(type(error).__name__)}: {esc(error)}</span>'
+                self.bench.status.value = f'<span style="color:{ERROR}">{esc(type(error).__name__)}: {esc(error)}</span>'
                 if not isinstance(error, VexploreError):
                     log.error("vexplore explorer: benchmark failed", exc_info=error)
         finally:
@@ -331,7 +331,7 @@ class Explorer(widgets.VBox):
         advice = self._original(advice)
         if not self._claim(self.advice_view.status):
             return False
-        self.advice_view.applying(advice)
+        self.advice_view.applying(advice, self.cm.config)
         # the compiles Apply runs show in the progress bar, and its Cancel stops them (the model goes back)
         self.progress.start(self.session.monitor, self._unique_compiles())
         started = self.worker.start("apply", lambda: advice.apply(self.cm, self.inputs or None),
@@ -363,6 +363,16 @@ class Explorer(widgets.VBox):
                     self.show(self.cm.report)
         finally:
             self._busy(False)
+
+    def revert_to(self, config: CompileConfig) -> bool:
+        """Recompile under ``config`` in the background with the controls showing it (the Advice tab's
+        Revert, with the config from before an Apply); False if busy."""
+        if self.cm is None:
+            raise VexploreError(f"explorer.revert_to: {NO_COMPILE}")
+        if self.worker.busy:
+            return False
+        self.controls.set_config(config)
+        return self.compile(config)
 
     def _ipython_display_(self) -> None:
         """The widget, then its static snapshot as an output of its own (ui/snapshot.py says why),

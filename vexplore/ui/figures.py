@@ -11,14 +11,14 @@ import plotly.graph_objects as go
 
 from ..monitor.phases import PHASES, event_phases, inductor_cache_hit, phases_line, slices
 from ..monitor.report import CompileReport
-from .style import OUTCOME_COLOURS, OUTCOMES, outcome, seconds
+from .style import NEUTRAL_TEXT, OUTCOMES, OUTCOME_COLOURS, outcome, plotly_template, seconds
 
 # A colour per phase (monitor/phases.py): the timeline colours every event's time by phase.
 PHASE_COLOURS = {"dynamo": "#9d755d", "inductor_startup": "#e45756", "aot_lowering": "#4c78a8",
                  "kernel_compile": "#72b7b2", "cache_load": "#54a24b", "worker_compile": "#ff9da6",
                  "cudagraph_capture": "#b279a2", "vexplore": "#bab0ac", "first_run": "#eeca3b", "other": "#e8e8e8"}
 MAX_TICKS = 24   # labelled pieces at most: a label per piece of a 64-layer model drew slowly and unreadably
-_LAYOUT = dict(template="plotly_white", height=320, margin=dict(l=60, r=20, t=50, b=50),
+_LAYOUT = dict(template=plotly_template(), height=320, margin=dict(l=60, r=20, t=50, b=50),
                font=dict(size=11), legend=dict(orientation="h", y=-0.25))
 
 
@@ -89,7 +89,7 @@ def timeline_figure(report: CompileReport) -> go.Figure:
                           "<br>%{customdata[3]}<extra></extra>")
     _phase_legend(fig, report, set(mains))
     busy = sum(e.duration_s for e in events if e.step != "graph")
-    fig.add_vline(x=report.wall_s, line_dash="dash", line_color="#333333",
+    fig.add_vline(x=report.wall_s, line_dash="dash", line_color=NEUTRAL_TEXT,
                   annotation_text=f"wall {seconds(report.wall_s)}", annotation_position="top left")
     _stripes(fig, events)
     phases = f"<br><sup>{phases_line(report.phases, report.wall_s)}</sup>" if report.phases else ""

@@ -13,7 +13,7 @@ import ipywidgets as widgets
 
 from ..errors import CancelledError
 from ..monitor.events import CompileEvent
-from .style import OUTCOME_COLOURS, esc, seconds
+from .style import ERROR, OUTCOME_COLOURS, esc, seconds, text_on
 
 _TIER_OUTCOME = {"memory": "memory hit", "disk": "disk hit", "remote": "remote hit"}
 
@@ -58,7 +58,7 @@ class Progress:
             self.bar.description = f"piece {ev.piece}"
             self.cells.value = "".join(
                 f'<span title="piece {i}: {esc(o)}" style="display:inline-block;min-width:22px;margin:1px;padding:0 3px;'
-                f'background:{OUTCOME_COLOURS[o]};color:white;font-size:10px;border-radius:3px">{i}</span>'
+                f'background:{OUTCOME_COLOURS[o]};color:{text_on(OUTCOME_COLOURS[o])};font-size:10px;border-radius:3px">{i}</span>'
                 for i, o in sorted(self._done.items()))
             self.status.value = f"piece {ev.piece}: {esc(ev.step)} {esc(seconds(ev.duration_s))}"
 
@@ -80,7 +80,7 @@ class Progress:
             cancelled = isinstance(error, CancelledError)
             self.bar.bar_style = "warning" if cancelled else "danger"
             self.bar.description = "cancelled" if cancelled else "failed"
-            self.status.value = f'<span style="color:#b00">{esc(type(error).__name__)}: {esc(error)}</span>'
+            self.status.value = f'<span style="color:{ERROR}">{esc(type(error).__name__)}: {esc(error)}</span>'
 
     def _on_cancel(self, _button: Any = None) -> None:
         if self._monitor is not None:

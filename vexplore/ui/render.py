@@ -11,7 +11,7 @@ from typing import Iterable
 
 from ..monitor.report import CompileReport
 from .dot import Run, fold_runs, report_dot
-from .style import OUTCOME_COLOURS, esc, outcome, same_groups, same_label, seconds
+from .style import OUTCOME_COLOURS, WARNING, esc, outcome, same_groups, same_label, seconds, text_on
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def plain_html(report: CompileReport, fold: bool = True) -> str:
             else:
                 title = same_label(groups[i]) if r.repeats > 1 and i in groups else f"piece {i}"
                 text = f"<b>{esc(title)}</b> · {p.nodes} nodes · {esc(seconds(p.compile_s))} · {esc(p.cache or 'no cache')}"
-            boxes.append(f'<div class="vx-piece" style="background:{colour};color:white;border-radius:6px;'
+            boxes.append(f'<div class="vx-piece" style="background:{colour};color:{text_on(colour)};border-radius:6px;'
                          f'padding:4px 8px;margin:2px 0" title="{esc(p.name)}">{text}</div>')
         inner = "".join(boxes)
         if r.repeats > 1:
@@ -80,5 +80,5 @@ def graph_view(report: CompileReport, expanded: Iterable[int] = (), fold: bool =
     svg, why = dot_to_svg(dot)
     if svg is not None:
         return GraphView(f'<div class="vx-graph" style="overflow:auto;max-height:900px">{svg}</div>', "dot", None, dot)
-    note = f'<div class="vx-note" style="color:#a15c00">{why}</div>'
+    note = f'<div class="vx-note" style="color:{WARNING}">{why}</div>'
     return GraphView(note + plain_html(report, fold), "html", why, dot)

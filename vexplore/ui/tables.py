@@ -15,11 +15,9 @@ from ..bench.variants import variant_names
 from ..config import SPLIT_POLICIES
 from ..monitor.phases import inductor_cache_hit
 from ..monitor.report import CompileReport, Piece
-from .style import OUTCOME_COLOURS, esc, outcome, seconds
+from .style import MUTED, OUTCOME_COLOURS, TABLE_CSS, WARNING, esc, outcome, seconds
 
-_CSS = ("<style>.vx-table{border-collapse:collapse;font-size:12px;font-family:sans-serif}"
-        ".vx-table th,.vx-table td{border-bottom:1px solid #ddd;padding:2px 8px;text-align:left}"
-        ".vx-table th{background:#f4f4f4}.vx-table td.num{text-align:right;font-variant-numeric:tabular-nums}</style>")
+_CSS = f"<style>{TABLE_CSS}</style>"
 
 # column -> (header, cell text, sort key, numeric)
 PIECE_COLUMNS: dict[str, tuple[str, Callable[[Piece], str], Callable[[Piece], Any], bool]] = {
@@ -151,7 +149,7 @@ def summary_html(report: CompileReport, title: str = "", number: int | None = No
     if inductor:
         parts.append(f' · <span class="vx-inductor-cache">{esc(inductor)}</span>')
     for w in report.warnings:
-        parts.append(f'<div style="color:#a15c00">⚠ {esc(w)}</div>')
+        parts.append(f'<div style="color:{WARNING}">⚠ {esc(w)}</div>')
     return f'<div class="vx-summary" data-report="{report.id}">{"".join(parts)}</div>'
 
 
@@ -168,7 +166,7 @@ def history_table(reports: Sequence[CompileReport], current: CompileReport | int
     for i, (r, name) in enumerate(zip(reports, names)):
         c, cfg = r.counters, r.config
         shown = r is current if isinstance(current, CompileReport) else r.id == current
-        bold = ' style="font-weight:bold;background:#eef5ff"' if shown else ""
+        bold = ' class="vx-current"' if shown else ""
         strategy = r.strategy if cfg.get("strategy") in (None, r.strategy) else f"{cfg['strategy']} → {r.strategy}"
         tiers = ", ".join((cfg.get("cache") or {}).get("tiers") or ()) or "none"
         rows.append(f'<tr data-row="{i}" data-report="{r.id}"{bold}><td class=num>{i + 1}</td>'
@@ -219,7 +217,7 @@ def bench_table(report: BenchReport | None) -> str:
     rows = [] if report is None else sorted(report.rows, key=lambda r: (r.tokens is None, r.tokens or 0))
     body = []
     for r in rows:
-        verdict = report.verdict(r).replace("x", "×") if r.status == "ok" else f'<b style="color:#a15c00">{esc(r.status)}</b>'
+        verdict = report.verdict(r).replace("x", "×") if r.status == "ok" else f'<b style="color:{WARNING}">{esc(r.status)}</b>'
         err = "-" if r.max_rel_err is None else f"{r.max_rel_err:.2e}"
         first = "-" if r.first_call_s is None else seconds(r.first_call_s)
         size = "-" if r.tokens is None else str(r.tokens)
@@ -228,7 +226,7 @@ def bench_table(report: BenchReport | None) -> str:
                     f"<td class=num>{verdict}</td><td class=num>{err}</td><td class=num>{esc(first)}</td></tr>")
     if not body:
         body.append('<tr><td colspan="7"><i>no benchmark yet</i></td></tr>')
-    timer = "" if report is None else (f'<div style="font-size:11px;color:#666">timer: {esc(report.timer)} — '
+    timer = "" if report is None else (f'<div style="font-size:11px;color:{MUTED}">timer: {esc(report.timer)} — '
                                        + ("one call from an idle GPU (host overhead counted)" if report.timer == "idle"
                                           else "back-to-back calls, as triton's do_bench") + "; perf_counter on the CPU</div>")
     return f'{_CSS}<table class="vx-table vx-bench"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>{timer}'
