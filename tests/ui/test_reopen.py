@@ -36,7 +36,7 @@ CELLS = [
              "                       cache=vx.CacheConfig(dir=os.environ['VEXPLORE_CACHE_DIR']))"),
     ("code", "ex = vx.explore(model, x, config=cfg)\nex"),
     ("code", "ex.compile(cfg.replace(strategy='full'), wait=True)\nex.compile(cfg, wait=True)\n"
-             "print('shown: report', ex.shown.id)"),
+             "print('shown: report', ex.reports.index(ex.shown) + 1)"),   # its number in the explorer, as shown
 ]
 
 pytestmark = [pytest.mark.browser, needs_chromium]
@@ -72,11 +72,11 @@ def _run_and_save(page, url: str, work: Path) -> dict:
     """Run the notebook in JupyterLab; while it is live the snapshot is hidden; save it; shut down."""
     open_notebook(page, url, NOTEBOOK)
     run_all(page)
-    page.get_by_text("shown: report 2").wait_for(timeout=240_000)
+    page.get_by_text("shown: report 3").wait_for(timeout=240_000)
     page.locator(".vexplore-explorer .vx-summary").first.wait_for(timeout=30_000)
     snap = page.locator(".vx-snapshot")
     assert snap.count() == 1 and not snap.is_visible()           # the live widget's rule hides it
-    assert "snapshot of report 2" in snap.text_content()          # updated from the later cell
+    assert "snapshot of report 3" in snap.text_content()          # updated from the later cell
     page.locator(".jp-Notebook").first.click()
     page.keyboard.press("Control+s")
     nb = _saved(work / NOTEBOOK)
@@ -90,7 +90,7 @@ def _snapshot_shows(page, trusted: bool) -> None:
     # the widget output: dead where trusted; untrusted, JupyterLab renders no widget, only its text
     dead = "Error displaying widget: model not found" if trusted else "vexplore explorer of ToyLlama: a live widget"
     page.get_by_text(dead).first.wait_for(timeout=30_000)
-    assert "snapshot of report 2" in snap.text_content()
+    assert "snapshot of report 3" in snap.text_content()
     assert snap.locator("table.vx-pieces tbody tr").count() == 9
     images = snap.locator("img.vx-snapshot-svg")
     assert images.count() == 2
@@ -119,7 +119,7 @@ def _nbconvert_shows(browser, work: Path) -> None:
     page.route(re.compile(r"^https?://"), lambda route: route.abort())   # offline: nbconvert's CDN scripts fail
     page.goto((work / NOTEBOOK).with_suffix(".html").as_uri())
     snap = page.locator(".vx-snapshot")
-    assert snap.is_visible() and "snapshot of report 2" in snap.text_content()
+    assert snap.is_visible() and "snapshot of report 3" in snap.text_content()
     assert snap.locator("table.vx-pieces tbody tr").count() == 9
     assert snap.locator("img.vx-snapshot-svg").first.evaluate("img => img.complete && img.naturalWidth > 100")
     page.close()
