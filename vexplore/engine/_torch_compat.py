@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
+from ..errors import exception_chain
+
 TORCH_VERSION = tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2])
 
 
@@ -494,15 +496,7 @@ def dynamo_signal(error: BaseException) -> BaseException | None:
     """The Dynamo control-flow exception in ``error``'s chain (itself, its cause or context, or an
     Inductor error's ``inner_exception``), or None when ``error`` is a real failure."""
     kinds = _dynamo_signals()
-    seen: set[int] = set()
-    e: BaseException | None = error
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, kinds):
-            return e
-        inner = getattr(e, "inner_exception", None)
-        e = inner if isinstance(inner, BaseException) else (e.__cause__ or e.__context__)
-    return None
+    return next((e for e in exception_chain(error) if isinstance(e, kinds)), None)
 
 
 def placeholder_source(ph: Any) -> str:

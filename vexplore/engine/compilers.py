@@ -14,6 +14,7 @@ import torch
 import torch.fx as fx
 
 from ..config import CONSERVATIVE_INDUCTOR_OPTIONS
+from ..errors import exception_chain
 from . import _torch_compat as tc
 
 
@@ -85,27 +86,18 @@ def failing_target(exc: BaseException) -> str | None:
 
     Inductor's LoweringException/MissingOperator* put ``target: ns.op.overload`` in their message.
     """
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
+    for e in exception_chain(exc):
         m = _TARGET.search(str(e))
         if m:
             ns, _, rest = m.group(1).partition(".")
             return f"{ns}::{rest}" if rest else None
-        inner = getattr(e, "inner_exception", None)
-        e = inner if isinstance(inner, BaseException) else (e.__cause__ or e.__context__)
     return None
 
 
 def classify(exc: BaseException) -> str:
     """out of memory | unsupported op / lowering error | timeout | post-grad pass error | other."""
     text = f"{type(exc).__name__}: {exc}".lower()
-    chain_names = []
-    e: BaseException | None = exc
-    while e is not None and len(chain_names) < 10:
-        chain_names.append(type(e).__name__)
-        e = getattr(e, "inner_exception", None) or e.__cause__ or e.__context__
+    chain_names = [type(e).__name__ for e in exception_chain(exc)]
     if "PostGradPassError" in chain_names:   # whatever the pass raised, the pass is what failed
         return "post-grad pass error"
     if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "OutOfMemoryError" in chain_names:

@@ -157,7 +157,7 @@ def _float_input(job: PieceJob) -> str | None:
     0-d tensor Dynamo made of it (read back with ``.item()`` in the graph). A worker rebuilds only int
     symbols, and Inductor's tensorify pass must run where Dynamo can act on its restart signal; else a
     float read after a graph break is baked into the compiled code and goes stale."""
-    scalar_reads = any(n.op == "call_method" and n.target == "item" or n.target is torch.ops.aten._local_scalar_dense.default
+    scalar_reads = any((n.op == "call_method" and n.target == "item") or n.target is torch.ops.aten._local_scalar_dense.default
                        for n in job.gm.graph.nodes)
     if scalar_reads or any(isinstance(v, (float, torch.SymFloat)) for v in job.inputs):
         return "the piece takes a Python float (a value Dynamo may have to specialize), which only this process can trace again"
