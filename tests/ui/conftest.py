@@ -14,7 +14,7 @@ from IPython.testing import globalipapp
 
 import vexplore as vx
 from vexplore.monitor.report import CompileReport
-from vexplore.ui.graphwidget import _CSS, _STATIC
+from vexplore.ui.graphwidget import _STATIC
 
 from browsing import ARGS, CHROMIUM, jupyter_lab
 from uihelpers import toy_config
@@ -80,7 +80,7 @@ def lab(tmp_path):
 
 
 # ---- the graph widget alone in headless Chromium (test_graphview, test_advice_ui) -------------
-PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>{css}</style></head>
+PAGE = """<!doctype html><html><head><meta charset="utf-8"></head>
 <body style="margin:0"><div id="w" style="width:1200px"></div>
 <script type="module">
 import widget from "./graphview.js";
@@ -115,7 +115,7 @@ def page_of(tmp_path):
 
     def open_page(graph, expanded):
         (tmp_path / "graph.json").write_text(json.dumps(graph))
-        (tmp_path / "index.html").write_text(PAGE.format(css=_CSS, expanded=json.dumps(expanded)))
+        (tmp_path / "index.html").write_text(PAGE.format(expanded=json.dumps(expanded)))
         page = browser.new_page(viewport={"width": 1240, "height": 900})
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))

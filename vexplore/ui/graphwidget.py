@@ -37,26 +37,6 @@ from .graphmodel import default_expanded, graph_model
 
 _STATIC = pathlib.Path(__file__).parent / "static"
 
-_CSS = """
-.vx-gv { font-family: sans-serif; font-size: 12px; }
-.vx-gv-bar { display: flex; gap: 6px; align-items: center; margin: 4px 0; flex-wrap: wrap; }
-.vx-gv-body { position: relative; height: 560px; border: 1px solid #ddd; background: #fafafa; }
-.vx-gv-cy, .vx-gv-frames { position: absolute; inset: 0; width: 100%; height: 100%; }
-.vx-gv-mini { position: absolute; right: 6px; bottom: 6px; background: rgba(255,255,255,.9); border: 1px solid #bbb; cursor: pointer; }
-.vx-gv-legend { margin: 2px 0; }
-.vx-gv-chip { display: inline-block; min-width: 16px; padding: 0 3px; margin: 1px; color: #fff; text-align: center; border-radius: 3px; cursor: pointer; }
-.vx-gv-details { margin-top: 4px; padding: 4px; border: 1px solid #eee; max-height: 320px; overflow: auto; }
-.vx-gv-title { font-weight: bold; margin-bottom: 2px; }
-.vx-gv-row { border-collapse: collapse; margin: 3px 0; }
-.vx-gv-row th, .vx-gv-row td { border-bottom: 1px solid #ddd; padding: 1px 6px; text-align: left; }
-.vx-gv-code { max-height: 200px; overflow: auto; background: #f6f8fa; padding: 4px; font-size: 11px; }
-.vx-gv-graph { display: inline-block; padding: 0 5px; margin: 1px 2px; border: 1px solid #a0aec0; border-radius: 3px; cursor: pointer; background: #fff; }
-.vx-gv-graph.brk { border: 2px dashed #b7002e; color: #b7002e; }
-.vx-gv-graph.rec { background: #fff3e0; color: #a15c00; }
-.vx-gv-note { margin: 3px 0; }
-.vx-gv-note pre { white-space: pre-wrap; max-height: 160px; overflow: auto; background: #f6f8fa; padding: 4px; font-size: 11px; }
-"""
-
 
 # The widget's own _esm: load the shared front end once per page, then render with it. The front
 # end reads ``graph``; this module gives it a model whose ``graph`` is ``graph_z`` unpacked.
@@ -138,8 +118,7 @@ class GraphWidget(anywidget.AnyWidget):
     # widget's state names it. A cache of the static front end, not model state.
     _shared: ClassVar[GraphCode | None] = None
 
-    _esm = LOADER
-    _css = _CSS
+    _esm = LOADER          # the front end carries its own CSS (js/theme.js), themed
     graph = traitlets.Dict()                                   # Python's; the browser gets graph_z
     graph_z = traitlets.Bytes(b"").tag(sync=True)
     code = traitlets.Instance(GraphCode).tag(sync=True, **ipywidgets.widget_serialization)
