@@ -83,12 +83,9 @@ def jp(name: str, fallback: str) -> str:
 
 TEXT = jp("content-font-color1", "rgba(0, 0, 0, 0.87)")
 MUTED = jp("content-font-color2", "rgba(0, 0, 0, 0.54)")     # 4.6:1 on white, 8.5:1 on dark: never on HEADER
-BACKGROUND = jp("layout-color0", "#ffffff")
-PANEL = jp("layout-color1", "#ffffff")
 HEADER = jp("layout-color2", "#eeeeee")
 CODE_BACKGROUND = jp("cell-editor-background", "#f5f5f5")
 BORDER = jp("border-color2", "#e0e0e0")
-STRONG_BORDER = jp("border-color1", "#bdbdbd")
 SELECTED = jp("rendermime-table-row-hover-background", "#e1f5fe")
 
 
@@ -170,8 +167,7 @@ DIFF_CSS = (f"{_X}.vx-diff-table th,{_X}.vx-diff-table td{{border-bottom-color:{
 # colour: 4.4:1 in the light theme, 4.2:1 in the dark one); in the explorer they are text
 TABS_CSS = f"{_X}.jupyter-widget-TabPanel>.lm-TabBar .lm-TabBar-tab{{color:{TEXT}}}"
 
-THEME_CSS = (TABLE_CSS + code_css() + PLOTLY_CSS + GRAPH_SVG_CSS + DIFF_CSS + TABS_CSS
-             + f".vx-muted{{color:{MUTED}}}.vx-error{{color:{ERROR}}}.vx-warning{{color:{WARNING}}}")
+THEME_CSS = TABLE_CSS + code_css() + PLOTLY_CSS + GRAPH_SVG_CSS + DIFF_CSS + TABS_CSS
 
 
 def theme_style() -> str:
