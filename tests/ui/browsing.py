@@ -29,6 +29,18 @@ def code_notebook(source: list[str]) -> dict:
             "nbformat": 4, "nbformat_minor": 5}
 
 
+# The first lines of the notebook cell the theme and advice browser tests run: imports and a residual
+# block of two Linears (each test builds its own model of these blocks after them).
+BLOCK_LINES = ["import torch, vexplore as vx\n",
+               "from torch import nn\n",
+               "class Block(nn.Module):\n",
+               "    def __init__(self):\n",
+               "        super().__init__()\n",
+               "        self.up, self.down = nn.Linear(16, 32), nn.Linear(32, 16)\n",
+               "    def forward(self, x):\n",
+               "        return x + self.down(torch.relu(self.up(x)))\n"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ from IPython.utils.capture import capture_output
 from torch import nn
 
 import vexplore as vx
-from browsing import code_notebook, lab_notebook, needs_chromium, shots_dir
+from browsing import BLOCK_LINES, code_notebook, lab_notebook, needs_chromium, shots_dir
 from models import Stack
 from vexplore.advise import ApplyResult
 from vexplore.monitor.alerts import Alert
@@ -425,14 +425,7 @@ def test_the_graph_widget_marks_each_graph_in_the_browser(tricky, page_of):
 
 
 ADVICE_NOTEBOOK = code_notebook([
-    "import torch, vexplore as vx\n",
-    "from torch import nn\n",
-    "class Block(nn.Module):\n",
-    "    def __init__(self):\n",
-    "        super().__init__()\n",
-    "        self.up, self.down = nn.Linear(16, 32), nn.Linear(32, 16)\n",
-    "    def forward(self, x):\n",
-    "        return x + self.down(torch.relu(self.up(x)))\n",
+    *BLOCK_LINES,
     "class Scorer(nn.Module):\n",
     "    def __init__(self):\n",
     "        super().__init__()\n",

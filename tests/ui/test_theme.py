@@ -15,7 +15,7 @@ import re
 
 import pytest
 
-from browsing import code_notebook, jupyter_lab, lab_notebook, needs_chromium, shots_dir
+from browsing import BLOCK_LINES, code_notebook, jupyter_lab, lab_notebook, needs_chromium, shots_dir
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 
@@ -23,14 +23,7 @@ THEMES = ("JupyterLab Light", "JupyterLab Dark")
 TABS = ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice")
 
 NOTEBOOK = code_notebook([
-    "import torch, vexplore as vx\n",
-    "from torch import nn\n",
-    "class Block(nn.Module):\n",
-    "    def __init__(self):\n",
-    "        super().__init__()\n",
-    "        self.up, self.down = nn.Linear(16, 32), nn.Linear(32, 16)\n",
-    "    def forward(self, x):\n",
-    "        return x + self.down(torch.relu(self.up(x)))\n",
+    *BLOCK_LINES,
     "class Blocks(nn.Module):\n",
     "    def __init__(self):\n",
     "        super().__init__()\n",
