@@ -246,6 +246,32 @@ def test_cancel_keeps_previous_callables(cache_cfg, session):
     assert cm.recompile(strategy="full").counters["pieces"] == 1
 
 
+class _Scaled(torch.nn.Module):
+    """A Python bool in the call: a new value fails Dynamo's guard and traces again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, scale: bool) -> torch.Tensor:
+        h = self.a(x)
+        return h * 2 if scale else h
+
+
+def test_only_the_first_1_token_graph_is_called_dynamos_extra_trace(session):
+    """Dynamo's 0/1 rule costs one 1-token graph; a second one (a changed bool here) is said to be
+    something else, and the oracle (eager) agrees on every call."""
+    m = _Scaled().eval()
+    cm = vx.compile(m, vx.CompileConfig(compiler="eager", cache=vx.CacheConfig(tiers=())), session=session)
+    with torch.no_grad():
+        for n, scale in [(8, True), (1, True), (1, False), (1, False)]:
+            x = torch.randn(n, 8)
+            torch.testing.assert_close(cm(x, scale), m(x, scale))
+    said = [(w.kind, w.graph, str(w)) for r in cm.reports for w in r.warnings]
+    assert len(cm.graphs) == 3 and [s[:2] for s in said] == [("decode_trace", 1), ("decode_trace", 2)]
+    assert "one extra trace, once" in said[0][2] and "traced for a 1-token call again" in said[1][2]
+
+
 def test_piece_inputs_propagate_where_meta_is_missing(cache_cfg, session):
     """Pieces' example inputs: Dynamo's fake values, or fake propagation where a graph lacks them."""
     from vexplore.engine.ops import op_name

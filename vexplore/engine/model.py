@@ -91,7 +91,6 @@ class CompiledModel:
         self.token_dims: dict[str, tuple[int, ...]] = {}   # input name (args[0], input_ids) -> dims marked dynamic
         self._compile: _Compile | None = None
         self._warned_grad = False
-        self._one_token_graphs = 0   # graphs traced for a 1-token call so far: the first is Dynamo's 0/1 rule
         self._fast_path = fast_path_modules(model)   # stock modules whose fast path is turned off (fastpath.py)
         self._breaks = tc.graph_break_reasons()
         self._trace = TraceLog(model)   # Dynamo's graph breaks and recompiles while this model is called
@@ -218,8 +217,8 @@ class CompiledModel:
         marked = {k: v[0] for k, v in self.token_dims.items()}
         graph = CapturedGraph.from_dynamo(gm, example_inputs, len(self.graphs), self.model, marked)
         if token_count(graph.real_inputs, graph.names, marked) == 1:
-            work.warnings.append(_size_one(len(self.graphs), self._one_token_graphs))
-            self._one_token_graphs += 1
+            before = sum(token_count(g.real_inputs, g.names, marked) == 1 for g in self.graphs)
+            work.warnings.append(_size_one(len(self.graphs), before))
         elif graph.token is None and marked:
             work.warnings.extend(_specialized(graph, marked))
         if self._fast_path and not self.graphs:
@@ -245,7 +244,6 @@ class CompiledModel:
         compile was cancelled: it is in neither ``graphs`` nor the report. Its events stay (their time was
         spent), graph-less and named by ``why``."""
         self.graphs.remove(graph)
-        self._one_token_graphs -= sum(w.kind in ("size_one", "decode_trace") for w in work.warnings[warnings_before:])
         del work.warnings[warnings_before:]
         for i, ev in enumerate(work.rec.events):
             if ev.graph == graph.index:
