@@ -206,22 +206,12 @@ def test_apply_shows_before_after_and_refreshes_the_report(stacked):
         torch.testing.assert_close(cm(x), model(x))
 
 
-def wire_revert(ex: Explorer) -> None:
-    """Revert as the explorer wires it: ``AdviceTab(self.apply_advice, revert=...)`` recompiling in the
-    background with the controls set to the config (set here while explorer.py does not pass one)."""
-    if ex.advice_view.revert is None:
-        def revert(config):
-            ex.controls.set_config(config)
-            return ex.compile(config)
-        ex.advice_view.revert = revert
-
-
 def test_apply_shows_both_figures_and_revert_goes_back(stacked):
     model, cm, x = stacked
     ex = vx.explore(cm, x)
-    wire_revert(ex)
     before = cm.config
     tab = ex.advice_view
+    assert tab.revert == ex.revert_to                                # the explorer's own Revert, no stand-in
     assert tab.revert_button.layout.display == "none"               # nothing to revert yet
     assert all(b.layout.display is None and b.layout is not tab.revert_button.layout for b in tab.buttons)
     tab.buttons[0].click()
@@ -246,7 +236,6 @@ def test_apply_shows_both_figures_and_revert_goes_back(stacked):
 def test_revert_is_not_offered_after_a_reverted_apply_or_without_a_way_to_recompile(stacked):
     _model, cm, x = stacked
     ex = vx.explore(cm, x)
-    wire_revert(ex)
     same = vx.Advice("split-op-missing", "warning", "let vexplore choose", {}, cm.config.replace(strategy="auto"),
                      "split_pieces")
     ex.show_advice([same])
@@ -478,10 +467,10 @@ def test_advice_tab_applies_by_clicking_in_jupyterlab(lab, tmp_path):
         assert figures.count() == 2 and "compiled_nodes" in figures.nth(0).inner_text()   # the metric and compile_s
         page.screenshot(path=str(shots / "browser-advice.png"))
         revert = ex.locator("button.vx-revert-button")
-        if revert.is_visible():                  # where the explorer passes AdviceTab(..., revert=...)
-            revert.click()
-            ex.locator(".vx-revert", has_text="reverted").wait_for(timeout=60_000)
-            ex.locator("button.vx-apply-button").wait_for(timeout=30_000)   # the advice is back, to apply again
+        revert.wait_for(state="visible", timeout=30_000)     # offered after a kept Apply
+        revert.click()
+        ex.locator(".vx-revert", has_text="reverted").wait_for(timeout=60_000)
+        ex.locator("button.vx-apply-button").wait_for(timeout=30_000)   # the advice is back, to apply again
     assert not errors, errors
 
 
