@@ -248,6 +248,24 @@ def test_revert_is_not_offered_after_a_reverted_apply_or_without_a_way_to_recomp
     assert tab.revert_button.layout.display == "none"
 
 
+def test_revert_says_how_it_ended_as_the_explorer_tells_it():
+    """The tab is told the revert's end (``reverted(error)``): done, or failed with the error."""
+    asked = []
+    tab = AdviceTab(lambda a: None, revert=lambda config: asked.append(config) or True)
+    a = vx.Advice("repeated-blocks", "info", "cut at the blocks", {}, vx.CompileConfig(strategy="piecewise"),
+                  "compiled_nodes")
+    for error, said in ((None, "reverted <b>repeated-blocks</b>"), (ValueError("no <luck>"), "failed: ValueError: no &lt;luck&gt;")):
+        tab.applying(a, vx.CompileConfig(strategy="full"))
+        tab.applied(a, ApplyResult("compiled_nodes", 21.0, 6.0, True, None))
+        tab.revert_button.click()
+        assert asked[-1] == vx.CompileConfig(strategy="full") and "reverting" in tab.revert_status.value
+        assert tab.revert_button.layout.display == "none"
+        tab.reverted(error)
+        assert said in tab.revert_status.value, tab.revert_status.value
+    tab.reverted(None)                                   # no revert under way: nothing to say
+    assert "failed" in tab.revert_status.value
+
+
 def test_apply_that_measures_worse_is_reverted(stacked):
     _model, cm, x = stacked
     ex = vx.explore(cm, x)

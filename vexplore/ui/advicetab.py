@@ -10,7 +10,8 @@ The HTML comes from the pure builders in ``advicehtml`` (``advice_html`` is the 
 snapshot shows it); this module only wires buttons. Applying is the explorer's job (it owns the
 model and the background worker): the tab calls ``apply(advice)`` and is told the outcome.
 Reverting is the explorer's too: the tab calls ``revert(config)`` with the config from before the
-Apply (``applying(advice, before)``, or the config the advice was made against, ``advice.base``).
+Apply (``applying(advice, before)``, or the config the advice was made against, ``advice.base``),
+and is told when it ends (``reverted(error)``).
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ __all__ = ["AdviceTab"]
 class AdviceTab:
     """One row per advice (its HTML and, for advice with a config, an Apply button or why not), the
     result of the last Apply, and the alerts. ``apply(advice)`` is called on a click; ``revert(config)``
-    (recompile the model under ``config`` in the background; False while busy) on Revert."""
+    (recompile the model under ``config`` in the background; False while busy) on Revert, whose end
+    the explorer tells with ``reverted(error)``."""
 
     def __init__(self, apply: Callable[[Any], Any] | None = None,
                  revert: Callable[[Any], bool] | None = None) -> None:
@@ -58,12 +60,10 @@ class AdviceTab:
         self._before: tuple[str, Any] | None = None     # (advice code, config) the Apply in hand started from
         self._undo: tuple[str, Any] | None = None       # what Revert goes back to, after a kept Apply
         self._reverting: str | None = None              # the advice code of a revert under way
-        self._shown_since_revert = False
 
     def show(self, advice: Sequence[Any] | None, why_none: str = "") -> None:
         """List ``advice`` (None: no advisor ran, ``why_none`` says why). The same list again (the
         explorer asks on every report it shows) keeps the rows as they are."""
-        self._shown_since_revert = True
         if self.rows.children and advice and tuple(advice) == self.advice:
             self._refresh_buttons()
             return
@@ -115,18 +115,17 @@ class AdviceTab:
         self._refresh_buttons()
 
     def set_enabled(self, enabled: bool) -> None:
-        """Apply and Revert off while the explorer is busy (a compile, benchmark or another Apply runs).
-        Busy no more with a revert under way: it ended; without a report shown since, it failed
-        (the explorer's progress line says why)."""
+        """Apply and Revert off while the explorer is busy (a compile, benchmark or another Apply runs)."""
         self._enabled = enabled
-        if enabled and self._reverting is not None:
-            code, self._reverting = self._reverting, None
-            if self._shown_since_revert:
-                self.revert_status.value = revert_html(code, "done")
-            else:
-                self.revert_status.value = (f'<div class="vx-revert" style="color:{ERROR}">Reverting {esc(code)} '
-                                            "failed: the progress line above says why.</div>")
         self._refresh_buttons()
+
+    def reverted(self, error: BaseException | None = None) -> None:
+        """The revert under way ended: the model runs the config from before the Apply again, or
+        ``error`` says why not."""
+        if self._reverting is None:
+            return
+        code, self._reverting = self._reverting, None
+        self.revert_status.value = revert_html(code, "done" if error is None else "failed", error)
 
     def applying(self, a: Any, before: Any = None) -> None:
         """An Apply of ``a`` starts, from the model's config ``before`` (default: the config the
@@ -158,7 +157,6 @@ class AdviceTab:
         if self._undo is None or self.revert is None:
             return
         code, config = self._undo
-        self._shown_since_revert = False
         self._reverting = code
         if not self.revert(config):
             self._reverting = None

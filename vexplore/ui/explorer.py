@@ -221,15 +221,20 @@ class Explorer(widgets.VBox):
         if self.cm is None:
             raise VexploreError(f"explorer.compile: {NO_COMPILE}")
         cfg = config if config is not None else self.controls.config()
-        if not self._claim(self.progress.status):
-            return False
-        self.progress.start(self.session.monitor, self._unique_compiles())
-        started = self.worker.start("compile", lambda: self.cm.recompile(cfg), lambda r, e: self._compiled(cfg, r, e))
+        started = self._recompile("compile", cfg)
         if wait:
             self.wait()
         return started
 
-    def _compiled(self, cfg: CompileConfig, report: CompileReport | None, error: BaseException | None) -> None:
+    def _recompile(self, job: str, cfg: CompileConfig) -> bool:
+        """``cm.recompile(cfg)`` in the background as ``job`` ("compile" or "revert"); False if busy."""
+        if not self._claim(self.progress.status):
+            return False
+        self.progress.start(self.session.monitor, self._unique_compiles())
+        return self.worker.start(job, lambda: self.cm.recompile(cfg), lambda r, e: self._compiled(cfg, r, e, job))
+
+    def _compiled(self, cfg: CompileConfig, report: CompileReport | None, error: BaseException | None,
+                  job: str = "compile") -> None:
         try:
             if error is None and report is not None:
                 self.reports.append(report)
@@ -244,6 +249,8 @@ class Explorer(widgets.VBox):
                     log.error("vexplore explorer: recompile failed", exc_info=error)
         finally:
             self._busy(False)
+            if job == "revert":
+                self.advice_view.reverted(error)
 
     def benchmark(self, wait: bool = False) -> bool:
         """Time eager and every configuration compiled so far in the background; False if busy."""
@@ -372,7 +379,7 @@ class Explorer(widgets.VBox):
         if self.worker.busy:
             return False
         self.controls.set_config(config)
-        return self.compile(config)
+        return self._recompile("revert", config)
 
     def _ipython_display_(self) -> None:
         """The widget, then its static snapshot as an output of its own (ui/snapshot.py says why),
