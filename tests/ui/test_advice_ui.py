@@ -23,6 +23,7 @@ from vexplore.ui.advicehtml import (NO_APPLY_CODE, SEVERITY_COLOURS, advice_html
 from vexplore.ui.advicetab import AdviceTab
 from vexplore.ui.explorer import NO_ADVICE, NO_APPLY, Explorer
 from vexplore.ui.graphmodel import explanations, graph_model
+from vexplore.ui.modelalerts import watch
 
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -362,7 +363,7 @@ def test_alerts_of_the_session_update_the_tab(stacked):
     cm.session.monitor.raise_alert("cache-failure", "warning", "the disk tier <failed>")
     assert "cache-failure" in ex.advice_view.alerts.value and "&lt;failed&gt;" in ex.advice_view.alerts.value
     tab = AdviceTab()
-    tab.watch(cm.session.monitor)
+    watch(cm.session.monitor, tab, lambda t: t.show_alerts(cm.session.monitor.alerts))   # as the explorer watches
     callbacks = len(cm.session.monitor._book._callbacks)
     del tab
     gc.collect()

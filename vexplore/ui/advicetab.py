@@ -1,7 +1,7 @@
 """The explorer's Advice tab: ``vx.advise``'s advice, one row each, with an Apply button where
 vexplore can apply it (the advice carries a config and a metric to measure); the last Apply's
 result (its figures before and after) with a Revert button after a kept Apply; and the session
-monitor's alerts, kept current by an ``on_alert`` callback.
+monitor's alerts about this model, which the explorer keeps current (``modelalerts.watch``).
 
 Each row is a flex box: the advice text takes the room left and wraps, the button keeps the width
 its label needs (a fixed width clipped it to "✔ Ap" in a narrow notebook).
@@ -170,21 +170,6 @@ class AdviceTab:
     def show_alerts(self, alerts: Sequence[Any] | None, why_none: str = "") -> None:
         with self._alerts_lock:       # alerts arrive from compile and sampling threads
             self.alerts.value = alerts_html(alerts, why_none)
-
-    def watch(self, monitor: Any) -> Callable[[], None]:
-        """List ``monitor``'s alerts and redraw them on each new one; returns the unsubscribe function.
-        The callback holds the tab weakly: a tab that is gone unsubscribes itself."""
-        self.show_alerts(monitor.alerts)
-        ref = weakref.ref(self)
-
-        def told(_alert: Any) -> None:
-            tab = ref()
-            if tab is None:
-                unsubscribe()
-                return
-            tab.show_alerts(monitor.alerts)
-        unsubscribe = monitor.on_alert(told)
-        return unsubscribe
 
 
 def _row_layout() -> widgets.Layout:
