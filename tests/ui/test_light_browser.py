@@ -11,9 +11,11 @@ The setup cell draws one small plotly chart first. The page's first plotly chart
 it, has the plotly JupyterLab extension compile and run plotly.js (V8 parsing its 4.8 MB module
 function on the main thread): one long task of 0.8–1.1 s on a 2-core machine, once per page, that
 no payload can split. It is measured there and reported (``plotly_first_chart_ms``), not bound:
-the bound is on what the explorers cost. Long tasks are judged only where the machine was not
-busier than twice its cores (the 1-minute load average, reported with the figures; this test's
-own kernel and browser fill the cores): other processes' work lengthens every task of the page.
+the bound is on what the explorers cost. The 200 ms target is not met reliably on 2 shared cores
+(other processes' work lengthens every task of the page; the 1-minute load average is reported with
+the figures), so a task over it is an expected failure (issue 28 keeps it open). A task over
+LONG_TASK_CEILING_MS (2.5 times the target, over the worst seen under load: 329 ms at load 6.2)
+fails the test at any load: no busy machine explains it, only a gross regression does.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from browsing import ARGS, CHROMIUM, code_notebook, jupyter_lab, needs_chromium,
 pytestmark = [pytest.mark.browser, needs_chromium]
 
 FIRST_MB, SECOND_MB, LONG_TASK_MS = 3.0, 2.0, 200.0
+LONG_TASK_CEILING_MS = 500.0   # over this, at any load: a regression, not the machine
 
 SETUP = ["import plotly.graph_objects as go\n",
          "go.Figure(go.Bar(y=[1, 2]), layout=dict(height=150, title='plotly loaded')).show('plotly_mimetype')\n",
@@ -119,6 +122,8 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
     assert not [e for e in errors if "vexplore" in e.lower() or "blob:" in e or re.search(r"graph_?z|gzip", e)]
     assert figures["explorer1"]["received_mb"] <= FIRST_MB, figures
     assert figures["explorer2"]["received_mb"] <= SECOND_MB, figures
+    tasks = [d for n in (1, 2) for d in figures[f"explorer{n}"]["long_tasks_ms"]]
+    assert max(tasks, default=0) <= LONG_TASK_CEILING_MS, figures
     long = {n: [d for d in figures[f"explorer{n}"]["long_tasks_ms"] if d > LONG_TASK_MS] for n in (1, 2)}
     if any(long.values()):
         # not met reliably on 2 shared cores (issue 28 keeps this target open): vexplore's own tasks measured
