@@ -51,15 +51,16 @@ class ApplyResult:
     after: float
     kept: bool
     report: CompileReport
-    note: str = ""
+    note: str = ""                     # what the metric measures and under which config
     checks: tuple[Check, ...] = ()     # the other figures it watched (compile_s for compiled_nodes)
 
     @property
     def message(self) -> str:
         """``compiled_nodes: 21 -> 6, reverted (compile_s 1.65 -> 2.32 (worse); what it measures ...)``:
-        the note begins with the other figures watched."""
+        the other figures watched, then the note."""
         verdict = "kept" if self.kept else "reverted"
-        return f"{self.metric}: {self.before:.4g} -> {self.after:.4g}, {verdict}" + (f" ({self.note})" if self.note else "")
+        said = "; ".join([*map(str, self.checks), *([self.note] if self.note else [])])
+        return f"{self.metric}: {self.before:.4g} -> {self.after:.4g}, {verdict}" + (f" ({said})" if said else "")
 
     def __str__(self) -> str:
         return self.message
@@ -169,7 +170,7 @@ def apply_config(cm: Any, config: CompileConfig, metric: str, inputs: Sequence[A
     kept = _better(m, before[0], after[0]) and not any(c.worse for c in checks)
     if m.trial is not None or not kept:
         cm.recompile(config if kept else old)   # the trial config (or the advised one, reverted) leaves
-    note = "; ".join([*map(str, checks), f"{m.what}; measured under {'a trial config' if m.trial else 'the advised config'}"])
+    note = f"{m.what}; measured under {'a trial config' if m.trial else 'the advised config'}"
     return ApplyResult(metric, before[0], after[0], kept, cm.report if kept else trial, note, checks)
 
 
