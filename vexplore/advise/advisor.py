@@ -28,6 +28,6 @@ def advise(cm: Any, bench: BenchReport | None = None) -> list[Advice]:
     if bench is not None and not isinstance(bench, BenchReport):
         raise VexploreError(f"vx.advise(bench=...) takes the BenchReport vx.benchmark returned, got {type(bench).__name__}.")
     ctx = Context(cm, tuple(cm.reports), tuple(cm.session.monitor.reports), bench)
-    found = [a if a.config is None or a.base is not None else dataclasses.replace(a, base=cm.config)
-             for detect in DETECTORS for a in detect(ctx)]
+    # each config is applied later as a change to this one (Advice.base, apply.rebase)
+    found = [a if a.config is None else dataclasses.replace(a, base=cm.config) for detect in DETECTORS for a in detect(ctx)]
     return sorted(found, key=lambda a: SEVERITIES.index(a.severity))
