@@ -73,8 +73,8 @@ def recompile(ctx: Context) -> list[Advice]:
             msg = f"{name}{where} changed and the model was traced again ({rs[0].reason}). "
         small = size_one_guard(rs[0].guard, rs[0].detail)
         severity = "critical" if limit else ("info" if small and not storm else "warning")
-        out.append(Advice("recompile-storm" if storm else "recompile", severity,
-                          msg + recompile_fix(ctx, name, rs), evidence))
+        fix = _size_one_fix(small) if small is not None else recompile_fix(ctx, name, rs)
+        out.append(Advice("recompile-storm" if storm else "recompile", severity, msg + fix, evidence))
     return out
 
 
@@ -91,14 +91,16 @@ def _dims_key(name: str, detail: str) -> str:
     return at.group(1) if at else repr(name)
 
 
+def _size_one_fix(small: tuple[str, int]) -> str:
+    """What to change for Dynamo's 0/1 specialization of dim ``small[1]`` of tensor ``small[0]``."""
+    return (f"Nothing to change when such calls are rare. To serve them with the general graph, mark the dim "
+            f"before the first call: torch._dynamo.decorators.mark_unbacked({small[0]}, {small[1]}).")
+
+
 def recompile_fix(ctx: Context, name: str, rs: list[Any]) -> str:
-    """What to change, by what the guard is about."""
+    """What to change, by what the guard is about (Dynamo's 0/1 specialization aside: ``_size_one_fix``)."""
     guard = rs[0].guard
     value = guard.split("==", 1)[1].strip() if "==" in guard else ""
-    small = size_one_guard(guard, rs[0].detail)
-    if small is not None:
-        return (f"Nothing to change when such calls are rare. To serve them with the general graph, mark the dim "
-                f"before the first call: torch._dynamo.decorators.mark_unbacked({small[0]}, {small[1]}).")
     if name in ("len(args)", "len(kwargs)"):
         return "Pass the arguments the same way (by position or by keyword) at every call."
     if any(re.fullmatch(rf"len\({re.escape(name)}\) == \d+|not {re.escape(name)}", r.guard) for r in rs):
@@ -111,7 +113,7 @@ def recompile_fix(ctx: Context, name: str, rs: list[Any]) -> str:
                 "or keep each variant in a model of its own (one compile each).")
     if guard.startswith("tensor"):
         return _tensor_fix(name, guard, _dims_key(name, rs[0].detail))
-    if any(getattr(r, "carried", False) for r in rs):
+    if any(r.carried for r in rs):
         what = "That value" if name.startswith("a Python value") else f"{name} is a Python value that"
         return (f"{what} was computed before a graph break (read out of a tensor: .item(), float(), round()), and "
                 f"Dynamo compiled its first value ({value or '?'}) into the code after the break as a constant. Keep "
