@@ -169,7 +169,6 @@ def test_a_monitor_of_its_own_cancels_nothing():
     from vexplore.monitor.events import Monitor
 
     Monitor().cancel()
-    Monitor().reset_cancel()
 
 
 def test_session_cache_does_not_resize_the_memory_tier_until_asked(tmp_path):

@@ -255,7 +255,3 @@ class Monitor:
         same as ``Session.cancel()``, which this calls; nothing when none runs."""
         if self._cancel is not None:
             self._cancel()
-
-    def reset_cancel(self) -> None:
-        """Nothing to forget: a cancel reaches only the compiles in progress, never a later one
-        (kept so that callers from before cancel tokens keep working)."""

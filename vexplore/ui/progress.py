@@ -67,12 +67,7 @@ class Progress:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        self.cancel.disabled = True
-        if self._monitor is not None:
-            # The engine forgets a cancel when recompile returns, but the button stays live until
-            # here (the explorer redraws its views first): a click in that gap must not cancel
-            # the next compile.
-            self._monitor.reset_cancel()
+        self.cancel.disabled = True   # a late click reaches no compile: a cancel token lives as long as its compile
         if error is None:
             self.bar.value, self.bar.bar_style, self.bar.description = self.bar.max, "success", "done"
             self.status.value = message
