@@ -39,9 +39,9 @@ def _slow_against_history(ctx: Context) -> list[dict[str, Any]]:
     (sizes no compile of the key had before), ``inductor_cache_miss`` (Inductor's own cache served
     a size then and not now), ``retries`` (the fallback ladder compiled a size again), else ``busy``
     (the same work as then, only slower)."""
-    best: dict[str, float] = {}                             # unique key -> seconds of its fastest compile
-    sizes: dict[str, set[Any]] = {}                         # unique key -> the sizes compiled for it so far
-    work_best: dict[tuple[str, Any, bool], float] = {}      # (unique key, size, Inductor's cache served it) -> seconds
+    best: dict[str, float] = {}             # unique key -> seconds of its fastest compile
+    sizes: dict[str, set[Any]] = {}         # unique key -> the sizes compiled for it so far
+    served: dict[str, set[Any]] = {}        # unique key -> the sizes Inductor's own cache served for it so far
     found = []
     mine = {id(r) for r in ctx.reports}
     for rep in ctx.history:
@@ -53,12 +53,10 @@ def _slow_against_history(ctx: Context) -> list[dict[str, Any]]:
             if id(rep) in mine and prior is not None and p.compile_s > SLOW_RATIO * prior and p.compile_s - prior > SLOW_MIN_S:
                 found.append({"report": rep.id, "piece": p.index, "graph": p.graph, "nodes": p.nodes,
                               "seconds": round(p.compile_s, 3), "best_s": round(prior, 3),
-                              **_cause(key, work, sizes.get(key, set()), work_best)})
+                              **_cause(work, sizes.get(key, set()), served.get(key, set()))})
             best[key] = p.compile_s if prior is None else min(prior, p.compile_s)
-            sizes.setdefault(key, set()).update(size for size, _, _ in work)
-            for size, served, seconds in work:
-                at = (key, size, served)
-                work_best[at] = min(work_best.get(at, seconds), seconds)
+            sizes.setdefault(key, set()).update(size for size, _ in work)
+            served.setdefault(key, set()).update(size for size, hit in work if hit)
     return found
 
 
@@ -75,18 +73,19 @@ def _same_work(rep: CompileReport) -> str:
     return repr((cfg.get("compiler"), cfg.get("mode"), options, cfg.get("post_grad_passes")))
 
 
-def _work(rep: CompileReport, p: Piece) -> list[tuple[Any, bool, float]]:
-    """(size, served by Inductor's own cache, seconds) of each compile event of piece ``p``."""
-    return [(e.size, inductor_cache_hit(e), e.duration_s) for e in rep.events
+def _work(rep: CompileReport, p: Piece) -> list[tuple[Any, bool]]:
+    """(size, served by Inductor's own cache) of each compile event of piece ``p``."""
+    return [(e.size, inductor_cache_hit(e)) for e in rep.events
             if e.step == "compile" and e.piece == p.index and e.graph == p.graph]
 
 
-def _cause(key: str, work: list[tuple[Any, bool, float]], before: set[Any],
-           work_best: dict[tuple[str, Any, bool], float]) -> dict[str, Any]:
-    sizes = [size for size, _, _ in work]
+def _cause(work: list[tuple[Any, bool]], before: set[Any], served_before: set[Any]) -> dict[str, Any]:
+    """Why a piece's compile (``work``) was slow, against the sizes compiled before (``before``) and those
+    Inductor's own cache served before (``served_before``)."""
+    sizes = [size for size, _ in work]
     new = sorted({s for s in sizes if s not in before}, key=lambda s: -1 if s is None else s)
-    lost = [s for s, served, _ in work if not served and (key, s, True) in work_best]
-    served = sum(hit for _, hit, _ in work)
+    lost = [s for s, hit in work if not hit and s in served_before]
+    served = sum(hit for _, hit in work)
     if new:
         cause = "new_sizes"
     elif lost:
@@ -222,12 +221,12 @@ def low_cache_hit_rate(ctx: Context) -> list[Advice]:
         {"hits": hits, "lookups": lookups, "hit_rate": round(hits / lookups, 3), "changing": dict(parts.most_common(5))})]
 
 
-def miss_parts(p: Piece, size: Any = ...) -> list[str]:
-    """The cache-key parts a piece's misses name (``config.mode``, ``inputs[0]``, ``graph``), or why none;
-    ``size``: of that size's lookup only (miss reasons read ``size N: ...``, ``size general: ...``)."""
+def miss_parts(p: Piece, size: int | None) -> list[str]:
+    """The cache-key parts a piece's misses at ``size`` name (``config.mode``, ``inputs[0]``, ``graph``), or
+    why none (its miss reasons read ``size N: ...``, ``size general: ...``, as engine/pieces.py writes them)."""
     out = []
     for reason in p.miss_reasons:
-        if size is not ... and not reason.startswith(f"size {size or 'general'}:"):
+        if not reason.startswith(f"size {size or 'general'}:"):
             continue
         said = reason.split("differs in ", 1)
         if len(said) == 2:
