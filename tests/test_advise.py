@@ -289,7 +289,9 @@ def test_slow_compile_against_the_same_keys_history(cache_cfg, session, monkeypa
     cfg = vx.CompileConfig(strategy="full", cache=vx.CacheConfig(tiers=()))
     cm = called(Failing().eval(), cfg, session, torch.randn(8, 16))
     cm.recompile(cfg)
-    assert "slow-compile" not in codes(vx.advise(cm))
+    # an Inductor cache hit of some 10 ms: slow only when the machine stalled it by a quarter second (seen in a
+    # full run), and then said to be the machine, not more work
+    assert all(p["cause"] == "busy" for a in vx.advise(cm) if a.code == "slow-compile" for p in a.evidence["pieces"])
     fast = InductorCompiler.compile
     # slower than the slow-compile rule's ratio against this key's best, however loaded the machine
     extra = 4 * max(r.pieces[0].compile_s for r in cm.reports) + 1.0
@@ -300,8 +302,8 @@ def test_slow_compile_against_the_same_keys_history(cache_cfg, session, monkeypa
     monkeypatch.setattr(InductorCompiler, "compile", slow)
     cm.recompile(cfg)
     [a] = [a for a in vx.advise(cm) if a.code == "slow-compile"]
-    [p] = a.evidence["pieces"]
-    assert (p["report"], p["piece"], p["graph"]) == (cm.report.id, 0, 0) and p["seconds"] > extra
+    [p] = [p for p in a.evidence["pieces"] if p["report"] == cm.report.id]
+    assert (p["piece"], p["graph"]) == (0, 0) and p["seconds"] > extra
     # the same work as the fastest compile (the same size, Inductor's cache serving both), only slower
     assert (p["cause"], p["new_sizes"], p["compiles"]) == ("busy", [], 1)
     assert a.message.startswith(f"piece 0 (graph 0, {p['nodes']} nodes) took {p['seconds']:.2f} s to compile")

@@ -34,8 +34,11 @@ def _served_twice(session):
 
 def _slow(cm) -> tuple[vx.Advice, dict]:
     [a] = [a for a in vx.advise(cm) if a.code == "slow-compile"]
-    [p] = a.evidence["pieces"]
-    assert (a.severity, p["report"], p["piece"]) == ("info", cm.report.id, 0)
+    # the latest compile's piece. The second compile (an Inductor cache hit of some 10 ms) is in the evidence
+    # too when the machine stalled it by a quarter second (a "busy" finding, the rule working): not this test's
+    [p] = [p for p in a.evidence["pieces"] if p["report"] == cm.report.id]
+    assert (a.severity, p["piece"]) == ("info", 0)
+    assert all(q["cause"] == "busy" for q in a.evidence["pieces"] if q is not p)
     return a, p
 
 
