@@ -17,7 +17,6 @@ import vexplore as vx
 from models import ReadsGlobal, Remembers, Scaled, Swappable, TakesExtras, ValueAfterBreak, eager_cfg, line_of
 from vexplore.engine.explain import DYNAMO_NAME
 
-transformers = pytest.importorskip("transformers")
 
 def _called(model, session, calls, before_each=None):
     """``model`` compiled and called with each of ``calls``; eager on a twin is the oracle."""
@@ -33,8 +32,9 @@ def _called(model, session, calls, before_each=None):
 
 def _said(cm, session) -> list[str]:
     """Everything the user reads about this model's re-traces: advice, evidence names, alerts, recompiles."""
-    texts = [a.message for a in vx.advise(cm)] + [str(a.evidence.get("name", "")) for a in vx.advise(cm)]
-    texts += [str(g) for a in vx.advise(cm) for g in a.evidence.get("guards", ())]
+    advice = vx.advise(cm)
+    texts = [a.message for a in advice] + [str(a.evidence.get("name", "")) for a in advice]
+    texts += [str(g) for a in advice for g in a.evidence.get("guards", ())]
     texts += [a.message for a in session.monitor.alerts]
     return texts + [t for r in cm.recompiles for t in (r.reason, r.name, r.guard, str(r))]
 
@@ -121,6 +121,7 @@ def test_positional_and_keyword_scale_keep_the_parameters_name(session):
 
 @pytest.mark.filterwarnings("ignore:`past_key_values` is deprecated:FutureWarning")
 def test_hf_cache_tensors_are_named_by_the_argument_path(session):
+    transformers = pytest.importorskip("transformers")
     cfg = transformers.LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
     torch.manual_seed(0)
