@@ -108,8 +108,8 @@ def test_repeated_blocks_applied_compiles_one_block(session):
     assert (a.config.strategy, a.config.split_policy) == ("piecewise", "repeats")
     res = a.apply(cm)
     assert (res.metric, res.before, res.after, res.kept) == ("compiled_nodes", 21.0, 6.0, True)
-    # what fewer nodes promise, less compile time, was watched too (eager compiles: no rise beyond noise)
-    assert [(c.metric, c.worse) for c in res.checks] == [("compile_s", False)]
+    # compile time is watched only where Inductor compiles: the eager compiler's milliseconds are load noise
+    assert res.checks == ()
     assert cm.config == a.config and res.report is cm.report and res.report.counters["unique_pieces"] == 2
     x = torch.randn(9, 16)
     with torch.no_grad():

@@ -149,9 +149,12 @@ def apply_config(cm: Any, config: CompileConfig, metric: str, inputs: Sequence[A
     """Recompile ``cm`` under ``config``; keep it when ``metric`` got better and none of its guards got
     worse beyond noise, else recompile back."""
     m = METRICS[metric]
-    watched = (m, *(METRICS[g] for g in m.guards))
-    assert all(g.trial in (None, m.trial) for g in watched[1:]), "a guard is measured under its metric's trial"
     old = cm.config
+    # compile time is Inductor's: the eager compiler's few milliseconds of graph handling move only with
+    # the machine's load, so watching them could revert an advice for a stall
+    guards = [g for g in m.guards if not (g == "compile_s" and config.compiler == old.compiler == "eager")]
+    watched = (m, *(METRICS[g] for g in guards))
+    assert all(g.trial in (None, m.trial) for g in watched[1:]), "a guard is measured under its metric's trial"
     if cm.report is None:
         raise VexploreError("advice.apply: the model has not been called yet; call it once (cm(*inputs)), then apply.")
     try:
