@@ -112,9 +112,7 @@ def apply_html(code: str, result: Any) -> str:
     """An Apply's result: the verdict, then its figures before and after in one table (the metric and
     each other figure it watched, ``result.checks``), then what the metric is and how it was measured."""
     colour = GOOD if result.kept else WARNING
-    checks = tuple(getattr(result, "checks", ()))
-    watched = {str(c) for c in checks}
-    how = "; ".join(p for p in getattr(result, "note", "").split("; ") if p and p not in watched)
+    how = getattr(result, "note", "")   # what the metric is and under which config (the checks are in the table)
     return (f'<div class="vx-apply-result" style="margin:4px 0">Applied <b>{esc(code)}</b>: '
             f'<b style="color:{colour}">{esc(apply_text(result))}</b>{figures_html(result)}'
             + (f'<div class="vx-apply-how" style="color:{MUTED}">{esc(how)}</div>' if how else "") + "</div>")
