@@ -476,7 +476,8 @@ def test_advice_tab_applies_by_clicking_in_jupyterlab(lab, tmp_path):
         ex = page.locator(".vexplore-explorer").first
         ex.locator(".vx-explain", has_text="Breaks and recompiles").wait_for(timeout=120_000)
         assert "Data-dependent branching" in ex.locator(".vx-explain").inner_text()
-        assert ex.locator(".vx-gv-graph.brk").count() >= 1 and ex.locator(".vx-gv-graph.rec").count() >= 1
+        for mark in (".vx-gv-graph.brk", ".vx-gv-graph.rec"):     # the graph view draws after the text
+            ex.locator(mark).first.wait_for(timeout=60_000)
         assert "Top advice (1 of 4" in ex.locator(".vx-top-advice").inner_text()
         ex.locator(".vx-gv-graph.rec").first.click()
         assert "recompile" in ex.locator(".vx-gv-details").inner_text()
@@ -494,7 +495,8 @@ def test_advice_tab_applies_by_clicking_in_jupyterlab(lab, tmp_path):
         ex.locator(".vx-apply-result", has_text="kept").wait_for(timeout=60_000)
         assert "repeated-blocks" in ex.locator(".vx-apply-result").inner_text()
         figures = ex.locator("table.vx-apply-figures tr[data-metric]")
-        assert figures.count() == 2 and "compiled_nodes" in figures.nth(0).inner_text()   # the metric and compile_s
+        # the metric before and after (compile time is watched only under Inductor; this model is eager)
+        assert figures.count() == 1 and "compiled_nodes" in figures.nth(0).inner_text()
         page.screenshot(path=str(shots / "browser-advice.png"))
         revert = ex.locator("button.vx-revert-button")
         revert.wait_for(state="visible", timeout=30_000)     # offered after a kept Apply
