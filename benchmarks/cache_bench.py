@@ -64,7 +64,7 @@ def role_compile(args) -> dict:
     import torch
     import vexplore as vx
     from vexplore.bench.timing import first_call
-    from vexplore.engine.validate import max_rel_err
+    from vexplore.engine.build.validate import max_rel_err
 
     m, x = _model(args.device)
     with torch.no_grad():
@@ -110,7 +110,7 @@ def role_loads(args) -> dict:
     from vexplore.cache.keys import CacheKey
     from vexplore.cache.memory import MemoryTier
     from vexplore.cache.tiered import TieredCache
-    from vexplore.engine.loader import load_artifact as load
+    from vexplore.engine.build.loader import load_artifact as load
 
     t0 = time.perf_counter()
     import torch._functorch._aot_autograd.autograd_cache  # noqa: F401  (the load path's imports,

@@ -52,7 +52,7 @@ import vexplore as vx
 from vexplore.bench.compare import BenchRow, tolerance
 from vexplore.bench.timing import Budget, Sampler, autorange, first_call, l2_flush_buffer, stats
 from vexplore.bench.variants import resolve, variant_name
-from vexplore.engine.validate import max_rel_err
+from vexplore.engine.build.validate import max_rel_err
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 VX_CFG = dict(strategy="piecewise", cudagraph="full_and_piecewise")

@@ -106,7 +106,7 @@ def role_compile(args) -> dict:
     import torch
 
     import vexplore as vx
-    from vexplore.engine.validate import max_rel_err
+    from vexplore.engine.build.validate import max_rel_err
 
     cache = vx.CacheConfig(dir=args.vxdir)
     if args.warm:   # pay Inductor's imports and start-up here, untimed (the memory stage)

@@ -284,7 +284,7 @@ def test_low_cache_hit_rate_names_the_changing_part(cache_cfg, session):
 def test_slow_compile_against_the_same_keys_history(cache_cfg, session, monkeypatch):
     import time
 
-    from vexplore.engine.compilers import InductorCompiler
+    from vexplore.engine.build.compilers import InductorCompiler
 
     cfg = vx.CompileConfig(strategy="full", cache=vx.CacheConfig(tiers=()))
     cm = called(Failing().eval(), cfg, session, torch.randn(8, 16))

@@ -11,7 +11,7 @@ import torch
 
 import vexplore as vx
 from models import Stack
-from vexplore.engine.compilers import InductorCompiler
+from vexplore.engine.build.compilers import InductorCompiler
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import vexplore as vx
-from vexplore.engine.explain import DYNAMO_NAME
+from vexplore.engine.capture.explain import DYNAMO_NAME
 
 transformers = pytest.importorskip("transformers")
 

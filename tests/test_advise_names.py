@@ -15,7 +15,7 @@ from torch import nn
 
 import vexplore as vx
 from models import ReadsGlobal, Remembers, Scaled, Swappable, TakesExtras, ValueAfterBreak, eager_cfg, line_of
-from vexplore.engine.explain import DYNAMO_NAME
+from vexplore.engine.capture.explain import DYNAMO_NAME
 
 
 def _called(model, session, calls, before_each=None):

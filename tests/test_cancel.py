@@ -11,7 +11,7 @@ import torch
 import vexplore as vx
 from vexplore.cache.memory import MemoryEntry
 from vexplore.cancel import CancelToken
-from vexplore.engine.pipeline import GraphContext, compile_graph
+from vexplore.engine.build.pipeline import GraphContext, compile_graph
 from vexplore.errors import CancelledError
 from vexplore.models import ToyLlama
 from vexplore.monitor.events import EventRecorder

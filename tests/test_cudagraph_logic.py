@@ -6,8 +6,8 @@ import torch
 
 import vexplore as vx
 from vexplore.engine import _torch_compat as tc
-from vexplore.engine import cudagraph as cgm
-from vexplore.engine.inputplan import GraphInputs, InputPlan
+from vexplore.engine.runtime import cudagraph as cgm
+from vexplore.engine.runtime.inputplan import GraphInputs, InputPlan
 from models import KVArgument, KVBuffer, Stack
 
 
@@ -118,7 +118,7 @@ def test_out_variants_are_found_by_convention():
     writes its last argument; none for SDPA. The adapter maps the piece's own arguments."""
     import torch.fx as fx
     import vexplore.models  # noqa: F401  (registers vexplore::attention and vexplore::attention_out)
-    from vexplore.engine.outvariants import out_variant
+    from vexplore.engine.split.outvariants import out_variant
 
     def piece(target, nargs, order):
         g = fx.Graph()
@@ -142,7 +142,7 @@ def test_out_variants_are_found_by_convention():
 def test_capture_memory_estimate_follows_the_token_count(cache_cfg, session):
     """capturemem's peak of live intermediates: linear in the token count for a token-wise model,
     views free, outputs alive to the end; checked by hand on a two-linear model."""
-    from vexplore.engine import capturemem
+    from vexplore.engine.runtime import capturemem
 
     class Mlp(torch.nn.Module):
         def __init__(self):
@@ -172,7 +172,7 @@ def test_piecewise_capture_lets_each_value_go_after_its_last_reader(cache_cfg, s
     each piece output is listed once, under the last piece that reads it (the residual stream of a
     layer lives across the attention op to the next compiled piece); what the graph returns never.
     pinned_bytes counts what split ops read and return: q, k, v and the attention output per layer."""
-    from vexplore.engine import capturemem
+    from vexplore.engine.runtime import capturemem
     from vexplore.models.toy_llama import ToyLlama
 
     model = ToyLlama(dim=64, layers=2, ffn=128).eval()

@@ -207,7 +207,7 @@ def test_validation_mismatch_is_reported(cache_cfg, session):
 
 
 def test_compare_names_what_differs():
-    from vexplore.engine import validate
+    from vexplore.engine.build import validate
 
     assert validate.compare((torch.ones(3),), (torch.zeros(3) + 2,))[0].startswith("mismatch: max relative error")
     assert validate.compare((torch.ones(3, 2),), (torch.ones(3),))[0].startswith("mismatch: output 0 is (3, 2)")
@@ -275,7 +275,7 @@ def test_only_the_first_1_token_graph_is_called_dynamos_extra_trace(session):
 def test_piece_inputs_propagate_where_meta_is_missing(cache_cfg, session):
     """Pieces' example inputs: Dynamo's fake values, or fake propagation where a graph lacks them."""
     from vexplore.engine.ops import op_name
-    from vexplore.engine.split import example_inputs, split_graph
+    from vexplore.engine.split.split import example_inputs, split_graph
 
     m = Stack(layers=2).eval()
     cm = vx.compile(m, vx.CompileConfig(compiler="eager", cache=cache_cfg), session=session)

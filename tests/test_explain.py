@@ -11,7 +11,7 @@ from torch import nn
 import vexplore as vx
 from models import (Branchy, Breaks, Counter, ReadsGlobal, Remembers, Scaled, Swappable, TakesExtras, ValueAfterBreak,
                     eager_cfg, line_of)
-from vexplore.engine.explain import CallNames, guard_subject, source_name
+from vexplore.engine.capture.explain import CallNames, guard_subject, source_name
 
 
 class CountingBranchy(Counter):
@@ -152,7 +152,7 @@ def test_alerts_name_a_place_once_and_a_storm_once(session):
 
 def test_a_failure_reading_dynamos_records_costs_neither_the_call_nor_the_report(session, monkeypatch, caplog):
     # as if a torch release changed what vexplore reads: the model runs and reports on, said once
-    from vexplore.engine import explain
+    from vexplore.engine.capture import explain
 
     def broken(*_a, **_k):
         raise AttributeError("'CompilationMetrics' object has no attribute 'recompile_reason'")

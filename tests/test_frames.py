@@ -94,7 +94,7 @@ def test_piecewise_within_one_frame_of_torch_compile(model_and_inputs, torch_fra
 
 
 def test_runner_repoints_without_a_frame() -> None:
-    from vexplore.engine.stitch import GraphRunner
+    from vexplore.engine.runtime.stitch import GraphRunner
 
     a, b = GraphRunner(lambda v: v + 1), GraphRunner(lambda v: v * 10)
     assert a(1) == 2 and b(1) == 10   # each runner has its own target

@@ -142,3 +142,43 @@ def test_engine_functions_are_short_and_narrow():
                 if lines > 60 or len(params) > 6:
                     bad.append(f"{path.name}:{node.lineno} {node.name}: {lines} lines, {len(params)} params")
     assert not bad, bad
+
+
+# engine/'s stages, lowest first: a module imports only its own stage or the ones below it. runtime/
+# sits under split/ and build/ (they assemble what runs on each call); capture/ under runtime/.
+ENGINE_RANKS = {"_torch_compat": 0, "ops": 0, "capture": 1, "runtime": 2, "split": 3, "build": 4,
+                "backend": 5, "model": 6}
+
+
+def _engine_rank(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[:2] != ["vexplore", "engine"] or len(parts) < 3:
+        return None
+    assert parts[2] in ENGINE_RANKS, f"{module}: engine/{parts[2]} has no rank in ENGINE_RANKS"
+    return ENGINE_RANKS[parts[2]]
+
+
+def test_engine_stages_import_only_downward():
+    mods = _modules()
+    upward = []
+    for name, path in mods.items():
+        rank = _engine_rank(name)
+        if rank is None:
+            continue
+        for dep in _imports(name, path, mods):
+            dep_rank = _engine_rank(dep)
+            if dep_rank is not None and dep.split(".")[2] != name.split(".")[2] and dep_rank >= rank:
+                upward.append(f"{name} -> {dep}")
+    assert not upward, upward
+
+
+def test_engine_is_packages_named_for_its_stages():
+    """engine/: at most six loose modules, and each stage package says what enters and leaves it."""
+    root = pathlib.Path(__file__).resolve().parents[1] / "vexplore" / "engine"
+    loose = sorted(p.name for p in root.glob("*.py"))
+    assert len(loose) <= 6 and "_torch_compat.py" in loose, loose
+    packages = sorted(p.name for p in root.iterdir() if (p / "__init__.py").exists())
+    assert len(packages) >= 4 and set(packages) <= set(ENGINE_RANKS), packages
+    for name in packages:
+        doc = ast.get_docstring(ast.parse((root / name / "__init__.py").read_text())) or ""
+        assert "In:" in doc and "Out:" in doc, f"engine/{name}/__init__.py: say what enters and leaves it"

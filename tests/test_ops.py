@@ -117,7 +117,7 @@ def test_no_split_lists_what_the_graph_calls_not_the_defaults(session):
 
 
 def test_closest_names():
-    from vexplore.engine.opsuggest import closest
+    from vexplore.engine.split.opsuggest import closest
 
     present = ["torch._C._nn.linear", "torch._C._nn.gelu", "aten::gelu.default", "torch.Tensor.softmax"]
     assert closest("torch.nn.functional.gelu", present) == ["torch._C._nn.gelu", "aten::gelu.default"]

@@ -15,7 +15,7 @@ import torch
 
 import vexplore as vx
 from models import Calls, _TwoLinear
-from vexplore.engine.passes import AddSelfToMul, CustomGraphPass
+from vexplore.engine.split.passes import AddSelfToMul, CustomGraphPass
 
 NONCE = _uuid.uuid4().hex[:12]
 CALLS: list[tuple[str, tuple[str, ...]]] = []   # (tag, the targets of the graph the pass saw)

@@ -16,10 +16,10 @@ from torch import nn
 
 import vexplore as vx
 from vexplore.engine import _torch_compat as tc
-from vexplore.engine import cudagraph as cgm
-from vexplore.engine.captured import CapturedGraph
-from vexplore.engine.inputplan import GraphInputs, InputPlan, SizeDecision
-from vexplore.engine.writes import Reach, token_reach
+from vexplore.engine.runtime import cudagraph as cgm
+from vexplore.engine.capture.captured import CapturedGraph
+from vexplore.engine.runtime.inputplan import GraphInputs, InputPlan, SizeDecision
+from vexplore.engine.capture.writes import Reach, token_reach
 
 SIZES = (2, 4, 8, 16)
 
@@ -205,7 +205,7 @@ def test_plan_sizes_reads_only_inputs_that_outlive_the_call():
     """A written input sized by the tokens is copied into a buffer of the capture's own size, so its
     writes cannot run past anything; a write whose rows were not found keeps sizes above the call
     for their first call but refuses none."""
-    from vexplore.engine.inputplan import plan_sizes
+    from vexplore.engine.runtime.inputplan import plan_sizes
 
     plan = InputPlan(fixed=[0], copied=[1, 2], scalars=[], dims={1: 0, 2: 0}, written={1}, names=["w", "x", "pos"])
     assert {d.reason for d in plan_sizes(plan, [8, 2], 4, (), True, False).decisions} == {"no_held_writes"}

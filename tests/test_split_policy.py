@@ -11,8 +11,8 @@ from torch import nn
 
 import vexplore as vx
 from models import Blocks, Stack
-from vexplore.engine.costmodel import crossings, node_kind
-from vexplore.engine.splitplan import Bounds
+from vexplore.engine.split.costmodel import crossings, node_kind
+from vexplore.engine.split.splitplan import Bounds
 
 KEYS = ("pieces", "compiled_pieces", "unique_pieces", "inductor_compiles")
 
@@ -275,8 +275,8 @@ def test_memory_plan_is_the_best_plan():
     import itertools
     import random
 
-    from vexplore.engine.costmodel import Crossing
-    from vexplore.engine.splitplan import _best_ends, _View
+    from vexplore.engine.split.costmodel import Crossing
+    from vexplore.engine.split.splitplan import _best_ends, _View
 
     g = torch.fx.Graph()
     x = g.placeholder("x")

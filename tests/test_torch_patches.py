@@ -14,7 +14,7 @@ import torch.fx as fx
 import vexplore as vx
 from models import Stack
 from vexplore.engine import _torch_compat as tc
-from vexplore.engine.compilers import InductorCompiler
+from vexplore.engine.build.compilers import InductorCompiler
 
 
 def _patchable() -> dict[str, object]:

@@ -7,10 +7,10 @@ import torch
 
 import vexplore as vx
 from models import IntoBuffer, KVArgument, KVBuffer, Stack
-from vexplore.engine.split import split_graph
+from vexplore.engine.split.split import split_graph
 from vexplore.engine.ops import op_name
-from vexplore.engine.validate import validate_graph
-from vexplore.engine.writes import find_writes, static_writes
+from vexplore.engine.build.validate import validate_graph
+from vexplore.engine.capture.writes import find_writes, static_writes
 
 
 def _eager_cfg(cache_cfg, **kw):

@@ -15,7 +15,7 @@ from typing import Any
 from .advise import Advice, ApplyResult, advise
 from .bench.compare import BenchOptions, BenchReport, BenchRow, benchmark
 from .config import CacheConfig, CompileConfig, DEFAULT_SPLITTING_OPS
-from .engine.explain import GraphBreak, Recompile
+from .engine.capture.explain import GraphBreak, Recompile
 from .engine.model import CompiledModel, compile
 from .engine.ops import op_name
 from .errors import (CompileError, ConfigError, VexploreBenchWarning, VexploreError, VexploreFallbackWarning,
@@ -26,7 +26,7 @@ from .monitor.persist import ReportFileError
 from .monitor.report import CompileReport, Piece, load_report
 from .session import Session, default_session
 from . import cache
-from .engine.prewarm import prewarm as _prewarm
+from .engine.build.prewarm import prewarm as _prewarm
 
 cache.prewarm = _prewarm   # vx.cache.prewarm: it needs the engine and the Session, which sit above cache/
 

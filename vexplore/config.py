@@ -93,10 +93,10 @@ def pass_name(p: object) -> str:
 
 def _check_passes(value: object) -> tuple[Any, ...]:
     """``post_grad_passes`` as a tuple, each entry a pass Inductor can run and cache by its uuid."""
-    how = ("a subclass of Inductor's CustomGraphPass (from vexplore.engine.passes import CustomGraphPass): "
+    how = ("a subclass of Inductor's CustomGraphPass (from vexplore.engine.split.passes import CustomGraphPass): "
            "__call__(self, graph: torch.fx.Graph) rewrites "
            "the graph in place, uuid(self) returns a str or bytes that changes whenever what the pass does changes "
-           "(e.g. a hash of its source), e.g. vexplore.engine.passes.AddSelfToMul()")
+           "(e.g. a hash of its source), e.g. vexplore.engine.split.passes.AddSelfToMul()")
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise ConfigError(f"CompileConfig.post_grad_passes={value!r}: give a tuple of passes, e.g. (MyPass(),); "
                           f"each is {how}.")

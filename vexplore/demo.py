@@ -12,7 +12,7 @@ import torch
 from .bench.compare import benchmark
 from .cache.cli import dir_arg
 from .config import CacheConfig, CompileConfig
-from .engine.compilers import inductor_startup
+from .engine.build.compilers import inductor_startup
 from .engine.model import compile as vx_compile
 from .monitor.events import CompileEvent
 from .monitor.phases import inductor_cache_hit, phases_line

@@ -40,7 +40,7 @@ class Session:
         self._disk: dict[str, DiskTier] = {}
         self._remote: dict[tuple[str, str], Tier] = {}
         self._guards: dict[int, GuardedTier] = {}   # id(tier) -> its guard; tiers live as long as the session
-        self._pool: Any = None   # engine.workers.WorkerPool, started by the first compile with workers
+        self._pool: Any = None   # engine.build.workers.WorkerPool, started by the first compile with workers
         self._active: set[CancelToken] = set()   # the tokens of the compiles in progress (any thread)
         self._active_lock = threading.Lock()
         self._scope = threading.local()           # .token: the token of this thread's compile in progress
@@ -140,7 +140,7 @@ class Session:
     def worker_pool(self, size: int) -> Any:
         """The Session's compile worker pool of ``size`` processes, started on first use and kept
         (so each compile does not pay for starting processes and importing torch)."""
-        from .engine.workers import WorkerPool
+        from .engine.build.workers import WorkerPool
 
         pool = self._pool
         if pool is None or pool.size != size:

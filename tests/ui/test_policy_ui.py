@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import vexplore as vx
-from vexplore.engine.passes import AddSelfToMul
+from vexplore.engine.split.passes import AddSelfToMul
 from vexplore.monitor.report import CompileReport, Cut
 from vexplore.ui.code import code_html, pass_pair, passes_html
 from vexplore.ui.controls import Controls, parse_bound

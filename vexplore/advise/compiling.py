@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from ..engine.repeats import MIN_BLOCK_NODES, module_repeats
+from ..engine.split.repeats import MIN_BLOCK_NODES, module_repeats
 from ..monitor.phases import inductor_cache_hit
 from ..monitor.report import CompileReport, Piece
 from .advice import Advice, Context
@@ -162,7 +162,7 @@ def repeated_blocks(ctx: Context) -> list[Advice]:
 
 def _repeats(cm: Any, p: Piece) -> tuple[str, int, int] | None:
     """(container, identical blocks, nodes per block) of the largest repeated container in piece ``p``,
-    found as the repeats split policy finds it (engine/repeats.py) on the captured graph's nodes, so
+    found as the repeats split policy finds it (engine/split/repeats.py) on the captured graph's nodes, so
     the advised config cuts where the advice says."""
     graph = next((g for g in cm.graphs if g.index == p.graph), None)
     if graph is None:
@@ -223,7 +223,7 @@ def low_cache_hit_rate(ctx: Context) -> list[Advice]:
 
 def miss_parts(p: Piece, size: int | None) -> list[str]:
     """The cache-key parts a piece's misses at ``size`` name (``config.mode``, ``inputs[0]``, ``graph``), or
-    why none (its miss reasons read ``size N: ...``, ``size general: ...``, as engine/pieces.py writes them)."""
+    why none (its miss reasons read ``size N: ...``, ``size general: ...``, as engine/build/pieces.py writes them)."""
     out = []
     for reason in p.miss_reasons:
         if not reason.startswith(f"size {size or 'general'}:"):

@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 from ..engine import _torch_compat as tc
-from ..engine.explain import STORM_AT, size_one_guard
+from ..engine.capture.explain import STORM_AT, size_one_guard
 from .advice import Advice, Context
 
 

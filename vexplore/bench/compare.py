@@ -23,7 +23,7 @@ import torch
 
 from ..config import CompileConfig
 from ..engine.model import compile as vx_compile
-from ..engine.validate import max_rel_err
+from ..engine.build.validate import max_rel_err
 from ..errors import VexploreBenchWarning, VexploreError
 from .timing import TIMERS, Budget, Sampler, autorange, calls_per_sample, first_call, is_cuda, l2_flush_buffer, stats
 from .variants import Variant, VariantSpec, resolve, variant_name

@@ -13,4 +13,4 @@ __all__ = ["CacheKey", "Lookup", "Prewarmed", "Stored", "TieredCache", "Vexplore
            "explain", "prewarm"]
 
 # ``prewarm`` (vx.cache.prewarm) needs the engine's loader and the Session, which sit above the
-# cache: it is defined in engine/prewarm.py and published here by vexplore/__init__.py.
+# cache: it is defined in engine/build/prewarm.py and published here by vexplore/__init__.py.

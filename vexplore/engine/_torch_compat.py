@@ -434,7 +434,7 @@ def custom_graph_pass_base() -> type:
     return CustomGraphPass
 
 
-# -- What Dynamo said about a model's frames: graph breaks and recompiles (engine/explain.py) ---------
+# -- What Dynamo said about a model's frames: graph breaks and recompiles (engine/capture/explain.py) ---------
 def dynamo_marks() -> tuple[int, Any]:
     """Where Dynamo's records stand now, read on every model call (a length and a reference, no copy):
     the number of graph breaks recorded, and the newest frame-compile record (None before any)."""

@@ -23,13 +23,13 @@ from ..monitor.report import CompileReport, CompileWarning, derive
 from ..session import Session, default_session
 from . import _torch_compat as tc
 from .backend import VexBackend
-from .captured import CapturedGraph, specialized_token, token_count
-from .emergency import RuntimeFallback
-from .explain import ENTRY_PREFIX, GraphBreak, Recompile, TraceLog, trace_alerts
-from .fastpath import fast_path_modules, fast_path_off, fast_path_warning
-from .pipeline import GraphContext, GraphResult, compile_graph
-from .stitch import GraphRunner
-from .tokendims import token_dims
+from .capture.captured import CapturedGraph, specialized_token, token_count
+from .runtime.emergency import RuntimeFallback
+from .capture.explain import ENTRY_PREFIX, GraphBreak, Recompile, TraceLog, trace_alerts
+from .capture.fastpath import fast_path_modules, fast_path_off, fast_path_warning
+from .build.pipeline import GraphContext, GraphResult, compile_graph
+from .runtime.stitch import GraphRunner
+from .capture.tokendims import token_dims
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class CompiledModel:
         return report
 
     def _runtime_fallback(self, fb: RuntimeFallback) -> None:
-        """A compiled piece raised at call time and runs eagerly since (engine/emergency.py): keep it, and alert."""
+        """A compiled piece raised at call time and runs eagerly since (engine/runtime/emergency.py): keep it, and alert."""
         self.runtime_fallbacks.append(fb)
         self.session.monitor.raise_alert("runtime-fallback", "warning", f"{fb} — the compiled piece raised when called "
                                          "and runs eagerly from now on (correct, slower). See cm.runtime_fallbacks.")
