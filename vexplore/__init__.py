@@ -14,6 +14,7 @@ from typing import Any
 
 from .advise import Advice, ApplyResult, advise
 from .bench.compare import BenchOptions, BenchReport, BenchRow, benchmark
+from .bench.profile import profile
 from .config import CacheConfig, CompileConfig, DEFAULT_SPLITTING_OPS
 from .engine.capture.explain import GraphBreak, Recompile
 from .engine.model import CompiledModel, compile
@@ -23,6 +24,7 @@ from .errors import (CompileError, ConfigError, VexploreBenchWarning, VexploreEr
 from .monitor.diff import Change, Diff, diff
 from .monitor.events import CompileEvent
 from .monitor.persist import ReportFileError
+from .monitor.profile import KernelRow, RuntimeCounters, RuntimeProfile
 from .monitor.report import CompileReport, Piece, load_report
 from .session import Session, default_session
 from . import cache
@@ -35,10 +37,11 @@ __version__ = "0.1.0"
 __all__ = [
     "Advice", "ApplyResult", "GraphBreak", "Recompile", "advise",
     "BenchOptions", "BenchReport", "BenchRow", "CacheConfig", "Change", "CompileConfig", "CompileError", "CompileEvent",
-    "CompileReport", "CompiledModel", "ConfigError", "DEFAULT_SPLITTING_OPS", "Diff", "Piece", "ReportFileError", "Session",
+    "CompileReport", "CompiledModel", "ConfigError", "DEFAULT_SPLITTING_OPS", "Diff", "KernelRow", "Piece", "ReportFileError",
+    "RuntimeCounters", "RuntimeProfile", "Session",
     "VexploreBenchWarning", "VexploreError", "VexploreFallbackWarning", "VexplorePerformanceWarning", "VexploreValidationWarning",
     "VexploreWarning",
-    "benchmark", "cache", "compile", "default_session", "diff", "explore", "export_html", "load_report", "op_name",
+    "benchmark", "cache", "compile", "default_session", "diff", "explore", "export_html", "load_report", "op_name", "profile",
 ]
 
 

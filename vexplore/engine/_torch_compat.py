@@ -508,3 +508,34 @@ def placeholder_source(ph: Any) -> str:
     if callable(name):
         name = name()
     return name if isinstance(name, str) else ""
+
+
+# -- Runtime profiles (bench/profile.py, bench/peaks.py) -----------------------------------------
+def kernel_profile_options() -> dict[str, Any]:
+    """Inductor options of a CPU profiling build: ``cpp.enable_kernel_profile`` (2.0+; in 2.11 and 2.13)
+    puts a profiler range named after each generated C++ kernel (``graph_<n>_cpp_fused_relu_0``) around
+    its call; without it the profiler sees none of them. Never in a production build: a range per call."""
+    from torch._inductor import config
+
+    return {"cpp.enable_kernel_profile": True} if hasattr(config.cpp, "enable_kernel_profile") else {}
+
+
+def datasheet_dense_tflops(device_name: str, dtype: torch.dtype) -> float | None:
+    """A GPU's dense TFLOP/s for ``dtype`` from torch's device table (torch._inductor.analysis.device_info,
+    2.8+), matched by the longest table name that ``device_name`` begins with ("NVIDIA H100" for "NVIDIA
+    H100 80GB HBM3"). Since Hopper the datasheets give tensor-core TFLOP/s with 2:4 sparsity; a table that
+    says so (``tops_sparsity_factor``, newer torch) is divided by it, and one that cannot say (2.11's) is
+    not trusted: None, and the caller measures a matmul instead."""
+    try:
+        from torch._inductor.analysis import device_info
+    except ImportError:
+        return None
+    table = getattr(device_info, "_device_mapping", {})
+    name = device_name.upper()
+    keys = sorted((k for k in table if name.startswith(k.upper())), key=len, reverse=True)
+    if not keys:
+        return None
+    info = table[keys[0]]
+    factor = getattr(info, "tops_sparsity_factor", None)
+    tops = info.tops.get(dtype)
+    return None if factor is None or tops is None else float(tops) / factor

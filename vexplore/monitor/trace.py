@@ -5,7 +5,9 @@
 The compiling process (pid 1) has a track with the whole call, a track with every step as vexplore
 recorded it (nested), and a track per phase (``phases.py``: its slices, then what no event covered
 as ``other``). Each compile worker process is a process of its own, under its real pid, with one
-track of the jobs it compiled.
+track of the jobs it compiled. Each runtime profile (``cm.profile``) follows the compile on the
+timeline as a process of its own: a track of the profiled calls, one of the pieces' runs on the host,
+and one of the kernels on the device (named as in the profile's rows).
 """
 from __future__ import annotations
 
@@ -16,8 +18,12 @@ from typing import Any, Sequence
 
 from .events import CompileEvent
 from .phases import PHASES, Slice, slices
+from .profile import RuntimeProfile
 
 MAIN_PID = 1
+PROFILE_PID0 = 1_000_000      # profile k is process PROFILE_PID0 + k (worker processes keep their real pids)
+PROFILE_GAP_S = 0.001         # between the compile and the first profile, and between profiles
+_PROFILE_TIDS = {"call": 1, "piece": 2, "kernel": 3}
 _WALL_TID, _STEPS_TID, _PHASE_TID0 = 1, 2, 10
 
 
@@ -97,7 +103,26 @@ def _worker_tracks(events: Sequence[CompileEvent]) -> list[dict[str, Any]]:
     return out
 
 
-def chrome_trace(events: Sequence[CompileEvent], wall_s: float, title: str) -> dict[str, Any]:
+def _profile_tracks(profiles: Sequence[RuntimeProfile], wall_s: float) -> list[dict[str, Any]]:
+    """Each profile's calls, pieces and kernels, one after another from the compile's end."""
+    out: list[dict[str, Any]] = []
+    t = wall_s + PROFILE_GAP_S
+    for k, prof in enumerate(profiles):
+        pid = PROFILE_PID0 + k
+        where = "device" if prof.device and not prof.device.startswith("cpu") else "cpu"
+        out += _meta("process", pid, 0, f"profile {k}: {prof.calls} calls on {prof.device}", 100 + k)
+        for track, name in (("call", "calls"), ("piece", "pieces (host)"), ("kernel", f"kernels ({where})")):
+            out += _meta("thread", pid, _PROFILE_TIDS[track], name, _PROFILE_TIDS[track])
+        for s in prof.slices:
+            args: dict[str, Any] = {"call": s.call} if s.piece is None else {"call": s.call, "piece": s.piece}
+            out.append(_complete(s.name, f"profile_{s.track}", (t + s.start_ms / 1e3, s.dur_ms / 1e3),
+                                 (pid, _PROFILE_TIDS.get(s.track, 9)), args))
+        t += max((s.start_ms + s.dur_ms for s in prof.slices), default=0.0) / 1e3 + PROFILE_GAP_S
+    return out
+
+
+def chrome_trace(events: Sequence[CompileEvent], wall_s: float, title: str,
+                 profiles: Sequence[RuntimeProfile] = ()) -> dict[str, Any]:
     """The trace-event JSON object of one report (see the module docstring)."""
     out = _meta("process", MAIN_PID, 0, f"{title}: the compiling process", 0)
     out += _meta("thread", MAIN_PID, _WALL_TID, "wall (the whole call)", _WALL_TID)
@@ -109,13 +134,14 @@ def chrome_trace(events: Sequence[CompileEvent], wall_s: float, title: str) -> d
                                  {"event": i, **_args(ev)}))
     out += _phase_tracks(events, wall_s)
     out += _worker_tracks(events)
+    out += _profile_tracks(profiles, wall_s)
     return {"traceEvents": out, "displayTimeUnit": "ms"}
 
 
 def write_chrome_trace(path: str | os.PathLike[str], events: Sequence[CompileEvent], wall_s: float,
-                       title: str) -> pathlib.Path:
+                       title: str, profiles: Sequence[RuntimeProfile] = ()) -> pathlib.Path:
     """Write ``chrome_trace(...)`` to ``path`` (missing parent folders are made); returns the path."""
     path = pathlib.Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(chrome_trace(events, wall_s, title)), encoding="utf-8")
+    path.write_text(json.dumps(chrome_trace(events, wall_s, title, profiles)), encoding="utf-8")
     return path

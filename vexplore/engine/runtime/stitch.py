@@ -9,10 +9,11 @@ wrapper per piece. The GraphRunner Dynamo calls adds no frame of its own.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import linecache
 import types
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.fx as fx
@@ -138,3 +139,26 @@ def stitched(parent: fx.GraphModule, runners: dict[str, Callable[..., Any]]) -> 
     scope: dict[str, Any] = dict(code.globals)
     exec(compile(code.src, name, "exec"), scope)   # noqa: S102 — torch.fx's own generated code
     return types.MethodType(scope["forward"], parent)
+
+
+@contextlib.contextmanager
+def piece_hooks(fn: Callable[..., Any], wrap: Callable[[str, Callable[..., Any]], Callable[..., Any]]) -> Iterator[bool]:
+    """While inside: each piece runner of the stitched ``fn`` replaced by ``wrap(name, runner)``; after:
+    the runners it had. For profiling (bench/profile.py puts a profiler range around each piece):
+    nothing changes outside the ``with``, so the calls outside it pay nothing. ``fn`` itself stays
+    the same object (it reads its runners from the parent's ``__dict__`` on every call).
+
+    Yields whether ``fn`` is a stitched callable: a CUDA-graph runtime (or anything else) is left
+    as it is and yields False.
+    """
+    parent = getattr(fn, "__self__", None)
+    if not isinstance(fn, types.MethodType) or not isinstance(parent, fx.GraphModule):
+        yield False
+        return
+    names = [n for n in parent._modules if n in parent.__dict__]
+    kept = {n: parent.__dict__[n] for n in names}
+    try:
+        install(parent, {n: wrap(n, r) for n, r in kept.items()})
+        yield True
+    finally:
+        install(parent, kept)

@@ -1,0 +1,429 @@
+"""``cm.profile(*inputs)`` / ``vx.profile(cm, *inputs)``: warm calls under torch.profiler, mapped to
+pieces, FX nodes, kernels and source lines (a RuntimeProfile, monitor/profile.py).
+
+How the time is found and mapped:
+
+1. ``warmup`` calls (the first compiles when the model has not run yet), then ``calls`` calls timed
+   without the profiler: ``wall_ms``.
+2. Kernel names. On CUDA the profiler names every kernel. On the CPU, Inductor's C++ kernels are
+   visible to the profiler only when built with its kernel-profile option, which costs a profiler
+   range per kernel call, so production builds never carry it: a *profiling build* of the same
+   graphs (same split, same config plus that option; the session's cache tiers serve it the second
+   time) runs for the profiled calls instead (``build == "profiling"``), and its per-piece times are
+   compared with the production build's, both under the profiler (``build_check``).
+3. Pieces. For the profiled calls only, each piece's runner in the stitched graph runs inside a
+   profiler range ``vexplore piece <index>`` (engine/runtime/stitch.piece_hooks) and each call inside
+   ``vexplore call <i>``; each graph's runner is re-pointed for those calls (to the profiling build,
+   and to note the graph's input sizes) and restored after. Calls outside ``cm.profile`` run the same
+   objects as before and pay nothing.
+4. Kernels. CUDA: every device event (kernels, copies, fills); its piece is the range around the CPU
+   op that launched it (the profiler's correlation id). CPU: the outermost ops inside a call (an
+   Inductor C++ kernel, an aten op with the ops it calls, a split op); their self times add up to
+   ``device_ms``. Under CUDA graphs a replay runs its kernels outside every piece range: those rows
+   have ``piece`` None.
+5. Rows: one per kernel call site, the k-th run of a kernel name within a piece's run; its nodes,
+   source lines and estimated bytes/FLOPs from bench/kernelmap.py; the device's limits from
+   bench/peaks.py (CUDA only).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, record_function
+
+from ..errors import ConfigError, VexploreError
+from ..engine import _torch_compat as tc
+from ..engine.build.pipeline import GraphContext, compile_graph
+from ..engine.runtime.stitch import piece_hooks
+from ..monitor.events import EventRecorder
+from ..monitor.profile import KernelRow, PieceCheck, RuntimeCounters, RuntimeProfile, TraceSlice
+from .kernelmap import Shapes, code_calls, kernel_key, match_nodes, source_lines
+from .peaks import device_peaks
+
+CALL, PIECE, WARM = "vexplore call ", "vexplore piece ", "vexplore profiler warm-up"
+MAX_SLICES = 20_000
+
+
+def profile(cm: Any, *inputs: Any, calls: int = 20, warmup: int = 5) -> RuntimeProfile:
+    """``vx.profile(cm, *inputs, calls=20, warmup=5)``: the same as ``cm.profile(*inputs, ...)`` (the
+    profile is kept in ``cm.report.profiles``)."""
+    if not callable(getattr(cm, "profile", None)) or not hasattr(cm, "graphs"):
+        raise VexploreError(f"vx.profile: {type(cm).__name__} is not a compiled model; pass what vx.compile returned.")
+    return cm.profile(*inputs, calls=calls, warmup=warmup)
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    name: str
+    call: int
+    piece: int | None
+    ordinal: int          # the k-th run of this kernel's name in its piece's run (or in its call, outside pieces)
+    start: float          # µs, the profiler's clock
+    end: float
+
+
+@dataclass
+class _Run:
+    """One traced run, analysed: the calls' spans, the pieces' runs and the kernels, in µs."""
+
+    calls: dict[int, tuple[float, float]]
+    pieces: list[tuple[int, int, float, float]]   # (call, piece, start, end)
+    kernels: list[_Kernel]
+    args: dict[int, tuple[Any, ...]]               # graph -> its input sizes at the first profiled call
+
+
+def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5) -> RuntimeProfile:
+    """Profile ``calls`` warm calls of the CompiledModel ``cm`` on ``inputs`` (see the module docstring)."""
+    _check_counts(calls, warmup)
+    t0 = time.perf_counter()
+    if not cm.graphs:
+        cm(*inputs)
+    for _ in range(warmup):
+        cm(*inputs)
+    report, graphs = cm.report, len(cm.graphs)
+    cuda = report.device == "cuda"
+    wall = _timed(cm, inputs, calls, cuda)
+    build, note = _profiling_build(cm)
+    check: tuple[PieceCheck, ...] = ()
+    if build:
+        production = _traced(cm, inputs, calls, cuda, {})
+        run = _traced(cm, inputs, calls, cuda, build, warm=max(warmup, 1))
+        check = _piece_check(production, run, calls)
+    else:
+        run = _traced(cm, inputs, calls, cuda, {})
+    if len(cm.graphs) != graphs or cm.report is not report:
+        raise VexploreError("cm.profile: a profiled call traced and compiled a new graph, so the calls did not "
+                            "all run the same pieces. Call cm(*inputs) with these inputs once before profiling.")
+    rows = _rows(cm, run, {g: r.pieces for g, r in build.items()} if build else None)
+    extra = _Extra(warmup, "profiling" if build else "production", check, note, t0, tuple(_spec(x) for x in inputs))
+    return _assemble(cm, run, rows, wall, extra)
+
+
+@dataclass(frozen=True)
+class _Extra:
+    warmup: int
+    build: str
+    check: tuple[PieceCheck, ...]
+    note: str
+    t0: float
+    inputs: tuple[str, ...]
+
+
+def _check_counts(calls: Any, warmup: Any) -> None:
+    for name, v, least in (("calls", calls, 1), ("warmup", warmup, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise ConfigError(f"cm.profile({name}={v!r}): {name} must be an int >= {least}, e.g. "
+                              "cm.profile(*inputs, calls=20, warmup=5).")
+
+
+def _sync(cuda: bool) -> None:
+    if cuda:
+        torch.cuda.synchronize()
+
+
+def _timed(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool) -> list[float]:
+    """ms per call, without the profiler (synchronised after each call on CUDA)."""
+    out = []
+    for _ in range(calls):
+        _sync(cuda)
+        t = time.perf_counter()
+        cm(*inputs)
+        _sync(cuda)
+        out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+class _Silent:
+    """A monitor that hears nothing: a profiling build is no compile of the model's, so the explorer's
+    progress and the Session's counters never see it."""
+
+    def emit(self, ev: Any) -> None:
+        pass
+
+
+def _profiling_build(cm: Any) -> tuple[dict[int, Any], str]:
+    """(graph -> GraphResult of a profiling build, how the kernels are named): a build only where the
+    production build's kernels are nameless (CPU Inductor; step 2 of the module docstring)."""
+    cfg, report = cm.config, cm.report
+    if report.device == "cuda":
+        return {}, "CUDA: kernels as the profiler names them; pieces from profiler ranges around each piece's run"
+    if cfg.compiler != "inductor" or not any(p.compiler == "inductor" for p in report.pieces):
+        return {}, "CPU, eager pieces: the aten ops each piece runs, mapped to nodes by name"
+    opts = tc.kernel_profile_options()
+    if not opts:
+        return {}, "CPU: this torch cannot name Inductor's C++ kernels; their time shows as unnamed gaps"
+    pcfg = cfg.replace(inductor_options={**cfg.inductor_options, **opts}, validate=False, workers=0, cudagraph="none")
+    first: dict[int, int] = {}
+    for p in report.pieces:
+        first.setdefault(p.graph, p.index)
+    rec = EventRecorder(_Silent())
+    out = {}
+    for g in cm.graphs:
+        ctx = GraphContext(cm.session.cache(pcfg.cache), rec, first_index=first.get(g.index, 0))
+        res = compile_graph(g, pcfg, ctx)
+        mine = [(p.index, p.name) for p in report.pieces if p.graph == g.index]
+        if [(p.index, p.name) for p in res.pieces] != mine:   # never seen: the same config splits the same way
+            return {}, "CPU: the profiling build split differently, so Inductor's C++ kernels stay unnamed"
+        out[g.index] = res
+    return out, ("CPU: Inductor's C++ kernels named by a profiling build of the same pieces "
+                 f"({', '.join(opts)}), compared per piece with the production build (build_check)")
+
+
+@contextlib.contextmanager
+def _repointed(runner: Any, fn: Callable[..., Any]) -> Iterator[None]:
+    old = runner.fn
+    runner.fn = fn
+    try:
+        yield
+    finally:
+        runner.fn = old
+
+
+class _Noting:
+    """A graph's callable that notes the sizes of the graph's inputs at its first call, then runs ``fn``."""
+
+    def __init__(self, fn: Callable[..., Any], into: dict[int, tuple[Any, ...]], graph: int) -> None:
+        self.fn, self.into, self.graph = fn, into, graph
+
+    def __call__(self, *args: Any) -> Any:
+        if self.graph not in self.into:
+            self.into[self.graph] = tuple(tuple(int(s) for s in a.shape) if isinstance(a, torch.Tensor) else
+                                          int(a) if isinstance(a, (int, torch.SymInt)) else None for a in args)
+        return self.fn(*args)
+
+
+def _ranged(index: int | None, runner: Callable[..., Any]) -> Callable[..., Any]:
+    if index is None:
+        return runner
+    label = f"{PIECE}{index}"
+
+    def run(*args: Any) -> Any:
+        with record_function(label):
+            return runner(*args)
+    return run
+
+
+@contextlib.contextmanager
+def _installed(cm: Any, build: dict[int, Any], args: dict[int, tuple[Any, ...]]) -> Iterator[None]:
+    """Step 3 of the module docstring, for the span of the ``with``."""
+    index = {(p.graph, p.name): p.index for p in cm.report.pieces}
+    with contextlib.ExitStack() as stack:
+        for g in cm.graphs:
+            fn = build[g.index].fn if g.index in build else g.runner.fn
+            stack.enter_context(_repointed(g.runner, _Noting(fn, args, g.index)))
+            stack.enter_context(piece_hooks(fn, lambda name, r, gi=g.index: _ranged(index.get((gi, name)), r)))
+        yield
+
+
+def _traced(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool, build: dict[int, Any], warm: int = 0) -> _Run:
+    """``calls`` calls under torch.profiler, each in a call range, pieces in piece ranges; analysed."""
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    args: dict[int, tuple[Any, ...]] = {}
+    with _installed(cm, build, args):
+        for _ in range(warm):
+            cm(*inputs)
+        with torch.profiler.profile(activities=acts) as prof:
+            with record_function(WARM):   # the profiler's own first-call costs land here, unmeasured
+                cm(*inputs)
+                _sync(cuda)
+            for i in range(calls):
+                with record_function(f"{CALL}{i}"):
+                    cm(*inputs)
+                    _sync(cuda)
+    run = _analyse(list(prof.events()), cuda)
+    run.args = args
+    return run
+
+
+def _where(e: Any, memo: dict[int, tuple[int | None, int | None, int | None]]) -> tuple[int | None, int | None, int | None]:
+    """(call, piece, id of the piece's run) of a CPU event, from the ranges around it (itself included)."""
+    chain, call, piece, run = [], None, None, None
+    node = e
+    while node is not None:
+        if id(node) in memo:
+            call, piece, run = memo[id(node)]
+            break
+        chain.append(node)
+        node = node.cpu_parent
+    for n in reversed(chain):
+        if n.name.startswith(CALL):
+            call = int(n.name[len(CALL):])
+        elif n.name.startswith(PIECE):
+            piece, run = int(n.name[len(PIECE):]), id(n)
+        memo[id(n)] = (call, piece, run)
+    return call, piece, run
+
+
+def _is_op(e: Any) -> bool:
+    """A CPU event that is work: an op (``ns::name``) or an Inductor C++ kernel's range, not an annotation."""
+    return not getattr(e, "is_user_annotation", False) and ("::" in e.name or kernel_key(e.name) != e.name)
+
+
+def _outermost(e: Any) -> bool:
+    node = e.cpu_parent
+    while node is not None and not node.name.startswith((CALL, PIECE)):
+        if _is_op(node):
+            return False
+        node = node.cpu_parent
+    return True
+
+
+def _analyse(events: list[Any], cuda: bool) -> _Run:
+    memo: dict[int, tuple[int | None, int | None, int | None]] = {}
+    cpu = [e for e in events if e.device_type == DeviceType.CPU]
+    calls = {int(e.name[len(CALL):]): (e.time_range.start, e.time_range.end) for e in cpu if e.name.startswith(CALL)}
+    pieces = []
+    for e in cpu:
+        if e.name.startswith(PIECE):
+            call, piece, _ = _where(e, memo)
+            if call is not None:
+                pieces.append((call, int(piece), e.time_range.start, e.time_range.end))
+    found: list[tuple[Any, tuple[int | None, int | None, int | None]]] = []
+    if cuda:
+        launchers = {e.id: e for e in cpu if getattr(e, "linked_correlation_id", 0) == 0}
+        for e in events:
+            if e.device_type == DeviceType.CUDA:
+                by = launchers.get(getattr(e, "linked_correlation_id", 0))
+                found.append((e, _where(by, memo) if by is not None else (_call_at(calls, e.time_range.start), None, None)))
+    else:
+        found = [(e, _where(e, memo)) for e in cpu if _is_op(e) and _outermost(e)]
+    counts: dict[tuple[Any, str], int] = {}
+    kernels = []
+    for e, (call, piece, run) in sorted(found, key=lambda f: f[0].time_range.start):
+        if call is None:
+            continue
+        k = (run if run is not None else ("call", call), kernel_key(e.name))
+        counts[k] = counts.get(k, -1) + 1
+        kernels.append(_Kernel(e.name, call, piece, counts[k], e.time_range.start, e.time_range.end))
+    return _Run(calls, pieces, kernels, {})
+
+
+def _call_at(calls: dict[int, tuple[float, float]], t: float) -> int | None:
+    return next((i for i, (a, b) in calls.items() if a <= t <= b), None)
+
+
+def _piece_ms(run: _Run, calls: int) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for _, piece, a, b in run.pieces:
+        out[piece] = out.get(piece, 0.0) + (b - a) / 1e3 / calls
+    return out
+
+
+def _piece_check(production: _Run, profiling: _Run, calls: int) -> tuple[PieceCheck, ...]:
+    a, b = _piece_ms(production, calls), _piece_ms(profiling, calls)
+    return tuple(PieceCheck(p, a[p], b.get(p, 0.0)) for p in sorted(a))
+
+
+def _rows(cm: Any, run: _Run, built: dict[int, Sequence[Any]] | None) -> list[KernelRow]:
+    """One KernelRow per kernel call site (step 5 of the module docstring); bytes/FLOPs estimated."""
+    pieces = {p.index: p for p in cm.report.pieces}
+    code = {i: (p.code if p.same_as is None else pieces[p.same_as].code) for i, p in pieces.items()}
+    if built:
+        code.update({p.index: p.code for ps in built.values() for p in ps if p.code})
+        code.update({p.index: code.get(p.same_as) for ps in built.values() for p in ps if p.same_as is not None})
+    calls_in = {i: code_calls(c) for i, c in code.items()}
+    shapes = {g.index: Shapes(g.gm, run.args[g.index]) for g in cm.graphs if g.index in run.args}
+    groups: dict[tuple[int | None, str, int], list[_Kernel]] = {}
+    for k in run.kernels:
+        groups.setdefault((k.piece, k.name, k.ordinal), []).append(k)
+    rows = []
+    for (piece, name, ordinal), ks in groups.items():
+        p = pieces.get(piece) if piece is not None else None
+        nodes: tuple[str, ...] = ()
+        if p is not None:
+            nodes = (tuple(n.name for n in p.graph_nodes) if p.kind == "split_op" else
+                     match_nodes(kernel_key(name), ordinal, p.graph_nodes, calls_in.get(piece, {})))
+        work = shapes[p.graph].work(nodes) if p is not None and p.graph in shapes else (None, None, None)
+        rows.append(_row(name, piece, nodes, p, ks, work))
+    return rows
+
+
+def _row(name: str, piece: int | None, nodes: tuple[str, ...], p: Any, ks: list[_Kernel],
+         work: tuple[int | None, int | None, str | None]) -> KernelRow:
+    total = sum(k.end - k.start for k in ks) / 1e3
+    mean = total / len(ks)
+    nbytes, flops, _ = work
+    per_s = 1e3 / mean if mean > 0 else None
+    return KernelRow(name, piece, nodes, source_lines(nodes, p.graph_nodes) if p is not None else (), len(ks), total,
+                     mean, nbytes, flops, True, nbytes * per_s / 1e9 if nbytes and per_s else None,
+                     flops * per_s / 1e12 if flops and per_s else None, None)
+
+
+def _limits(cm: Any, rows: list[KernelRow], run: _Run) -> list[KernelRow]:
+    """``limit_share`` of each row where the device's peaks are known (CUDA; bench/peaks.py)."""
+    if cm.report.device != "cuda":
+        return rows
+    pieces = {p.index: p for p in cm.report.pieces}
+    dtypes = {n.dtype for p in pieces.values() for n in p.graph_nodes if n.dtype}
+    peaks = device_peaks(torch.device("cuda"), cm.config.cache.dir, {f"torch.{d}" for d in dtypes})
+    if peaks is None:
+        return rows
+    out = []
+    for r in rows:
+        p = pieces.get(r.piece) if r.piece is not None else None
+        dtype = next((f"torch.{n.dtype}" for n in (p.graph_nodes if p else ()) if n.name in r.nodes and n.dtype), None)
+        roof = peaks.roofline_s(r.bytes, r.flops, dtype)
+        out.append(dataclasses.replace(r, limit_share=roof / (r.mean_ms / 1e3) if roof and r.mean_ms > 0 else None))
+    return out
+
+
+def _per_call(run: _Run) -> tuple[list[float], list[float], list[float]]:
+    """(wall, span, span - busy) per call, ms."""
+    walls, spans, gaps = [], [], []
+    for i, (a, b) in sorted(run.calls.items()):
+        ks = [k for k in run.kernels if k.call == i]
+        busy = sum(k.end - k.start for k in ks)
+        span = max(k.end for k in ks) - min(k.start for k in ks) if ks else 0.0
+        walls.append((b - a) / 1e3)
+        spans.append(span / 1e3)
+        gaps.append(max(span - busy, 0.0) / 1e3)
+    return walls, spans, gaps
+
+
+def _slices(run: _Run) -> tuple[TraceSlice, ...]:
+    t0 = min((a for a, _ in run.calls.values()), default=0.0)
+    out = [TraceSlice("call", f"call {i}", (a - t0) / 1e3, (b - a) / 1e3, i) for i, (a, b) in sorted(run.calls.items())]
+    out += [TraceSlice("piece", f"piece {p}", (a - t0) / 1e3, (b - a) / 1e3, c, p) for c, p, a, b in run.pieces]
+    out += [TraceSlice("kernel", k.name, (k.start - t0) / 1e3, (k.end - k.start) / 1e3, k.call, k.piece)
+            for k in run.kernels]
+    return tuple(out[:MAX_SLICES])
+
+
+def _assemble(cm: Any, run: _Run, rows: list[KernelRow], wall: list[float], extra: _Extra) -> RuntimeProfile:
+    rows = sorted(_limits(cm, rows, run), key=lambda r: (r.piece is None, r.piece or 0, -r.total_ms))
+    calls = len(run.calls)
+    walls, spans, gaps = _per_call(run)
+    total = sum(r.total_ms for r in rows)
+    mapped = sum(r.total_ms for r in rows if r.piece is not None and r.source_lines)
+    return RuntimeProfile(
+        wall_ms=statistics.median(wall), device_ms=total / calls if calls else 0.0,
+        span_ms=statistics.median(spans) if spans else 0.0, host_gap_ms=statistics.median(gaps) if gaps else 0.0,
+        rows=tuple(rows), attributed_share=mapped / total if total else 0.0, calls=calls, device=_device_name(cm),
+        profiled_wall_ms=statistics.median(walls) if walls else 0.0, warmup=extra.warmup, build=extra.build,
+        build_check=extra.check, runtime=RuntimeCounters.of(g.graph_stats for g in cm.graphs), slices=_slices(run),
+        inputs=extra.inputs, note=extra.note, profile_s=time.perf_counter() - extra.t0)
+
+
+def _spec(x: Any) -> str:
+    if isinstance(x, torch.Tensor):
+        return f"{tuple(x.shape)} {str(x.dtype).replace('torch.', '')}"
+    return type(x).__name__
+
+
+def _device_name(cm: Any) -> str:
+    if cm.report.device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        name = ""
+    return f"cpu: {name or platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"

@@ -1,0 +1,247 @@
+"""RuntimeProfile and RuntimeCounters: where a compiled model's run time goes, as frozen, JSON-ready data.
+
+A RuntimeProfile is what ``cm.profile(*inputs)`` measured (bench/profile.py says how): time per
+call, the device's busy time and the host gaps between kernels, and one ``KernelRow`` per kernel
+call site, mapped to the piece that ran it, the FX nodes it computes and the user's source lines.
+It lives here, beside the report's other records, so a saved report carries its profiles and a
+replayed report shows them without the model.
+
+What "device" means:
+
+- CUDA: the GPU. ``device_ms`` is the kernels' time on the GPU per call (the sum of their durations;
+  kernels on several streams that overlap count twice).
+- CPU: there is no separate device, so the "kernels" are the work the host does for the model: the
+  C++ kernels Inductor generated and the aten ops the pieces call (each with the ops it calls in
+  turn, e.g. ``aten::addmm`` with its ``aten::copy_``), and the split ops. ``device_ms`` is their
+  time per call: the sum of those ops' self times. What remains of the span is the Python between
+  them (the wrappers, Dynamo's guards, vexplore's stitched code): ``host_gap_ms``.
+
+RuntimeCounters are the engine's CUDA-graph counts (replays, uncaptured calls, recaptures, padded
+calls), read from each graph's stats; empty where nothing ran under CUDA graphs (the CPU).
+This module reads the engine's objects by their fields only: monitor/ imports nothing of the engine.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .persist import from_jsonable
+
+SizeCount = tuple[int | None, int]     # (size, count); size None: a graph without a token dim
+
+
+@dataclass(frozen=True)
+class KernelRow:
+    """One kernel call site: the same kernel of the same piece, over the profiled calls.
+
+    ``piece`` is the report's piece index (None: the kernel ran outside every piece, e.g. inside a
+    whole-graph CUDA-graph replay); ``nodes`` the FX node names it computes (empty when not known);
+    ``source_lines`` the user's ``"path:line"`` of those nodes (relative to the working directory or
+    the module's root, never absolute). ``bytes``/``flops`` are estimated from the nodes' shapes and
+    dtypes (``estimated``); ``gbps``/``tflops`` are those over ``mean_ms``; ``limit_share`` = the
+    time at the device's roofline / the measured time (None where peaks are unknown: the CPU).
+    """
+
+    name: str
+    piece: int | None
+    nodes: tuple[str, ...]
+    source_lines: tuple[str, ...]
+    calls: int
+    total_ms: float
+    mean_ms: float
+    bytes: int | None = None
+    flops: int | None = None
+    estimated: bool = True
+    gbps: float | None = None
+    tflops: float | None = None
+    limit_share: float | None = None
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """Rows rolled up under one key (a piece index, or a source line): exact sums of the rows'
+    ``total_ms``; ``mean_ms`` per profiled call; ``share`` of the profile's device time."""
+
+    key: int | str | None
+    total_ms: float
+    mean_ms: float
+    share: float
+    kernels: int
+
+
+@dataclass(frozen=True)
+class TraceSlice:
+    """One span of the profiled calls for the Chrome trace: ``track`` "call" (a whole call), "piece"
+    (a piece's run, on the host) or "kernel"; ms from the first profiled call's start."""
+
+    track: str
+    name: str
+    start_ms: float
+    dur_ms: float
+    call: int
+    piece: int | None = None
+
+
+@dataclass(frozen=True)
+class PieceCheck:
+    """A piece's time per call (its run, host included) in the production build and in the profiling
+    build that named its kernels: their agreement says the profiling build measured the same work."""
+
+    piece: int
+    production_ms: float
+    profiling_ms: float
+
+
+@dataclass(frozen=True)
+class RuntimeCounters:
+    """CUDA-graph counts over a model's graphs: captures, replays (in all and per capture size),
+    calls that ran without graphs (and the sizes they came at), recaptures (an input's address
+    moved), padded calls (replayed at a larger capture size). All zero where nothing ran under CUDA graphs."""
+
+    captures: int = 0
+    replays: int = 0
+    replays_by_size: tuple[SizeCount, ...] = ()
+    uncaptured_calls: int = 0
+    uncaptured_sizes: tuple[SizeCount, ...] = ()
+    recaptures: int = 0
+    padded_calls: int = 0
+
+    @classmethod
+    def of(cls, stats: Iterable[Any]) -> "RuntimeCounters":
+        """The sum over graph stats objects (the engine's GraphStats; None for a graph without CUDA
+        graphs), read by field. Per-size counts are read where the stats keep them
+        (``replays_by_size`` / ``uncaptured_sizes``: dicts size -> count)."""
+        total: dict[str, int] = dict.fromkeys(("captures", "replays", "uncaptured_calls", "recaptures", "padded_calls"), 0)
+        by_size: dict[int | None, int] = {}
+        uncaptured: dict[int | None, int] = {}
+        for s in stats:
+            if s is None:
+                continue
+            for k in total:
+                total[k] += int(getattr(s, k, 0) or 0)
+            _add(by_size, getattr(s, "replays_by_size", None))
+            _add(uncaptured, getattr(s, "uncaptured_sizes", None))
+        return cls(replays_by_size=_pairs(by_size), uncaptured_sizes=_pairs(uncaptured), **total)
+
+    @property
+    def empty(self) -> bool:
+        return self == RuntimeCounters()
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RuntimeCounters":
+        return from_jsonable(cls, dict(d), "runtime")
+
+
+@dataclass(frozen=True)
+class RuntimeProfile:
+    """Where the run time of ``calls`` warm calls went (see the module docstring for "device").
+
+    ``wall_ms``: median time per call without the profiler; ``profiled_wall_ms``: the same under it.
+    ``device_ms``: busy time per call (the rows' total / calls). ``span_ms``: median of first kernel
+    start to last kernel end per call. ``host_gap_ms``: median of span minus busy per call (the device
+    waiting for the host). ``attributed_share``: the share of device time in rows mapped to a piece and
+    a source line. ``build``: "production" (the model's own pieces ran) or "profiling" (a build of the
+    same pieces that names its kernels; ``build_check`` compares the two per piece).
+    """
+
+    wall_ms: float
+    device_ms: float
+    span_ms: float
+    host_gap_ms: float
+    rows: tuple[KernelRow, ...]
+    attributed_share: float
+    calls: int
+    device: str
+    profiled_wall_ms: float = 0.0
+    warmup: int = 0
+    build: str = "production"
+    build_check: tuple[PieceCheck, ...] = ()
+    runtime: RuntimeCounters = field(default_factory=RuntimeCounters)
+    slices: tuple[TraceSlice, ...] = ()
+    inputs: tuple[str, ...] = ()
+    note: str = ""
+    profile_s: float = 0.0          # what cm.profile took, all in (builds, calls, analysis)
+
+    @property
+    def total_ms(self) -> float:
+        """Device time over all profiled calls: the sum of the rows."""
+        return sum(r.total_ms for r in self.rows)
+
+    def by_piece(self) -> tuple[Rollup, ...]:
+        """Rows summed per piece, in piece order (kernels outside every piece last, key None)."""
+        groups: dict[Any, list[KernelRow]] = {}
+        for r in self.rows:
+            groups.setdefault(r.piece, []).append(r)
+        order = sorted(groups, key=lambda p: (p is None, p if p is not None else 0))
+        return tuple(self._rollup(k, [(r, r.total_ms) for r in groups[k]]) for k in order)
+
+    def by_source(self) -> tuple[Rollup, ...]:
+        """Rows summed per source line, largest first (rows without a line under key None). A kernel
+        of several lines splits its time equally among them, so the rollups still sum to the total."""
+        groups: dict[Any, list[tuple[KernelRow, float]]] = {}
+        for r in self.rows:
+            lines = r.source_lines or (None,)
+            for line in lines:
+                groups.setdefault(line, []).append((r, r.total_ms / len(lines)))
+        rolled = [self._rollup(k, v) for k, v in groups.items()]
+        return tuple(sorted(rolled, key=lambda u: (u.key is None, -u.total_ms)))
+
+    def top(self, n: int = 10) -> tuple[KernelRow, ...]:
+        """The ``n`` rows with the most device time."""
+        return tuple(sorted(self.rows, key=lambda r: -r.total_ms)[:n])
+
+    def build_diff(self) -> float | None:
+        """The largest relative difference of a piece's time between the production and the profiling
+        build, over pieces with at least 5 % of the production call time (None without a profiling build)."""
+        total = sum(c.production_ms for c in self.build_check)
+        diffs = [abs(c.profiling_ms - c.production_ms) / c.production_ms for c in self.build_check
+                 if c.production_ms > 0 and c.production_ms >= 0.05 * total]
+        return max(diffs) if diffs else None
+
+    def _rollup(self, key: Any, parts: list[tuple[KernelRow, float]]) -> Rollup:
+        total = sum(ms for _, ms in parts)
+        grand = self.total_ms
+        return Rollup(key, total, total / self.calls if self.calls else 0.0, total / grand if grand else 0.0,
+                      len({id(r) for r, _ in parts}))
+
+    def table(self, n: int = 15) -> str:
+        """The top rows as plain text (what ``%vxprofile`` prints)."""
+        head = (f"{self.calls} calls on {self.device}: wall {self.wall_ms:.3f} ms, device {self.device_ms:.3f} ms, "
+                f"span {self.span_ms:.3f} ms, host gap {self.host_gap_ms:.3f} ms, attributed {self.attributed_share:.0%}")
+        rows = [head, f"{'kernel':<40} {'piece':>5} {'mean_ms':>9} {'share':>6}  source"]
+        grand = self.total_ms or 1.0
+        for r in self.top(n):
+            rows.append(f"{r.name[:40]:<40} {'-' if r.piece is None else r.piece:>5} {r.mean_ms:>9.4f} "
+                        f"{r.total_ms / grand:>6.1%}  {', '.join(r.source_lines) or '-'}")
+        return "\n".join(rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (what a saved report holds); ``from_dict`` rebuilds an equal profile."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RuntimeProfile":
+        return from_jsonable(cls, dict(d), "profile")
+
+
+def _add(into: dict[int | None, int], counts: Any) -> None:
+    if isinstance(counts, Mapping):
+        for size, n in counts.items():
+            into[size] = into.get(size, 0) + int(n)
+
+
+def _pairs(counts: dict[int | None, int]) -> tuple[SizeCount, ...]:
+    return tuple(sorted(counts.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every tuple a list, through dicts and lists (JSON's shapes)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
