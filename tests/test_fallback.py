@@ -32,6 +32,12 @@ def test_ladder_isolates_the_failing_node(cache_cfg, session):
     assert len(p.isolated) == 1
     assert "unsupported op / lowering error" in p.fallback_reason and "vxtest::unlowered_isolate" in p.fallback_reason
     assert p.fallback_reason.endswith("to run eagerly; the rest compiled")
+    # the same as fields code branches on; the prose is written from them
+    fb = p.fallback
+    assert (fb.kind, fb.rung, fb.category, fb.op) == ("error", "isolate", "unsupported op / lowering error",
+                                                      "vxtest::unlowered_isolate.default")
+    assert fb.isolated == p.isolated and fb.compiled_parts == 2 and not fb.failed_parts and fb.retry_error
+    assert fb.text() == p.fallback_reason
     assert p.validation.startswith("ok")
     c = cm.report.counters
     # rung 1 and 2 fail; rung 3 compiles the two pieces around the op. Part of the piece runs
@@ -42,6 +48,7 @@ def test_ladder_isolates_the_failing_node(cache_cfg, session):
     with pytest.warns(vx.VexploreFallbackWarning):
         again = cm.recompile(cm.config.replace(strategy="full", compiler="inductor"))
     assert again.counters["cache_hits_memory"] == 1 and again.counters["inductor_compiles"] == 0
+    assert again.pieces[0].fallback == fb and again.pieces[0].fallback_reason == p.fallback_reason
 
 
 def test_fallback_false_raises(cache_cfg, session):
@@ -65,6 +72,8 @@ def test_ladder_ends_on_eager_when_nothing_can_be_isolated(cache_cfg, session, m
         torch.testing.assert_close(cm(x), m(x))
     p = cm.report.pieces[0]
     assert p.compiler == "eager" and "ran eagerly" in p.fallback_reason and "InvalidCxxCompiler" in p.fallback_reason
+    assert (p.fallback.kind, p.fallback.rung, p.fallback.cause, p.fallback.op) == ("error", "eager", "c++ compiler", None)
+    assert p.fallback.retry_error and p.fallback.text() == p.fallback_reason
     c = cm.report.counters
     assert (c["fallbacks"], c["eager_compiles"], c["conservative_retries"], c["inductor_compiles"]) == (1, 1, 1, 0)
 

@@ -70,7 +70,7 @@ def test_the_report_covers_what_the_dashboard_shows(saved):
 def test_save_writes_versioned_json_and_load_gives_the_same_report(saved):
     rep, path = saved
     data = json.loads(path.read_text())
-    assert data["format"] == FORMAT == "vexplore-report" and data["version"] == REPORT_FORMAT == 1
+    assert data["format"] == FORMAT == "vexplore-report" and data["version"] == REPORT_FORMAT == 2
     assert data["report"] == _json(rep.to_dict())
     loaded = vx.load_report(str(path))
     assert isinstance(loaded, vx.CompileReport)
@@ -151,10 +151,26 @@ def test_another_format_version_is_refused_with_what_to_do(saved, tmp_path):
     newer.write_text(json.dumps({**data, "version": REPORT_FORMAT + 1}))
     older.write_text(json.dumps({**data, "version": 0}))
     msg = _error(newer)
-    assert f"report format {REPORT_FORMAT + 1}" in msg and f"reads format {REPORT_FORMAT} only" in msg
+    assert f"report format {REPORT_FORMAT + 1}" in msg and "reads formats 1, 2" in msg
     assert "upgrade vexplore" in msg
     msg = _error(older)
     assert "report format 0" in msg and "record the report again" in msg
+
+
+def test_a_format_1_file_still_loads(saved, tmp_path):
+    """Format 1 (before a piece's fallback became fields): its pieces load with fallback=None, the prose kept."""
+    rep, path = saved
+    data = json.loads(path.read_text())
+    for p in data["report"]["pieces"]:
+        p.pop("fallback")
+        p["fallback_reason"] = p["fallback_reason"] or ("unsupported op / lowering error: X; ran eagerly"
+                                                        if p["kind"] == "compiled" else None)
+    old = tmp_path / "format1.json"
+    old.write_text(json.dumps({**data, "version": 1}))
+    loaded = vx.load_report(str(old))
+    assert all(p.fallback is None for p in loaded.pieces) and len(loaded.pieces) == len(rep.pieces)
+    assert {p.fallback_reason for p in loaded.pieces if p.kind == "compiled"} == {"unsupported op / lowering error: X; ran eagerly"}
+    assert vx.advise  # the advisor and alerts read fallback=None as "nothing known" (tests/test_fallback.py)
 
 
 def test_files_that_are_not_reports_are_refused(tmp_path):

@@ -7,6 +7,7 @@ import os
 import pytest
 
 import vexplore as vx
+from vexplore.monitor.report import Miss
 from vexplore.cache.artifact import Artifact
 from vexplore.cache.disk import DiskTier
 from vexplore.cache.keys import CACHE_SCHEMA
@@ -39,6 +40,7 @@ def test_cold_compile_counts_and_explains_every_miss(toy_template):
     # every piece is looked up before any is built (hits resolve at once), so in an empty cache
     # each miss says so; the config-change test below shows the nearest-key explanation
     assert [p.miss_reasons for p in rep.unique_pieces] == [("size general: nothing stored in memory, disk yet",)] * 3
+    assert [p.misses for p in rep.unique_pieces] == [(Miss(None, "nothing stored in memory, disk yet"),)] * 3
 
 
 def test_warm_disk_in_a_new_session_then_memory(warm_dir):
@@ -63,6 +65,7 @@ def test_config_change_misses_with_the_differing_part_then_toggle_back_hits_memo
     for p in rep.unique_pieces:
         [reason] = p.miss_reasons
         assert reason.endswith("differs in config.mode: default -> max-autotune-no-cudagraphs"), reason
+        assert [(m.size, m.differs, m.rejected) for m in p.misses] == [(None, ("config.mode",), ())]
     back = compile_toy(cfg(warm_dir), s)
     assert (back.counters["cache_hits_memory"], back.counters["cache_misses"]) == (3, 0)
 
@@ -82,6 +85,7 @@ def test_damaged_disk_entry_is_recompiled(warm_dir, caplog, fault, reason):
     [missed] = [p for p in rep.unique_pieces if p.cache == "miss"]
     [why] = missed.miss_reasons
     assert f"disk entry {victim.name[:12]} was damaged ({reason}" in why
+    assert missed.misses[0].rejected == ("disk",) and missed.misses[0].reason in why
     assert len([r for r in caplog.records if "damaged" in r.getMessage()]) == 1
     v = DiskTier(warm_dir).verify()
     assert (v.checked, v.files) == (3, ()) and victim.exists()         # rewritten by the recompile

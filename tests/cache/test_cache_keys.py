@@ -93,7 +93,7 @@ def test_nearest_prefers_fewest_differing_parts():
     graph_and_size = key(graph="h" * 64, size=16)
     found = nearest(want, [("disk", graph_and_size.digest, graph_and_size.parts()), ("memory", want.digest, want),
                            ("remote", mode.digest, mode.parts())])
-    assert found == ("remote", mode.digest, ["config.mode: max-autotune -> default"])
+    assert found == ("remote", mode.digest, ["config.mode: max-autotune -> default"], ["config.mode"])
     assert nearest(want, [("memory", want.digest, want)]) is None   # the key itself is not its own neighbour
 
 

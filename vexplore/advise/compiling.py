@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections import Counter
 from typing import Any
 
@@ -223,23 +222,16 @@ def low_cache_hit_rate(ctx: Context) -> list[Advice]:
 
 def miss_parts(p: Piece, size: int | None) -> list[str]:
     """The cache-key parts a piece's misses at ``size`` name (``config.mode``, ``inputs[0]``, ``graph``), or
-    why none (its miss reasons read ``size N: ...``, ``size general: ...``, as engine/build/pieces.py writes them)."""
-    out = []
-    for reason in p.miss_reasons:
-        if not reason.startswith(f"size {size or 'general'}:"):
+    why none (``Piece.misses``: the cache's fields, never its prose)."""
+    out: list[str] = []
+    for m in p.misses:
+        if m.size != size:
             continue
-        said = reason.split("differs in ", 1)
-        if len(said) == 2:
-            out += [_part(line) for line in said[1].split("; ") if ":" in line]
-        elif "nothing stored" in reason:
+        if m.differs:
+            out += m.differs
+        elif not m.rejected:
             out.append("nothing stored (evicted, or a new cache)")
     return out
-
-
-def _part(line: str) -> str:
-    """``config.inductor_options.x: a -> b`` -> ``config.inductor_options``; ``inputs[0]: ...`` -> ``inputs[0]``."""
-    name = re.split(r"[:\s]", line.strip(), maxsplit=1)[0]
-    return ".".join(name.split(".")[:2])
 
 
 def _miss_fix(part: str) -> str:

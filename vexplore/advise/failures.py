@@ -1,7 +1,6 @@
 """Detectors of things that failed: pieces that did not compile, a cache that refused, pieces that raised."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..config import DEFAULT_SPLITTING_OPS, CompileConfig
@@ -20,12 +19,12 @@ def compile_system_failure(ctx: Context) -> list[Advice]:
     lines = [f"piece {p.index} (graph {p.graph}): {p.fallback_reason}" for p in fell[:3]]
     if crashed or timed_out:
         lines.append(f"{crashed} compile worker(s) crashed and {timed_out} timed out")
-    ops = sorted({op for p in fell for op in _named_ops(p.fallback_reason or "")})
+    ops = sorted({_custom(p.fallback.op) for p in fell if p.fallback is not None and _custom(p.fallback.op)})
     cfg, metric = _split_at(ctx.cm.config, ops), "fallbacks"
     if ops:
         fix = (f"The failing op {', '.join(ops)} has no Inductor lowering: make it a split op so it runs eagerly by design "
                f"and the rest compiles whole: CompileConfig(strategy='piecewise', splitting_ops=[..., {ops[0]!r}]).")
-    elif any("inductor_options" in (p.fallback_reason or "") or "config" in (p.fallback_reason or "").lower() for p in fell):
+    elif any(p.fallback is not None and p.fallback.cause == "inductor options" for p in fell):
         fix, cfg = "Check CompileConfig.inductor_options: Inductor refused them.", None
     else:
         fix, cfg = ("Read the reason above; a piece that fell back runs correctly, only slower. Report Inductor errors "
@@ -38,10 +37,11 @@ def compile_system_failure(ctx: Context) -> list[Advice]:
          "worker_crashed": crashed, "worker_timeout": timed_out}, cfg, metric if cfg is not None else None)]
 
 
-def _named_ops(reason: str) -> list[str]:
-    """Op names (``ns::op``) a fallback reason names, aten's left out (those lower)."""
-    found = [o.removesuffix(".default") for o in re.findall(r"\b(\w+::\w+(?:\.\w+)?)", reason)]
-    return [o for o in found if not o.startswith(("aten::", "prims::"))]
+def _custom(op: str | None) -> str | None:
+    """A failing op as a split op names it (``ns::op``), aten's and prims' left out (those lower)."""
+    if op is None or op.startswith(("aten::", "prims::")):
+        return None
+    return op.removesuffix(".default")
 
 
 def _split_at(cfg: CompileConfig, ops: list[str]) -> CompileConfig | None:
@@ -54,8 +54,7 @@ def _split_at(cfg: CompileConfig, ops: list[str]) -> CompileConfig | None:
 def cache_failure(ctx: Context) -> list[Advice]:
     """Entries a tier refused (damaged, other format, failed to load) in this model's compiles."""
     rejected = sum(r.counters.get("cache_rejected", 0) for r in ctx.reports)
-    bad = [m for r in ctx.reports for p in r.unique_pieces for m in p.miss_reasons
-           if any(w in m for w in ("failed to load", "refused", "damaged", "rejected", "unreadable"))]
+    bad = [m.reason for r in ctx.reports for p in r.unique_pieces for m in p.misses if m.rejected]
     if not rejected and not bad:
         return []
     said = "; ".join(dict.fromkeys(bad))[:400] or "see the report's cache_rejected counter"

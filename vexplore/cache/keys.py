@@ -22,7 +22,9 @@ import torch
 # Bump when the artifact format or the key's meaning changes: old entries become cleanly invalid.
 # 3: schema 2 could hold a piece compiled after Inductor's TensorifyScalarRestartAnalysis was taken for
 # a failure (a conservative retry that baked in a Python float Dynamo did not guard on: stale values).
-CACHE_SCHEMA = 3
+# 4: an artifact's header carries the piece's outcome as fields (BuildResult.to_meta: "fallback" as a
+# record), no longer the fallback reason as prose.
+CACHE_SCHEMA = 4
 PARTS = ("graph", "inputs", "config", "versions", "size")
 
 
@@ -151,14 +153,33 @@ def explain(a: CacheKey | Mapping[str, Any], b: CacheKey | Mapping[str, Any]) ->
     return out
 
 
+def differing_parts(a: CacheKey | Mapping[str, Any], b: CacheKey | Mapping[str, Any]) -> list[str]:
+    """The names of the parts ``explain`` would name, as code reads them: ``graph``, ``size``,
+    ``inputs`` (a different count) or ``inputs[i]``, ``config.<field>``, ``versions.<name>``."""
+    (pa, _), (pb, _) = _parts(a), _parts(b)
+    out: list[str] = []
+    for part in PARTS:
+        va, vb = pa.get(part), pb.get(part)
+        if va == vb:
+            continue
+        if part == "inputs":
+            ia, ib = str(va or "").split(";") if va else [], str(vb or "").split(";") if vb else []
+            out += ["inputs"] if len(ia) != len(ib) else [f"inputs[{i}]" for i, (x, y) in enumerate(zip(ia, ib)) if x != y]
+        elif isinstance(va, dict) and isinstance(vb, dict):
+            out += [f"{part}.{k}" for k in sorted(set(va) | set(vb)) if va.get(k, _UNSET) != vb.get(k, _UNSET)]
+        else:
+            out.append(part)
+    return out
+
+
 def nearest(key: CacheKey, candidates: Iterable[tuple[str, str, Mapping[str, Any] | CacheKey]]
-            ) -> tuple[str, str, list[str]] | None:
-    """The stored key closest to ``key``: (tier, digest, explain(stored, key)), or None.
+            ) -> tuple[str, str, list[str], list[str]] | None:
+    """The stored key closest to ``key``: (tier, digest, explain(stored, key), differing_parts(stored, key)), or None.
 
     ``candidates`` are (tier, digest, key or its parts), the digest as the tier names the entry.
     Closest = fewest differing parts, then fewest differing lines; the key itself is skipped.
     """
-    best: tuple[tuple[int, int], str, str, list[str]] | None = None
+    best: tuple[tuple[int, int], str, str, list[str], Any] | None = None
     want = key.parts()
     for tier, digest, cand in candidates:
         parts, _ = _parts(cand)
@@ -167,5 +188,5 @@ def nearest(key: CacheKey, candidates: Iterable[tuple[str, str, Mapping[str, Any
         lines = explain(cand, key)
         score = (sum(parts.get(p) != want[p] for p in PARTS), len(lines))
         if best is None or score < best[0]:
-            best = (score, tier, digest, lines)
-    return None if best is None else (best[1], best[2], best[3])
+            best = (score, tier, digest, lines, cand)
+    return None if best is None else (best[1], best[2], best[3], differing_parts(best[4], key))

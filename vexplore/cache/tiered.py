@@ -75,6 +75,7 @@ class Lookup:
     seconds: float = 0.0
     bytes_read: int = 0
     miss_reason: str | None = None
+    differs: tuple[str, ...] = ()              # a miss: the key parts the nearest stored key differs in (keys.differing_parts)
     info: dict[str, Any] = field(default_factory=dict)
     tiers: tuple[str, ...] = ()                # the tiers that were enabled, in lookup order
     missed: tuple[str, ...] = ()               # tiers that had no usable entry
@@ -156,9 +157,9 @@ class TieredCache:
             return Lookup(tier.name, fn, time.perf_counter() - t0, len(art.data), info=info, tiers=self.tiers,
                           missed=tuple(missed), rejected=self._since(mark), written=written)
         refused = self._since(mark)
-        reason = (self.explain_miss(key, refused) if explain else
-                  "; ".join(why for _, why in refused) or f"not stored in {', '.join(self.tiers)}")
-        return Lookup("miss", seconds=time.perf_counter() - t0, miss_reason=reason, tiers=self.tiers,
+        reason, differs = (self._explain(key, refused) if explain else
+                           ("; ".join(why for _, why in refused) or f"not stored in {', '.join(self.tiers)}", ()))
+        return Lookup("miss", seconds=time.perf_counter() - t0, miss_reason=reason, differs=differs, tiers=self.tiers,
                       missed=tuple(missed), rejected=self._since(mark))
 
     def _mark(self) -> list[int]:
@@ -170,16 +171,20 @@ class TieredCache:
 
     def explain_miss(self, key: CacheKey, rejected: Iterable[tuple[str, str]] = ()) -> str:
         """Refused entries first, then the nearest stored key's differing parts."""
+        return self._explain(key, rejected)[0]
+
+    def _explain(self, key: CacheKey, rejected: Iterable[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
+        """(explain_miss's text, the names of the parts the nearest stored key differs in)."""
         said = [why for _, why in rejected]
         found = nearest(key, self._candidates())
         if found is None:
             said.append("no other stored key to compare with" if said else
                         f"nothing stored in {', '.join(self.tiers)} yet")
-            return "; ".join(said)
-        tier, digest, lines = found
+            return "; ".join(said), ()
+        tier, digest, lines, parts = found
         shown = "; ".join(lines[:4]) + (f"; +{len(lines) - 4} more" if len(lines) > 4 else "")
         said.append(f"nearest stored key {digest[:12]} ({tier}) differs in {shown}")
-        return "; ".join(said)
+        return "; ".join(said), tuple(parts)
 
     def _candidates(self) -> Iterable[tuple[str, str, Mapping[str, Any] | CacheKey]]:
         if self.memory is not None:

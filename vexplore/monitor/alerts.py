@@ -118,17 +118,18 @@ def compile_system_failure(report: Any) -> str | None:
     failed = [p for p in own if p.compiler == "eager" and p.fallback_reason]
     if not failed or any(p.compiler == "inductor" for p in own):
         return None
-    first = failed[0].fallback_reason
+    first = failed[0]
     return (f"report {report.id}: all {len(failed)} compiled piece(s) fell back to eager, so the model runs eagerly "
-            f"(correct, not faster). First failure, piece {failed[0].index}: {first}. {_fix(first)}")
+            f"(correct, not faster). First failure, piece {first.index}: {first.fallback_reason}. "
+            f"{_fix(first.fallback.cause if first.fallback is not None else None)}")
 
 
-def _fix(reason: str) -> str:
-    low = reason.lower()
-    if "cxx" in low or "c++ compiler" in low or "cppcompileerror" in low:
+def _fix(cause: str | None) -> str:
+    """What to do about a fallback's cause (``Fallback.cause``; None for reports saved before format 2)."""
+    if cause == "c++ compiler":
         return ("No working C++ compiler: install one (e.g. `apt-get install g++`) or set the CXX environment "
                 "variable to a working one (Inductor reads it when torch starts), then compile again.")
-    if "triton" in low:
+    if cause == "triton":
         return "Triton failed: check that triton matches this torch build and the GPU driver, then compile again."
     return ("Fix the error above and compile again (each piece's reason is in report.pieces[i].fallback_reason), "
             "or set compiler='eager' to run eagerly on purpose.")

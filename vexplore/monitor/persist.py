@@ -23,8 +23,11 @@ from ..errors import VexploreError
 
 FORMAT = "vexplore-report"
 # Bump when a saved report's meaning changes (a field renamed or re-typed; not for a field added
-# with a default): files of another version are refused with a message, never misread.
-REPORT_FORMAT = 1
+# with a default): files of a version not in READABLE are refused with a message, never misread.
+# 2: a Piece's fallback as fields (Piece.fallback: kind, rung, category, cause, op, ...) beside its
+# prose. Format 1 files load as they are: their pieces have fallback=None (the prose only).
+REPORT_FORMAT = 2
+READABLE = (1, 2)
 
 
 class ReportFileError(VexploreError, ValueError):
@@ -62,9 +65,9 @@ def read_report(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ReportFileError(f"{where}: JSON, but not a saved vexplore report (it has no \"format\": \"{FORMAT}\"); "
                               "save one with report.save(path) and load that file.")
     version = data.get("version")
-    if version != REPORT_FORMAT:
-        raise ReportFileError(f"{where}: saved in report format {version!r}, and this vexplore reads format "
-                              f"{REPORT_FORMAT} only. {_version_hint(version)}")
+    if version not in READABLE:
+        raise ReportFileError(f"{where}: saved in report format {version!r}, and this vexplore reads formats "
+                              f"{', '.join(map(str, READABLE))}. {_version_hint(version)}")
     if not isinstance(data.get("report"), dict):
         raise ReportFileError(f"{where}: the file has no report in it (damaged or edited); save the report again.")
     return data["report"]

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 from .events import CompileEvent
 from .persist import from_jsonable, read_report, write_report
 from .phases import derive_phases
+from .profile import RuntimeCounters, RuntimeProfile
 from .trace import write_chrome_trace
 
 COUNTER_KEYS = (
@@ -76,6 +77,59 @@ class Cut:
 
 
 @dataclass(frozen=True)
+class Fallback:
+    """Why a compiled piece did not compile as configured, as fields code branches on. ``text()`` is
+    the prose, ``Piece.fallback_reason``: written from these fields, never read back.
+
+    The ladder's rungs (engine/build/ladder.py): Inductor, Inductor with conservative options, the
+    failing op cut out to run eagerly (isolate), eager."""
+
+    kind: str                        # the first try: "error" | "timeout" | "crashed" | "restart" (Dynamo's signal)
+    rung: str                        # where it ended: "conservative" | "isolate" | "eager"
+    error: str                       # the first failure: "category: ExcClass: first line"
+    category: str = "other"          # its category: "unsupported op / lowering error" | "out of memory" | "timeout" |
+                                     # "post-grad pass error" | "dynamo restart" | "other"
+    cause: str | None = None         # what the user can fix: "c++ compiler" | "triton" | "inductor options" | None
+    op: str | None = None            # the op Inductor could not lower (ns::op.overload), when known
+    retry_error: str | None = None   # the conservative retry's failure, when it was tried and failed
+    isolated: tuple[str, ...] = ()   # isolate: the nodes cut out (calling ``op``)
+    failed_parts: tuple[tuple[str, int, str], ...] = ()   # isolate: sub-pieces that failed too: (name, nodes, error)
+    compiled_parts: int = 0          # isolate: sub-pieces that compiled
+
+    def text(self) -> str:
+        """The prose a user reads (``Piece.fallback_reason``)."""
+        if self.kind == "restart":
+            return (f"dynamo restart: {self.error}; Inductor asked Dynamo to trace this graph again (a Python number "
+                    "read after a graph break must be specialized), which only a model call can do; it runs eagerly "
+                    "(correct). Call vx.compile(model) again to trace and compile it")
+        if self.kind in ("timeout", "crashed"):
+            return f"{self.kind}: {self.error}; ran eagerly"
+        if self.rung == "conservative":
+            return f"{self.error}; compiled with conservative Inductor options"
+        why = self.retry_error or self.error
+        if self.rung == "eager":
+            return f"{why}; ran eagerly"
+        text = f"{why}; isolated {', '.join(self.isolated)} ({self.op}) to run eagerly"
+        for name, nodes, err in self.failed_parts:
+            text += f"; sub-piece {name} ({nodes} nodes) failed too and runs eagerly ({err})"
+        n = self.compiled_parts
+        return text + ("; the rest compiled" if n and not self.failed_parts else
+                       f"; {n} sub-piece(s) compiled" if n else "; nothing compiled")
+
+
+@dataclass(frozen=True)
+class Miss:
+    """One cache miss of a piece at one size, as fields code counts; ``reason`` is the prose
+    (``Piece.miss_reasons``)."""
+
+    size: int | None                 # None: the general compile
+    reason: str                      # the cache's explanation, as the user reads it
+    differs: tuple[str, ...] = ()    # key parts the nearest stored key differs in ("config.mode", "inputs[0]",
+                                     # "graph", "versions.torch", ...); empty: nothing stored to compare with
+    rejected: tuple[str, ...] = ()   # tiers that refused an entry on the way (damaged, other format, failed to load)
+
+
+@dataclass(frozen=True)
 class Piece:
     """One part of a graph after splitting (each field is described beside it)."""
 
@@ -108,6 +162,8 @@ class Piece:
     # Inductor's own cache served the compile (the passes did not run) or there are no passes
     pass_graphs: tuple[tuple[str, str], ...] = ()
     cut: Cut | None = None                      # why it begins here; None for a graph's first piece
+    fallback: Fallback | None = None            # fallback_reason as fields (None in reports saved before format 2)
+    misses: tuple[Miss, ...] = ()               # miss_reasons as fields (empty in reports saved before format 2)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -134,6 +190,8 @@ class CompileReport:
     id: int = 0
     validation: tuple[str, ...] = ()  # validate=True: each graph end to end against eager, one line each
     phases: dict[str, float] = field(default_factory=dict)   # seconds by phase, adding up to wall_s (phases.py)
+    profiles: tuple[RuntimeProfile, ...] = ()   # cm.profile(...) runs on this compile, newest last (monitor/profile.py)
+    runtime: RuntimeCounters = field(default_factory=RuntimeCounters)   # CUDA-graph counts at the latest profile
 
     @property
     def unique_pieces(self) -> list[Piece]:
@@ -150,6 +208,7 @@ class CompileReport:
             "validation": list(self.validation), "phases": dict(self.phases),
             "pieces": [p.to_dict() for p in self.pieces],
             "events": [e.to_dict() for e in self.events],
+            "profiles": [p.to_dict() for p in self.profiles], "runtime": self.runtime.to_dict(),
         })
 
     def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
@@ -169,7 +228,7 @@ class CompileReport:
     def to_chrome_trace(self, path: str | os.PathLike[str]) -> pathlib.Path:
         """Write this report's events as a Chrome trace (JSON trace events; chrome://tracing and
         https://ui.perfetto.dev open it): a track per phase, and one per compile worker process."""
-        return write_chrome_trace(path, self.events, self.wall_s, f"vexplore report {self.id} ({self.kind})")
+        return write_chrome_trace(path, self.events, self.wall_s, f"vexplore report {self.id} ({self.kind})", self.profiles)
 
     def table(self) -> str:
         """A plain-text table of the pieces, as the CLI prints it."""

@@ -7,7 +7,6 @@ itself (CompilerManager hands it back as it is).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -16,14 +15,7 @@ import torch.fx as fx
 from ...config import CONSERVATIVE_INDUCTOR_OPTIONS
 from ...errors import exception_chain
 from .. import _torch_compat as tc
-
-
-@dataclass(frozen=True)
-class CompileOutput:
-    fn: Callable[..., Any]
-    data: bytes | None            # artifact bytes; None when nothing can be saved
-    code: str | None = None       # generated source (C++ on CPU, Triton on GPU)
-    pass_graphs: tuple[tuple[str, str], ...] = ()   # the post-grad graph before the passes and after each
+from .jobs import Attempt, Failure
 
 
 class InductorCompiler:
@@ -46,7 +38,9 @@ class InductorCompiler:
         return tc.inductor_options(self.mode, extra)
 
     def compile(self, gm: fx.GraphModule, inputs: Sequence[Any], fake_mode: Any | None,
-                conservative: bool = False, grad: bool = False) -> CompileOutput:
+                conservative: bool = False, grad: bool = False) -> Attempt:
+        """A successful Attempt (``fn`` the compiled artifact; ``data`` None when it cannot be saved);
+        Inductor's failure raises. The caller times it and says where it ran."""
         code: list[str] = []
         with tc.compile_scope(code):   # one compile at a time in this process, torch's globals put back after
             if self.chain is not None:
@@ -57,7 +51,7 @@ class InductorCompiler:
             except Exception:  # not serializable: still usable in this process
                 data = None
             seen = tuple(self.chain.seen) if self.chain is not None else ()
-        return CompileOutput(art, data, code[-1] if code else None, seen)
+        return Attempt("ok", art, data, code[-1] if code else None, pass_graphs=seen)
 
     def load(self, data: bytes) -> tuple[Callable[..., Any], str | None]:
         code: list[str] = []
@@ -114,3 +108,20 @@ def describe(exc: BaseException) -> str:
     """``category: ExcClass: first line`` for a piece's fallback_reason."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{classify(exc)}: {type(exc).__name__}: {first[:200]}"
+
+
+def failure(exc: BaseException) -> Failure:
+    """An Inductor failure as fields, read off the exception chain once, where it was caught."""
+    return Failure(classify(exc), cause(exc), failing_target(exc))
+
+
+def cause(exc: BaseException) -> str | None:
+    """What the user can fix behind ``exc``: "c++ compiler" | "triton" | "inductor options" | None."""
+    text = " ".join([describe(exc)] + [type(e).__name__ for e in exception_chain(exc)]).lower()
+    if "cxx" in text or "c++ compiler" in text or "cppcompileerror" in text:
+        return "c++ compiler"
+    if "triton" in text:
+        return "triton"
+    if "inductor_options" in text or "config" in text:
+        return "inductor options"
+    return None

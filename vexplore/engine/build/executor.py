@@ -9,6 +9,7 @@ pool's jobs in flight are never abandoned: the pool must be free for the next co
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any, Protocol, Sequence
@@ -19,7 +20,7 @@ from ...cancel import CancelToken
 from ...errors import CancelledError
 from ...monitor.events import EventRecorder
 from .. import _torch_compat as tc
-from .compilers import InductorCompiler, describe
+from .compilers import InductorCompiler, describe, failure
 from .jobs import Attempt, PieceJob
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,10 @@ class InProcess:
                 step.kw.update(error_class=type(e).__name__, counts=counts)
                 signal = tc.dynamo_signal(e)   # Dynamo steering its trace, not a failure: the ladder passes it on
                 return Attempt("error" if signal is None else "restart", error=describe(e), where=where,
-                               exc=e if signal is None else signal, seconds=time.perf_counter() - step.start)
+                               exc=e if signal is None else signal, seconds=time.perf_counter() - step.start,
+                               failure=failure(e), error_class=type(e if signal is None else signal).__name__)
             step.kw["counts"] = {**counts, "inductor_compiles": 1}
-        return Attempt("ok", out.fn, out.data, out.code, where=where, seconds=step.event.duration_s,
-                       pass_graphs=out.pass_graphs)
+        return dataclasses.replace(out, where=where, seconds=step.event.duration_s)
 
 
 class Workers:
@@ -108,7 +109,7 @@ class Workers:
             # a cancel must not leave the pool mid-run (its workers would keep jobs it forgot): it is
             # kept, the results still arriving are recorded and not loaded, and it is raised after the run
             try:
-                got.update([self._arrived(r, *by_id[r.id])])
+                got.update([self._arrived(r, *by_id[r.job])])
             except CancelledError as e:
                 cancelled.append(e)
         try:
@@ -122,7 +123,7 @@ class Workers:
             raise cancelled[0]
         return got
 
-    def _arrived(self, r: Any, i: int, job: PieceJob) -> tuple[int, Attempt]:
+    def _arrived(self, r: Attempt, i: int, job: PieceJob) -> tuple[int, Attempt]:
         """A worker's result: its compile event (true start and length), and its artifact loaded here."""
         where = f"worker pid {r.pid}"
         ok = r.status == "ok"
@@ -138,14 +139,13 @@ class Workers:
         if r.status == "unsaveable":   # it compiled there but cannot travel: compile it here, as configured
             return i, self.local.one(job, False, f"in-process: {r.error}")
         if not ok:
-            return i, Attempt(r.status, error=r.error, where=where, seconds=r.seconds)
+            return i, dataclasses.replace(r, where=where)
         with tc.compile_lock(), self.local.rec.step("load", graph=job.graph, piece=job.piece, size=job.size,
                                                     detail=f"artifact from {where}", worker=r.pid) as step:
             fn, code = self.local.inductor.load(r.data)
-        return i, Attempt("ok", fn, r.data, code or r.code, where=where, seconds=r.seconds + step.event.duration_s,
-                          pass_graphs=r.pass_graphs)
+        return i, dataclasses.replace(r, fn=fn, code=code or r.code, where=where, seconds=r.seconds + step.event.duration_s)
 
-    def rec_compile(self, job: PieceJob, r: Any, where: str, counts: dict[str, int]) -> None:
+    def rec_compile(self, job: PieceJob, r: Attempt, where: str, counts: dict[str, int]) -> None:
         self.local.rec.add("compile", r.started, r.seconds, graph=job.graph, piece=job.piece, size=job.size,
                            compiler="inductor", rss_peak_mb=r.rss_peak_mb, counts=counts,
                            error_class=None if r.status == "ok" else r.status, detail=f"{where}: {r.status}",

@@ -20,7 +20,7 @@ import torch.fx as fx
 
 from ...config import CompileConfig
 from ...errors import CompileError
-from .compilers import failing_target
+from ...monitor.report import Fallback
 from .executor import Executor, InProcess
 from .jobs import Attempt, BuildResult, PieceJob
 from ..ops import matches, op_name
@@ -67,9 +67,14 @@ def _restart(job: PieceJob, first: Attempt, in_trace: bool) -> BuildResult:
     if in_trace and first.exc is not None:
         raise first.exc
     return BuildResult(job.gm, "eager", code=job.gm.code, compiled_in=first.where, seconds=first.seconds,
-                       fallback_reason=f"dynamo restart: {first.error}; Inductor asked Dynamo to trace this graph "
-                       "again (a Python number read after a graph break must be specialized), which only a model "
-                       "call can do; it runs eagerly (correct). Call vx.compile(model) again to trace and compile it")
+                       fallback=Fallback("restart", "eager", first.error or "", "dynamo restart"))
+
+
+def _fallback(first: Attempt, rung: str, **kw: Any) -> Fallback:
+    """The record of a job that climbed to ``rung``: the first failure's fields, and ``kw``'s."""
+    f = first.failure
+    fields = dict(category=f.category, cause=f.cause, op=f.op) if f is not None else {}
+    return Fallback(first.status, rung, first.error or "", **{**fields, **kw})
 
 
 def _settle(job: PieceJob, first: Attempt, config: CompileConfig, local: InProcess, in_trace: bool) -> BuildResult:
@@ -77,36 +82,40 @@ def _settle(job: PieceJob, first: Attempt, config: CompileConfig, local: InProce
         return BuildResult(first.fn, "inductor", code=first.code, data=first.data, compiled_in=first.where,
                            seconds=first.seconds, pass_graphs=first.pass_graphs)
     if first.status in ("timeout", "crashed"):
-        return BuildResult(job.gm, "eager", fallback_reason=f"{first.status}: {first.error}; ran eagerly",
+        return BuildResult(job.gm, "eager", fallback=_fallback(first, "eager", category=first.status),
                            code=job.gm.code, compiled_in=first.where, seconds=first.seconds)
     if not config.fallback:
         raise CompileError(f"piece {job.piece}: Inductor failed ({first.error}); set fallback=True to fall back "
                            "per piece, or change the split so this op runs eagerly.") from first.exc
     log.info("vexplore: piece %d failed with Inductor (%s); retrying with conservative options", job.piece, first.error)
-    worker = first.where is not None and first.where.startswith("worker")
-    where = f"in-process after {first.where} failed" if worker else first.where
+    where = f"in-process after {first.where} failed" if first.pid is not None else first.where
     second = local.one(job, conservative=True, where=where, retry=True)
     if second.status == "restart":
         return _restart(job, second, in_trace)
     spent = first.seconds + second.seconds
     if second.status == "ok":
-        return BuildResult(second.fn, "inductor", fallback_reason=f"{first.error}; compiled with conservative Inductor options",
+        return BuildResult(second.fn, "inductor", fallback=_fallback(first, "conservative"),
                            code=second.code, data=second.data, compiled_in=where, seconds=spent,
                            pass_graphs=second.pass_graphs)
-    target = failing_target(second.exc) if second.exc is not None else None
-    if target is not None:
+    found = second.failure.op if second.failure is not None else None
+    retry = {"retry_error": second.error or "", **({"op": found} if found else {})}
+    if found is not None:
         try:
-            built = isolate(job, target, second.error or "", local)
-            return dataclasses.replace(built, compiled_in=where, seconds=spent + built.seconds)
+            built = isolate(job, found, local)
+            parts = built.fallback   # isolate's own record: the nodes and sub-pieces
+            fb = _fallback(first, "isolate", **retry, isolated=parts.isolated, failed_parts=parts.failed_parts,
+                           compiled_parts=parts.compiled_parts)
+            return dataclasses.replace(built, fallback=fb, compiled_in=where, seconds=spent + built.seconds)
         except LookupError as e:
-            log.info("vexplore: isolating %s in piece %d failed: %s", target, job.piece, e)
-    return BuildResult(job.gm, "eager", fallback_reason=f"{second.error}; ran eagerly", code=job.gm.code,
+            log.info("vexplore: isolating %s in piece %d failed: %s", found, job.piece, e)
+    return BuildResult(job.gm, "eager", fallback=_fallback(first, "eager", **retry), code=job.gm.code,
                        compiled_in=where, seconds=spent)
 
 
-def isolate(job: PieceJob, target: str, why: str, local: InProcess) -> BuildResult:
+def isolate(job: PieceJob, target: str, local: InProcess) -> BuildResult:
     """Cut the nodes that call ``target`` out to run eagerly and compile the sub-pieces around
-    them (conservative options). A sub-piece that fails too runs eagerly, and says so."""
+    them (conservative options). A sub-piece that fails too runs eagerly, and says so (its
+    ``fallback`` holds the nodes and sub-pieces; the ladder completes it with why)."""
     bad = {n for n in job.gm.graph.nodes if n.op == "call_function" and matches(op_name(n), [target])}
     if not bad:
         raise LookupError(f"no node calls {target}")
@@ -128,17 +137,11 @@ def isolate(job: PieceJob, target: str, why: str, local: InProcess) -> BuildResu
                 eager_parts.append((p, got.error))
             runners[p.name] = unwrap(got.fn if got.status == "ok" else gm, single)
     names = sorted(n.name for n in bad) + sorted(n.name for p, _ in eager_parts for n in _body(p.module))
-    return BuildResult(install(sub.gm, runners), "inductor" if compiled else "eager",
-                       fallback_reason=_isolation_reason(why, bad, target, eager_parts, compiled),
+    parts = Fallback("error", "isolate", "", op=target, isolated=tuple(sorted(n.name for n in bad)),
+                     failed_parts=tuple((p.name, len(_body(p.module)), err or "") for p, err in eager_parts),
+                     compiled_parts=compiled)
+    return BuildResult(install(sub.gm, runners), "inductor" if compiled else "eager", fallback=parts,
                        isolated=tuple(names), code="\n\n".join(codes) or None, seconds=step.event.duration_s)
-
-
-def _isolation_reason(why: str, bad: set[fx.Node], target: str, eager_parts: list, compiled: int) -> str:
-    text = f"{why}; isolated {', '.join(sorted(n.name for n in bad))} ({target}) to run eagerly"
-    for p, err in eager_parts:
-        text += f"; sub-piece {p.name} ({len(_body(p.module))} nodes) failed too and runs eagerly ({err})"
-    return text + ("; the rest compiled" if compiled and not eager_parts else
-                   f"; {compiled} sub-piece(s) compiled" if compiled else "; nothing compiled")
 
 
 def _body(gm: fx.GraphModule) -> list[fx.Node]:

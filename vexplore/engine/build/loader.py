@@ -8,7 +8,8 @@ from .compilers import InductorCompiler
 
 
 def load_artifact(art: Artifact) -> tuple[Callable[..., Any], dict[str, Any]]:
-    """A stored artifact as (callable, info): Inductor's binary artifact loaded in this process."""
+    """A stored artifact as (callable, meta): Inductor's binary artifact loaded in this process; ``meta``
+    is what ``BuildResult.from_meta`` reads."""
     fn, code = InductorCompiler().load(art.data)
-    return fn, {"compiler": art.compiler, "reason": art.meta.get("reason"), "code": code,
-                "passes": art.meta.get("passes") or [], "pass_graphs": art.meta.get("pass_graphs") or []}
+    # the artifact's meta is BuildResult.to_meta() without the code, which loading generated again
+    return fn, {**art.meta, "compiler": art.compiler, "code": code}

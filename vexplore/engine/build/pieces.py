@@ -85,11 +85,12 @@ def compiled_piece(base: dict[str, Any], unique_key: str, built: UniqueBuild, tw
     piece ``twin``, sharing its callable."""
     g = built.general
     common = dict(kind="compiled", unique_key=unique_key, compiler=g.compiler, cache=g.tier,
-                  fallback_reason=g.fallback_reason, sizes=tuple(s for s, _ in built.builds),
+                  fallback_reason=g.fallback_reason, fallback=g.fallback, sizes=tuple(s for s, _ in built.builds),
                   cache_by_size=tuple((s, r.tier) for s, r in built.builds), isolated=g.isolated,
                   passes=g.passes, pass_graphs=g.pass_graphs, **base)
     if twin is not None:
         return Piece(same_as=twin, compile_s=0.0, **common)
     return Piece(same_as=None, compile_s=sum(r.seconds for _, r in built.builds), code=g.code,
-                 miss_reasons=tuple(f"size {s or 'general'}: {r.miss_reason}" for s, r in built.builds if r.miss_reason),
+                 miss_reasons=tuple(f"size {s or 'general'}: {r.miss.reason}" for s, r in built.builds if r.miss),
+                 misses=tuple(r.miss for _, r in built.builds if r.miss),
                  compiled_in=g.compiled_in, **common)

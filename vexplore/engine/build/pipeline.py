@@ -23,7 +23,7 @@ from ...cache.tiered import TieredCache
 from ...cancel import CancelToken
 from ...config import DEFAULT_SPLITTING_OPS, CompileConfig
 from ...monitor.events import CompileEvent, EventRecorder
-from ...monitor.report import CompileWarning, Piece
+from ...monitor.report import CompileWarning, Miss, Piece
 from .. import _torch_compat as tc
 from ..runtime import cudagraph
 from ..capture.captured import CapturedGraph
@@ -167,14 +167,14 @@ def _build_unique(plan: Mapping[str, Planned], config: CompileConfig, ctx: Graph
         if hit is not None and hit.tier != "miss":
             results[job.id] = hit
         else:
-            misses.append((job, hit.miss_reason if hit is not None else None))
+            misses.append((job, hit.miss if hit is not None else None))
     local = InProcess(InductorCompiler(config.mode, dict(config.inductor_options), config.post_grad_passes), ctx.rec,
                       ctx.cancel)
     executor = Workers(ctx.pool, local, config.compile_timeout_s) if ctx.pool is not None and config.compiler == "inductor" else local
     for (job, why), res in zip(misses, build([j for j, _ in misses], config, executor, local, ctx.in_trace)):
         results[job.id] = _store(job, res, ctx) if cached else res
         if why is not None:
-            results[job.id] = dataclasses.replace(results[job.id], miss_reason=why)
+            results[job.id] = dataclasses.replace(results[job.id], miss=why)
     out = {}
     for p in plan.values():
         if p.jobs:
@@ -192,17 +192,18 @@ def _lookup(job: PieceJob, ctx: GraphContext) -> BuildResult:
         if hit.miss_reason:
             step.kw["detail"] = hit.miss_reason
     if hit.fn is None:
-        return BuildResult(job.gm, "inductor", "miss", miss_reason=hit.miss_reason)
-    return BuildResult.from_info(hit.fn, hit.info, hit.tier, hit.seconds)
+        miss = Miss(job.size, hit.miss_reason or "", hit.differs, tuple(dict.fromkeys(t for t, _ in hit.rejected)))
+        return BuildResult(job.gm, "inductor", "miss", miss=miss)
+    return BuildResult.from_meta(hit.fn, hit.info, hit.tier, hit.seconds)
 
 
 def _store(job: PieceJob, res: BuildResult, ctx: GraphContext) -> BuildResult:
-    meta = {"reason": res.fallback_reason, "passes": [list(p) for p in res.passes],
-            "pass_graphs": [list(p) for p in res.pass_graphs]}
-    art = Artifact(res.data, res.compiler, meta) if res.data else None
+    meta = res.to_meta()
+    # the artifact's header leaves out the code: loading it generates the code again (loader.py)
+    art = Artifact(res.data, res.compiler, {k: v for k, v in meta.items() if k != "code"}) if res.data else None
     ctx.cancel.check()
     with ctx.rec.step("store", graph=job.graph, piece=job.piece, size=job.size) as step:
-        stored = ctx.cache.store(job.key, res.fn, art, res.info())
+        stored = ctx.cache.store(job.key, res.fn, art, meta)
         step.kw["counts"] = stored.counters()
     return dataclasses.replace(res, tier="miss")
 

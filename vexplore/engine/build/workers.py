@@ -26,6 +26,7 @@ import torch.fx as fx
 
 from ...config import pass_name
 from .. import _torch_compat as tc
+from .jobs import Attempt
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +45,6 @@ class Job:
     options: bytes                 # pickled Inductor options (dump_options): unpickled inside the job's try
     dynamic: bool
     grad: bool = False           # compile for autograd (specs say which inputs require grad)
-
-
-@dataclass(frozen=True)
-class Result:
-    id: str
-    status: str                    # ok | error | restart (Dynamo's signal to trace again) | unsaveable | timeout | crashed
-    data: bytes | None = None
-    code: str | None = None
-    seconds: float = 0.0
-    pid: int | None = None
-    error: str | None = None
-    started: float = 0.0           # perf_counter in the parent when the job went to its worker
-    rss_peak_mb: float | None = None   # the worker's peak RSS
-    error_class: str | None = None     # the exception class of an error or restart
-    pass_graphs: tuple[tuple[str, str], ...] = ()   # the post-grad graph before the passes and after each
 
 
 @dataclass(frozen=True)
@@ -214,7 +200,7 @@ def _stdio_main(rfd: int, wfd: int) -> None:
         send.send(_compile_job(job))
 
 
-def _compile_job(job: Job) -> Result:
+def _compile_job(job: Job) -> Attempt:
     t0 = time.perf_counter()
     try:
         import importlib
@@ -239,18 +225,19 @@ def _compile_job(job: Job) -> Result:
             art = tc.standalone_compile(gm, inputs, options, mode, job.grad)
             data = tc.artifact_bytes(art)
         if data is None:   # compiled, but it cannot travel: the parent compiles it itself (not a failure)
-            return Result(job.id, "unsaveable", seconds=time.perf_counter() - t0, pid=os.getpid(),
-                          error="the compiled artifact cannot be saved, so it cannot leave the worker",
-                          rss_peak_mb=_peak_rss_mb())
+            return Attempt("unsaveable", seconds=time.perf_counter() - t0, pid=os.getpid(), job=job.id,
+                           error="the compiled artifact cannot be saved, so it cannot leave the worker",
+                           rss_peak_mb=_peak_rss_mb())
         chain = options.get("config_patches", {}).get("post_grad_custom_post_pass")   # a PassChain records what its passes saw
-        return Result(job.id, "ok", data, code[-1] if code else None, time.perf_counter() - t0, os.getpid(),
-                      rss_peak_mb=_peak_rss_mb(), pass_graphs=tuple(getattr(chain, "seen", ())))
+        return Attempt("ok", data=data, code=code[-1] if code else None, seconds=time.perf_counter() - t0,
+                       pid=os.getpid(), job=job.id, rss_peak_mb=_peak_rss_mb(),
+                       pass_graphs=tuple(getattr(chain, "seen", ())))
     except Exception as e:
-        from .compilers import describe
+        from .compilers import describe, failure
         signal = tc.dynamo_signal(e)
-        return Result(job.id, "error" if signal is None else "restart", seconds=time.perf_counter() - t0,
-                      pid=os.getpid(), error=describe(e), rss_peak_mb=_peak_rss_mb(),
-                      error_class=type(e if signal is None else signal).__name__)
+        return Attempt("error" if signal is None else "restart", seconds=time.perf_counter() - t0,
+                       pid=os.getpid(), job=job.id, error=describe(e), failure=failure(e), rss_peak_mb=_peak_rss_mb(),
+                       error_class=type(e if signal is None else signal).__name__)
 
 
 def _peak_rss_mb() -> float:
@@ -323,8 +310,8 @@ class WorkerPool:
         return [w.pid for w in self.workers]
 
     def run(self, jobs: Sequence[Job], timeout_s: float,
-            on_result: Callable[[Result], None] | None = None) -> dict[str, Result]:
-        """Run ``jobs`` on the pool; every job gets a Result (ok, error, timeout or crashed),
+            on_result: Callable[[Attempt], None] | None = None) -> dict[str, Attempt]:
+        """Run ``jobs`` on the pool; every job gets an Attempt (ok, error, timeout or crashed),
         handed to ``on_result`` as it arrives."""
         todo, results = list(jobs), {}
         while todo or any(w.job for w in self.workers):
@@ -339,7 +326,7 @@ class WorkerPool:
                     continue
                 r = self._poll(w, ready, timeout_s) if w.job else None
                 if r is not None:
-                    results[r.id] = r = dataclasses.replace(r, started=w.started)
+                    results[r.job] = r = dataclasses.replace(r, started=w.started)
                     if on_result is not None:
                         on_result(r)
                     w.job = None
@@ -360,7 +347,7 @@ class WorkerPool:
                                    "before saying ready; their stderr says why); use workers=0")
             self.workers[i] = self._spawn()
 
-    def _poll(self, w: _Worker, ready: list[Any], timeout_s: float) -> Result | None:
+    def _poll(self, w: _Worker, ready: list[Any], timeout_s: float) -> Attempt | None:
         assert w.job is not None
         elapsed = time.perf_counter() - w.started
         while w.recv in ready and w.recv.poll():
@@ -368,16 +355,16 @@ class WorkerPool:
                 msg = w.recv.recv()
             except (EOFError, OSError):
                 break
-            if isinstance(msg, Result):
+            if isinstance(msg, Attempt):
                 return msg
         code = w.proc.poll()
         if code is not None or (w.recv in ready and not _alive(w)):
             code = w.proc.wait(5)
             why = f"signal {-code}" if code < 0 else f"exit code {code}"
-            return Result(w.job.id, "crashed", seconds=elapsed, pid=w.pid,
+            return Attempt("crashed", seconds=elapsed, pid=w.pid, job=w.job.id,
                           error=f"worker pid {w.pid} died ({why}) while compiling")
         if elapsed > timeout_s:
-            return Result(w.job.id, "timeout", seconds=elapsed, pid=w.pid,
+            return Attempt("timeout", seconds=elapsed, pid=w.pid, job=w.job.id,
                           error=f"compile ran past compile_timeout_s={timeout_s:g}; worker pid {w.pid} killed")
         return None
 
