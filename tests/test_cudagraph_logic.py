@@ -6,24 +6,24 @@ import torch
 
 import vexplore as vx
 from vexplore.engine import _torch_compat as tc
-from vexplore.engine.runtime import cudagraph as cgm
+from vexplore.engine.runtime.sizes import DEFAULT_SIZES, capture_sizes, pick_size
 from vexplore.engine.runtime.inputplan import GraphInputs, InputPlan
 from models import KVArgument, KVBuffer, Stack
 
 
 def test_pick_size():
     sizes = [2, 4, 8, 16]
-    assert cgm.pick_size(8, sizes, pad=False) == 8
-    assert cgm.pick_size(5, sizes, pad=False) is None      # not captured: runs without graphs
-    assert cgm.pick_size(5, sizes, pad=True) == 8          # padding only when allowed
-    assert cgm.pick_size(17, sizes, pad=True) is None      # above the largest capture
-    assert cgm.pick_size(1, sizes, pad=True) == 2
+    assert pick_size(8, sizes, pad=False) == 8
+    assert pick_size(5, sizes, pad=False) is None      # not captured: runs without graphs
+    assert pick_size(5, sizes, pad=True) == 8          # padding only when allowed
+    assert pick_size(17, sizes, pad=True) is None      # above the largest capture
+    assert pick_size(1, sizes, pad=True) == 2
 
 
 def test_capture_sizes_largest_first():
-    assert cgm.capture_sizes([4, 1, 16, 4], dynamic=True) == [16, 4]   # 1 lives in its own Dynamo graph
-    assert cgm.capture_sizes(None, dynamic=True) == sorted((s for s in cgm.DEFAULT_SIZES if s >= 2), reverse=True)
-    assert cgm.capture_sizes([4, 8], dynamic=False) == [None]
+    assert capture_sizes([4, 1, 16, 4], dynamic=True) == [16, 4]   # 1 lives in its own Dynamo graph
+    assert capture_sizes(None, dynamic=True) == sorted((s for s in DEFAULT_SIZES if s >= 2), reverse=True)
+    assert capture_sizes([4, 8], dynamic=False) == [None]
 
 
 def _graph_inputs(cm):
@@ -168,7 +168,7 @@ def test_capture_memory_estimate_follows_the_token_count(cache_cfg, session):
 
 
 def test_piecewise_capture_lets_each_value_go_after_its_last_reader(cache_cfg, session):
-    """The liveness a piecewise capture frees by (capturemem.dead_after, used by cudagraph._piecewise):
+    """The liveness a piecewise capture frees by (capturemem.dead_after, used by capture._piecewise):
     each piece output is listed once, under the last piece that reads it (the residual stream of a
     layer lives across the attention op to the next compiled piece); what the graph returns never.
     pinned_bytes counts what split ops read and return: q, k, v and the attention output per layer."""
@@ -198,3 +198,86 @@ def test_piecewise_capture_lets_each_value_go_after_its_last_reader(cache_cfg, s
     for n in (8, 64):
         ev = capturemem.evaluator(plan.hints, plan.tied, n)
         assert capturemem.pinned_bytes(parent, split, ev) == 2 * 4 * (n * 64 * 4)
+
+
+def _token_plan(copied=(0,), fixed=()):
+    """An InputPlan whose input 0 has the token count along dim 0 (no GPU, no Dynamo)."""
+    import sympy
+    s = sympy.Symbol("s0")
+    return InputPlan(fixed=list(fixed), copied=list(copied), scalars=[], dims={0: 0}, written=set(),
+                     names=["x", "w"][: len(copied) + len(fixed)], exprs={0: [s, 16]}, tied=frozenset({s}))
+
+
+def test_size_policy_picks_modes_and_sizes():
+    from vexplore.engine.runtime.sizes import SizePolicy
+    cfg = vx.CompileConfig(cudagraph="full_and_piecewise", cudagraph_full_max=8)
+    policy = SizePolicy(cfg, _token_plan(), [16, 8, 4], pad=True)
+    assert policy.mode_for(8) == ("full", "full_and_piecewise: 8 <= cudagraph_full_max=8")
+    assert policy.mode_for(16) == ("piecewise", "full_and_piecewise: 16 > cudagraph_full_max=8")
+    assert policy.mode_for(None)[0] == "full"
+    assert SizePolicy(vx.CompileConfig(cudagraph="piecewise"), _token_plan(), [4], True).mode_for(2)[0] == "piecewise"
+    assert policy.size_of((torch.empty(5, 16),)) == (5, 8)        # padded up
+    assert policy.size_of((torch.empty(17, 16),)) is None          # above the largest: without graphs
+    policy.drop(8)
+    assert policy.size_of((torch.empty(5, 16),)) == (5, 16) and policy.size_of((torch.empty(8, 16),)) == (8, 16)
+    static = SizePolicy(cfg, InputPlan([], [], [], {}, set(), []), [None], pad=False)
+    assert static.size_of(()) == (None, None)
+    static.drop(None)
+    assert static.size_of(()) is None
+
+
+def test_note_branches_on_reason_codes_not_prose():
+    """A size captured piecewise after its full capture failed is named by its code ("full_failed"),
+    whatever its words say; a size run without graphs by its mode."""
+    from vexplore.engine.runtime.cudagraph import _note
+    from vexplore.engine.runtime.inputplan import SizePlan
+    from vexplore.engine.runtime.stats import GraphStats, SizeInfo
+    stats = GraphStats(sizes={
+        16: SizeInfo("piecewise", "the whole graph is not capturable (RuntimeError: x); captured piecewise",
+                     reason="full_failed"),
+        8: SizeInfo("piecewise", "cudagraph='piecewise' (not capturable in words only)"),
+        4: SizeInfo("none", "capture failed (RuntimeError: y); runs without CUDA graphs", reason="capture_failed"),
+    })
+    note = _note(SizePlan((), pad=False), stats)
+    assert note == ("sizes [16] captured piecewise: the whole graph is not capturable (RuntimeError: x); captured "
+                    "piecewise; sizes [4] run without CUDA graphs: capture failed (RuntimeError: y); runs without "
+                    "CUDA graphs")
+    assert _note(SizePlan((), pad=False), GraphStats()) is None
+
+
+class _Admitted:
+    """An Admission stand-in holding captured plans (a real one needs a CUDA pool)."""
+
+    def __init__(self, plans):
+        self.plans, self.current, self.admitted = plans, {}, []
+
+    def admit(self, size, args):
+        self.admitted.append(size)
+
+
+def test_replay_copies_inputs_in_pads_and_copies_outputs_out():
+    """The per-call side on the CPU, a plain step standing in for a graph replay: a call's input is
+    copied into the plan's buffer, a padded call zeroes the pad rows and gets its own rows back, the
+    output is a copy (a later replay never changes it), a size without a plan runs the fallback."""
+    from vexplore.engine.runtime.capture import RuntimePlan
+    from vexplore.engine.runtime.replay import GraphCudaGraphs
+    from vexplore.engine.runtime.sizes import SizePolicy
+    from vexplore.engine.runtime.stats import GraphStats
+    plan = _token_plan()
+    buf, out = torch.zeros(8, 16), torch.empty(8, 16)
+    runtime = RuntimePlan([buf], [buf.data_ptr()], [lambda: torch.mul(buf, 2, out=out)], out, (False,), [])
+    admission, stats = _Admitted({8: runtime}), GraphStats()
+    policy = SizePolicy(vx.CompileConfig(cudagraph="full"), plan, [8], pad=True)
+    cg = GraphCudaGraphs(plan, policy, admission, lambda x: x * 3, stats)
+    x = torch.randn(8, 16)
+    got = cg(x)
+    torch.testing.assert_close(got, x * 2)
+    assert got.data_ptr() != out.data_ptr() and stats.replays == 1
+    y = torch.randn(5, 16)
+    torch.testing.assert_close(cg(y), y * 2)
+    assert stats.padded_calls == 1 and bool((buf[5:] == 0).all())
+    torch.testing.assert_close(cg(torch.ones(9, 16)), torch.full((9, 16), 3.0))   # above every size: fallback
+    assert stats.uncaptured_calls == 1 and admission.admitted == []
+    admission.plans.clear()                  # no plan for the size: admitted again, and without one runs the fallback
+    torch.testing.assert_close(cg(x), x * 3)
+    assert admission.admitted == [8] and stats.recaptures == 0 and stats.uncaptured_calls == 2

@@ -16,7 +16,7 @@ from torch import nn
 
 import vexplore as vx
 from vexplore.engine import _torch_compat as tc
-from vexplore.engine.runtime import cudagraph as cgm
+from vexplore.engine.runtime.sizes import pick_size, size_plan
 from vexplore.engine.capture.captured import CapturedGraph
 from vexplore.engine.runtime.inputplan import GraphInputs, InputPlan, SizeDecision
 from vexplore.engine.capture.writes import Reach, token_reach
@@ -67,7 +67,7 @@ def _planned(model, calls, dims=None, **cfg):
 
     def backend(gm, example_inputs):
         g = CapturedGraph.from_dynamo(gm, example_inputs, len(out), model)
-        out.append((g, cgm.size_plan(config, _inputs(g), g.gm)[1]))
+        out.append((g, size_plan(config, _inputs(g), g.gm)[1]))
         return gm.forward
 
     fn = torch.compile(model, backend=backend)
@@ -105,8 +105,8 @@ def test_a_cache_with_less_room_than_a_size_is_never_captured_or_padded_past_its
                             "would write as well; sizes not captured run without graphs")
     captured = sorted(s for s in plan.sizes("now") + plan.sizes("first_call"))
     assert captured == [2, 4, 8]
-    assert cgm.pick_size(3, captured, plan.pad) is None        # runs without graphs: never padded to 4
-    assert cgm.pick_size(8, captured, plan.pad) == 8           # a call of 8 tokens: captured with that call
+    assert pick_size(3, captured, plan.pad) is None        # runs without graphs: never padded to 4
+    assert pick_size(8, captured, plan.pad) == 8           # a call of 8 tokens: captured with that call
 
 
 def test_a_capture_below_the_call_sees_the_calls_first_positions():
@@ -127,7 +127,7 @@ def test_after_the_graph_ran_every_size_waits_for_its_first_call():
     model = ShortCache().eval()
     planned = _planned(model, [_call(4, 6), _call(1, 10)], cudagraph_sizes=SIZES)
     assert [_brief(p) for _, p in planned][1] == [(None, "now", "within_call")]   # Dynamo's own 1-token graph
-    later = [cgm.size_plan(vx.CompileConfig(cudagraph_sizes=SIZES), _inputs(g), g.gm)[1] for g, _ in planned]
+    later = [size_plan(vx.CompileConfig(cudagraph_sizes=SIZES), _inputs(g), g.gm)[1] for g, _ in planned]
     assert _brief(later[0]) == [(16, "never", "longer_than_cache"), (8, "first_call", "state_moved"),
                                 (4, "first_call", "state_moved"), (2, "first_call", "state_moved")]
     assert _brief(later[1]) == [(None, "first_call", "state_moved")]

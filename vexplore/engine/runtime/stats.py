@@ -1,0 +1,42 @@
+"""The records CUDA graphs keep for one graph: counts over its calls (``GraphStats``) and, per
+capture size, how that size is served and why (``SizeInfo``).
+
+The size policy, admission, capture and replay modules write them; the report, the advisor and
+tests read them as ``graph.graph_stats`` (``graph_stats.sizes[s].mode``, ``.reason``, ...). Code
+branches on the codes (``mode``, ``reason``), never on the prose (``why``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .inputplan import SizeDecision
+
+
+@dataclass(frozen=True)
+class SizeInfo:
+    """How one size is served: its mode, why, and the split ops whose result is copied."""
+
+    mode: str                              # "full" | "piecewise" | "none" (not captured: runs without graphs)
+    why: str
+    copied: tuple[str, ...] = ()           # split ops without an out variant (one copy each per call)
+    capture_s: float = 0.0
+    memory_mb: float = 0.0                 # device memory the size's graphs and buffers hold
+    estimate_mb: float = 0.0               # what capturemem estimated before capturing
+    # what ``why`` says, as a code, where the size is not served as the config asked: mode "none":
+    # "longer_than_cache" | "over_budget" | "capture_failed"; mode "piecewise": "full_failed" (the
+    # config asked for a full capture, which failed); "" otherwise
+    reason: str = ""
+
+
+@dataclass
+class GraphStats:
+    """Counts over the calls of one compile; the report reads captures from the capture events."""
+
+    captures: int = 0
+    replays: int = 0
+    uncaptured_calls: int = 0    # sizes (or other input shapes) without a graph: ran without graphs
+    padded_calls: int = 0
+    recaptures: int = 0          # sizes captured again because an input's address moved
+    notes: list[str] = field(default_factory=list)   # why an input is copied rather than used in place
+    sizes: dict[int | None, SizeInfo] = field(default_factory=dict)
+    plan: dict[int | None, SizeDecision] = field(default_factory=dict)   # when each size is captured, and why
