@@ -259,7 +259,7 @@ def test_replay_copies_inputs_in_pads_and_copies_outputs_out():
     """The per-call side on the CPU, a plain step standing in for a graph replay: a call's input is
     copied into the plan's buffer, a padded call zeroes the pad rows and gets its own rows back, the
     output is a copy (a later replay never changes it), a size without a plan runs the fallback."""
-    from vexplore.engine.runtime.capture import RuntimePlan
+    from vexplore.engine.runtime.graphcapture import RuntimePlan
     from vexplore.engine.runtime.replay import GraphCudaGraphs
     from vexplore.engine.runtime.sizes import SizePolicy
     from vexplore.engine.runtime.stats import GraphStats

@@ -12,7 +12,7 @@ from torch import nn
 import vexplore as vx
 from models import Blocks, Stack
 from vexplore.engine.split.costmodel import crossings, node_kind
-from vexplore.engine.split.splitplan import Bounds
+from vexplore.engine.split.policy import Bounds
 
 KEYS = ("pieces", "compiled_pieces", "unique_pieces", "inductor_compiles")
 
@@ -276,7 +276,7 @@ def test_memory_plan_is_the_best_plan():
     import random
 
     from vexplore.engine.split.costmodel import Crossing
-    from vexplore.engine.split.splitplan import _best_ends, _View
+    from vexplore.engine.split.policy import _best_ends, _View
 
     g = torch.fx.Graph()
     x = g.placeholder("x")

@@ -12,7 +12,7 @@ import torch
 from .bench.compare import benchmark
 from .cache.cli import dir_arg
 from .config import CacheConfig, CompileConfig
-from .engine.build.compilers import inductor_startup
+from .engine.build.compilers import pay_inductor_startup
 from .engine.model import compile as vx_compile
 from .monitor.events import CompileEvent
 from .monitor.phases import inductor_cache_hit, phases_line
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     cache = CacheConfig(dir=args.cache_dir)
     out.write(f"vexplore demo: ToyLlama layers={args.layers} dim={args.dim} tokens={args.tokens} "
               f"on {args.device} ({dtype}), torch {torch.__version__}\n")
-    out.write(f"Inductor start-up (once per process, charged to no variant): {inductor_startup(args.device, dtype):.2f} s\n")
+    out.write(f"Inductor start-up (once per process, charged to no variant): {pay_inductor_startup(args.device, dtype):.2f} s\n")
     variants: list[Any] = ["eager"]
     for strategy in ("full", "piecewise"):
         cfg = CompileConfig(strategy=strategy, splitting_ops=["vexplore::attention"], cache=cache, validate=True)

@@ -60,7 +60,7 @@ class InductorCompiler:
         return fn, (code[-1] if code else None)
 
 
-def inductor_startup(device: str, dtype: torch.dtype) -> float:
+def pay_inductor_startup(device: str, dtype: torch.dtype) -> float:
     """Seconds of Inductor's one-time start-up in this process, paid by a one-op compile: its
     imports, the CPU ISA probe and C++ header build or Triton's start. Paid here, it is not
     charged to whichever variant happens to compile first."""

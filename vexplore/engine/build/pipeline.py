@@ -37,10 +37,10 @@ from .loader import load_artifact
 from ..ops import matches, op_name
 from ..split.opsuggest import split_op_warnings
 from ..split.outvariants import out_variant
-from .plan import Planned, plan_pieces
+from .dedupe import Deduped, dedupe_pieces
 from .pieces import UniqueBuild, base_fields, compiled_piece, split_op_piece
 from ..split.split import Split, example_inputs, split_graph
-from ..split.splitplan import Cut, plan_cuts, policy_summary
+from ..split.policy import Cut, plan_cuts, policy_summary
 from ..runtime.stitch import SizeDispatch, stitched, unwrap
 from .validate import eager_reference, uninitialized_outputs, validate_graph, validate_pieces
 
@@ -104,7 +104,7 @@ def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext
     cancel.check()
     with rec.step("fakeprop", graph=gi) as step:
         inputs, step.kw["detail"] = example_inputs(split, graph.fake_inputs, graph.fake_mode, graph.grad)
-    plan = plan_pieces(split, inputs, graph, config, ctx.known, ctx.first_index)
+    plan = dedupe_pieces(split, inputs, graph, config, ctx.known, ctx.first_index)
     built = _build_unique(plan, config, ctx)
     pieces, runners = _pieces(split, inputs, graph, plan, {**ctx.known, **built}, ctx.first_index)
     runners = guard(runners, pieces, {s.name: s.module.forward for s in split.pieces}, gi, ctx.on_fallback)
@@ -156,7 +156,7 @@ def _graph_warnings(graph: CapturedGraph, config: CompileConfig, strategy: str, 
     return out
 
 
-def _build_unique(plan: Mapping[str, Planned], config: CompileConfig, ctx: GraphContext) -> dict[str, UniqueBuild]:
+def _build_unique(plan: Mapping[str, Deduped], config: CompileConfig, ctx: GraphContext) -> dict[str, UniqueBuild]:
     """Resolve every job from the tiers, build the misses, store them; one UniqueBuild per key."""
     jobs = [j for p in plan.values() for j in p.jobs]
     cached = config.compiler == "inductor" and ctx.cache.enabled
@@ -208,14 +208,14 @@ def _store(job: PieceJob, res: BuildResult, ctx: GraphContext) -> BuildResult:
     return dataclasses.replace(res, tier="miss")
 
 
-def _runner(builds: tuple[tuple[int | None, BuildResult], ...], planned: Planned) -> Callable[..., Any]:
+def _runner(builds: tuple[tuple[int | None, BuildResult], ...], planned: Deduped) -> Callable[..., Any]:
     general = builds[0][1].fn
     by_size = {s: r.fn for s, r in builds[1:]}
     fn = SizeDispatch(general, by_size, *planned.token_at) if by_size and planned.token_at else general
     return unwrap(fn, planned.single)
 
 
-def _pieces(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, plan: Mapping[str, Planned],
+def _pieces(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, plan: Mapping[str, Deduped],
             uniques: Mapping[str, UniqueBuild], first_index: int) -> tuple[list[Piece], dict[str, Callable[..., Any]]]:
     """Every Piece of the graph in order, and each piece's runner by name (split ops run eagerly)."""
     pieces: list[Piece] = []

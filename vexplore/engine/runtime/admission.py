@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import torch
 
 from . import capturemem
-from .capture import Capturer, RuntimePlan
+from .graphcapture import Capturer, RuntimePlan
 from .inputplan import SizeDecision
 from .sizes import SizePolicy
 from .stats import SizeInfo

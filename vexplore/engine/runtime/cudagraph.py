@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ...monitor.events import EventRecorder
 from .admission import Admission
-from .capture import Capturer, GraphParts
+from .graphcapture import Capturer, GraphParts
 from .inputplan import GraphInputs, SizePlan
 from .replay import GraphCudaGraphs
 from .sizes import SizePolicy, size_plan

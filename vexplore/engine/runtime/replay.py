@@ -17,7 +17,7 @@ import torch
 
 from .. import _torch_compat as tc
 from .admission import Admission
-from .capture import RuntimePlan
+from .graphcapture import RuntimePlan
 from .inputplan import InputPlan
 from .sizes import SizePolicy
 from .stats import GraphStats

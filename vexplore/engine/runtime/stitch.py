@@ -41,7 +41,7 @@ def normalize_output(gm: fx.GraphModule) -> tuple[fx.GraphModule, bool]:
     return fx.GraphModule(gm, g), single
 
 
-def token_dims(inputs: Sequence[Any], token: Any) -> list[tuple[int, int | None]]:
+def token_positions(inputs: Sequence[Any], token: Any) -> list[tuple[int, int | None]]:
     """(arg, dim) of every input that carries the token symbol (dim None for a SymInt arg).
 
     Inputs whose size is exactly the token count come first, so ``[0]`` reads the token count

@@ -1,6 +1,6 @@
 """split_graph: cut a graph at split ops with torch.fx's split_module, and fake-propagate inputs.
 
-Policy is passed in (``is_split_point``, and the planner's ``cuts``: splitplan.py); the result is
+Policy is passed in (``is_split_point``, and the planner's ``cuts``: policy.py); the result is
 data: a parent GraphModule that calls the pieces in order, and one PieceSpec per piece.
 """
 from __future__ import annotations

@@ -18,11 +18,11 @@ from ..capture.captured import CapturedGraph
 from ..split.fingerprint import fingerprint, inputs_text
 from .jobs import PieceJob
 from ..split.split import Split
-from ..runtime.stitch import normalize_output, token_dims
+from ..runtime.stitch import normalize_output, token_positions
 
 
 @dataclass(frozen=True)
-class Planned:
+class Deduped:
     """A compiled piece's normalised graph, unique key, and the jobs of a unique piece built here."""
 
     single: bool
@@ -31,12 +31,12 @@ class Planned:
     token_at: tuple[int, int | None] | None = None
 
 
-def plan_pieces(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, config: CompileConfig,
-                known: Collection[str], first_index: int) -> dict[str, Planned]:
+def dedupe_pieces(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, config: CompileConfig,
+                known: Collection[str], first_index: int) -> dict[str, Deduped]:
     """One entry per compiled piece; jobs for each unique key not built before (general + sizes)."""
     device = next((x.device.type for x in graph.real_inputs if isinstance(x, torch.Tensor)), "cpu")
     versions = cache_versions(device)
-    plan: dict[str, Planned] = {}
+    plan: dict[str, Deduped] = {}
     seen = set(known)
     for i, spec in enumerate(split.pieces):
         if spec.kind != "compiled":
@@ -46,12 +46,12 @@ def plan_pieces(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph,
         ukey = hashlib.sha256(f"{ghash}|{itext}".encode()).hexdigest()[:16]
         at = token_position(inputs[spec.name], graph.token)
         if ukey in seen:
-            plan[spec.name] = Planned(single, ukey)
+            plan[spec.name] = Deduped(single, ukey)
             continue
         seen.add(ukey)
         job = PieceJob(ukey, first_index + i, graph.index, None, gm, tuple(inputs[spec.name]), graph.fake_mode,
                        _key(config, graph.grad, versions, (ghash, itext, gtext), None), graph.grad)
-        plan[spec.name] = Planned(single, ukey, (job, *_size_jobs(job, config, graph, versions, (ghash, gtext))), at)
+        plan[spec.name] = Deduped(single, ukey, (job, *_size_jobs(job, config, graph, versions, (ghash, gtext))), at)
     return plan
 
 
@@ -80,7 +80,7 @@ def _key(config: CompileConfig, grad: bool, versions: Mapping[str, str], parts: 
 
 def token_position(inputs: Sequence[Any], token: Any) -> tuple[int, int | None] | None:
     """Where a piece's inputs carry exactly the token count: (arg, dim), dim None for a SymInt."""
-    dims = token_dims(inputs, token)
+    dims = token_positions(inputs, token)
     if dims:
         i, d = dims[0]
         x = inputs[i]
