@@ -13,6 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from .advise import Advice, ApplyResult, advise
+from .advise.raytune import RayExecutor
+from .advise.tune import tune
+from .advise.tuneresult import Trial, TuneResult
+from .advise.tunespace import TuneSpace
 from .bench.compare import BenchOptions, BenchReport, BenchRow, benchmark
 from .bench.profile import profile
 from .config import CacheConfig, CompileConfig, DEFAULT_SPLITTING_OPS
@@ -41,6 +45,7 @@ __all__ = [
     "RuntimeCounters", "RuntimeProfile", "Session",
     "VexploreBenchWarning", "VexploreError", "VexploreFallbackWarning", "VexplorePerformanceWarning", "VexploreValidationWarning",
     "VexploreWarning",
+    "RayExecutor", "Trial", "TuneResult", "TuneSpace", "tune",
     "benchmark", "cache", "compile", "default_session", "diff", "explore", "export_html", "load_report", "op_name", "profile",
 ]
 

@@ -1,0 +1,348 @@
+"""vx.tune: a measured search for the fastest correct configuration of a compiled model.
+
+    result = vx.tune(cm, {1: x1, 16: x16}, budget_s=600)
+    result.best; result.trials; result.improvement; result.apply(cm)
+
+The start config (the model's own) is trial 0; every other trial is a point of the ``TuneSpace``
+recompiled from the captured graphs and measured by ``tunetrial.measure``. A small space is
+searched as a grid; a larger one by Optuna's TPE sampler (seeded), told what each trial came to
+(its objective; pruned; failed). Before each trial the time left is checked against what a trial
+and the final re-measurement take: the search stops early rather than pass ``budget_s``, saying so.
+At the end the start and the best are compiled side by side and timed interleaved on this device,
+giving ``improvement`` and its interval; the model is left at its start config.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from ..bench.compare import BenchOptions
+from ..config import CompileConfig
+from ..engine.model import CompiledModel
+from ..errors import ConfigError, VexploreError
+from .tuneexec import LocalExecutor, TuneJob, resolve_executor
+from .tunefinal import remeasure
+from .tuneresult import Trial, TuneResult
+from .tunespace import TuneSpace, config_diff, config_key, plain
+from .tunetrial import OBJECTIVES, Measure, Outcome, Target, Timing
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TuneOptions", "tune"]
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How ``vx.tune`` searches and measures (each a keyword of ``vx.tune`` too)."""
+
+    weights: Mapping[Any, float] | None = None   # size -> weight in the objective; None: all 1
+    compile_weight: float = 1e-3     # latency+compile: ms of objective per ms of first call (1e-3: a compile over 1000 calls)
+    seed: int = 0                    # the TPE sampler's seed
+    max_trials: int | None = None    # trials besides the start; None: until the space or the budget ends
+    grid_max: int = 16               # a space of at most this many distinct configs is searched as a grid
+    bench: BenchOptions | None = None   # how each size is timed; None: the idle timer, budget_s / 200 per size (0.2-2 s)
+    remeasure: bool = True           # re-measure the start and the best interleaved at the end
+
+    def __post_init__(self) -> None:
+        if self.compile_weight < 0 or self.grid_max < 0 or (self.max_trials is not None and self.max_trials < 0):
+            raise VexploreError(f"vx.tune: compile_weight={self.compile_weight}, grid_max={self.grid_max} and "
+                                f"max_trials={self.max_trials} must be >= 0.")
+        if self.bench is not None and not isinstance(self.bench, BenchOptions):
+            raise VexploreError("vx.tune: bench= takes a vx.BenchOptions(...).")
+
+
+def tune(cm: Any, inputs_by_size: Mapping[Any, Any] | None = None, space: TuneSpace | Mapping[str, Any] | None = None,
+         budget_s: float = 600, objective: str = "latency", executor: Any = None,
+         options: TuneOptions | None = None, **changes: Any) -> TuneResult:
+    """Search ``space`` for the config of ``cm`` with the best ``objective``; see docs/api.md (vx.tune).
+
+    ``inputs_by_size``: ``{size: inputs}`` as ``vx.benchmark`` takes them; None: the captured graphs on their
+    own example inputs. ``space``: a TuneSpace; a dict of dimensions changes the default space (a value
+    None removes that dimension); None: ``TuneSpace.default(cm, sizes)``. ``executor``: None or "local"
+    (trials in this process), "ray" or a ``vx.RayExecutor``. ``options`` (or its fields as keywords): TuneOptions.
+    """
+    t0 = time.perf_counter()
+    opts = _options(options, changes)
+    _check(cm, budget_s, objective)
+    inputs = _inputs(cm, inputs_by_size)
+    target = Target(cm, inputs)
+    space = _space(cm, space, target.sizes)
+    start = cm.config
+    bench = opts.bench or BenchOptions(budget_s=min(2.0, max(0.2, budget_s / 200)))
+    run = _Run(cm, target, start, space, opts, t0, t0 + budget_s)
+    exe = resolve_executor(executor)
+    spec = Measure(objective, tuple((opts.weights or {}).items()), opts.compile_weight, bench,
+                   cm.report.counters.get("fallbacks", 0))
+    try:
+        run.notes += exe.start(TuneJob(cm, inputs, start, spec))
+        run.spec = dataclasses.replace(spec, workers=getattr(exe, "workers", 0))
+        _search(run, exe)
+    finally:
+        exe.close()
+        if cm.config != start or isinstance(exe, LocalExecutor):
+            cm.recompile(start)   # trials leave the model on their config; the start's pieces are memory hits
+    return _finish(run, exe)
+
+
+def _options(options: TuneOptions | None, changes: Mapping[str, Any]) -> TuneOptions:
+    try:
+        return dataclasses.replace(options or TuneOptions(), **changes)
+    except TypeError as e:
+        raise VexploreError(f"vx.tune: {e}; the options are {', '.join(f.name for f in dataclasses.fields(TuneOptions))}.") from None
+
+
+def _check(cm: Any, budget_s: float, objective: str) -> None:
+    if not isinstance(cm, CompiledModel):
+        raise VexploreError(f"vx.tune(cm, ...) takes what vx.compile returns, got {type(cm).__name__}; "
+                            "cm = vx.compile(model); cm(*inputs); vx.tune(cm, ...).")
+    if cm.report is None or not cm.graphs:
+        raise VexploreError("vx.tune: the model has not been called yet; call it once (cm(*inputs)) so its graph is "
+                            "captured, then tune.")
+    if objective not in OBJECTIVES:
+        raise VexploreError(f"vx.tune: objective={objective!r}; choose 'latency' (weighted mean of the median per size) "
+                            "or 'latency+compile' (plus compile_weight times the first call).")
+    if not budget_s or budget_s <= 0:
+        raise VexploreError(f"vx.tune: budget_s={budget_s!r} must be > 0 seconds (it bounds the whole call).")
+
+
+def _inputs(cm: Any, inputs_by_size: Mapping[Any, Any] | None) -> dict[Any, tuple[Any, ...]] | None:
+    if inputs_by_size is None:
+        if any(g.writes for g in cm.graphs):
+            raise VexploreError("vx.tune: a captured graph writes its inputs in place, so it cannot be timed on its own "
+                                "example inputs; pass inputs_by_size={size: (inputs...)}.")
+        return None
+    if not isinstance(inputs_by_size, Mapping) or not inputs_by_size:
+        raise VexploreError("vx.tune: inputs_by_size is empty or not a dict; give {size: (inputs...)} as vx.benchmark takes.")
+    return {s: tuple(x) if isinstance(x, (tuple, list)) else (x,) for s, x in inputs_by_size.items()}
+
+
+def _space(cm: Any, space: TuneSpace | Mapping[str, Any] | None, sizes: Sequence[Any]) -> TuneSpace:
+    if isinstance(space, TuneSpace):
+        return space
+    default = TuneSpace.default(cm, sizes)
+    if space is None:
+        return default
+    if isinstance(space, Mapping):
+        return default.with_dims(space)
+    raise VexploreError(f"vx.tune: space={space!r}; give a vx.TuneSpace or a dict of dimensions to change.")
+
+
+@dataclass
+class _Run:
+    """One tune's state while it searches."""
+
+    cm: Any
+    target: Target
+    start: CompileConfig
+    space: TuneSpace
+    opts: TuneOptions
+    t0: float
+    deadline: float
+    spec: Measure = field(default_factory=Measure)
+    trials: list[Trial] = field(default_factory=list)
+    stopped: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[Trial]:
+        return [t for t in self.trials if t.status == "ok"]
+
+    @property
+    def best(self) -> Trial | None:
+        return min(self.ok, key=lambda t: t.objective, default=None)
+
+    def record(self, cfg: CompileConfig, out: Outcome) -> Trial:
+        status, value = out.status, None
+        if status == "measured":
+            value = self.spec.value(out.timings, out.first_call_s)
+            status = "worse" if self._worse(out) else "ok"
+        trial = Trial(len(self.trials), config_diff(self.start, cfg), status, out.timings, out.first_call_s, value,
+                      out.seconds, out.error, out.where, cfg)
+        self.trials.append(trial)
+        log.info("vx.tune: trial %d %s %s %s", trial.number, status, value, trial.diff)
+        return trial
+
+    def _worse(self, out: Outcome) -> bool:
+        """Slower than the start beyond both spreads (its objective from p20s above the start's from p80s)."""
+        start = self.trials[0] if self.trials else None
+        if start is None or start.status != "ok":
+            return False
+        lo = self.spec.value(out.timings, out.first_call_s, "p20_ms")
+        return lo > self.spec.value(start.timings, start.first_call_s, "p80_ms")
+
+    def against(self) -> Timing | None:
+        best = self.best
+        return best.timings[0] if best is not None and best.timings else None
+
+    def time_left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def trial_estimate(self) -> float:
+        """Seconds the next trial likely takes: the mean of those done (the start's with a compile before any)."""
+        done = [t.seconds for t in self.trials[1:]]
+        if done:
+            return sum(done) / len(done)
+        first = self.trials[0].seconds if self.trials else 0.0
+        return first + (self.cm.report.wall_s if self.cm.report is not None else 0.0)
+
+    def final_estimate(self) -> float:
+        """Seconds the final re-measurement likely takes: two traces (model mode) and two variants timed per size."""
+        if not self.opts.remeasure:
+            return 0.0
+        traced = sum(e.duration_s for e in self.cm.reports[0].events if e.step.startswith("dynamo")) \
+            if self.target.inputs is not None else 0.0
+        per_size = 2 * (self.spec.bench.budget_s + 0.1)
+        return 2 * traced + per_size * len(self.target.sizes) + 1.0
+
+
+def _search(run: _Run, exe: Any) -> None:
+    """Trial 0 (the start), then the grid or TPE's proposals until the space, max_trials or the budget ends."""
+    exe.submit(0, run.start, run.spec, None)
+    [(_, out)] = exe.wait()
+    run.record(run.start, out)
+    configs = run.space.configs(run.start)
+    distinct = [c for c in configs if config_diff(run.start, c)]
+    proposer: Any = _Grid(distinct) if len(configs) <= run.opts.grid_max else _TPE(run, len(distinct))
+    pending: dict[int, CompileConfig] = {}
+    asked = 0
+    while True:
+        while len(pending) < exe.capacity and not run.stopped:
+            if run.opts.max_trials is not None and asked >= run.opts.max_trials:
+                run.stopped = f"max_trials={run.opts.max_trials} reached"
+                break
+            why = _over_budget(run)
+            if why:
+                run.stopped = why
+                break
+            nxt = proposer.ask()
+            if nxt is None:
+                run.stopped = f"the space is exhausted: all {len(distinct)} distinct configs besides the start tried"
+                break
+            handle, cfg = nxt
+            pending[handle] = cfg
+            exe.submit(handle, cfg, run.spec, run.against())
+            asked += 1
+        if not pending:
+            return
+        for handle, out in exe.wait():
+            proposer.tell(handle, run.record(pending.pop(handle), out))
+
+
+def _over_budget(run: _Run) -> str | None:
+    left, trial, final = run.time_left(), run.trial_estimate(), run.final_estimate()
+    if trial + final <= left:
+        return None
+    spent = time.perf_counter() - run.t0
+    return (f"budget: {spent:.1f} s of budget_s={run.deadline - run.t0:g} s spent; the next trial (~{trial:.1f} s) and the "
+            f"final re-measurement (~{final:.1f} s) would pass it, so the search stopped early")
+
+
+class _Grid:
+    """Every distinct config, in the space's order."""
+
+    def __init__(self, configs: Sequence[CompileConfig]) -> None:
+        self.todo = list(enumerate(configs, 1))
+
+    def ask(self) -> tuple[int, CompileConfig] | None:
+        return self.todo.pop(0) if self.todo else None
+
+    def tell(self, handle: int, trial: Trial) -> None:
+        pass
+
+
+class _TPE:
+    """Optuna's TPE sampler (seeded) over the space's dimensions (each a categorical of value indices), in
+    ask-and-tell form. A proposal whose config was measured before (moot values, the start) is told that
+    trial's result at once and not measured again."""
+
+    def __init__(self, run: _Run, distinct: int) -> None:
+        try:
+            import optuna
+        except ImportError:
+            raise VexploreError("vx.tune: a space of more than grid_max configs is searched with Optuna; "
+                                "pip install optuna (or narrow the space to a grid).") from None
+        self.optuna, self.run, self.distinct = optuna, run, distinct
+        self.dims = {n: optuna.distributions.CategoricalDistribution(list(range(len(v))))
+                     for n, v in run.space.dims.items()}
+        sampler = optuna.samplers.TPESampler(seed=run.opts.seed, n_startup_trials=max(4, min(10, distinct // 4)))
+        with _quiet_optuna(optuna):
+            self.study = optuna.create_study(direction="minimize", sampler=sampler)
+        self.done: dict[str, Trial] = {config_key({}): run.trials[0]}
+        self.waiting: dict[int, tuple[str, list[Any]]] = {}
+        self.next = 1
+
+    def ask(self) -> tuple[int, CompileConfig] | None:
+        for _ in range(max(50, 4 * self.distinct)):
+            if len(self.done) - 1 + len(self.waiting) >= self.distinct:
+                return None
+            with _quiet_optuna(self.optuna):
+                t = self.study.ask(self.dims)
+            point = {n: self.run.space.dims[n][i] for n, i in t.params.items()}
+            try:
+                cfg = self.run.space.config(self.run.start, point)
+            except ConfigError:
+                self._tell(t, None)
+                continue
+            key = config_key(config_diff(self.run.start, cfg))
+            if key in self.done:
+                self._tell(t, self.done[key])
+                continue
+            twin = next((h for h, (k, _) in self.waiting.items() if k == key), None)
+            if twin is not None:
+                self.waiting[twin][1].append(t)
+                continue
+            handle, self.next = self.next, self.next + 1
+            self.waiting[handle] = (key, [t])
+            return handle, cfg
+        return None   # only configs measured before came up: TPE has converged on what it knows
+
+    def tell(self, handle: int, trial: Trial) -> None:
+        key, ts = self.waiting.pop(handle)
+        self.done[key] = trial
+        for t in ts:
+            self._tell(t, trial)
+
+    def _tell(self, t: Any, trial: Trial | None) -> None:
+        state = self.optuna.trial.TrialState
+        with _quiet_optuna(self.optuna):
+            if trial is None or trial.status in ("failed-accuracy", "crashed", "timeout"):
+                self.study.tell(t, state=state.FAIL)
+            elif trial.status == "pruned":
+                t.report(trial.timings[0].median_ms, 0)
+                self.study.tell(t, state=state.PRUNED)
+            else:
+                self.study.tell(t, trial.objective)
+
+
+class _quiet_optuna:
+    """Optuna logs every trial at INFO through a handler of its own: quiet while vexplore drives it."""
+
+    def __init__(self, optuna: Any) -> None:
+        self.optuna = optuna
+
+    def __enter__(self) -> None:
+        self.level = self.optuna.logging.get_verbosity()
+        self.optuna.logging.set_verbosity(self.optuna.logging.WARNING)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.optuna.logging.set_verbosity(self.level)
+
+
+def _finish(run: _Run, exe: Any) -> TuneResult:
+    best = run.best
+    best_cfg = best.config if best is not None and best.config is not None else run.start
+    if best is None:
+        run.notes.append("no trial passed (the start config did not either): best is the start config")
+    improvement, ci, profile, notes = remeasure(run, best_cfg)
+    run.notes += notes
+    device = "cuda" if any(isinstance(x, torch.Tensor) and x.is_cuda for g in run.cm.graphs for x in g.real_inputs) else "cpu"
+    return TuneResult(best_cfg, run.start, tuple(run.trials), improvement, ci, profile, run.spec.objective,
+                      getattr(exe, "name", "local"), time.perf_counter() - run.t0, run.deadline - run.t0,
+                      run.stopped, tuple(run.notes), device, best.number if best is not None else 0,
+                      {k: plain(list(v)) for k, v in run.space.dims.items()})
+

@@ -1,0 +1,91 @@
+"""Where ``vx.tune``'s trials run: one interface, two executors.
+
+``start(job)`` readies the executor for one tune (and says what the user should know), ``submit``
+hands it a trial, ``wait`` returns the trials that ended (at least one), ``capacity`` is how many it
+runs at once, ``close`` ends the tune's use of it. ``LocalExecutor`` runs trials one at a time in
+this process, on the model the notebook holds; its compiles go through the Session's crash-isolated
+worker processes where the captured graphs allow it. ``RayExecutor`` (raytune.py) runs them as Ray tasks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..config import CompileConfig
+from ..errors import VexploreError
+from .tunetrial import Measure, Outcome, Target, Timing, measure
+
+
+@dataclass(frozen=True)
+class TuneJob:
+    """One tune, as an executor needs it: the compiled model, the inputs by size (None: the captured graphs'
+    own), the start config and how trials are measured."""
+
+    cm: Any
+    inputs: Mapping[Any, tuple[Any, ...]] | None
+    start: CompileConfig
+    spec: Measure
+
+
+class LocalExecutor:
+    """Trials one after another in this process. ``workers``: compile worker processes for the trials'
+    Inductor compiles (a piece that hangs past ``compile_timeout_s`` or crashes costs the trial, not the
+    notebook); None: the start config's ``workers``, else 1; 0: compile in this process. Graphs that call
+    something defined in ``__main__`` (a notebook's custom op) compile in this process, and the tune says so."""
+
+    name = "local"
+    capacity = 1
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise VexploreError(f"LocalExecutor(workers={workers!r}): a count of compile worker processes >= 0, or None.")
+        self.requested, self.workers = workers, 0
+        self.job: TuneJob | None = None
+        self.pending: list[tuple[int, CompileConfig, Measure, Timing | None]] = []
+
+    def start(self, job: TuneJob) -> list[str]:
+        self.job, self.pending = job, []
+        if job.start.compiler != "inductor":
+            self.workers = 0
+            return []
+        want = self.requested if self.requested is not None else (job.start.workers or 1)
+        why = in_process_reason(job.cm) if want else None
+        self.workers = 0 if why else want
+        return [f"trials compile in this process, not in worker processes: {why}"] if why else []
+
+    def submit(self, handle: int, cfg: CompileConfig, spec: Measure, against: Timing | None) -> None:
+        self.pending.append((handle, cfg, spec, against))
+
+    def wait(self) -> list[tuple[int, Outcome]]:
+        assert self.job is not None and self.pending, "submit a trial first"
+        handle, cfg, spec, against = self.pending.pop(0)
+        return [(handle, measure(self.job.cm, cfg, Target(self.job.cm, self.job.inputs), spec, against))]
+
+    def close(self) -> None:
+        self.pending = []
+
+
+def in_process_reason(cm: Any) -> str | None:
+    """Why the captured graphs cannot compile in a worker process (something of ``__main__`` in them), or None."""
+    from ..engine.build.workers import rebuild_modules
+
+    for g in cm.graphs:
+        _, why = rebuild_modules(g.gm)
+        if why:
+            return why
+    return None
+
+
+def resolve_executor(executor: Any) -> Any:
+    """None or "local": a LocalExecutor; "ray": a RayExecutor on the cluster ``ray.init()`` finds or starts;
+    an executor object as it is."""
+    if executor is None or executor == "local":
+        return LocalExecutor()
+    if executor == "ray":
+        from .raytune import RayExecutor
+
+        return RayExecutor()
+    if all(callable(getattr(executor, m, None)) for m in ("start", "submit", "wait", "close")):
+        return executor
+    raise VexploreError(f"vx.tune: executor={executor!r}; use None or 'local' (trials in this process), 'ray', "
+                        "or vx.RayExecutor(address=...).")
