@@ -10,6 +10,9 @@ are added or removed. For each change the record says its kind, what, before and
     code          a piece's generated code (``detail``: the unified diff, truncated)
     compile_time  the wall time, the pieces' total, and each unique piece's compile or load seconds
     counter       every counter that differs
+    profile       the latest runtime profiles (``cm.profile``) of both: wall, device and host-gap ms per
+                  call, attributed share, and the kernels with the most time on either side (ms per
+                  call, by name; Inductor's per-process ``graph_<n>_`` prefix dropped so builds compare)
 """
 from __future__ import annotations
 
@@ -22,9 +25,12 @@ from typing import Any, Iterator, Mapping, Sequence
 from ..config import CompileConfig
 from ..errors import VexploreError
 from .diffhtml import diff_html
+from .profile import RuntimeProfile
 from .report import CompileReport, Piece
 
-KINDS = ("config", "key", "piece", "code", "compile_time", "counter")
+KINDS = ("config", "key", "piece", "code", "compile_time", "counter", "profile")
+TOP_KERNELS = 5          # kernels shown per profile diff
+_GRAPH_PREFIX = re.compile(r"^graph_\d+_")
 KEY_FIELDS = tuple(CompileConfig().compile_relevant())   # config fields that go into every cache key
 MAX_DIFF_LINES = 400     # of one piece's code diff; the rest is counted, not shown
 _AOT_ID = re.compile(r"^(# AOT ID: \['?)\d+(_\w+'?\])", re.M)
@@ -87,7 +93,7 @@ def diff(a: CompileReport, b: CompileReport, names: tuple[str, str] | None = Non
     matches = align(a.pieces, b.pieces)
     pairs = _both(matches)
     changes = [*_config(a, b), *_key(a, b, pairs), *_pieces(matches), *_code(pairs),
-               *_times(a, b, pairs), *_counters(a.counters, b.counters)]
+               *_times(a, b, pairs), *_counters(a.counters, b.counters), *_profiles(a, b)]
     return Diff(a_name, b_name, tuple(changes))
 
 
@@ -235,6 +241,40 @@ def _counters(a: Mapping[str, int], b: Mapping[str, int]) -> Iterator[Change]:
     for k in dict.fromkeys([*a, *b]):
         if a.get(k, 0) != b.get(k, 0):
             yield Change("counter", k, a.get(k, 0), b.get(k, 0))
+
+
+def _profiles(a: CompileReport, b: CompileReport) -> Iterator[Change]:
+    """The latest profiles of ``a`` and ``b`` (see ``profile`` in the module docstring)."""
+    pa = a.profiles[-1] if a.profiles else None
+    pb = b.profiles[-1] if b.profiles else None
+    if pa is None or pb is None:
+        if pa is not None or pb is not None:
+            yield Change("profile", "runtime profile", _summary(pa), _summary(pb))
+        return
+    for name in ("wall_ms", "device_ms", "host_gap_ms", "span_ms", "attributed_share"):
+        if getattr(pa, name) != getattr(pb, name):
+            yield Change("profile", name, round(getattr(pa, name), 4), round(getattr(pb, name), 4))
+    ka, kb = _per_kernel(pa), _per_kernel(pb)
+    top = sorted(set(ka) | set(kb), key=lambda k: -max(ka.get(k, 0.0), kb.get(k, 0.0)))[:TOP_KERNELS]
+    for k in top:
+        yield Change("profile", f"kernel {k} ms/call", _ms(ka.get(k)), _ms(kb.get(k)))
+
+
+def _summary(p: RuntimeProfile | None) -> str | None:
+    return None if p is None else f"{p.calls} calls on {p.device}: wall {p.wall_ms:.3f} ms"
+
+
+def _per_kernel(p: RuntimeProfile) -> dict[str, float]:
+    """ms per profiled call of each kernel name (its rows summed)."""
+    out: dict[str, float] = {}
+    for r in p.rows:
+        k = _GRAPH_PREFIX.sub("", r.name)
+        out[k] = out.get(k, 0.0) + r.total_ms / max(p.calls, 1)
+    return out
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
 
 
 def _show(v: Any) -> str:
