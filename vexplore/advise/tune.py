@@ -25,7 +25,8 @@ from ..bench.compare import BenchOptions
 from ..config import CompileConfig
 from ..engine.model import CompiledModel
 from ..errors import ConfigError, VexploreError
-from .tuneexec import LocalExecutor, TuneJob, resolve_executor
+from .raytune import RayExecutor
+from .tuneexec import LocalExecutor, TuneJob
 from .tunefinal import remeasure
 from .tuneresult import Trial, TuneResult
 from .tunespace import TuneSpace, config_diff, config_key, plain
@@ -33,7 +34,7 @@ from .tunetrial import OBJECTIVES, Measure, Outcome, Target, Timing
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TuneOptions", "tune"]
+__all__ = ["LocalExecutor", "RayExecutor", "TuneOptions", "tune"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,19 @@ def tune(cm: Any, inputs_by_size: Mapping[Any, Any] | None = None, space: TuneSp
         if cm.config != start or isinstance(exe, LocalExecutor):
             cm.recompile(start)   # trials leave the model on their config; the start's pieces are memory hits
     return _finish(run, exe)
+
+
+def resolve_executor(executor: Any) -> Any:
+    """None or "local": a LocalExecutor; "ray": a RayExecutor on the cluster ``ray.init()`` finds or starts;
+    an executor object as it is."""
+    if executor is None or executor == "local":
+        return LocalExecutor()
+    if executor == "ray":
+        return RayExecutor()
+    if all(callable(getattr(executor, m, None)) for m in ("start", "submit", "wait", "close")):
+        return executor
+    raise VexploreError(f"vx.tune: executor={executor!r}; use None or 'local' (trials in this process), 'ray', "
+                        "or vx.RayExecutor(address=...).")
 
 
 def _options(options: TuneOptions | None, changes: Mapping[str, Any]) -> TuneOptions:
@@ -149,31 +163,30 @@ class _Run:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def ok(self) -> list[Trial]:
-        return [t for t in self.trials if t.status == "ok"]
-
-    @property
     def best(self) -> Trial | None:
-        return min(self.ok, key=lambda t: t.objective, default=None)
+        """The measured trial with the least objective (while searching, "worse" is not decided yet)."""
+        return min((t for t in self.trials if t.status in ("ok", "worse")), key=lambda t: t.objective, default=None)
 
-    def record(self, cfg: CompileConfig, out: Outcome) -> Trial:
-        status, value = out.status, None
-        if status == "measured":
-            value = self.spec.value(out.timings, out.first_call_s)
-            status = "worse" if self._worse(out) else "ok"
-        trial = Trial(len(self.trials), config_diff(self.start, cfg), status, out.timings, out.first_call_s, value,
-                      out.seconds, out.error, out.where, cfg)
+    def record(self, number: int, cfg: CompileConfig, out: Outcome) -> Trial:
+        value = self.spec.value(out.timings, out.first_call_s) if out.status == "measured" else None
+        trial = Trial(number, config_diff(self.start, cfg), "ok" if out.status == "measured" else out.status,
+                      out.timings, out.first_call_s, value, out.seconds, out.error, out.where, cfg)
         self.trials.append(trial)
-        log.info("vx.tune: trial %d %s %s %s", trial.number, status, value, trial.diff)
+        log.info("vx.tune: trial %d %s %s %s", trial.number, out.status, value, trial.diff)
         return trial
 
-    def _worse(self, out: Outcome) -> bool:
-        """Slower than the start beyond both spreads (its objective from p20s above the start's from p80s)."""
-        start = self.trials[0] if self.trials else None
+    def settle(self) -> None:
+        """Trials in order, and each measured one "worse" when slower than the start beyond both spreads (its
+        objective from p20s above the start's from p80s), else "ok". Decided at the end: trials running beside
+        the start (on Ray) may end before it."""
+        self.trials.sort(key=lambda t: t.number)
+        start = self.trials[0] if self.trials and self.trials[0].number == 0 else None
         if start is None or start.status != "ok":
-            return False
-        lo = self.spec.value(out.timings, out.first_call_s, "p20_ms")
-        return lo > self.spec.value(start.timings, start.first_call_s, "p80_ms")
+            return
+        hi = self.spec.value(start.timings, start.first_call_s, "p80_ms")
+        for i, t in enumerate(self.trials[1:], 1):
+            if t.status == "ok" and self.spec.value(t.timings, t.first_call_s, "p20_ms") > hi:
+                self.trials[i] = dataclasses.replace(t, status="worse")
 
     def against(self) -> Timing | None:
         best = self.best
@@ -184,10 +197,10 @@ class _Run:
 
     def trial_estimate(self) -> float:
         """Seconds the next trial likely takes: the mean of those done (the start's with a compile before any)."""
-        done = [t.seconds for t in self.trials[1:]]
+        done = [t.seconds for t in self.trials if t.number]
         if done:
             return sum(done) / len(done)
-        first = self.trials[0].seconds if self.trials else 0.0
+        first = next((t.seconds for t in self.trials), 0.0)
         return first + (self.cm.report.wall_s if self.cm.report is not None else 0.0)
 
     def final_estimate(self) -> float:
@@ -201,36 +214,40 @@ class _Run:
 
 
 def _search(run: _Run, exe: Any) -> None:
-    """Trial 0 (the start), then the grid or TPE's proposals until the space, max_trials or the budget ends."""
-    exe.submit(0, run.start, run.spec, None)
-    [(_, out)] = exe.wait()
-    run.record(run.start, out)
+    """The start (trial 0, beside the first trials when the executor runs several at once), then the grid or
+    TPE's proposals until the space, max_trials or the budget ends."""
     configs = run.space.configs(run.start)
     distinct = [c for c in configs if config_diff(run.start, c)]
     proposer: Any = _Grid(distinct) if len(configs) <= run.opts.grid_max else _TPE(run, len(distinct))
-    pending: dict[int, CompileConfig] = {}
-    asked = 0
-    while True:
-        while len(pending) < exe.capacity and not run.stopped:
-            if run.opts.max_trials is not None and asked >= run.opts.max_trials:
-                run.stopped = f"max_trials={run.opts.max_trials} reached"
-                break
-            why = _over_budget(run)
-            if why:
-                run.stopped = why
-                break
-            nxt = proposer.ask()
-            if nxt is None:
-                run.stopped = f"the space is exhausted: all {len(distinct)} distinct configs besides the start tried"
-                break
-            handle, cfg = nxt
-            pending[handle] = cfg
-            exe.submit(handle, cfg, run.spec, run.against())
-            asked += 1
-        if not pending:
+    pending: dict[int, tuple[CompileConfig, Any]] = {0: (run.start, 0)}
+    exe.submit(0, run.start, run.spec, None)
+    while pending:
+        _fill(run, exe, proposer, pending, len(distinct))
+        for number, out in exe.wait():
+            cfg, token = pending.pop(number)
+            proposer.tell(token, run.record(number, cfg, out))
+        _fill(run, exe, proposer, pending, len(distinct))
+    run.settle()
+
+
+def _fill(run: _Run, exe: Any, proposer: Any, pending: dict[int, tuple[CompileConfig, Any]], distinct: int) -> None:
+    """Submit trials until the executor is full or the search must stop (``run.stopped`` says why)."""
+    while len(pending) < exe.capacity and not run.stopped:
+        number = len(run.trials) + len(pending)
+        if run.opts.max_trials is not None and number > run.opts.max_trials:
+            run.stopped = f"max_trials={run.opts.max_trials} reached"
             return
-        for handle, out in exe.wait():
-            proposer.tell(handle, run.record(pending.pop(handle), out))
+        why = _over_budget(run)
+        if why:
+            run.stopped = why
+            return
+        nxt = proposer.ask()
+        if nxt is None:
+            run.stopped = f"the space is exhausted: all {distinct} distinct configs besides the start tried"
+            return
+        token, cfg = nxt
+        pending[number] = (cfg, token)
+        exe.submit(number, cfg, run.spec, run.against())
 
 
 def _over_budget(run: _Run) -> str | None:
@@ -246,12 +263,12 @@ class _Grid:
     """Every distinct config, in the space's order."""
 
     def __init__(self, configs: Sequence[CompileConfig]) -> None:
-        self.todo = list(enumerate(configs, 1))
+        self.todo = list(configs)
 
-    def ask(self) -> tuple[int, CompileConfig] | None:
-        return self.todo.pop(0) if self.todo else None
+    def ask(self) -> tuple[None, CompileConfig] | None:
+        return (None, self.todo.pop(0)) if self.todo else None
 
-    def tell(self, handle: int, trial: Trial) -> None:
+    def tell(self, token: Any, trial: Trial) -> None:
         pass
 
 
@@ -272,13 +289,13 @@ class _TPE:
         sampler = optuna.samplers.TPESampler(seed=run.opts.seed, n_startup_trials=max(4, min(10, distinct // 4)))
         with _quiet_optuna(optuna):
             self.study = optuna.create_study(direction="minimize", sampler=sampler)
-        self.done: dict[str, Trial] = {config_key({}): run.trials[0]}
-        self.waiting: dict[int, tuple[str, list[Any]]] = {}
+        self.done: dict[str, Trial] = {}
+        self.waiting: dict[int, tuple[str, list[Any]]] = {0: (config_key({}), [])}   # token 0: the start
         self.next = 1
 
     def ask(self) -> tuple[int, CompileConfig] | None:
         for _ in range(max(50, 4 * self.distinct)):
-            if len(self.done) - 1 + len(self.waiting) >= self.distinct:
+            if len(self.done) + len(self.waiting) - 1 >= self.distinct:
                 return None
             with _quiet_optuna(self.optuna):
                 t = self.study.ask(self.dims)
@@ -334,7 +351,7 @@ class _quiet_optuna:
 
 
 def _finish(run: _Run, exe: Any) -> TuneResult:
-    best = run.best
+    best = min((t for t in run.trials if t.status == "ok"), key=lambda t: t.objective, default=None)
     best_cfg = best.config if best is not None and best.config is not None else run.start
     if best is None:
         run.notes.append("no trial passed (the start config did not either): best is the start config")

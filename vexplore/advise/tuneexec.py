@@ -75,17 +75,3 @@ def in_process_reason(cm: Any) -> str | None:
             return why
     return None
 
-
-def resolve_executor(executor: Any) -> Any:
-    """None or "local": a LocalExecutor; "ray": a RayExecutor on the cluster ``ray.init()`` finds or starts;
-    an executor object as it is."""
-    if executor is None or executor == "local":
-        return LocalExecutor()
-    if executor == "ray":
-        from .raytune import RayExecutor
-
-        return RayExecutor()
-    if all(callable(getattr(executor, m, None)) for m in ("start", "submit", "wait", "close")):
-        return executor
-    raise VexploreError(f"vx.tune: executor={executor!r}; use None or 'local' (trials in this process), 'ray', "
-                        "or vx.RayExecutor(address=...).")
