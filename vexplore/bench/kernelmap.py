@@ -61,14 +61,17 @@ def short_name(target: str) -> str:
     return re.split(r"::|\.", target.split(".default")[0])[-1]
 
 
-def code_calls(code: str | None) -> dict[str, list[tuple[str, ...]]]:
-    """Per kernel key, the FX node names each of its calls in Inductor's ``call()`` comes from, in order
-    (empty where no comment names them)."""
+Calls = list[tuple[str, tuple[str, ...]]]   # Inductor's kernel calls in order: (kernel key, node names of its comment)
+
+
+def code_calls(code: str | None) -> Calls:
+    """The kernel calls of Inductor's ``call()``, in order, each with the FX node names its comment
+    gives (empty where none does: the CPU's C++ kernels)."""
     if not code:
-        return {}
+        return []
     defined = set(_KERNEL_DEF.findall(code))
     body = code.split("def call(", 1)[1] if "def call(" in code else ""
-    out: dict[str, list[tuple[str, ...]]] = {}
+    out: Calls = []
     pending: tuple[str, ...] = ()
     for line in body.splitlines():
         s = line.strip()
@@ -78,7 +81,7 @@ def code_calls(code: str | None) -> dict[str, list[tuple[str, ...]]]:
             continue
         key = _called(s, defined)
         if key is not None:
-            out.setdefault(key, []).append(pending)
+            out.append((key, pending))
             pending = ()
     return out
 
@@ -99,21 +102,50 @@ def _called(line: str, defined: set[str]) -> str | None:
     return None
 
 
-def match_nodes(key: str, ordinal: int, nodes: Sequence[Any], calls: dict[str, list[tuple[str, ...]]]) -> tuple[str, ...]:
-    """The names of ``nodes`` (a piece's PieceNodes) that the ``ordinal``-th run of kernel ``key`` computes."""
-    named = calls.get(key, [])
+def match_nodes(key: str, ordinal: int, nodes: Sequence[Any], calls: Calls) -> tuple[str, ...]:
+    """The names of ``nodes`` (a piece's PieceNodes, in graph order) that the ``ordinal``-th run of kernel
+    ``key`` computes: its comment's nodes; else, for a fused kernel, the nodes its name names, kept to those
+    between the nodes of the commented calls before and after it; else an op's ``ordinal``-th node of its name."""
+    at = [i for i, (k, _) in enumerate(calls) if k == key]
+    pos = at[ordinal] if ordinal < len(at) else None
+    own = _own(key, calls[pos][1], nodes) if pos is not None else []
+    if own:
+        return tuple(nodes[i].name for i in own)
     fused = _FUSED.match(key)
-    wanted = ALIASES.get(short_name(key), (short_name(key),))
-    if ordinal < len(named) and named[ordinal]:
-        mine = [n for n in nodes if n.name in named[ordinal]]
-        # an extern op's comment may name the nodes whose buffer it reuses too (relu before an addmm): its own op wins
-        own = [n for n in mine if short_name(n.target) in wanted] if not fused else []
-        return tuple(n.name for n in (own or mine))
     if fused:
         words = fused.group("ops").split("_")
-        return tuple(n.name for n in nodes if _in_words(short_name(n.target), words))
+        hits = [i for i, n in enumerate(nodes) if _in_words(short_name(n.target), words)]
+        lo, hi = _window(calls, pos, nodes) if pos is not None else (-1, len(nodes))
+        return tuple(nodes[i].name for i in ([i for i in hits if lo < i < hi] or hits))
+    wanted = ALIASES.get(short_name(key), (short_name(key),))
     hits = [n.name for n in nodes if short_name(n.target) in wanted]
     return (hits[ordinal],) if ordinal < len(hits) else ()
+
+
+def _own(key: str, names: tuple[str, ...], nodes: Sequence[Any]) -> list[int]:
+    """Positions of the nodes a call's comment names; an extern op's comment may name the nodes whose buffer
+    it reuses too (a relu before an addmm), so the nodes of its own op win where there are any."""
+    mine = [i for i, n in enumerate(nodes) if n.name in names]
+    if _FUSED.match(key):
+        return mine
+    wanted = ALIASES.get(short_name(key), (short_name(key),))
+    return [i for i in mine if short_name(nodes[i].target) in wanted] or mine
+
+
+def _window(calls: Calls, pos: int, nodes: Sequence[Any]) -> tuple[int, int]:
+    """(last node of the nearest commented call before ``pos``, first node of the nearest one after)."""
+    lo, hi = -1, len(nodes)
+    for k, names in reversed(calls[:pos]):
+        own = _own(k, names, nodes)
+        if own:
+            lo = max(own)
+            break
+    for k, names in calls[pos + 1:]:
+        own = _own(k, names, nodes)
+        if own:
+            hi = min(own)
+            break
+    return lo, hi
 
 
 def _in_words(name: str, words: list[str]) -> bool:

@@ -45,7 +45,7 @@ from ..engine.build.pipeline import GraphContext, compile_graph
 from ..engine.runtime.stitch import piece_hooks
 from ..monitor.events import EventRecorder
 from ..monitor.profile import KernelRow, PieceCheck, RuntimeCounters, RuntimeProfile, TraceSlice
-from .kernelmap import Shapes, code_calls, kernel_key, match_nodes, source_lines
+from .kernelmap import Calls, Shapes, code_calls, kernel_key, match_nodes, source_lines
 from .peaks import device_peaks
 
 CALL, PIECE, WARM = "vexplore call ", "vexplore piece ", "vexplore profiler warm-up"
@@ -96,7 +96,7 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5) ->
     if build:
         production = _traced(cm, inputs, calls, cuda, {})
         run = _traced(cm, inputs, calls, cuda, build, warm=max(warmup, 1))
-        check = _piece_check(production, run, calls)
+        check = _piece_check(production, run)
     else:
         run = _traced(cm, inputs, calls, cuda, {})
     if len(cm.graphs) != graphs or cm.report is not report:
@@ -310,15 +310,16 @@ def _call_at(calls: dict[int, tuple[float, float]], t: float) -> int | None:
     return next((i for i, (a, b) in calls.items() if a <= t <= b), None)
 
 
-def _piece_ms(run: _Run, calls: int) -> dict[int, float]:
-    out: dict[int, float] = {}
+def _piece_ms(run: _Run) -> dict[int, float]:
+    """Each piece's median run time (ms; medians: a shared machine's stalls move means, not medians)."""
+    runs: dict[int, list[float]] = {}
     for _, piece, a, b in run.pieces:
-        out[piece] = out.get(piece, 0.0) + (b - a) / 1e3 / calls
-    return out
+        runs.setdefault(piece, []).append((b - a) / 1e3)
+    return {p: statistics.median(v) for p, v in runs.items()}
 
 
-def _piece_check(production: _Run, profiling: _Run, calls: int) -> tuple[PieceCheck, ...]:
-    a, b = _piece_ms(production, calls), _piece_ms(profiling, calls)
+def _piece_check(production: _Run, profiling: _Run) -> tuple[PieceCheck, ...]:
+    a, b = _piece_ms(production), _piece_ms(profiling)
     return tuple(PieceCheck(p, a[p], b.get(p, 0.0)) for p in sorted(a))
 
 
@@ -329,7 +330,7 @@ def _rows(cm: Any, run: _Run, built: dict[int, Sequence[Any]] | None) -> list[Ke
     if built:
         code.update({p.index: p.code for ps in built.values() for p in ps if p.code})
         code.update({p.index: code.get(p.same_as) for ps in built.values() for p in ps if p.same_as is not None})
-    calls_in = {i: code_calls(c) for i, c in code.items()}
+    calls_in = {i: _own_names(code_calls(code[i]), pieces[i], pieces) for i in code}
     shapes = {g.index: Shapes(g.gm, run.args[g.index]) for g in cm.graphs if g.index in run.args}
     groups: dict[tuple[int | None, str, int], list[_Kernel]] = {}
     for k in run.kernels:
@@ -340,10 +341,19 @@ def _rows(cm: Any, run: _Run, built: dict[int, Sequence[Any]] | None) -> list[Ke
         nodes: tuple[str, ...] = ()
         if p is not None:
             nodes = (tuple(n.name for n in p.graph_nodes) if p.kind == "split_op" else
-                     match_nodes(kernel_key(name), ordinal, p.graph_nodes, calls_in.get(piece, {})))
+                     match_nodes(kernel_key(name), ordinal, p.graph_nodes, calls_in.get(piece, [])))
         work = shapes[p.graph].work(nodes) if p is not None and p.graph in shapes else (None, None, None)
         rows.append(_row(name, piece, nodes, p, ks, work))
     return rows
+
+
+def _own_names(calls: Calls, p: Any, pieces: dict[int, Any]) -> Calls:
+    """A twin piece runs its first piece's code, whose comments name the first piece's nodes: the same
+    structure, node for node, so they are renamed by position to the twin's own."""
+    if p.same_as is None or p.same_as not in pieces:
+        return calls
+    rename = {a.name: b.name for a, b in zip(pieces[p.same_as].graph_nodes, p.graph_nodes)}
+    return [(k, tuple(rename.get(n, n) for n in names)) for k, names in calls]
 
 
 def _row(name: str, piece: int | None, nodes: tuple[str, ...], p: Any, ks: list[_Kernel],
@@ -375,17 +385,18 @@ def _limits(cm: Any, rows: list[KernelRow], run: _Run) -> list[KernelRow]:
     return out
 
 
-def _per_call(run: _Run) -> tuple[list[float], list[float], list[float]]:
-    """(wall, span, span - busy) per call, ms."""
-    walls, spans, gaps = [], [], []
+def _per_call(run: _Run) -> tuple[list[float], list[float], list[float], list[float]]:
+    """(wall, busy, span, span - busy) per call, ms."""
+    walls, busies, spans, gaps = [], [], [], []
     for i, (a, b) in sorted(run.calls.items()):
         ks = [k for k in run.kernels if k.call == i]
         busy = sum(k.end - k.start for k in ks)
         span = max(k.end for k in ks) - min(k.start for k in ks) if ks else 0.0
         walls.append((b - a) / 1e3)
+        busies.append(busy / 1e3)
         spans.append(span / 1e3)
         gaps.append(max(span - busy, 0.0) / 1e3)
-    return walls, spans, gaps
+    return walls, busies, spans, gaps
 
 
 def _slices(run: _Run) -> tuple[TraceSlice, ...]:
@@ -400,11 +411,11 @@ def _slices(run: _Run) -> tuple[TraceSlice, ...]:
 def _assemble(cm: Any, run: _Run, rows: list[KernelRow], wall: list[float], extra: _Extra) -> RuntimeProfile:
     rows = sorted(_limits(cm, rows, run), key=lambda r: (r.piece is None, r.piece or 0, -r.total_ms))
     calls = len(run.calls)
-    walls, spans, gaps = _per_call(run)
+    walls, busies, spans, gaps = _per_call(run)
     total = sum(r.total_ms for r in rows)
     mapped = sum(r.total_ms for r in rows if r.piece is not None and r.source_lines)
     return RuntimeProfile(
-        wall_ms=statistics.median(wall), device_ms=total / calls if calls else 0.0,
+        wall_ms=statistics.median(wall), device_ms=statistics.median(busies) if busies else 0.0,
         span_ms=statistics.median(spans) if spans else 0.0, host_gap_ms=statistics.median(gaps) if gaps else 0.0,
         rows=tuple(rows), attributed_share=mapped / total if total else 0.0, calls=calls, device=_device_name(cm),
         profiled_wall_ms=statistics.median(walls) if walls else 0.0, warmup=extra.warmup, build=extra.build,

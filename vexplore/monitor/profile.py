@@ -141,10 +141,11 @@ class RuntimeProfile:
     """Where the run time of ``calls`` warm calls went (see the module docstring for "device").
 
     ``wall_ms``: median time per call without the profiler; ``profiled_wall_ms``: the same under it.
-    ``device_ms``: busy time per call (the rows' total / calls). ``span_ms``: median of first kernel
-    start to last kernel end per call. ``host_gap_ms``: median of span minus busy per call (the device
-    waiting for the host). ``attributed_share``: the share of device time in rows mapped to a piece and
-    a source line. ``build``: "production" (the model's own pieces ran) or "profiling" (a build of the
+    ``device_ms``: median busy time per call. ``span_ms``: median of first kernel start to last kernel
+    end per call. ``host_gap_ms``: median of span minus busy per call (the device waiting for the host).
+    Medians, because a shared machine's stalls move means and not medians; the rows keep every call
+    (``total_ms`` / ``calls`` is the mean busy time). ``attributed_share``: the share of the rows'
+    device time in rows mapped to a piece and a source line. ``build``: "production" (the model's own pieces ran) or "profiling" (a build of the
     same pieces that names its kernels; ``build_check`` compares the two per piece).
     """
 
@@ -168,7 +169,7 @@ class RuntimeProfile:
 
     @property
     def total_ms(self) -> float:
-        """Device time over all profiled calls: the sum of the rows."""
+        """Device time over all profiled calls: the sum of the rows (what the rollups add up to)."""
         return sum(r.total_ms for r in self.rows)
 
     def by_piece(self) -> tuple[Rollup, ...]:
