@@ -19,6 +19,7 @@ from ..errors import (CancelledError, ConfigError, VexploreError, VexploreFallba
                       VexploreValidationWarning)
 from ..monitor.events import CompileEvent, EventRecorder, metrics_delta
 from ..monitor.phases import derive_phases
+from ..monitor.profile import RuntimeCounters, RuntimeProfile
 from ..monitor.report import CompileReport, CompileWarning, derive
 from ..session import Session, default_session
 from . import _torch_compat as tc
@@ -172,6 +173,29 @@ class CompiledModel:
         self._trace_failed = True
         log.warning("vexplore: reading Dynamo's graph breaks and recompiles failed (a torch version vexplore does "
                     "not know?); cm.graph_breaks and cm.recompiles stop here, the model runs on", exc_info=True)
+
+    @property
+    def runtime(self) -> RuntimeCounters:
+        """Live CUDA-graph counts over this model's graphs (replays per size, uncaptured calls and their
+        sizes, recaptures, padded calls); all zero where nothing ran under CUDA graphs."""
+        return RuntimeCounters.of(g.graph_stats for g in self.graphs)
+
+    def profile(self, *inputs: Any, calls: int = 20, warmup: int = 5) -> RuntimeProfile:
+        """Where the run time goes: ``warmup`` calls, then ``calls`` calls under torch.profiler, mapped to
+        pieces, nodes, kernels and source lines (bench/profile.py says how). The profile is kept on the
+        latest report (``cm.report.profiles``, newest last; ``cm.report.runtime`` takes a snapshot of
+        ``cm.runtime``); calls outside ``profile`` run exactly as before."""
+        from ..bench.profile import measure   # bench/ sits above the engine: loaded only when asked
+
+        prof = measure(self, inputs, calls, warmup)
+        old = self.reports[-1]
+        new = dataclasses.replace(old, profiles=old.profiles + (prof,), runtime=prof.runtime)
+        self.reports[-1] = new
+        kept = self.session.monitor.reports   # the Session's copy of the report takes the profile too
+        for i, r in enumerate(kept):
+            if r is old:
+                kept[i] = new
+        return prof
 
     def recompile(self, config: CompileConfig | None = None, **changes: Any) -> CompileReport:
         """Re-split and re-compile every captured graph under ``config`` (or this one with ``changes``).
