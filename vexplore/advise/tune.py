@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["LocalExecutor", "RayExecutor", "TuneOptions", "tune"]
 
+MAX_LISTED = 4096   # points of a space whose distinct configs are listed up front
+
 
 @dataclass(frozen=True)
 class TuneOptions:
@@ -72,6 +74,9 @@ def tune(cm: Any, inputs_by_size: Mapping[Any, Any] | None = None, space: TuneSp
     _check(cm, budget_s, objective)
     inputs = _inputs(cm, inputs_by_size)
     target = Target(cm, inputs)
+    if opts.weights and not set(opts.weights) <= set(target.sizes):
+        raise VexploreError(f"vx.tune: weights for sizes {sorted(set(opts.weights) - set(target.sizes), key=str)} that "
+                            f"inputs_by_size does not have ({list(target.sizes)}); weigh the sizes given.")
     space = _space(cm, space, target.sizes)
     start = cm.config
     bench = opts.bench or BenchOptions(budget_s=min(2.0, max(0.2, budget_s / 200)))
@@ -216,17 +221,19 @@ class _Run:
 def _search(run: _Run, exe: Any) -> None:
     """The start (trial 0, beside the first trials when the executor runs several at once), then the grid or
     TPE's proposals until the space, max_trials or the budget ends."""
-    configs = run.space.configs(run.start)
-    distinct = [c for c in configs if config_diff(run.start, c)]
-    proposer: Any = _Grid(distinct) if len(configs) <= run.opts.grid_max else _TPE(run, len(distinct))
+    # the distinct configs are listed where the space is small enough to list (a grid, or TPE's stopping point)
+    configs = run.space.configs(run.start) if run.space.size <= MAX_LISTED else None
+    distinct = len([c for c in configs if config_diff(run.start, c)]) if configs is not None else run.space.size
+    proposer: Any = _Grid([c for c in configs if config_diff(run.start, c)]) \
+        if configs is not None and len(configs) <= run.opts.grid_max else _TPE(run, distinct)
     pending: dict[int, tuple[CompileConfig, Any]] = {0: (run.start, 0)}
     exe.submit(0, run.start, run.spec, None)
     while pending:
-        _fill(run, exe, proposer, pending, len(distinct))
+        _fill(run, exe, proposer, pending, distinct)
         for number, out in exe.wait():
             cfg, token = pending.pop(number)
             proposer.tell(token, run.record(number, cfg, out))
-        _fill(run, exe, proposer, pending, len(distinct))
+        _fill(run, exe, proposer, pending, distinct)
     run.settle()
 
 
@@ -243,7 +250,8 @@ def _fill(run: _Run, exe: Any, proposer: Any, pending: dict[int, tuple[CompileCo
             return
         nxt = proposer.ask()
         if nxt is None:
-            run.stopped = f"the space is exhausted: all {distinct} distinct configs besides the start tried"
+            run.stopped = getattr(proposer, "why_done", "") or \
+                f"the space is exhausted: all {distinct} distinct configs besides the start tried"
             return
         token, cfg = nxt
         pending[number] = (cfg, token)
@@ -292,6 +300,7 @@ class _TPE:
         self.done: dict[str, Trial] = {}
         self.waiting: dict[int, tuple[str, list[Any]]] = {0: (config_key({}), [])}   # token 0: the start
         self.next = 1
+        self.why_done = ""
 
     def ask(self) -> tuple[int, CompileConfig] | None:
         for _ in range(max(50, 4 * self.distinct)):
@@ -316,7 +325,9 @@ class _TPE:
             handle, self.next = self.next, self.next + 1
             self.waiting[handle] = (key, [t])
             return handle, cfg
-        return None   # only configs measured before came up: TPE has converged on what it knows
+        self.why_done = (f"TPE proposed only configs measured before ({max(50, 4 * self.distinct)} proposals in a row): "
+                         "it has converged on what it knows")
+        return None
 
     def tell(self, handle: int, trial: Trial) -> None:
         key, ts = self.waiting.pop(handle)

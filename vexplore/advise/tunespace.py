@@ -259,7 +259,10 @@ def default_dims(cm: Any, sizes: Sequence[int]) -> dict[str, tuple[Any, ...]]:
     """The default dimensions for ``cm``: see docs/api.md (vx.TuneSpace)."""
     start: CompileConfig = cm.config
     cuda = any(isinstance(x, torch.Tensor) and x.is_cuda for g in cm.graphs for x in g.real_inputs)
-    dims: dict[str, tuple[Any, ...]] = {"strategy": _first(start.strategy, ("full", "piecewise"))}
+    # "auto" picks one of the two per graph: the start is trial 0 whatever it is, so the points are the two
+    strategies = ("full", "piecewise")
+    dims: dict[str, tuple[Any, ...]] = {"strategy": _first(start.strategy, strategies) if start.strategy in strategies
+                                        else strategies}
     dims["split_policy"] = _first(start.split_policy, ("ops", "repeats") if _has_repeats(cm) else ("ops",))
     if cuda:
         dims["cudagraph"] = _first(start.cudagraph, ("none", "piecewise", "full", "full_and_piecewise"))
