@@ -67,6 +67,7 @@ def test_grid_bookkeeping_is_exact(stack):
         lo, hi = r.improvement_ci[s]
         assert (lo <= r.improvement[s] <= hi) and (r.best == start) == (r.improvement[s] == 1.0)
     assert r.by_status()["ok"] == len(ok) and "start" in r.table()
+    assert (r.profile is not None) == hasattr(cm, "profile")   # the best's runtime profile, where the model has one
 
 
 def test_saved_result_loads(stack):

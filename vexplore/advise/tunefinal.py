@@ -30,9 +30,10 @@ MIN_ROW_S = 0.05    # seconds of timing per variant and size below which a re-me
 def remeasure(run: Any, best: CompileConfig) -> tuple[dict[Any, float], dict[Any, tuple[float, float]], Any, list[str]]:
     """(improvement, improvement_ci, profile, notes) for ``best`` against ``run.start``."""
     sizes = run.target.sizes
-    if not config_diff(run.start, best):
-        return {s: 1.0 for s in sizes}, {s: (1.0, 1.0) for s in sizes}, None, \
-            ["no config beat the start: best is the start config (improvement 1 by definition)"]
+    if not config_diff(run.start, best):   # the model is back at the start config: its profile is the best's
+        notes = ["no config beat the start: best is the start config (improvement 1 by definition)"]
+        profile = _profile(run, run.cm if run.target.inputs is not None else None, notes)
+        return {s: 1.0 for s in sizes}, {s: (1.0, 1.0) for s in sizes}, profile, notes
     per_row = min(run.spec.bench.budget_s, (run.time_left() - run.final_estimate() / 2) / (2 * len(sizes)))
     if not run.opts.remeasure or per_row < MIN_ROW_S:
         why = "remeasure=False" if not run.opts.remeasure else "no time was left in the budget"
