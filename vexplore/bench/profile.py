@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, record_function
 
 from ..errors import ConfigError, VexploreError
@@ -46,9 +45,9 @@ from ..engine.runtime.stitch import piece_hooks
 from ..monitor.events import EventRecorder
 from ..monitor.profile import KernelRow, PieceCheck, RuntimeCounters, RuntimeProfile, TraceSlice
 from .kernelmap import Calls, Shapes, code_calls, kernel_key, match_nodes, source_lines
+from .traceevents import CALL, PIECE, WARM, Kernel, Run, analyse
 from .peaks import device_peaks
 
-CALL, PIECE, WARM = "vexplore call ", "vexplore piece ", "vexplore profiler warm-up"
 MAX_SLICES = 20_000
 
 
@@ -58,26 +57,6 @@ def profile(cm: Any, *inputs: Any, calls: int = 20, warmup: int = 5) -> RuntimeP
     if not callable(getattr(cm, "profile", None)) or not hasattr(cm, "graphs"):
         raise VexploreError(f"vx.profile: {type(cm).__name__} is not a compiled model; pass what vx.compile returned.")
     return cm.profile(*inputs, calls=calls, warmup=warmup)
-
-
-@dataclass(frozen=True)
-class _Kernel:
-    name: str
-    call: int
-    piece: int | None
-    ordinal: int          # the k-th run of this kernel's name in its piece's run (or in its call, outside pieces)
-    start: float          # µs, the profiler's clock
-    end: float
-
-
-@dataclass
-class _Run:
-    """One traced run, analysed: the calls' spans, the pieces' runs and the kernels, in µs."""
-
-    calls: dict[int, tuple[float, float]]
-    pieces: list[tuple[int, int, float, float]]   # (call, piece, start, end)
-    kernels: list[_Kernel]
-    args: dict[int, tuple[Any, ...]]               # graph -> its input sizes at the first profiled call
 
 
 def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5) -> RuntimeProfile:
@@ -223,7 +202,7 @@ def _installed(cm: Any, build: dict[int, Any], args: dict[int, tuple[Any, ...]])
         yield
 
 
-def _traced(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool, build: dict[int, Any], warm: int = 0) -> _Run:
+def _traced(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool, build: dict[int, Any], warm: int = 0) -> Run:
     """``calls`` calls under torch.profiler, each in a call range, pieces in piece ranges; analysed."""
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     args: dict[int, tuple[Any, ...]] = {}
@@ -238,79 +217,12 @@ def _traced(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool, build: dict[
                 with record_function(f"{CALL}{i}"):
                     cm(*inputs)
                     _sync(cuda)
-    run = _analyse(list(prof.events()), cuda)
+    run = analyse(list(prof.events()), cuda)
     run.args = args
     return run
 
 
-def _where(e: Any, memo: dict[int, tuple[int | None, int | None, int | None]]) -> tuple[int | None, int | None, int | None]:
-    """(call, piece, id of the piece's run) of a CPU event, from the ranges around it (itself included)."""
-    chain, call, piece, run = [], None, None, None
-    node = e
-    while node is not None:
-        if id(node) in memo:
-            call, piece, run = memo[id(node)]
-            break
-        chain.append(node)
-        node = node.cpu_parent
-    for n in reversed(chain):
-        if n.name.startswith(CALL):
-            call = int(n.name[len(CALL):])
-        elif n.name.startswith(PIECE):
-            piece, run = int(n.name[len(PIECE):]), id(n)
-        memo[id(n)] = (call, piece, run)
-    return call, piece, run
-
-
-def _is_op(e: Any) -> bool:
-    """A CPU event that is work: an op (``ns::name``) or an Inductor C++ kernel's range, not an annotation."""
-    return not getattr(e, "is_user_annotation", False) and ("::" in e.name or kernel_key(e.name) != e.name)
-
-
-def _outermost(e: Any) -> bool:
-    node = e.cpu_parent
-    while node is not None and not node.name.startswith((CALL, PIECE)):
-        if _is_op(node):
-            return False
-        node = node.cpu_parent
-    return True
-
-
-def _analyse(events: list[Any], cuda: bool) -> _Run:
-    memo: dict[int, tuple[int | None, int | None, int | None]] = {}
-    cpu = [e for e in events if e.device_type == DeviceType.CPU]
-    calls = {int(e.name[len(CALL):]): (e.time_range.start, e.time_range.end) for e in cpu if e.name.startswith(CALL)}
-    pieces = []
-    for e in cpu:
-        if e.name.startswith(PIECE):
-            call, piece, _ = _where(e, memo)
-            if call is not None:
-                pieces.append((call, int(piece), e.time_range.start, e.time_range.end))
-    found: list[tuple[Any, tuple[int | None, int | None, int | None]]] = []
-    if cuda:
-        launchers = {e.id: e for e in cpu if getattr(e, "linked_correlation_id", 0) == 0}
-        for e in events:
-            if e.device_type == DeviceType.CUDA:
-                by = launchers.get(getattr(e, "linked_correlation_id", 0))
-                found.append((e, _where(by, memo) if by is not None else (_call_at(calls, e.time_range.start), None, None)))
-    else:
-        found = [(e, _where(e, memo)) for e in cpu if _is_op(e) and _outermost(e)]
-    counts: dict[tuple[Any, str], int] = {}
-    kernels = []
-    for e, (call, piece, run) in sorted(found, key=lambda f: f[0].time_range.start):
-        if call is None:
-            continue
-        k = (run if run is not None else ("call", call), kernel_key(e.name))
-        counts[k] = counts.get(k, -1) + 1
-        kernels.append(_Kernel(e.name, call, piece, counts[k], e.time_range.start, e.time_range.end))
-    return _Run(calls, pieces, kernels, {})
-
-
-def _call_at(calls: dict[int, tuple[float, float]], t: float) -> int | None:
-    return next((i for i, (a, b) in calls.items() if a <= t <= b), None)
-
-
-def _piece_ms(run: _Run) -> dict[int, float]:
+def _piece_ms(run: Run) -> dict[int, float]:
     """Each piece's median run time (ms; medians: a shared machine's stalls move means, not medians)."""
     runs: dict[int, list[float]] = {}
     for _, piece, a, b in run.pieces:
@@ -318,12 +230,12 @@ def _piece_ms(run: _Run) -> dict[int, float]:
     return {p: statistics.median(v) for p, v in runs.items()}
 
 
-def _piece_check(production: _Run, profiling: _Run) -> tuple[PieceCheck, ...]:
+def _piece_check(production: Run, profiling: Run) -> tuple[PieceCheck, ...]:
     a, b = _piece_ms(production), _piece_ms(profiling)
     return tuple(PieceCheck(p, a[p], b.get(p, 0.0)) for p in sorted(a))
 
 
-def _rows(cm: Any, run: _Run, built: dict[int, Sequence[Any]] | None) -> list[KernelRow]:
+def _rows(cm: Any, run: Run, built: dict[int, Sequence[Any]] | None) -> list[KernelRow]:
     """One KernelRow per kernel call site (step 5 of the module docstring); bytes/FLOPs estimated."""
     pieces = {p.index: p for p in cm.report.pieces}
     code = {i: (p.code if p.same_as is None else pieces[p.same_as].code) for i, p in pieces.items()}
@@ -332,7 +244,7 @@ def _rows(cm: Any, run: _Run, built: dict[int, Sequence[Any]] | None) -> list[Ke
         code.update({p.index: code.get(p.same_as) for ps in built.values() for p in ps if p.same_as is not None})
     calls_in = {i: _own_names(code_calls(code[i]), pieces[i], pieces) for i in code}
     shapes = {g.index: Shapes(g.gm, run.args[g.index]) for g in cm.graphs if g.index in run.args}
-    groups: dict[tuple[int | None, str, int], list[_Kernel]] = {}
+    groups: dict[tuple[int | None, str, int], list[Kernel]] = {}
     for k in run.kernels:
         groups.setdefault((k.piece, k.name, k.ordinal), []).append(k)
     rows = []
@@ -356,7 +268,7 @@ def _own_names(calls: Calls, p: Any, pieces: dict[int, Any]) -> Calls:
     return [(k, tuple(rename.get(n, n) for n in names)) for k, names in calls]
 
 
-def _row(name: str, piece: int | None, nodes: tuple[str, ...], p: Any, ks: list[_Kernel],
+def _row(name: str, piece: int | None, nodes: tuple[str, ...], p: Any, ks: list[Kernel],
          work: tuple[int | None, int | None, str | None]) -> KernelRow:
     total = sum(k.end - k.start for k in ks) / 1e3
     mean = total / len(ks)
@@ -367,7 +279,7 @@ def _row(name: str, piece: int | None, nodes: tuple[str, ...], p: Any, ks: list[
                      flops * per_s / 1e12 if flops and per_s else None, None)
 
 
-def _limits(cm: Any, rows: list[KernelRow], run: _Run) -> list[KernelRow]:
+def _limits(cm: Any, rows: list[KernelRow], run: Run) -> list[KernelRow]:
     """``limit_share`` of each row where the device's peaks are known (CUDA; bench/peaks.py)."""
     if cm.report.device != "cuda":
         return rows
@@ -385,7 +297,7 @@ def _limits(cm: Any, rows: list[KernelRow], run: _Run) -> list[KernelRow]:
     return out
 
 
-def _per_call(run: _Run) -> tuple[list[float], list[float], list[float], list[float]]:
+def _per_call(run: Run) -> tuple[list[float], list[float], list[float], list[float]]:
     """(wall, busy, span, span - busy) per call, ms."""
     walls, busies, spans, gaps = [], [], [], []
     for i, (a, b) in sorted(run.calls.items()):
@@ -399,7 +311,7 @@ def _per_call(run: _Run) -> tuple[list[float], list[float], list[float], list[fl
     return walls, busies, spans, gaps
 
 
-def _slices(run: _Run) -> tuple[TraceSlice, ...]:
+def _slices(run: Run) -> tuple[TraceSlice, ...]:
     t0 = min((a for a, _ in run.calls.values()), default=0.0)
     out = [TraceSlice("call", f"call {i}", (a - t0) / 1e3, (b - a) / 1e3, i) for i, (a, b) in sorted(run.calls.items())]
     out += [TraceSlice("piece", f"piece {p}", (a - t0) / 1e3, (b - a) / 1e3, c, p) for c, p, a, b in run.pieces]
@@ -408,7 +320,7 @@ def _slices(run: _Run) -> tuple[TraceSlice, ...]:
     return tuple(out[:MAX_SLICES])
 
 
-def _assemble(cm: Any, run: _Run, rows: list[KernelRow], wall: list[float], extra: _Extra) -> RuntimeProfile:
+def _assemble(cm: Any, run: Run, rows: list[KernelRow], wall: list[float], extra: _Extra) -> RuntimeProfile:
     rows = sorted(_limits(cm, rows, run), key=lambda r: (r.piece is None, r.piece or 0, -r.total_ms))
     calls = len(run.calls)
     walls, busies, spans, gaps = _per_call(run)
