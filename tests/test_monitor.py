@@ -152,3 +152,28 @@ def test_cudagraphs_asked_for_on_cpu_alert_at_compile(cache_cfg, session):
     (a,) = session.monitor.alerts
     assert (a.code, a.severity) == ("cudagraph-skipped", "warning")
     assert "graph 0: runs without CUDA graphs: cudagraph=piecewise needs a CUDA device; the graph runs on cpu" in a.message
+
+
+def test_alerts_name_the_model_and_report_that_raised_them(session):
+    """A report's alert carries its model's id and the report's id (what an explorer filters by); a
+    model's graph break carries the model's id; the session's own alerts carry none."""
+    from models import Stack
+
+    class Breaks(torch.nn.Module):
+        def forward(self, x):
+            x = x + 1
+            torch._dynamo.graph_break()
+            return x * 2
+
+    cfg = vx.CompileConfig(compiler="eager", cudagraph="piecewise", cache=vx.CacheConfig(tiers=()))
+    a, b = vx.compile(Stack().eval(), cfg, session=session), vx.compile(Breaks(), cfg, session=session)
+    with torch.no_grad():
+        a(torch.randn(4, 16))
+        b(torch.randn(4, 16))
+    assert a.id != b.id
+    skipped = [x for x in session.monitor.alerts if x.code == "cudagraph-skipped"]
+    assert {(x.model, x.report) for x in skipped} == {(a.id, a.report.id), (b.id, b.report.id)}
+    assert all(x.message.startswith(f"report {x.report}:") for x in skipped)
+    breaks = [x for x in session.monitor.alerts if x.code == "graph-break"]
+    assert breaks and {(x.model, x.report) for x in breaks} == {(b.id, None)}
+    assert session.monitor.raise_alert("cache-failure", "warning", "disk gone").model is None

@@ -191,24 +191,22 @@ def test_strip_paths_keeps_file_names_and_leaves_urls_tags_and_code():
                                  '&quot;…/y&quot;')
 
 
-def _alert(code: str, message: str) -> Alert:
-    return Alert(code, "warning", message, 0.0)
+def _alert(code: str, message: str, model: int | None = None, report: int | None = None) -> Alert:
+    return Alert(code, "warning", message, 0.0, model, report)
 
 
 def test_alerts_of_this_model_and_the_session_only():
-    cm = SimpleNamespace(reports=[SimpleNamespace(id=4), SimpleNamespace(id=7)],
-                         graph_breaks=["/tmp/ipykernel_81/2093.py:5: data-dependent branch"],
-                         recompiles=[SimpleNamespace(name="scale", guard="", reason="scale changed")],
-                         runtime_fallbacks=["graph 0 piece 2 (submod_2): RuntimeError: boom"])
-    alerts = [_alert("cudagraph-skipped", "report 7: no CUDA graphs"),
-              _alert("cudagraph-skipped", "report 5: another model's"),
-              _alert("graph-break", "graph break: /tmp/ipykernel_81/2093.py:5: data-dependent branch — see cm.graph_breaks"),
-              _alert("graph-break", "graph break: other.py:9: print — see cm.graph_breaks"),
-              _alert("recompile-storm", "scale keeps changing (scale changed): re-traced 8 times — vx.advise(cm)"),
-              _alert("recompile-storm", "step keeps changing (step changed): re-traced 8 times — vx.advise(cm)"),
-              _alert("runtime-fallback", "graph 0 piece 2 (submod_2): RuntimeError: boom — the compiled piece raised"),
-              _alert("cache-failure", "the disk tier failed"), _alert("memory-growth", "RSS grew"),
-              _alert("some-new-code", "nobody's")]
+    """An alert names its model (Alert.model, the CompiledModel's id) and the report that raised it:
+    the explorer lists its model's and the session's own (model None), words the report as its number."""
+    cm = SimpleNamespace(id=3)
+    alerts = [_alert("cudagraph-skipped", "report 7: no CUDA graphs", 3, 7),
+              _alert("cudagraph-skipped", "report 5: another model's", 4, 5),
+              _alert("graph-break", "graph break: /tmp/ipykernel_81/2093.py:5: data-dependent branch — see cm.graph_breaks", 3),
+              _alert("graph-break", "graph break: other.py:9: print — see cm.graph_breaks", 4),
+              _alert("recompile-storm", "scale keeps changing (scale changed): re-traced 8 times — vx.advise(cm)", 3),
+              _alert("runtime-fallback", "graph 0 piece 2 (submod_2): RuntimeError: boom — the compiled piece raised", 3),
+              _alert("runtime-fallback", "graph 0 piece 1 (submod_1): RuntimeError: other — the compiled piece raised", 4),
+              _alert("cache-failure", "the disk tier failed"), _alert("memory-growth", "RSS grew")]
     shown = model_alerts(alerts, cm, {4: 1, 7: 2}.get, CELLS)
     assert [a.message for a in shown] == [
         "report 2: no CUDA graphs", "graph break: cell [3], line 5: data-dependent branch — see cm.graph_breaks",
@@ -225,8 +223,11 @@ def test_advice_tab_lists_no_other_models_alert(ip):
     with torch.no_grad():
         other(*ToyLlama(layers=1).example_inputs(4))
     ex = vx.explore(ToyLlama(layers=1).eval(), *ToyLlama(layers=1).example_inputs(8), config=cfg, session=session)
-    session.monitor.raise_alert("cudagraph-skipped", "warning", f"report {other.report.id}: the other model's")
-    session.monitor.raise_alert("cudagraph-skipped", "warning", f"report {ex.cm.report.id}: this model's")
+    assert other.id != ex.cm.id
+    session.monitor.raise_alert("cudagraph-skipped", "warning", f"report {other.report.id}: the other model's",
+                                model=other.id, report=other.report.id)
+    session.monitor.raise_alert("cudagraph-skipped", "warning", f"report {ex.cm.report.id}: this model's",
+                                model=ex.cm.id, report=ex.cm.report.id)
     session.monitor.raise_alert("cache-failure", "warning", "the disk tier failed")
     text = ex.advice_view.alerts.value
     assert "this model" in text and "the disk tier failed" in text and "the other model" not in text

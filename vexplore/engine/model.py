@@ -86,6 +86,7 @@ class CompiledModel:
         if not isinstance(self.config, CompileConfig):
             raise ConfigError(f"vx.compile(config=...) takes a vx.CompileConfig, got {type(self.config).__name__}.")
         self.session = session or default_session()
+        self.id = next(_model_ids)   # names this model's alerts in the session's monitor (Alert.model)
         self.graphs: list[CapturedGraph] = []
         self.reports: list[CompileReport] = []
         self.runtime_fallbacks: list[RuntimeFallback] = []   # pieces that raised at call time, eager since
@@ -167,7 +168,7 @@ class CompiledModel:
             self._trace_broke()
             return
         for alert in alerts:
-            self.session.monitor.raise_alert(*alert)
+            self.session.monitor.raise_alert(*alert, model=self.id)
 
     def _trace_broke(self) -> None:
         self._trace_failed = True
@@ -293,7 +294,7 @@ class CompiledModel:
             warnings=tuple(work.warnings) + tuple(w for r in results for w in r.warnings), device=device, versions=cache_versions(device),
             kind=work.kind, id=len(self.session.monitor.reports), validation=validation)
         self.reports.append(report)
-        self.session.monitor.add_report(report)
+        self.session.monitor.add_report(report, model=self.id)
         self._warn(report)
         return report
 
@@ -301,7 +302,8 @@ class CompiledModel:
         """A compiled piece raised at call time and runs eagerly since (engine/runtime/emergency.py): keep it, and alert."""
         self.runtime_fallbacks.append(fb)
         self.session.monitor.raise_alert("runtime-fallback", "warning", f"{fb} — the compiled piece raised when called "
-                                         "and runs eagerly from now on (correct, slower). See cm.runtime_fallbacks.")
+                                         "and runs eagerly from now on (correct, slower). See cm.runtime_fallbacks.",
+                                         model=self.id)
 
     def _warn_eval_with_grad(self) -> None:
         """Once per model: an eval() model called with grad enabled runs a graph compiled for autograd."""
@@ -376,6 +378,7 @@ def _dynamo_after_backend(work: _Compile, end: float) -> None:
 
 
 _entries = itertools.count()
+_model_ids = itertools.count(1)
 
 
 def entry_point(model: Callable[..., Any]) -> Callable[..., Any]:

@@ -37,12 +37,16 @@ GROWTH_RATIO = 0.2
 @dataclass(frozen=True)
 class Alert:
     """One alert: ``code`` (stable, for code), ``severity`` (info | warning | critical), ``message``
-    (what happened, where, and how to fix it) and ``t`` (seconds since the epoch, as ``time.time()``)."""
+    (what happened, where, and how to fix it) and ``t`` (seconds since the epoch, as ``time.time()``).
+    ``model`` is the id of the CompiledModel it is about (``cm.id``; None: the session's own, e.g. a
+    cache tier or the process's memory), ``report`` the id of the report that raised it, if one did."""
 
     code: str
     severity: str
     message: str
     t: float
+    model: int | None = None
+    report: int | None = None
 
     def __str__(self) -> str:
         return f"[{self.severity}] {self.code}: {self.message}"
@@ -76,12 +80,13 @@ class AlertBook:
                     self._callbacks.remove(fn)
         return unsubscribe
 
-    def raise_alert(self, code: str, severity: str, message: str) -> Alert:
-        """Record an alert, log it, and tell every callback."""
+    def raise_alert(self, code: str, severity: str, message: str, model: int | None = None,
+                    report: int | None = None) -> Alert:
+        """Record an alert (about model ``model``, raised by report ``report``), log it, and tell every callback."""
         if severity not in SEVERITIES:
             raise VexploreError(f"raise_alert({code!r}, severity={severity!r}): severity must be one of "
                                 f"{', '.join(SEVERITIES)}.")
-        alert = Alert(code, severity, message, time.time())
+        alert = Alert(code, severity, message, time.time(), model, report)
         log.log(_LOG_LEVEL[severity], "vexplore alert %s (%s): %s", code, severity, message)
         with self._lock:
             self._alerts.append(alert)

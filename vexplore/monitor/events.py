@@ -172,14 +172,15 @@ class Monitor:
             except Exception:  # a broken listener must not break a compile
                 log.exception("vexplore monitor listener %r failed", fn)
 
-    def add_report(self, report: Any) -> None:
-        """Keep ``report`` (the latest ``history``), count it, and raise the alerts it calls for."""
+    def add_report(self, report: Any, model: int | None = None) -> None:
+        """Keep ``report`` (the latest ``history``), count it, and raise the alerts it calls for
+        (about ``model``, the id of the CompiledModel that compiled it)."""
         self.reports.append(report)
         del self.reports[: -self._history]
         with self._lock:
             self._totals.add(report.counters)
         for code, severity, message in report_alerts(report):
-            self.raise_alert(code, severity, message)
+            self.raise_alert(code, severity, message, model=model, report=report.id)
 
     # -- alerts ----------------------------------------------------------------------------
     @property
@@ -192,9 +193,11 @@ class Monitor:
         that unsubscribes. A callback that raises is logged, never raised."""
         return self._book.on_alert(fn)
 
-    def raise_alert(self, code: str, severity: str, message: str) -> Alert:
-        """Record an alert (severity "info" | "warning" | "critical"), log it and tell the callbacks."""
-        return self._book.raise_alert(code, severity, message)
+    def raise_alert(self, code: str, severity: str, message: str, model: int | None = None,
+                    report: int | None = None) -> Alert:
+        """Record an alert (severity "info" | "warning" | "critical"; about the CompiledModel whose
+        id is ``model``, None for the session's own; raised by report ``report``), log it and tell the callbacks."""
+        return self._book.raise_alert(code, severity, message, model, report)
 
     # -- periodic sampling -----------------------------------------------------------------
     def start(self, interval_s: float = 60.0) -> None:
