@@ -281,3 +281,9 @@ def test_replay_copies_inputs_in_pads_and_copies_outputs_out():
     admission.plans.clear()                  # no plan for the size: admitted again, and without one runs the fallback
     torch.testing.assert_close(cg(x), x * 3)
     assert admission.admitted == [8] and stats.recaptures == 0 and stats.uncaptured_calls == 2
+    # per size, as cm.runtime shows them: replays by capture size, calls without a graph by token count
+    assert stats.replays_by_size == {8: 2} and stats.uncaptured_sizes == {9: 1, 8: 1}
+    from vexplore.monitor.profile import RuntimeCounters
+    counts = RuntimeCounters.of([stats, None])
+    assert (counts.replays, counts.padded_calls, counts.uncaptured_calls) == (2, 1, 2)
+    assert [tuple(c) for c in counts.replays_by_size] == [(8, 2)]

@@ -37,16 +37,21 @@ class GraphCudaGraphs:
     def __call__(self, *args: Any) -> Any:
         picked = self.policy.size_of(args)
         if picked is None:
-            self.stats.uncaptured_calls += 1
-            return self.fallback(*args)
+            return self._uncaptured(args)
         n, size = picked
         runtime = self.admission.plans.get(size)
         if runtime is None or not tc.data_ptrs_equal(args, runtime.ptrs, self.plan.fixed):
             runtime = self._recapture(size, args)
             if runtime is None:   # the capture failed: this size runs without graphs from now on
-                self.stats.uncaptured_calls += 1
-                return self.fallback(*args)
+                return self._uncaptured(args)
         return self._replay(runtime, args, n, size)
+
+    def _uncaptured(self, args: Sequence[Any]) -> Any:
+        """A call no graph serves: counted (by its token count) and run by the fallback."""
+        n = self.policy.tokens(args)
+        self.stats.uncaptured_calls += 1
+        self.stats.uncaptured_sizes[n] = self.stats.uncaptured_sizes.get(n, 0) + 1
+        return self.fallback(*args)
 
     def _recapture(self, size: int | None, args: Sequence[Any]) -> RuntimePlan | None:
         """Capture ``size`` again at the call's addresses: a fixed input moved, or a change of
@@ -74,15 +79,13 @@ class GraphCudaGraphs:
         rows = n if n != size else None          # a padded call uses the first n rows
         if any(args[i] != static[i] for i in plan.scalars) or \
                 any(args[i] != static[i] for i, d in plan.dims.items() if d is None and rows is None):
-            self.stats.uncaptured_calls += 1     # another dynamic value than the token count changed
-            return self.fallback(*args)
+            return self._uncaptured(args)      # another dynamic value than the token count changed
         moved: list[int] = []
         for i in plan.copied:
             a, s = args[i], _rows(static[i], plan.dims.get(i), rows)
             if a.data_ptr() != s.data_ptr():
                 if a.shape != s.shape:           # a dim other than the token count changed
-                    self.stats.uncaptured_calls += 1
-                    return self.fallback(*args)
+                    return self._uncaptured(args)
                 moved.append(i)
         if rows is not None:
             assert not plan.written, "a graph that writes its inputs is never padded (inputplan.plan_sizes)"
@@ -94,6 +97,7 @@ class GraphCudaGraphs:
             tc.copy_all([_rows(static[i], plan.dims.get(i), rows) for i in moved], [args[i] for i in moved])
         out = runtime.run()
         self.stats.replays += 1
+        self.stats.replays_by_size[size] = self.stats.replays_by_size.get(size, 0) + 1
         back = [i for i in moved if i in plan.written]
         if back:
             tc.copy_all([args[i] for i in back], [_rows(static[i], plan.dims.get(i), rows) for i in back])

@@ -85,15 +85,18 @@ class SizePolicy:
             return "full", f"{mode}: {size} <= cudagraph_full_max={limit}"
         return "piecewise", f"{mode}: {size} > cudagraph_full_max={limit}"
 
+    def tokens(self, args: Sequence[Any]) -> int | None:
+        """The call's token count (None for a graph without a token dim)."""
+        if self.at is None:
+            return None
+        i, d = self.at
+        return int(args[i]) if d is None else args[i].shape[d]
+
     def size_of(self, args: Sequence[Any]) -> tuple[int | None, int | None] | None:
         """(the call's token count, the capture size it replays), or None when the call runs
         without graphs (no captured size fits it, or its size was dropped)."""
-        if self.at is None:
-            n = size = None
-        else:
-            i, d = self.at
-            n = int(args[i]) if d is None else args[i].shape[d]
-            size = pick_size(n, self.sizes, self.pad)
+        n = self.tokens(args)
+        size = None if n is None else pick_size(n, self.sizes, self.pad)
         if (size is None and self.at is not None) or size in self.skipped:
             return None
         return n, size
