@@ -97,9 +97,10 @@ class RayExecutor:
     def submit(self, handle: int, cfg: Any, spec: Measure, against: Timing | None) -> None:
         self.pending[self.remote.remote(self.ref, cfg, spec, against)] = handle
 
-    def wait(self) -> list[tuple[int, Outcome]]:
+    def wait(self, timeout: float | None = None) -> list[tuple[int, Outcome]]:
+        """The trials that ended, at least one; none when ``timeout`` seconds passed first."""
         ray = self._ray
-        ready, _ = ray.wait(list(self.pending), num_returns=1)
+        ready, _ = ray.wait(list(self.pending), num_returns=1, timeout=timeout)
         out = []
         for ref in ready:
             handle = self.pending.pop(ref)

@@ -209,13 +209,16 @@ class _Run:
         return first + (self.cm.report.wall_s if self.cm.report is not None else 0.0)
 
     def final_estimate(self) -> float:
-        """Seconds the final re-measurement likely takes: two traces (model mode) and two variants timed per size."""
+        """Seconds the final re-measurement likely takes: two traces (model mode), two variants timed per size
+        (their warm-up and first calls too), the profile; a fifth more for a machine that is not idle."""
         if not self.opts.remeasure:
             return 0.0
         traced = sum(e.duration_s for e in self.cm.reports[0].events if e.step.startswith("dynamo")) \
             if self.target.inputs is not None else 0.0
+        start = self.trials[0].timings if self.trials and self.trials[0].number == 0 else ()
+        calls_s = sum(2 * (self.spec.bench.warmup + 1) * t.median_ms / 1e3 for t in start)
         per_size = 2 * (self.spec.bench.budget_s + 0.1)
-        return 2 * traced + per_size * len(self.target.sizes) + 1.0
+        return 1.2 * (2 * traced + per_size * len(self.target.sizes) + calls_s + 1.0)
 
 
 def _search(run: _Run, exe: Any) -> None:
@@ -230,7 +233,14 @@ def _search(run: _Run, exe: Any) -> None:
     exe.submit(0, run.start, run.spec, None)
     while pending:
         _fill(run, exe, proposer, pending, distinct)
-        for number, out in exe.wait():
+        ended = exe.wait(max(0.0, run.time_left() - run.final_estimate()) if 0 not in pending else None)
+        if not ended:   # an executor that can stop trials found none ended by the budget's last moment
+            run.notes.append(f"{len(pending)} trial(s) still running when the budget ran out were cancelled "
+                             "(not recorded)")
+            run.stopped = run.stopped or _over_budget(run) or "budget"
+            exe.close()
+            break
+        for number, out in ended:
             cfg, token = pending.pop(number)
             proposer.tell(token, run.record(number, cfg, out))
         _fill(run, exe, proposer, pending, distinct)

@@ -1,8 +1,9 @@
 """Where ``vx.tune``'s trials run: one interface, two executors.
 
 ``start(job)`` readies the executor for one tune (and says what the user should know), ``submit``
-hands it a trial, ``wait`` returns the trials that ended (at least one), ``capacity`` is how many it
-runs at once, ``close`` ends the tune's use of it. ``LocalExecutor`` runs trials one at a time in
+hands it a trial, ``wait(timeout)`` returns the trials that ended (at least one; or none when
+``timeout`` seconds passed first, for an executor that can stop its trials: ``close`` then cancels
+them), ``capacity`` is how many it runs at once, ``close`` ends the tune's use of it. ``LocalExecutor`` runs trials one at a time in
 this process, on the model the notebook holds; its compiles go through the Session's crash-isolated
 worker processes where the captured graphs allow it. ``RayExecutor`` (raytune.py) runs them as Ray tasks.
 """
@@ -56,7 +57,8 @@ class LocalExecutor:
     def submit(self, handle: int, cfg: CompileConfig, spec: Measure, against: Timing | None) -> None:
         self.pending.append((handle, cfg, spec, against))
 
-    def wait(self) -> list[tuple[int, Outcome]]:
+    def wait(self, timeout: float | None = None) -> list[tuple[int, Outcome]]:
+        """Run the next trial here, to its end (a trial in this process cannot be stopped: ``timeout`` is not used)."""
         assert self.job is not None and self.pending, "submit a trial first"
         handle, cfg, spec, against = self.pending.pop(0)
         return [(handle, measure(self.job.cm, cfg, Target(self.job.cm, self.job.inputs), spec, against))]

@@ -223,10 +223,17 @@ def compile_failure(report: Any, cfg: CompileConfig, start_fallbacks: int) -> tu
 
 
 def ratio_interval(start: Timing, best: Timing) -> tuple[float, float, float]:
-    """(start / best, low, high): the ratio of medians and its ~95 % interval from both medians' relative intervals."""
+    """(start / best, low, high): the ratio of medians and its ~95 % interval, from both medians' relative
+    intervals combined on the log scale (a ratio's interval is never below 0, however wide)."""
     r = start.median_ms / best.median_ms if best.median_ms else math.nan
     half = math.hypot(start.ci, best.ci)
-    return r, r * (1 - half), r * (1 + half)
+    return r, r * math.exp(-half), r * math.exp(half)
+
+
+def trace_order(inputs: Mapping[Any, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The inputs by size, largest first: a fresh model traced on them gets a general graph first (a 1-token
+    first call would get a graph of its own for 1 token, Dynamo specializing sizes 0 and 1, and a warning)."""
+    return [inputs[s] for s in sorted(inputs, key=lambda s: -s if isinstance(s, (int, float)) else 0)]
 
 
 
@@ -257,7 +264,7 @@ def run_shipped(shipped: Shipped, cfg: CompileConfig, spec: Measure, against: Ti
         cm = vx_compile(shipped.model, shipped.trace_config, session=session)
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", VexploreWarning)
-            for inputs in shipped.inputs.values():
+            for inputs in trace_order(shipped.inputs):
                 cm(*inputs)
         out = measure(cm, cfg, Target(cm, shipped.inputs), dataclasses.replace(spec, workers=0), against)
     finally:
