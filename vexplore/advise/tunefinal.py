@@ -4,8 +4,9 @@ Both configs are compiled side by side (model mode: two fresh CompiledModels in 
 each traced once, their pieces memory or disk hits; graphs mode: the captured graphs recompiled
 under each config and kept), then ``vx.benchmark`` times them round-robin per size, so drift on a
 shared machine hits both alike. ``improvement`` is start median / best median per size, its
-interval from both medians' ~95 % intervals. When the time left cannot hold it, the trials' own
-timings stand in (measured apart, so no interval), and the result says so.
+interval from both medians' ~95 % intervals. Each size gets what the budget has left (the bench's
+per-row budget at most); where the time left cannot hold a size, the trials' own timings stand in
+(measured apart, so no interval), and the result says so; so does a profile left out for time.
 """
 from __future__ import annotations
 
@@ -28,22 +29,29 @@ MIN_ROW_S = 0.05    # seconds of timing per variant and size below which a re-me
 
 
 def remeasure(run: Any, best: CompileConfig) -> tuple[dict[Any, float], dict[Any, tuple[float, float]], Any, list[str]]:
-    """(improvement, improvement_ci, profile, notes) for ``best`` against ``run.start``."""
+    """(improvement, improvement_ci, profile, notes) for ``best`` against ``run.start``. Each size is timed for
+    what the budget has left once the pair is compiled (the bench's per-row budget at most); sizes it cannot
+    hold, and the profile, are left out, saying so."""
     sizes = run.target.sizes
     if not config_diff(run.start, best):   # the model is back at the start config: its profile is the best's
         notes = ["no config beat the start: best is the start config (improvement 1 by definition)"]
         profile = _profile(run, run.cm if run.target.inputs is not None else None, notes)
         return {s: 1.0 for s in sizes}, {s: (1.0, 1.0) for s in sizes}, profile, notes
-    per_row = min(run.spec.bench.budget_s, (run.time_left() - run.final_estimate() / 2) / (2 * len(sizes)))
-    if not run.opts.remeasure or per_row < MIN_ROW_S:
+    if not run.opts.remeasure or run.time_left() < run.final_estimate() / 3:
         why = "remeasure=False" if not run.opts.remeasure else "no time was left in the budget"
-        return (*_from_trials(run, best), None,
+        return (*_from_trials(run, best, sizes), None,
                 [f"{why}: improvement is from the trials' own timings (measured apart, not interleaved), with no interval"])
-    opts = dataclasses.replace(run.spec.bench, budget_s=per_row)
     variants, candidate = _pair(run, best)
     improvement, ci, notes = {}, {}, []
     try:
-        for size in sizes:
+        for i, size in enumerate(sizes):
+            per_row = min(run.spec.bench.budget_s, (run.time_left() - _profile_s(run)) / (2 * (len(sizes) - i)))
+            if per_row < MIN_ROW_S:
+                improvement.update(_from_trials(run, best, sizes[i:])[0])
+                notes.append(f"no time was left to re-measure size(s) {list(sizes[i:])}: their improvement is from the "
+                             "trials' own timings (measured apart, not interleaved), with no interval")
+                break
+            opts = dataclasses.replace(run.spec.bench, budget_s=per_row)
             start_row, best_row = run.target.bench(size, opts, variants)
             r, lo, hi = ratio_interval(Timing.of(start_row), Timing.of(best_row))
             improvement[size], ci[size] = r, (lo, hi)
@@ -53,7 +61,18 @@ def remeasure(run: Any, best: CompileConfig) -> tuple[dict[Any, float], dict[Any
     finally:
         if run.target.inputs is None:
             run.cm.recompile(run.start)   # graphs mode compiled the best into the model: back to the start
+    if candidate is not None and run.time_left() < _profile_s(run):
+        notes.append("no time was left in the budget to profile the best config")
+        return improvement, ci, None, notes
     return improvement, ci, _profile(run, candidate, notes), notes
+
+
+def _profile_s(run: Any) -> float:
+    """Seconds a profile likely takes (``cm.profile``'s 25 calls at the start's first-size median, and its start-up)."""
+    if run.target.inputs is None or not hasattr(run.cm, "profile"):
+        return 0.0
+    start = run.trials[0].timings if run.trials and run.trials[0].number == 0 else ()
+    return 0.5 + 25 * (start[0].median_ms / 1e3 if start else 0.0)
 
 
 def _pair(run: Any, best: CompileConfig) -> tuple[list[tuple[str, Any]], Any]:
@@ -76,11 +95,11 @@ def _pair(run: Any, best: CompileConfig) -> tuple[list[tuple[str, Any]], Any]:
     return [("start", fa), ("tuned", fb)], None
 
 
-def _from_trials(run: Any, best: CompileConfig) -> tuple[dict[Any, float], dict[Any, tuple[float, float]]]:
+def _from_trials(run: Any, best: CompileConfig, sizes: Any) -> tuple[dict[Any, float], dict[Any, tuple[float, float]]]:
     start = run.trials[0].medians
     trial = next((t for t in run.trials if t.config == best), None)
     got = trial.medians if trial is not None else {}
-    return {s: start[s] / got[s] for s in start if got.get(s)}, {}
+    return {s: start[s] / got[s] for s in sizes if s in start and got.get(s)}, {}
 
 
 def _profile(run: Any, candidate: Any, notes: list[str]) -> Any:
