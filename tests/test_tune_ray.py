@@ -31,8 +31,7 @@ def cluster(monkeypatch):
     models) and the run's cache dirs."""
     here = os.path.dirname(os.path.abspath(__file__))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    ex = vx.RayExecutor(address="local", init={"num_cpus": 2, "include_dashboard": False,
-                                               "_node_ip_address": "127.0.0.1"})
+    ex = vx.RayExecutor(address="local", init={"num_cpus": 2, "include_dashboard": False})
     yield ex
     ex.shutdown()
     assert not ray.is_initialized()
