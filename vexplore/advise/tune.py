@@ -50,6 +50,7 @@ class TuneOptions:
     grid_max: int = 16               # a space of at most this many distinct configs is searched as a grid
     bench: BenchOptions | None = None   # how each size is timed; None: the idle timer, budget_s / 200 per size (0.2-2 s)
     remeasure: bool = True           # re-measure the start and the best interleaved at the end
+    prune: bool = True               # stop a trial whose first size is slower than the best's beyond both spreads
 
     def __post_init__(self) -> None:
         if self.compile_weight < 0 or self.grid_max < 0 or (self.max_trials is not None and self.max_trials < 0):
@@ -194,6 +195,8 @@ class _Run:
                 self.trials[i] = dataclasses.replace(t, status="worse")
 
     def against(self) -> Timing | None:
+        if not self.opts.prune:
+            return None
         best = self.best
         return best.timings[0] if best is not None and best.timings else None
 
