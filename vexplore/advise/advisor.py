@@ -6,8 +6,10 @@ from typing import Any, Callable
 
 from ..bench.compare import BenchReport
 from ..errors import VexploreError
-from . import compiling, failures, running, trace
-from .advice import SEVERITIES, Advice, Context
+from . import compiling, failures, profiling, running, trace
+from .advice import CODES, SEVERITIES, Advice, Context
+
+CODES.update(profiling.CODES)   # the runtime profile's codes (advise/profiling.py), stable as the others
 
 # In the order their advice is listed within a severity: what broke first, then what is slow.
 DETECTORS: tuple[Callable[[Context], list[Advice]], ...] = (
@@ -15,6 +17,7 @@ DETECTORS: tuple[Callable[[Context], list[Advice]], ...] = (
     running.split_op_missing, running.training_mode, compiling.memory_growth, failures.cache_failure,
     compiling.low_cache_hit_rate, compiling.slow_compile, compiling.repeated_blocks, running.cudagraph_skipped,
     running.host_bound, compiling.no_persistent_cache, running.noisy_timing, running.fast_path_op,
+    *profiling.DETECTORS,   # from the latest runtime profile (cm.profile): host-bound, uncaptured-size, ...
 )
 
 
