@@ -62,16 +62,17 @@ class TuneOptions:
 
 def tune(cm: Any, inputs_by_size: Mapping[Any, Any] | None = None, space: TuneSpace | Mapping[str, Any] | None = None,
          budget_s: float = 600, objective: str = "latency", executor: Any = None,
-         options: TuneOptions | None = None, **changes: Any) -> TuneResult:
+         **options: Any) -> TuneResult:
     """Search ``space`` for the config of ``cm`` with the best ``objective``; see docs/api.md (vx.tune).
 
     ``inputs_by_size``: ``{size: inputs}`` as ``vx.benchmark`` takes them; None: the captured graphs on their
     own example inputs. ``space``: a TuneSpace; a dict of dimensions changes the default space (a value
     None removes that dimension); None: ``TuneSpace.default(cm, sizes)``. ``executor``: None or "local"
-    (trials in this process), "ray" or a ``vx.RayExecutor``. ``options`` (or its fields as keywords): TuneOptions.
+    (trials in this process), "ray" or a ``vx.RayExecutor``. ``options``: ``options=TuneOptions(...)``, and/or
+    TuneOptions' fields as keywords (they change it).
     """
     t0 = time.perf_counter()
-    opts = _options(options, changes)
+    opts = _options(options.pop("options", None), options)
     _check(cm, budget_s, objective)
     inputs = _inputs(cm, inputs_by_size)
     target = Target(cm, inputs)
