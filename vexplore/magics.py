@@ -1,12 +1,13 @@
-"""``%load_ext vexplore``: the %vexplore and %vxbench line magics.
+"""``%load_ext vexplore``: the %vexplore, %vxbench and %vxprofile line magics.
 
 Thin by design: parse the line, call one public function, display one object. vexplore's own
 errors (VexploreError) become UsageError, so the notebook shows the message, not a traceback.
 
     %vexplore MODEL INPUTS [--strategy S] [--split-ops OP[,OP]] [--compiler C] [--cudagraph M] [--config CFG]
     %vxbench [-n N] [-r R] [-t idle|steady] [-o] [-q] STATEMENT
+    %vxprofile [-n CALLS] [-w WARMUP] [-k TOP] [-o] [-q] STATEMENT
 
-What ``%vexplore?`` and ``%vxbench?`` print is each magic's docstring, generated from its option
+What ``%vexplore?``, ``%vxbench?`` and ``%vxprofile?`` print is each magic's docstring, generated from its option
 table (ui/magiclines.py; %vexplore's options are configoptions.py's), so the help cannot miss an
 option; ``tests/ui/test_magics.py`` checks it. docs/api.md has the same reference.
 """
@@ -21,10 +22,10 @@ from IPython.display import display
 from .config import CompileConfig
 from .configoptions import apply_options
 from .errors import VexploreError
-from .ui.magiclines import (VEXPLORE_HELP, VEXPLORE_PARSER, VXBENCH_HELP, VXBENCH_PARSER, split_vexplore_line,
-                            split_vxbench_line)
+from .ui.magiclines import (VEXPLORE_HELP, VEXPLORE_PARSER, VXBENCH_HELP, VXBENCH_PARSER, VXPROFILE_HELP,
+                            VXPROFILE_PARSER, split_vexplore_line, split_vxbench_line, split_vxprofile_line)
 
-__all__ = ["VEXPLORE_PARSER", "VXBENCH_PARSER", "VexploreMagics", "load_ipython_extension"]
+__all__ = ["VEXPLORE_PARSER", "VXBENCH_PARSER", "VXPROFILE_PARSER", "VexploreMagics", "load_ipython_extension"]
 
 
 @magics_class
@@ -73,6 +74,21 @@ class VexploreMagics(Magics):
         return report if asked.out else None
 
     vxbench.__doc__ = VXBENCH_HELP   # what %vxbench? prints
+
+    @line_magic
+    def vxprofile(self, line: str) -> Any:
+        from .bench.statementprofile import profile_statement
+
+        asked = split_vxprofile_line(line)
+        try:
+            prof = profile_statement(asked.statement, self.shell.user_ns, asked.calls, asked.warmup).profile
+        except VexploreError as e:
+            raise UsageError(f"%vxprofile: {e}") from None
+        if not asked.quiet:
+            print(prof.table(asked.top))
+        return prof if asked.out else None
+
+    vxprofile.__doc__ = VXPROFILE_HELP   # what %vxprofile? prints
 
 
 def load_ipython_extension(ipython: Any) -> None:

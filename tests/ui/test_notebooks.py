@@ -176,10 +176,40 @@ def _save_share_replay(outputs: list, text: str) -> None:
     assert re.search(r"^removed vexplore-06-\w+$", text, re.M)
 
 
+def _where_the_time_goes(outputs: list, text: str) -> None:
+    """A model cut at every GELU profiled, advised (split-op-overhead), fixed by Apply and profiled again."""
+    assert "piecewise: pieces=17 compiled=9 unique=3 fallbacks=0 warnings=0; matches eager: True" in text
+    heads = re.findall(r"^(\d+) calls on cpu.*: wall [\d.]+ ms, device [\d.]+ ms, span [\d.]+ ms, host gap [\d.]+ ms, "
+                       r"attributed (\d+)%$", text, re.M)
+    assert [n for n, _ in heads] == ["20", "20", "10"] and all(int(a) >= 95 for _, a in heads), heads
+    assert re.search(r"^aten::gelu +\d+ ", text, re.M)                           # the split ops, as kernels
+    assert re.search(r"^piece  0 compiled .*\npiece  1 split_op ", text, re.M)
+    assert re.search(r"^per call \(medians\): wall .* split ops: \d+% of the kernels' time; 100% of the kernels' time "
+                     r"mapped to a line of the model$", text, re.M)
+    assert sum(WIDGET in o.get("data", {}) for o in outputs) == 1                  # the explorer (its Run tab)
+    assert re.search(r"^warning  split-op-overhead: \d+% of each call .* outside the 9 compiled pieces: .* in the 8 eager "
+                     r"split ops \(torch\._C\._nn\.gelu\).*strategy='full'", text, re.M)
+    assert re.search(r"^evidence: \{'outside_share': 0\.\d+, 'split_pieces': 8, ", text, re.M)
+    verdict = re.search(r"^applied split-op-overhead: median_ms: [\d.]+ -> [\d.]+, (kept|reverted) ", text, re.M)
+    assert verdict, text
+    if verdict[1] == "kept":     # the point of the notebook; a stall while timing 'after' can revert it
+        assert "now: strategy=full pieces=1; matches eager: True" in text
+        assert re.search(r"^pieces profiled 17 -> 1; per call: host gap [\d.]+ -> [\d.]+ ms", text, re.M)
+        assert "advice now: no split-op-overhead" in text and "  config   strategy: piecewise -> full\n" in text
+        # GELU: eager aten calls in the 8 split-op pieces, then an Inductor kernel in the one piece
+        assert re.search(r"^GELU before: \['aten::gelu'\] in pieces \[1, 3, 5, 7, 9, 11, 13, 15\]; "
+                         r"after: \['cpp_fused_\w*gelu\w*'\] in pieces \[0\]$", text, re.M)
+    for name in ("wall_ms", "device_ms", "host_gap_ms", "span_ms"):
+        assert re.search(rf"^  profile  {name}: [\d.]+ -> [\d.]+$", text, re.M), name
+    assert any('class="vx-diff-table"' in o.get("data", {}).get("text/html", "") for o in outputs)
+    assert len(re.findall(r"^(?:graph_\d+_)?\S+ +0 +[\d.]+ +[\d.]+%  \S+", text.split("\n10 calls on cpu", 1)[1], re.M)) == 4
+    assert re.search(r"^removed vexplore-07-\w+$", text, re.M)
+
+
 CHECKS = {"01-quickstart.ipynb": _quickstart, "02-piecewise-and-cuda-graphs.ipynb": _piecewise_and_cuda_graphs,
           "03-your-own-model.ipynb": _your_own_model, "04-monitor-and-advice.ipynb": _monitor_and_advice,
           "05-cache-tiers-and-sharing.ipynb": _cache_tiers,
-          "06-save-share-replay.ipynb": _save_share_replay}
+          "06-save-share-replay.ipynb": _save_share_replay, "07-where-the-time-goes.ipynb": _where_the_time_goes}
 # Notebooks whose point needs a GPU are committed WITH the outputs of a GPU run, marked in the notebook's
 # metadata as {"vexplore": {"recorded_on": "<torch.cuda.get_device_name()>"}}; these check what was recorded.
 # CI still runs them here, on the CPU, and checks that path with CHECKS.

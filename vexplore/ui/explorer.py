@@ -43,6 +43,7 @@ from .jobs import Worker
 from .modelalerts import model_alerts, watch
 from .progress import Progress
 from .render import graph_view
+from .runtab import RunTab
 from .snapshot import LiveSnapshot, advice_for
 from .style import ERROR, MUTED, esc, seconds, theme_style
 from .tables import PIECE_COLUMNS, pieces_table, summary_html
@@ -54,6 +55,7 @@ NO_COMPILE = ("Compile is off: these are saved reports, and recompiling needs th
 NO_BENCH = "off: timing needs the model and its inputs, and these are saved reports."
 NO_APPLY = ("Apply is off: these are saved reports, and applying advice recompiles the model; "
             "vx.explore(model, *inputs) where the model is.")
+NO_PROFILE = "Profile is off: these are saved reports, and profiling runs the model; their own profiles show here."
 NO_ADVICE = ("No advice: the advisor reads the model and its history (vx.advise(cm)), and these are saved reports; "
              "advice computed where the model is can be listed here with explorer.show_advice(advice).")
 CHARTS_AFTER_S = 2.0   # a dashboard not shown by IPython's display sends its charts this long after it is made
@@ -101,7 +103,8 @@ class Explorer(widgets.VBox):
         self.add_class("vexplore-explorer")
         self.show(self.shown)
         # sent after the dashboard, one at a time (chart.py says why): _ipython_display_ releases them
-        self.charts = HeldCharts([self.bars, self.timeline, *((self.bench.chart,) if self.bench is not None else ())],
+        self.charts = HeldCharts([self.bars, self.timeline, *((self.bench.chart,) if self.bench is not None else ()),
+                                  *self.run_view.charts],
                                  CHART_GAP_S, CHARTS_AFTER_S)
 
     def _live_parts(self, cm: CompiledModel, inputs: tuple[Any, ...]) -> tuple[list[widgets.Widget], widgets.Widget]:
@@ -112,6 +115,8 @@ class Explorer(widgets.VBox):
         self.compile_button.on_click(lambda _b: self._on_compile())
         self.bench.run.on_click(lambda _b: self.benchmark())
         watch(cm.session.monitor, self, Explorer._draw_alerts)
+        if not inputs:
+            self.run_view.disable("Profile is off: the explorer has no inputs to call the model with.")
         return [self.controls.widget, widgets.HBox([self.compile_button]), self.progress.widget], self.bench.widget
 
     def _replay_parts(self) -> tuple[list[widgets.Widget], widgets.Widget]:
@@ -122,6 +127,7 @@ class Explorer(widgets.VBox):
         note = widgets.HTML(f'<span class="vx-replay-note" style="color:{MUTED}"><i>{esc(NO_COMPILE)}</i></span>')
         bench = widgets.HTML(f'<div class="vx-replay-note"><b>Benchmark</b> — <i>{esc(NO_BENCH)}</i></div>')
         self.advice_view.disable(NO_APPLY)
+        self.run_view.disable(NO_PROFILE)
         self.advice_view.show_alerts(None, "no live session: these are saved reports")
         return [widgets.HBox([self.compile_button, note])], bench
 
@@ -142,13 +148,14 @@ class Explorer(widgets.VBox):
         self.code = widgets.HTML()
         self.history_view = History(lambda i: self.show(self.reports[i]))
         self.history_pick, self.history = self.history_view.pick, self.history_view.table
+        self.run_view = RunTab(lambda calls: self.profile(calls))     # the Run tab: runtime profiles
         self.tabs = widgets.Tab(children=[
             widgets.VBox([self.explain, self.graph_view]),
             widgets.VBox([widgets.HBox([self.expand, self.fold]), self.graph]),
             widgets.VBox([widgets.HBox([self.sort_by, self.descending]), self.pieces]),
             widgets.VBox([self.code_piece, self.code]),
-            self.history_view.widget, self.advice_view.widget])
-        for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice")):
+            self.history_view.widget, self.advice_view.widget, self.run_view.widget])
+        for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Run")):
             self.tabs.set_title(i, title)
         self.bars = FigureView(held=True)        # sent after the dashboard (self.charts)
         self.timeline = FigureView(held=True)
@@ -181,6 +188,7 @@ class Explorer(widgets.VBox):
         self.history_view.update(self.reports, report)
         self.bars.show(compile_time_figure(report, self.number(report)))
         self.timeline.show(timeline_figure(report))
+        self.run_view.show(report, self.names)
         if self.cm is not None:
             self._draw_alerts()
         self.show_advice()
@@ -281,6 +289,44 @@ class Explorer(widgets.VBox):
         finally:
             self._busy(False)
 
+    def profile(self, calls: int = 20, warmup: int = 5, wait: bool = False) -> bool:
+        """Profile the model on the explorer's inputs in the background (``cm.profile``, under no_grad);
+        the Run tab shows it, the report keeps it. False if busy."""
+        if self.cm is None:
+            raise VexploreError(f"explorer.profile: {NO_PROFILE}")
+        if not self._claim(self.run_view.status):
+            return False
+        self.run_view.profiling(calls)
+        before = self.cm.report
+
+        def run() -> Any:
+            with torch.no_grad():     # as vx.explore called it: a call with grad on would trace anew
+                return self.cm.profile(*self.inputs, calls=calls, warmup=warmup)
+        started = self.worker.start("profile", run, lambda _p, e: self._profiled(before, e))
+        if wait:
+            self.wait()
+        return started
+
+    def _profiled(self, before: CompileReport, error: BaseException | None) -> None:
+        """cm.profile put the profile on a copy of the model's report: it takes the old one's place here."""
+        try:
+            if error is None:
+                new = self.cm.report
+                self.reports = [new if r is before else r for r in self.reports]
+                if self.shown is before:
+                    self.shown = new
+                    self.history_view.update(self.reports, new)
+                    self.show_advice()        # the profile's advice (and the snapshot is redrawn)
+                else:                         # an older report was shown: every view on the one profiled
+                    self.show(new)
+                self.run_view.profiled(new, self.names)
+            else:
+                self.run_view.failed(error)
+                if not isinstance(error, VexploreError):
+                    log.error("vexplore explorer: profiling failed", exc_info=error)
+        finally:
+            self._busy(False)
+
     def _claim(self, status: Any) -> bool:
         """Start a background job: False (said on ``status``) while another runs, else the controls
         are disabled until it ends."""
@@ -300,6 +346,7 @@ class Explorer(widgets.VBox):
         self.controls.set_enabled(not busy)
         self.advice_view.set_enabled(not busy)
         self.history_pick.disabled = busy   # an older report is shown only while the model stands still
+        self.run_view.set_enabled(not busy)
 
     # -- explanations and advice -----------------------------------------------------------
     def _draw_explanations(self, report: CompileReport) -> None:

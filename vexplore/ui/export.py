@@ -1,9 +1,10 @@
 """``vx.export_html(obj, path)``: one self-contained HTML file of a report, to keep or send.
 
 The graph and the timeline as inline SVG, the pieces table, the generated code of every unique
-piece (collapsible), warnings and advice, the benchmark and the report history where there are
-any, the config and versions. Nothing is loaded from the network and no script runs: styles are
-in the page, highlighting is inline, sections fold with ``<details>``.
+piece (collapsible), warnings and advice, the benchmark, the runtime profile (its top kernels and
+pieces) and the report history where there are any, the config and versions. Nothing is loaded
+from the network and no script runs: styles are in the page, highlighting is inline, sections
+fold with ``<details>``.
 
 A page is made to be sent, so it names places as a reader elsewhere can use them: the report by
 its number in the explorer, notebook cells as ``cell [n], line k``, and no local paths unless
@@ -22,9 +23,11 @@ from ..errors import ConfigError
 from .advicehtml import top_advice_html
 from .code import code_html
 from .displaytext import CellNames, strip_paths
+from .runview import profile_section
 from .snapshot import Subject, details, sections, subject_of, summary
 from .style import esc
 from .tables import history_table
+from .tuneview import tune_section
 
 _PAGE_CSS = """
 body { font-family: Helvetica, Arial, sans-serif; font-size: 13px; margin: 16px 24px; color: #222; }
@@ -56,6 +59,10 @@ def export_document(subject: Subject) -> str:
     parts.insert(2, ("Generated code", code_section(subject)))          # after the pieces table
     if subject.bench is None or not subject.bench.rows:
         parts.append(("Benchmark", "<p><i>No benchmark was run (the explorer's Run benchmark, or vx.benchmark).</i></p>"))
+    if r.profiles:     # cm.profile (or the explorer's Run tab) ran on this report: where its calls' time went
+        parts.append(("Runtime profile", profile_section(r)))
+    if r.tunes:        # vx.tune (or the explorer's Tune tab) ran on this model: its best and its trials
+        parts.append(("Tune", tune_section(r)))
     if len(subject.reports) > 1:
         parts.append((f"Reports ({len(subject.reports)})", history_table(subject.reports, current=r)))
     body = "".join(details(t, h) for t, h in parts) + details("Config, versions and counters", _about(subject), False)

@@ -1,8 +1,9 @@
-"""The lines of ``%vexplore`` and ``%vxbench``: their parsers, their help, and how a line is cut
-into its parts. A mistake raises UsageError, whose message ends in the usage.
+"""The lines of ``%vexplore``, ``%vxbench`` and ``%vxprofile``: their parsers, their help, and how a
+line is cut into its parts. A mistake raises UsageError, whose message ends in the usage.
 
     %vexplore MODEL INPUTS [options]   the options set CompileConfig fields (configoptions.py)
     %vxbench [options] STATEMENT       options first, as with %timeit; STATEMENT is the rest, as typed
+    %vxprofile [options] STATEMENT     the same; its options go to bench.statementprofile.profile_statement
 
 ``%vxbench``'s option table is here: -n, -r and -t go to ``bench.statement.time_statement`` as they
 are, -o and -q say what the magic returns and displays.
@@ -148,3 +149,76 @@ def split_vxbench_line(line: str) -> VxbenchLine:
     if not rest.strip():
         raise UsageError(f"%vxbench needs a statement to time.\n{VXBENCH_PARSER.usage_hint()}")
     return VxbenchLine(values.number, values.repeat, values.out, values.quiet, values.timer, rest.strip())
+
+
+# -- %vxprofile -----------------------------------------------------------------------------------------
+def _warmup(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 0")
+    return n
+
+
+VXPROFILE_OPTIONS = (
+    LineOption("-n", "CALLS", dest="calls", type=_WHOLE, default=20, default_text="20",
+               help="Calls profiled (after the warm-up), as cm.profile(..., calls=CALLS).",
+               example="%vxprofile -n 50 model(x)"),
+    LineOption("-w", "WARMUP", dest="warmup", type=_warmup, default=5, default_text="5",
+               help="Warm-up calls before the profiled ones (the first call compiles).",
+               example="%vxprofile -w 2 model(x)"),
+    LineOption("-k", "TOP", dest="top", type=_WHOLE, default=15, default_text="15",
+               help="Kernels printed: the TOP with the most device time (prof.table(TOP)).",
+               example="%vxprofile -k 5 model(x)"),
+    LineOption("-o", None, dest="out", default_text="off (the magic returns None)",
+               help="Return the vx.RuntimeProfile (.rows, .by_piece(), .table()), e.g. to keep it in a variable.",
+               example="prof = %vxprofile -o model(x)"),
+    LineOption("-q", None, dest="quiet", default_text="off (the table is printed)",
+               help="Print nothing (with -o: keep the profile without showing it).",
+               example="prof = %vxprofile -q -o model(x)"),
+)
+VXPROFILE_PARSER = MagicParser("%vxprofile", VXPROFILE_OPTIONS, tail="STATEMENT")
+VXPROFILE_HELP = VXPROFILE_PARSER.help_text(
+    "Profile STATEMENT's calls under torch.profiler (vx.profile) and print where the time goes: the top kernels.",
+    "Options come first, as with %vxbench; STATEMENT is the rest of the line, as typed. One call with positional "
+    "arguments, MODEL(ARGS), profiles MODEL on ARGS: a vx.compile(...) result as it is (the profile is kept on its "
+    "report, cm.report.profiles), any other callable (an nn.Module, a function) compiled by vx.compile under "
+    "vx.CompileConfig() first. Any other statement is made a function of no arguments, as %vxbench does, compiled "
+    "and profiled. The calls run under torch.no_grad(). The printed table is prof.table(TOP): calls, wall, device "
+    "busy, span and host gap per call, then one line per kernel with its piece, ms per run, share of the device "
+    "time and source lines.\n\n"
+    "Errors: an option value that is not allowed, no STATEMENT, a STATEMENT that is not valid Python or does not "
+    "evaluate, or a VexploreError while compiling or profiling raise UsageError, whose message says what to change.",
+    ["%vxprofile model(x)",
+     "%vxprofile -n 50 -k 5 cm(ids, mask)",
+     "prof = %vxprofile -q -o model(x)",
+     "prof.by_piece()"])
+
+_VXPROFILE_OPTION = _option_regex(VXPROFILE_OPTIONS)
+
+
+@dataclass(frozen=True)
+class VxprofileLine:
+    """What a %vxprofile line asks for."""
+
+    calls: int
+    warmup: int
+    top: int
+    out: bool
+    quiet: bool
+    statement: str
+
+
+def split_vxprofile_line(line: str) -> VxprofileLine:
+    """``-n 50 -k 5 -o model(x)`` -> VxprofileLine(50, 5, 5, True, False, "model(x)"): options first, the
+    statement the rest of the line, as typed."""
+    rest, tokens = line.strip(), []
+    while (m := _VXPROFILE_OPTION.match(rest)) is not None:
+        tokens.append(f"-{m.group('switch')}" if m.group("switch") else f"-{m.group('flag')}{m.group('value')}")
+        rest = rest[m.end():]
+    values = VXPROFILE_PARSER.parse_args(tokens)
+    if not rest.strip():
+        raise UsageError(f"%vxprofile needs a statement to profile.\n{VXPROFILE_PARSER.usage_hint()}")
+    return VxprofileLine(values.calls, values.warmup, values.top, values.out, values.quiet, rest.strip())
