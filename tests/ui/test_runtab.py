@@ -175,6 +175,14 @@ def test_a_tab_without_a_profile_says_how_to_get_one(profiled):
     assert "Click a kernel" in tab.details.value
 
 
+def test_an_explorer_without_inputs_says_how_to_profile(profiled):
+    ex, _ = profiled
+    bare = vx.explore(ex.cm)                      # a model called already, no inputs given here
+    assert bare.run_view.button.disabled and "no inputs" in bare.run_view.status.value
+    with pytest.raises(vx.VexploreError, match="cm.profile"):
+        bare.profile()
+
+
 # -- %vxprofile -----------------------------------------------------------------------------------------
 @pytest.fixture
 def ip_compiler() -> str:
@@ -276,5 +284,5 @@ def test_run_tab_profiles_and_picks_a_kernel_in_jupyterlab(lab, tmp_path):
         ex.locator(".vx-run-graph").scroll_into_view_if_needed()
         page.screenshot(path=str(shots_dir() / "browser-run-tab.png"))
         if shots_dir(docs=True).name == "docs":
-            page.screenshot(path=str(shots_dir(docs=True) / "run-tab.png"))
+            ex.locator(".vx-run-tab").screenshot(path=str(shots_dir(docs=True) / "run-tab.png"))
     assert not errors, errors

@@ -56,6 +56,8 @@ NO_BENCH = "off: timing needs the model and its inputs, and these are saved repo
 NO_APPLY = ("Apply is off: these are saved reports, and applying advice recompiles the model; "
             "vx.explore(model, *inputs) where the model is.")
 NO_PROFILE = "Profile is off: these are saved reports, and profiling runs the model; their own profiles show here."
+NO_PROFILE_INPUTS = ("Profile is off: the explorer has no inputs to call the model with; "
+                     "cm.profile(*inputs) or %vxprofile cm(...) with them.")
 NO_ADVICE = ("No advice: the advisor reads the model and its history (vx.advise(cm)), and these are saved reports; "
              "advice computed where the model is can be listed here with explorer.show_advice(advice).")
 CHARTS_AFTER_S = 2.0   # a dashboard not shown by IPython's display sends its charts this long after it is made
@@ -116,7 +118,7 @@ class Explorer(widgets.VBox):
         self.bench.run.on_click(lambda _b: self.benchmark())
         watch(cm.session.monitor, self, Explorer._draw_alerts)
         if not inputs:
-            self.run_view.disable("Profile is off: the explorer has no inputs to call the model with.")
+            self.run_view.disable(NO_PROFILE_INPUTS)
         return [self.controls.widget, widgets.HBox([self.compile_button]), self.progress.widget], self.bench.widget
 
     def _replay_parts(self) -> tuple[list[widgets.Widget], widgets.Widget]:
@@ -292,8 +294,8 @@ class Explorer(widgets.VBox):
     def profile(self, calls: int = 20, warmup: int = 5, wait: bool = False) -> bool:
         """Profile the model on the explorer's inputs in the background (``cm.profile``, under no_grad);
         the Run tab shows it, the report keeps it. False if busy."""
-        if self.cm is None:
-            raise VexploreError(f"explorer.profile: {NO_PROFILE}")
+        if self.cm is None or not self.inputs:
+            raise VexploreError(f"explorer.profile: {NO_PROFILE if self.cm is None else NO_PROFILE_INPUTS}")
         if not self._claim(self.run_view.status):
             return False
         self.run_view.profiling(calls)
