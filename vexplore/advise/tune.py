@@ -9,7 +9,9 @@ searched as a grid; a larger one by Optuna's TPE sampler (seeded), told what eac
 (its objective; pruned; failed). Before each trial the time left is checked against what a trial
 and the final re-measurement take: the search stops early rather than pass ``budget_s``, saying so.
 At the end the start and the best are compiled side by side and timed interleaved on this device,
-giving ``improvement`` and its interval; the model is left at its start config.
+giving ``improvement`` and its interval; the model is left at its start config. The result's record
+(``TuneResult.record``) is kept on the model's latest report (``cm.report.tunes``), so a saved report
+carries it. ``on_trial`` is told after each trial (a live view); ``cancel`` stops the search between trials.
 """
 from __future__ import annotations
 
@@ -17,19 +19,20 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
 from ..bench.compare import BenchOptions
 from ..config import CompileConfig
 from ..engine.model import CompiledModel
-from ..errors import ConfigError, VexploreError
+from ..errors import VexploreError
 from .raytune import RayExecutor
 from .tuneexec import LocalExecutor, TuneJob
 from .tunefinal import remeasure
-from .tuneresult import Trial, TuneResult
-from .tunespace import TuneSpace, config_diff, config_key, plain
+from .tunesearch import TPE, Grid
+from .tuneresult import Trial, TuneProgress, TuneResult
+from .tunespace import TuneSpace, config_diff, plain
 from .tunetrial import OBJECTIVES, Measure, Outcome, Target, Timing
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,8 @@ class TuneOptions:
     bench: BenchOptions | None = None   # how each size is timed; None: the idle timer, budget_s / 200 per size (0.2-2 s)
     remeasure: bool = True           # re-measure the start and the best interleaved at the end
     prune: bool = True               # stop a trial whose first size is slower than the best's beyond both spreads
+    on_trial: Callable[[TuneProgress], None] | None = None   # told after each trial ends (errors it raises are logged)
+    cancel: Any = None               # a vx CancelToken (anything with ``cancelled``): the search stops between trials
 
     def __post_init__(self) -> None:
         if self.compile_weight < 0 or self.grid_max < 0 or (self.max_trials is not None and self.max_trials < 0):
@@ -58,6 +63,10 @@ class TuneOptions:
                                 f"max_trials={self.max_trials} must be >= 0.")
         if self.bench is not None and not isinstance(self.bench, BenchOptions):
             raise VexploreError("vx.tune: bench= takes a vx.BenchOptions(...).")
+        if (self.on_trial is not None and not callable(self.on_trial)) or \
+                (self.cancel is not None and not hasattr(self.cancel, "cancelled")):
+            raise VexploreError("vx.tune: on_trial= takes a function of one TuneProgress, cancel= a vexplore "
+                                "CancelToken (from vexplore.cancel import CancelToken).")
 
 
 def tune(cm: Any, inputs_by_size: Mapping[Any, Any] | None = None, space: TuneSpace | Mapping[str, Any] | None = None,
@@ -94,7 +103,21 @@ def tune(cm: Any, inputs_by_size: Mapping[Any, Any] | None = None, space: TuneSp
         exe.close()
         if cm.config != start or isinstance(exe, LocalExecutor):
             cm.recompile(start)   # trials leave the model on their config; the start's pieces are memory hits
-    return _finish(run, exe)
+    result = _finish(run, exe)
+    keep(cm, result)
+    return result
+
+
+def keep(cm: Any, result: TuneResult) -> None:
+    """Keep ``result``'s record on the model's latest report (``cm.report.tunes``, newest last), and on the
+    Session's copy of that report, as ``cm.profile`` keeps a profile."""
+    old = cm.reports[-1]
+    new = dataclasses.replace(old, tunes=old.tunes + (result.record,))
+    cm.reports[-1] = new
+    kept = cm.session.monitor.reports
+    for i, r in enumerate(kept):
+        if r is old:
+            kept[i] = new
 
 
 def resolve_executor(executor: Any) -> Any:
@@ -168,6 +191,22 @@ class _Run:
     trials: list[Trial] = field(default_factory=list)
     stopped: str = ""
     notes: list[str] = field(default_factory=list)
+    planned: int | None = None       # the distinct configs the search may try, the start included
+
+    @property
+    def cancelled(self) -> bool:
+        return self.opts.cancel is not None and bool(self.opts.cancel.cancelled)
+
+    def told(self, trial: Trial) -> None:
+        """Tell ``opts.on_trial`` that ``trial`` ended (a live view must not cost the tune: its errors are logged)."""
+        if self.opts.on_trial is None:
+            return
+        best = self.best
+        try:
+            self.opts.on_trial(TuneProgress(trial, tuple(self.trials), best.number if best is not None else None,
+                                            time.perf_counter() - self.t0, self.deadline - self.t0, self.planned))
+        except Exception:
+            log.exception("vx.tune: on_trial raised (the tune goes on)")
 
     @property
     def best(self) -> Trial | None:
@@ -231,8 +270,10 @@ def _search(run: _Run, exe: Any) -> None:
     # the distinct configs are listed where the space is small enough to list (a grid, or TPE's stopping point)
     configs = run.space.configs(run.start) if run.space.size <= MAX_LISTED else None
     distinct = len([c for c in configs if config_diff(run.start, c)]) if configs is not None else run.space.size
-    proposer: Any = _Grid([c for c in configs if config_diff(run.start, c)]) \
-        if configs is not None and len(configs) <= run.opts.grid_max else _TPE(run, distinct)
+    proposer: Any = Grid([c for c in configs if config_diff(run.start, c)]) \
+        if configs is not None and len(configs) <= run.opts.grid_max else TPE(run, distinct)
+    run.planned = (min(distinct, run.opts.max_trials) if run.opts.max_trials is not None else distinct) + 1 \
+        if configs is not None else None
     pending: dict[int, tuple[CompileConfig, Any]] = {0: (run.start, 0)}
     exe.submit(0, run.start, run.spec, None)
     while pending:
@@ -246,7 +287,9 @@ def _search(run: _Run, exe: Any) -> None:
             break
         for number, out in ended:
             cfg, token = pending.pop(number)
-            proposer.tell(token, run.record(number, cfg, out))
+            trial = run.record(number, cfg, out)
+            proposer.tell(token, trial)
+            run.told(trial)
         _fill(run, exe, proposer, pending, distinct)
     run.settle()
 
@@ -255,6 +298,9 @@ def _fill(run: _Run, exe: Any, proposer: Any, pending: dict[int, tuple[CompileCo
     """Submit trials until the executor is full or the search must stop (``run.stopped`` says why)."""
     while len(pending) < exe.capacity and not run.stopped:
         number = len(run.trials) + len(pending)
+        if run.cancelled:
+            run.stopped = f"cancelled by the user after {len(run.trials)} trial(s)"
+            return
         if run.opts.max_trials is not None and number > run.opts.max_trials:
             run.stopped = f"max_trials={run.opts.max_trials} reached"
             return
@@ -279,100 +325,6 @@ def _over_budget(run: _Run) -> str | None:
     spent = time.perf_counter() - run.t0
     return (f"budget: {spent:.1f} s of budget_s={run.deadline - run.t0:g} s spent; the next trial (~{trial:.1f} s) and the "
             f"final re-measurement (~{final:.1f} s) would pass it, so the search stopped early")
-
-
-class _Grid:
-    """Every distinct config, in the space's order."""
-
-    def __init__(self, configs: Sequence[CompileConfig]) -> None:
-        self.todo = list(configs)
-
-    def ask(self) -> tuple[None, CompileConfig] | None:
-        return (None, self.todo.pop(0)) if self.todo else None
-
-    def tell(self, token: Any, trial: Trial) -> None:
-        pass
-
-
-class _TPE:
-    """Optuna's TPE sampler (seeded) over the space's dimensions (each a categorical of value indices), in
-    ask-and-tell form. A proposal whose config was measured before (moot values, the start) is told that
-    trial's result at once and not measured again."""
-
-    def __init__(self, run: _Run, distinct: int) -> None:
-        try:
-            import optuna
-        except ImportError:
-            raise VexploreError("vx.tune: a space of more than grid_max configs is searched with Optuna; "
-                                "pip install optuna (or narrow the space to a grid).") from None
-        self.optuna, self.run, self.distinct = optuna, run, distinct
-        self.dims = {n: optuna.distributions.CategoricalDistribution(list(range(len(v))))
-                     for n, v in run.space.dims.items()}
-        sampler = optuna.samplers.TPESampler(seed=run.opts.seed, n_startup_trials=max(4, min(10, distinct // 4)))
-        with _quiet_optuna(optuna):
-            self.study = optuna.create_study(direction="minimize", sampler=sampler)
-        self.done: dict[str, Trial] = {}
-        self.waiting: dict[int, tuple[str, list[Any]]] = {0: (config_key({}), [])}   # token 0: the start
-        self.next = 1
-        self.why_done = ""
-
-    def ask(self) -> tuple[int, CompileConfig] | None:
-        for _ in range(max(50, 4 * self.distinct)):
-            if len(self.done) + len(self.waiting) - 1 >= self.distinct:
-                return None
-            with _quiet_optuna(self.optuna):
-                t = self.study.ask(self.dims)
-            point = {n: self.run.space.dims[n][i] for n, i in t.params.items()}
-            try:
-                cfg = self.run.space.config(self.run.start, point)
-            except ConfigError:
-                self._tell(t, None)
-                continue
-            key = config_key(config_diff(self.run.start, cfg))
-            if key in self.done:
-                self._tell(t, self.done[key])
-                continue
-            twin = next((h for h, (k, _) in self.waiting.items() if k == key), None)
-            if twin is not None:
-                self.waiting[twin][1].append(t)
-                continue
-            handle, self.next = self.next, self.next + 1
-            self.waiting[handle] = (key, [t])
-            return handle, cfg
-        self.why_done = (f"TPE proposed only configs measured before ({max(50, 4 * self.distinct)} proposals in a row): "
-                         "it has converged on what it knows")
-        return None
-
-    def tell(self, handle: int, trial: Trial) -> None:
-        key, ts = self.waiting.pop(handle)
-        self.done[key] = trial
-        for t in ts:
-            self._tell(t, trial)
-
-    def _tell(self, t: Any, trial: Trial | None) -> None:
-        state = self.optuna.trial.TrialState
-        with _quiet_optuna(self.optuna):
-            if trial is None or trial.status in ("failed-accuracy", "crashed", "timeout"):
-                self.study.tell(t, state=state.FAIL)
-            elif trial.status == "pruned":
-                t.report(trial.timings[0].median_ms, 0)
-                self.study.tell(t, state=state.PRUNED)
-            else:
-                self.study.tell(t, trial.objective)
-
-
-class _quiet_optuna:
-    """Optuna logs every trial at INFO through a handler of its own: quiet while vexplore drives it."""
-
-    def __init__(self, optuna: Any) -> None:
-        self.optuna = optuna
-
-    def __enter__(self) -> None:
-        self.level = self.optuna.logging.get_verbosity()
-        self.optuna.logging.set_verbosity(self.optuna.logging.WARNING)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.optuna.logging.set_verbosity(self.level)
 
 
 def _finish(run: _Run, exe: Any) -> TuneResult:

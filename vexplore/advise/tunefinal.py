@@ -4,7 +4,7 @@ Both configs are compiled side by side (model mode: two fresh CompiledModels in 
 each traced once, their pieces memory or disk hits; graphs mode: the captured graphs recompiled
 under each config and kept), then ``vx.benchmark`` times them round-robin per size, so drift on a
 shared machine hits both alike. ``improvement`` is start median / best median per size, its
-interval from both medians' ~95 % intervals. Each size gets what the budget has left (the bench's
+interval from both medians' ~95 % intervals. A cancelled tune skips both (its improvement is the trials' own). Each size gets what the budget has left (the bench's
 per-row budget at most); where the time left cannot hold a size, the trials' own timings stand in
 (measured apart, so no interval), and the result says so; so does a profile left out for time.
 """
@@ -35,10 +35,11 @@ def remeasure(run: Any, best: CompileConfig) -> tuple[dict[Any, float], dict[Any
     sizes = run.target.sizes
     if not config_diff(run.start, best):   # the model is back at the start config: its profile is the best's
         notes = ["no config beat the start: best is the start config (improvement 1 by definition)"]
-        profile = _profile(run, run.cm if run.target.inputs is not None else None, notes)
+        profile = None if run.cancelled else _profile(run, run.cm if run.target.inputs is not None else None, notes)
         return {s: 1.0 for s in sizes}, {s: (1.0, 1.0) for s in sizes}, profile, notes
-    if not run.opts.remeasure or run.time_left() < run.final_estimate() / 3:
-        why = "remeasure=False" if not run.opts.remeasure else "no time was left in the budget"
+    if not run.opts.remeasure or run.cancelled or run.time_left() < run.final_estimate() / 3:
+        why = ("the tune was cancelled" if run.cancelled else "remeasure=False" if not run.opts.remeasure
+               else "no time was left in the budget")
         return (*_from_trials(run, best, sizes), None,
                 [f"{why}: improvement is from the trials' own timings (measured apart, not interleaved), with no interval"])
     variants, candidate = _pair(run, best)

@@ -1,10 +1,12 @@
 """What ``vx.tune`` returns: ``TuneResult`` (the best config, every ``Trial``, the improvement with its
-interval) and its saved form (``to_dict`` / ``from_dict``, JSON-ready)."""
+interval), its saved form (``to_dict`` / ``from_dict``, JSON-ready) and its record on the report
+(``record`` / ``from_record``: a ``monitor.tuning.TuneRecord``, which ``Trial`` and ``Timing`` live beside);
+``TuneProgress``, what ``TuneOptions.on_trial`` is told after each trial."""
 from __future__ import annotations
 
 import ast
 import dataclasses
-import math
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -12,48 +14,14 @@ import torch
 
 from ..config import CacheConfig, CompileConfig
 from ..errors import VexploreError
+from ..monitor.profile import RuntimeProfile
+from ..monitor.tuning import STATUSES, Timing, Trial, TuneRecord
 from .apply import ApplyResult, apply_config, rebase
 from .tunespace import apply_diff, config_diff
-from .tunetrial import Timing
 
-STATUSES = ("ok", "worse", "pruned", "failed-accuracy", "crashed", "timeout")
+__all__ = ["STATUSES", "Timing", "Trial", "TuneResult", "TuneProgress", "config_from_dict"]
+
 FORMAT = "vexplore.tune/1"
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One config tried. ``number`` 0 is the start config (``diff`` {}); ``diff`` is what the config changes
-    from the start (JSON-ready, as ``config_diff`` gives it); ``timings`` per size measured (median, p20,
-    p80 in ms, the median's interval, the error against eager); ``first_call_s`` the compile plus the first
-    call; ``objective`` in ms (None unless every size was measured); ``status`` one of ``STATUSES``;
-    ``error`` why it crashed, timed out, failed the gate or was pruned; ``where`` it ran."""
-
-    number: int
-    diff: Mapping[str, Any]
-    status: str
-    timings: tuple[Timing, ...] = ()
-    first_call_s: float | None = None
-    objective: float | None = None
-    seconds: float = 0.0
-    error: str | None = None
-    where: str = "local"
-    config: CompileConfig | None = field(default=None, compare=False, repr=False)   # None once loaded from a dict
-
-    @property
-    def medians(self) -> dict[Any, float]:
-        """Size -> median ms."""
-        return {t.size: t.median_ms for t in self.timings}
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("config", "timings")}
-        d["diff"] = dict(self.diff)
-        d["timings"] = [dataclasses.asdict(t) for t in self.timings]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Trial":
-        kw = {k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)} and k != "timings"}
-        return cls(**kw, timings=tuple(Timing(**t) for t in d.get("timings", ())))
 
 
 @dataclass(frozen=True)
@@ -99,22 +67,32 @@ class TuneResult:
 
     def table(self) -> str:
         """The trials as plain text, best first among the ok ones, then the rest in order."""
-        sizes = list(dict.fromkeys(t.size for tr in self.trials for t in tr.timings))
-        head = f"{'#':>3} {'status':<16}{'objective':>11}" + "".join(f"{_size(s) + ' ms':>11}" for s in sizes) + \
-            f"{'first s':>9}  diff"
-        lines = [f"objective: {self.objective}; {len(self.trials)} trials in {self.seconds:.1f} s "
-                 f"(budget {self.budget_s:g} s); {self.stopped}", head]
-        for tr in sorted(self.trials, key=lambda t: (t.number != self.best_trial, t.number)):
-            med = tr.medians
-            cells = "".join(f"{med[s]:>11.4g}" if s in med else f"{'-':>11}" for s in sizes)
-            obj = f"{tr.objective:>11.4g}" if tr.objective is not None else f"{'-':>11}"
-            first = f"{tr.first_call_s:>9.2f}" if tr.first_call_s is not None else f"{'-':>9}"
-            mark = "*" if tr.number == self.best_trial else " "
-            lines.append(f"{tr.number:>3}{mark}{tr.status:<16}{obj}{cells}{first}  {_diff_text(tr.diff)}")
-        for s, v in self.improvement.items():
-            lo, hi = self.improvement_ci.get(s, (math.nan, math.nan))
-            lines.append(f"improvement at {_size(s)}: {v:.3f}x (start / best), ~95 % interval {lo:.3f}-{hi:.3f}")
-        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+        return self.record.table()
+
+    @property
+    def record(self) -> TuneRecord:
+        """This result as the report keeps it (``report.tunes``): plain data, the profile with it."""
+        sizes = list(self.improvement)
+        return TuneRecord(json.loads(json.dumps(self.start.to_dict(), default=str)), self.best_diff, self.best_trial, tuple(self.trials),
+                          tuple((s, float(v)) for s, v in self.improvement.items()),
+                          tuple((s, float(self.improvement_ci[s][0]), float(self.improvement_ci[s][1]))
+                                for s in sizes if s in self.improvement_ci),
+                          self.objective, self.executor, self.seconds, self.budget_s, self.stopped, tuple(self.notes),
+                          self.device, dict(self.space),
+                          self.profile if isinstance(self.profile, RuntimeProfile) else None)
+
+    @classmethod
+    def from_record(cls, rec: TuneRecord) -> "TuneResult":
+        """The result a report's record keeps (``TuneResult.from_record(report.tunes[-1]).apply(cm)``); the trials'
+        configs are not rebuilt (their ``diff`` says what each changed). Configs with post-grad passes cannot be
+        rebuilt: raises VexploreError naming them."""
+        start = config_from_dict(rec.start)
+        return cls(best=apply_diff(start, rec.best_diff), start=start, trials=tuple(rec.trials),
+                   improvement={s: v for s, v in rec.improvement},
+                   improvement_ci={s: (lo, hi) for s, lo, hi in rec.improvement_ci}, profile=rec.profile,
+                   objective=rec.objective, executor=rec.executor, seconds=rec.seconds, budget_s=rec.budget_s,
+                   stopped=rec.stopped, notes=tuple(rec.notes), device=rec.device, best_trial=rec.best_trial,
+                   space=dict(rec.space))
 
     def __str__(self) -> str:
         return self.table()
@@ -170,11 +148,22 @@ def _literal(text: Any) -> Any:
         return text
 
 
-def _size(s: Any) -> str:
-    return "graphs" if s is None else str(s)
+@dataclass(frozen=True)
+class TuneProgress:
+    """What ``TuneOptions.on_trial`` is told after each trial ends: that ``trial``, every trial so far (in the
+    order they ended; "worse" is decided only at the end, so measured trials are "ok" here), the best so far
+    (its number; None before a measured one), the seconds spent of ``budget_s``, and ``planned``: the distinct
+    configs the search may try, the start included (None when the space is too large to list)."""
 
+    trial: Trial
+    trials: tuple[Trial, ...]
+    best_trial: int | None
+    elapsed_s: float
+    budget_s: float
+    planned: int | None = None
 
-def _diff_text(diff: Mapping[str, Any]) -> str:
-    if not diff:
-        return "(start)"
-    return ", ".join(f"{k.replace('inductor_options.', '')}={v}" for k, v in diff.items())
+    @property
+    def fraction(self) -> float:
+        """How far the tune is, 0 to 1: the larger of the trials done of those planned and the budget spent."""
+        done = len(self.trials) / self.planned if self.planned else 0.0
+        return min(1.0, max(done, self.elapsed_s / self.budget_s if self.budget_s else 0.0))

@@ -34,32 +34,9 @@ import torch
 from ..bench.compare import BenchOptions, BenchRow, benchmark
 from ..config import CacheConfig, CompileConfig
 from ..errors import CancelledError, VexploreBenchWarning, VexploreWarning
+from ..monitor.tuning import Timing   # the record of one size (it lives on the report, in monitor/)
 
 OBJECTIVES = ("latency", "latency+compile")
-
-
-@dataclass(frozen=True)
-class Timing:
-    """One size of one trial, as the bench measured it (ms per call)."""
-
-    size: int | None
-    median_ms: float
-    p20_ms: float
-    p80_ms: float
-    ci: float                        # the median's ~95 % half-width, relative
-    max_rel_err: float
-    first_call_s: float | None = None
-    noisy: bool = False              # the bench could not pin the median down (BenchRow status "noisy")
-
-    @property
-    def spread(self) -> float:
-        """(p80 - p20) / median."""
-        return (self.p80_ms - self.p20_ms) / self.median_ms if self.median_ms else 0.0
-
-    @classmethod
-    def of(cls, row: BenchRow) -> "Timing":
-        return cls(row.tokens, row.median_ms, row.p20_ms, row.p80_ms, row.median_ci, row.max_rel_err,
-                   row.first_call_s, row.status == "noisy")
 
 
 @dataclass(frozen=True)

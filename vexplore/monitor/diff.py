@@ -13,6 +13,9 @@ are added or removed. For each change the record says its kind, what, before and
     profile       the latest runtime profiles (``cm.profile``) of both: wall, device and host-gap ms per
                   call, attributed share, and the kernels with the most time on either side (ms per
                   call, by name; Inductor's per-process ``graph_<n>_`` prefix dropped so builds compare)
+    tune          the latest ``vx.tune`` of both (``report.tunes``): its summary, what its best changes from
+                  its start (``best strategy``, ...) and its improvement per size with the interval; where
+                  only one report carries a tune, that one's, beside nothing
 """
 from __future__ import annotations
 
@@ -27,8 +30,9 @@ from ..errors import VexploreError
 from .diffhtml import diff_html
 from .profile import RuntimeProfile
 from .report import CompileReport, Piece
+from .tuning import TuneRecord, size_name
 
-KINDS = ("config", "key", "piece", "code", "compile_time", "counter", "profile")
+KINDS = ("config", "key", "piece", "code", "compile_time", "counter", "profile", "tune")
 TOP_KERNELS = 5          # kernels shown per profile diff
 _GRAPH_PREFIX = re.compile(r"^graph_\d+_")
 KEY_FIELDS = tuple(CompileConfig().compile_relevant())   # config fields that go into every cache key
@@ -93,7 +97,7 @@ def diff(a: CompileReport, b: CompileReport, names: tuple[str, str] | None = Non
     matches = align(a.pieces, b.pieces)
     pairs = _both(matches)
     changes = [*_config(a, b), *_key(a, b, pairs), *_pieces(matches), *_code(pairs),
-               *_times(a, b, pairs), *_counters(a.counters, b.counters), *_profiles(a, b)]
+               *_times(a, b, pairs), *_counters(a.counters, b.counters), *_profiles(a, b), *_tunes(a, b)]
     return Diff(a_name, b_name, tuple(changes))
 
 
@@ -258,6 +262,27 @@ def _profiles(a: CompileReport, b: CompileReport) -> Iterator[Change]:
     top = sorted(set(ka) | set(kb), key=lambda k: -max(ka.get(k, 0.0), kb.get(k, 0.0)))[:TOP_KERNELS]
     for k in top:
         yield Change("profile", f"kernel {k} ms/call", _ms(ka.get(k)), _ms(kb.get(k)))
+
+
+def _tunes(a: CompileReport, b: CompileReport) -> Iterator[Change]:
+    """The latest tunes of ``a`` and ``b`` (see ``tune`` in the module docstring)."""
+    ta = a.tunes[-1] if a.tunes else None
+    tb = b.tunes[-1] if b.tunes else None
+    if ta is None and tb is None:
+        return
+    sa, sb = (t.summary() if t is not None else None for t in (ta, tb))
+    if sa != sb:
+        yield Change("tune", "tune", sa, sb)
+    da, db = (t.best_diff if t is not None else {} for t in (ta, tb))
+    yield from _dict_changes("tune", da, db, "best ")
+    for s in dict.fromkeys([*_sizes_of(ta), *_sizes_of(tb)]):
+        ia, ib = (t.improvement_text(s) if t is not None else None for t in (ta, tb))
+        if ia != ib:
+            yield Change("tune", f"improvement at {size_name(s)}", ia, ib)
+
+
+def _sizes_of(t: TuneRecord | None) -> list[Any]:
+    return [s for s, _ in t.improvement] if t is not None else []
 
 
 def _summary(p: RuntimeProfile | None) -> str | None:

@@ -15,6 +15,7 @@ from .persist import from_jsonable, read_report, write_report
 from .phases import derive_phases
 from .profile import RuntimeCounters, RuntimeProfile
 from .trace import write_chrome_trace
+from .tuning import TuneRecord
 
 COUNTER_KEYS = (
     "graphs_seen", "pieces", "compiled_pieces", "unique_pieces", "inductor_compiles",
@@ -192,6 +193,7 @@ class CompileReport:
     phases: dict[str, float] = field(default_factory=dict)   # seconds by phase, adding up to wall_s (phases.py)
     profiles: tuple[RuntimeProfile, ...] = ()   # cm.profile(...) runs on this compile, newest last (monitor/profile.py)
     runtime: RuntimeCounters = field(default_factory=RuntimeCounters)   # CUDA-graph counts at the latest profile
+    tunes: tuple[TuneRecord, ...] = ()   # vx.tune runs on this model that ended at this report, newest last (monitor/tuning.py)
 
     @property
     def unique_pieces(self) -> list[Piece]:
@@ -209,6 +211,7 @@ class CompileReport:
             "pieces": [p.to_dict() for p in self.pieces],
             "events": [e.to_dict() for e in self.events],
             "profiles": [p.to_dict() for p in self.profiles], "runtime": self.runtime.to_dict(),
+            "tunes": [t.to_dict() for t in self.tunes],
         })
 
     def save(self, path: str | os.PathLike[str]) -> pathlib.Path:
