@@ -1,7 +1,6 @@
 """Detectors of how the model runs: split ops, CUDA graphs, fast path, training mode, and the benchmark's figures."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..bench.compare import training_warning
@@ -24,14 +23,13 @@ def fast_path_op(ctx: Context) -> list[Advice]:
 def split_op_missing(ctx: Context) -> list[Advice]:
     """Split ops the user named that the graph lacks; the config uses the names the warning suggests."""
     cfg = ctx.cm.config
-    # a no_split warning counts only where it names ops the user gave ("... matches no node"), not the defaults
-    found = _warnings(ctx, "split_op_missing") + [w for w in _warnings(ctx, "no_split") if "matches no node" in str(w)]
+    # a no_split warning counts only where it names ops the user gave (CompileWarning.ops), not the defaults
+    found = _warnings(ctx, "split_op_missing") + [w for w in _warnings(ctx, "no_split") if w.ops]
     if not found:
         return []
     text = " ".join(str(w) for w in found)
-    missing = re.findall(r"'([^']+)' matches no node", text)
-    suggested = [re.findall(r"did you mean '([^']+)'", str(w)) for w in found]
-    better = [s[0] for s in suggested if s]
+    missing = list(dict.fromkeys(o for w in found for o in w.ops))
+    better = list(dict.fromkeys(s for w in found for s in w.suggested))
     config = None
     if better and cfg.splitting_ops is not None:
         ops = [o for o in cfg.splitting_ops if o not in missing] + [o for o in better if o not in cfg.splitting_ops]

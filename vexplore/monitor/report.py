@@ -39,6 +39,10 @@ class CompileWarning:
     message: str
     graph: int | None = None
     piece: int | None = None
+    # split_op_missing / no_split: the split ops the user named that match no node, and for each the
+    # closest name the graph calls (if any), as code reads them; the message says the same in words
+    ops: tuple[str, ...] = ()
+    suggested: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.message

@@ -71,10 +71,17 @@ def split_op_warnings(gm: fx.GraphModule, graph: int, split_ops: Sequence[str], 
     if len(missing) == len(split_ops) and not policy_cut:
         which = " ".join(_did_you_mean(o, ops) for o in missing) if user_given else \
             "none of the default split ops (the attention ops) is in it."
+        named = tuple(missing) if user_given else ()
         return [CompileWarning("no_split", f"graph {graph}: no split points found, compiled as one piece: {which} "
                                f"The graph calls: {_calls(ops)}. Pass the one to cut at as "
-                               "CompileConfig(splitting_ops=[...]) (names as vx.op_name gives them).", graph)]
+                               "CompileConfig(splitting_ops=[...]) (names as vx.op_name gives them).", graph,
+                               ops=named, suggested=_best(named, ops))]
     if not user_given:
         return []
-    return [CompileWarning("split_op_missing", f"graph {graph}: splitting op {_did_you_mean(o, ops)}", graph)
-            for o in missing]
+    return [CompileWarning("split_op_missing", f"graph {graph}: splitting op {_did_you_mean(o, ops)}", graph,
+                           ops=(o,), suggested=_best((o,), ops)) for o in missing]
+
+
+def _best(named: Sequence[str], ops: Counter[str]) -> tuple[str, ...]:
+    """The closest name the graph calls, for each of ``named`` that has one."""
+    return tuple(near[0] for near in (closest(o, list(ops)) for o in named) if near)
