@@ -178,8 +178,9 @@ def kernel_rows(prof: RuntimeProfile, sort: str = "time", limit: int = 200) -> l
 
 def kernels_html(prof: RuntimeProfile, n: int = 15, sort: str = "time") -> str:
     """The top ``n`` kernels as an HTML table (export, snapshot): the same cells as the tab's table."""
-    body = "".join("<tr>" + "".join(f"<td{' class=num' if 1 <= k <= 7 else ''}>{esc(c)}</td>" for k, c in enumerate(row["cells"]))
-                   + "</tr>" for row in kernel_rows(prof, sort, n))
+    cell = lambda k, c: f"<td{' class=num' if 1 <= k <= 7 else ''}>{esc(c)}</td>"  # noqa: E731
+    body = "".join("<tr>" + "".join(cell(k, c) for k, c in enumerate(row["cells"])) + "</tr>"
+                   for row in kernel_rows(prof, sort, n))
     more = len(prof.rows) - min(n, len(prof.rows))
     note = f'<div style="color:{MUTED};font-size:11px">{more} more kernels in the profile</div>' if more > 0 else ""
     head = "".join(f"<th>{esc(c)}</th>" for c in COLUMNS)
@@ -213,7 +214,8 @@ def kernel_code_html(r: KernelRow, report: CompileReport) -> str:
         if kname == name:
             return highlight(source, lang)
     lines = code.splitlines()
-    hits = [i for i, ln in enumerate(lines) if "Source Nodes:" in ln and any(re.search(rf"\b{re.escape(n)}\b", ln) for n in r.nodes)]
+    names = [re.compile(rf"\b{re.escape(n)}\b") for n in r.nodes]
+    hits = [i for i, ln in enumerate(lines) if "Source Nodes:" in ln and any(m.search(ln) for m in names)]
     if hits:       # Inductor's comment naming the nodes, and the call after it
         return highlight("\n".join(ln for i in hits for ln in lines[i:i + 2]), "python")
     assigned = [ln.strip() for ln in lines if any(re.match(rf"\s*{re.escape(n)} = ", ln) for n in r.nodes)]
@@ -232,7 +234,8 @@ def kernel_details_html(prof: RuntimeProfile, report: CompileReport, index: int)
         figures.append(f"{r.bytes:,} bytes" + (f", {r.gbps:.1f} GB/s" if r.gbps is not None else ""))
     if r.flops:
         figures.append(f"{r.flops:,} FLOPs" + (f", {r.tflops:.2f} TFLOP/s" if r.tflops is not None else ""))
-    figures.append("limit share —: no device limits here (the CPU)" if r.limit_share is None else f"{r.limit_share:.0%} of the limit")
+    figures.append("limit share —: no device limits here (the CPU)" if r.limit_share is None
+                   else f"{r.limit_share:.0%} of the limit")
     lines = "".join(_source_html(s) for s in r.source_lines) or "<li><i>no source line</i></li>"
     return (f'<div class="vx-run-details"><b>{esc(r.name)}</b> · {esc(piece_label(p, r.piece))} · nodes '
             f"<code>{esc(', '.join(r.nodes) or 'unknown')}</code>"
@@ -337,7 +340,8 @@ def heat_dot(view: Any, times: dict[str, float], hottest: float, picked: Collect
             out.append(indent + "}")
         return out
 
-    lines = ["digraph vexplore_heat {", '  graph [rankdir="TB", fontname="Helvetica", fontsize=10, nodesep=0.2, ranksep=0.25];',
+    lines = ["digraph vexplore_heat {",
+             '  graph [rankdir="TB", fontname="Helvetica", fontsize=10, nodesep=0.2, ranksep=0.25];',
              '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize=10, color="#5a6470", '
              'margin="0.08,0.03", height=0.3];', '  edge [color="#a0aec0", arrowsize=0.6];', *body("", "  ")]
     lines += [f"  {ids[a]} -> {ids[b]};" for a, b in view.edges]
@@ -366,6 +370,7 @@ def profile_section(report: CompileReport, n: int = 15) -> str:
     """What an export shows of the report's latest profile: the summary, the top kernels, the pieces."""
     prof = latest(report)
     if prof is None:
-        return "<p><i>No runtime profile: the explorer's Run tab (Profile), cm.profile(*inputs) or %vxprofile takes one.</i></p>"
+        return ("<p><i>No runtime profile: the explorer's Run tab (Profile), cm.profile(*inputs) or %vxprofile "
+                "takes one.</i></p>")
     return (summary_html(prof) + f"<h4>Top {min(n, len(prof.rows))} kernels by device time</h4>" + kernels_html(prof, n)
             + "<h4>Device time per piece</h4>" + pieces_html(prof, report))
