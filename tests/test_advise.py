@@ -31,7 +31,8 @@ def test_codes_are_the_stable_list():
     assert set(CODES) == {
         "graph-break", "recompile", "recompile-storm", "slow-compile", "repeated-blocks", "no-persistent-cache",
         "low-cache-hit-rate", "memory-growth", "fast-path-op", "split-op-missing", "cudagraph-skipped", "host-bound",
-        "training-mode", "noisy-timing", "accuracy", "runtime-fallback", "compile-system-failure", "cache-failure"}
+        "training-mode", "noisy-timing", "accuracy", "runtime-fallback", "compile-system-failure", "cache-failure",
+        "uncaptured-size", "far-from-limit", "split-op-overhead"}
 
 
 def test_nothing_to_say_about_a_clean_model(session):
