@@ -206,10 +206,43 @@ def _where_the_time_goes(outputs: list, text: str) -> None:
     assert re.search(r"^removed vexplore-07-\w+$", text, re.M)
 
 
+def _tune(outputs: list, text: str) -> None:
+    """A toy Llama cut at attention and every linear, tuned on the CPU (eager compiler, the default space, 40 s):
+    the trials table, the improvement with its interval, the record on the report (saved, loaded), Apply, vx.diff.
+    Timings on a shared 2-core CPU are noise, so which config wins is not checked: the bookkeeping is."""
+    start = "strategy=piecewise split_policy=ops compile_sizes=[]"
+    assert f"start: {start} pieces=42" in text
+    assert "strategy: ('piecewise', 'full')\nsplit_policy: ('ops', 'repeats')\n" in text and "\n8 points\n" in text
+    head = re.search(r"^objective: latency; (\d+) trials in [\d.]+ s \(budget 40 s\); (.*)$", text, re.M)
+    assert head and 2 <= int(head[1]) <= 6 and ("exhausted" in head[2] or head[2].startswith("budget:")), head
+    rows = re.findall(r"^ +(\d+)([* ])(\S+) ", text.split("  # status", 1)[1].split("\nimprovement at", 1)[0], re.M)
+    assert sorted(int(n) for n, _, _ in rows) == list(range(int(head[1])))       # one row per trial, the start first
+    assert sum(mark == "*" for _, mark, _ in rows) == 1 and {st for _, _, st in rows} <= {"ok", "worse", "pruned"}
+    for size in (8, 32, 128):
+        assert re.search(rf"^improvement at {size}: [\d.]+x \(start / best\), ~95 % interval \S+$", text, re.M), size
+    verdicts = re.findall(r"^ *(\d+) tokens: start / best = [\d.]+x, ~95 % interval \S+: "
+                          r"(faster|slower|within noise|the start itself)$", text, re.M)
+    assert [n for n, _ in verdicts] == ["8", "32", "128"]
+    assert re.search(r"^the report keeps the tune: True; \d+ trials \(", text, re.M) and "loaded == saved: True" in text
+    applied = re.search(r"^applied: (?:median_ms: \S+ -> \S+, (kept|reverted)|nothing to apply, the start stayed best)$",
+                        text, re.M)
+    assert applied, text
+    now = re.search(r"^now: (.*)$", text, re.M)[1]
+    assert (now != start) == (applied[1] == "kept")
+    diffed = re.search(r"^report \d+ \(\w+\) -> report \d+ \(\w+\): \d+ changes \{(.*)\}$", text, re.M)
+    assert diffed, text
+    if applied[1] is not None:      # applied, kept or not: the report before carries the tune, the one after none
+        assert "'tune': " in diffed[1] and re.search(r"^  tune +tune: \d+ trials .* -> -$", text, re.M)
+        assert ("'config': " in diffed[1]) == (applied[1] == "kept")
+    assert any("vx-diff" in o.get("data", {}).get("text/html", "") for o in outputs)    # the Diff shown
+    assert re.search(r"^removed vexplore-08-\w+$", text, re.M)
+
+
 CHECKS = {"01-quickstart.ipynb": _quickstart, "02-piecewise-and-cuda-graphs.ipynb": _piecewise_and_cuda_graphs,
           "03-your-own-model.ipynb": _your_own_model, "04-monitor-and-advice.ipynb": _monitor_and_advice,
           "05-cache-tiers-and-sharing.ipynb": _cache_tiers,
-          "06-save-share-replay.ipynb": _save_share_replay, "07-where-the-time-goes.ipynb": _where_the_time_goes}
+          "06-save-share-replay.ipynb": _save_share_replay, "07-where-the-time-goes.ipynb": _where_the_time_goes,
+          "08-tune.ipynb": _tune}
 # Notebooks whose point needs a GPU are committed WITH the outputs of a GPU run, marked in the notebook's
 # metadata as {"vexplore": {"recorded_on": "<torch.cuda.get_device_name()>"}}; these check what was recorded.
 # CI still runs them here, on the CPU, and checks that path with CHECKS.
