@@ -80,8 +80,11 @@ def test_start_draws_each_trial_and_the_best(stack):
         live.append((len(p.trials), len(_points(tab.chart.figure, "ok", "worse")), len(measured(p.trials)),
                      tab.table.value.count("data-trial=")))
     tab.on_trial = on_trial
+    done = []
+    tab.on_done = done.append
     assert tab.start(wait=True)
     r = tab.result
+    assert done == [r]
     assert r is not None and [t.number for t in r.trials] == [0, 1, 2] and "exhausted" in r.stopped
     # drawn as each trial ended: the table had a row per trial so far, the scatter a point per measured one
     assert [n for n, _, _, _ in live] == [1, 2, 3] and all(rows == n and pts == m for n, pts, m, rows in live)
@@ -166,6 +169,10 @@ def test_bad_sizes_are_said_not_run(stack):
     tab = _tab(cm, x)
     tab.sizes.value = "8, many"
     assert not tab.start() and "&#x27;many&#x27; is not a whole number" in tab.status.value and tab.result is None
+    tab.set_enabled(False)                      # an explorer busy with other work
+    assert tab.start_button.disabled and tab.apply_button.disabled
+    tab.set_enabled(True)
+    assert not tab.start_button.disabled and tab.apply_button.disabled     # nothing to apply yet
 
 
 def _trial(n, status, ms=None, first=0.05, diff=None):

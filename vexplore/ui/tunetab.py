@@ -75,7 +75,9 @@ class TuneTab:
     """The tab (``widget``) over ``cm`` and its ``inputs``. ``worker``: the explorer's background worker
     (default: one of the tab's own); ``apply``: the explorer's Apply path (a function of an advice; default:
     ``TuneResult.apply`` in the worker). ``space`` (None: ``TuneSpace.default``), ``options`` (a TuneOptions;
-    its ``on_trial`` and ``cancel`` are the tab's) and ``executor`` are vx.tune's, for code to set."""
+    its ``on_trial`` and ``cancel`` are the tab's) and ``executor`` are vx.tune's, for code to set; ``on_done``
+    (a function of the TuneResult) is told each tune that ends; ``set_enabled`` turns Start and Apply off while
+    an explorer runs other work."""
 
     def __init__(self, cm: Any, inputs: Sequence[Any] = (), session: Any = None, worker: Worker | None = None,
                  apply: Callable[[Any], Any] | None = None) -> None:
@@ -86,6 +88,7 @@ class TuneTab:
         self.space: Any = None
         self.options = TuneOptions()
         self.executor: Any = None
+        self.on_done: Callable[[TuneResult], None] | None = None   # told each finished tune (in the worker thread)
         self.result: TuneResult | None = None
         self.trials: tuple[Trial, ...] = ()
         self.best_trial: int | None = None
@@ -208,6 +211,16 @@ class TuneTab:
             self.status.value = f"{len(result.trials)} trials in {result.seconds:.1f} s: {esc(result.stopped)}"
             self._draw_trials()
             self._draw_best()
+        if self.on_done is not None:     # e.g. an explorer listing cm.report, which now carries the tune
+            self.on_done(result)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Start and Apply off while an explorer runs other work in the worker (a compile, a benchmark)."""
+        with self._lock:
+            if self.worker.busy and self.worker.name == "tune":
+                return
+            self.start_button.disabled = not enabled or self.cm is None
+            self.apply_button.disabled = not enabled or not self.current_diff()
 
     def cancel(self) -> None:
         """Stop the search after the trial in progress (the result keeps what was measured)."""
