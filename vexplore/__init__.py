@@ -14,7 +14,7 @@ from typing import Any
 
 from .advise import Advice, ApplyResult, advise
 from .advise.raytune import RayExecutor
-from .advise.tune import tune
+from .advise.tune import TuneOptions, tune
 from .advise.tuneresult import Trial, TuneResult
 from .advise.tunespace import TuneSpace
 from .bench.compare import BenchOptions, BenchReport, BenchRow, benchmark
@@ -45,7 +45,7 @@ __all__ = [
     "RuntimeCounters", "RuntimeProfile", "Session",
     "VexploreBenchWarning", "VexploreError", "VexploreFallbackWarning", "VexplorePerformanceWarning", "VexploreValidationWarning",
     "VexploreWarning",
-    "RayExecutor", "Trial", "TuneResult", "TuneSpace", "tune",
+    "RayExecutor", "Trial", "TuneOptions", "TuneResult", "TuneSpace", "tune",
     "benchmark", "cache", "compile", "default_session", "diff", "explore", "export_html", "load_report", "op_name", "profile",
 ]
 

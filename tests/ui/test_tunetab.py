@@ -123,17 +123,17 @@ def test_wired_into_an_explorer_apply_goes_through_its_apply_path(monkeypatch):
     torch.manual_seed(0)
     m = Stack(layers=2).eval()
     ex = vx.explore(m, torch.randn(8, 16), config=CONFIG, session=vx.Session())
-    # the two lines that wire the tab into the explorer
-    ex.tune_view = TuneTab(ex.cm, ex.inputs, ex.session, worker=ex.worker, apply=ex.apply_advice)
-    ex.tune_view.add_to(ex.tabs)
-    tab = ex.tune_view
+    tab = ex.tune_view                           # the explorer's own Tune tab
     assert ex.tabs.get_title(len(ex.tabs.children) - 1) == "Tune" and ex.tabs.children[-1] is tab.widget
     tab.space, tab.executor, tab.options = vx.TuneSpace(SPACE), SlowStart(workers=0), TuneOptions(bench=FAST)
     tab.budget.value, tab.sizes.value = 30, "8, 32"
+    before = len(ex.reports)
     assert tab.start()
     assert not ex.compile(ex.cm.config)          # one background job at a time: the explorer waits for the tune
     ex.wait()
     r = tab.result
+    # the report the tune left the model on carries it, and joins History
+    assert len(ex.reports) == before + 1 and ex.reports[-1] is ex.cm.report and ex.cm.report.tunes[-1] == r.record
     assert r.best != r.start and tab.apply()
     ex.wait()
     assert ex.cm.config == r.best and "kept" in tab.apply_status.value

@@ -44,6 +44,7 @@ from .modelalerts import model_alerts, watch
 from .progress import Progress
 from .render import graph_view
 from .runtab import RunTab
+from .tunetab import TuneTab
 from .snapshot import LiveSnapshot, advice_for
 from .style import ERROR, MUTED, esc, seconds, theme_style
 from .tables import PIECE_COLUMNS, pieces_table, summary_html
@@ -159,6 +160,10 @@ class Explorer(widgets.VBox):
             self.history_view.widget, self.advice_view.widget, self.run_view.widget])
         for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Run")):
             self.tabs.set_title(i, title)
+        # the Tune tab: vx.tune in the explorer's worker; Apply through the Advice tab's path (Revert too)
+        self.tune_view = TuneTab(self.cm, self.inputs, self.session, worker=self.worker, apply=self.apply_advice)
+        self.tune_view.add_to(self.tabs)
+        self.tune_view.on_done = self._tuned
         self.bars = FigureView(held=True)        # sent after the dashboard (self.charts)
         self.timeline = FigureView(held=True)
         for w in (self.expand, self.fold):
@@ -329,6 +334,14 @@ class Explorer(widgets.VBox):
         finally:
             self._busy(False)
 
+    def _tuned(self, _result: Any) -> None:
+        """A tune ended (in the worker thread): the model's latest report, back at the start config and
+        carrying the tune (``report.tunes``), joins History and is shown."""
+        new = self.cm.report if self.cm is not None else None
+        if new is not None and not any(r is new for r in self.reports):
+            self.reports.append(new)
+            self.show(new)
+
     def _claim(self, status: Any) -> bool:
         """Start a background job: False (said on ``status``) while another runs, else the controls
         are disabled until it ends."""
@@ -349,6 +362,7 @@ class Explorer(widgets.VBox):
         self.advice_view.set_enabled(not busy)
         self.history_pick.disabled = busy   # an older report is shown only while the model stands still
         self.run_view.set_enabled(not busy)
+        self.tune_view.set_enabled(not busy)
 
     # -- explanations and advice -----------------------------------------------------------
     def _draw_explanations(self, report: CompileReport) -> None:
