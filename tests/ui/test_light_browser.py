@@ -5,23 +5,42 @@ opens two explorers of the 64-layer toy Llama, one cell each, and measures what 
 Targets: the first explorer's cell brings at most 3 MB, the second at most 2 MB more; no long
 task over 200 ms from a cell's execution start to its explorer's first full render (summary,
 pieces table, graph widget, the two plotly charts and the benchmark's line drawn). The figures are
-printed (-s shows them) and written to artifacts/light-browser.json.
+printed (-s shows them) and written to artifacts/light-browser.json; each long task is named by
+what the page added in it (``explorer views``, ``chart <title>``, ``graph``, ``snapshot``), when
+anything.
+
+What the long tasks are (Chromium profiles of this notebook, CPU throttled 4x; figures at 1x on
+the 2-core machine): JupyterLab's widget manager building the explorer's views (one task, 55-160
+ms; the explorer's ~300 widgets, its hidden tabs' among them), each plotly chart (plotly's JupyterLab renderer draws the figure, draws a copy for the PNG it
+keeps, and redraws it, in one task: 80-200 ms, the first chart of a page's first explorer the
+slowest), the graph widget's first draw (Cytoscape's construction with the layout, then its first
+frame: 50-100 ms each), and JupyterLab's own work (the keystroke that runs the cell, MathJax's
+first load, the table of contents reading the snapshot's HTML: 50-110 ms). Charts are laid out
+once (``chart.settle_margins``): the test checks that plotly drew each at the margins sent.
 
 The setup cell draws one small plotly chart first. The page's first plotly chart, whoever draws
-it, has the plotly JupyterLab extension compile and run plotly.js (V8 parsing its 4.8 MB module
-function on the main thread): one long task of 0.8–1.1 s on a 2-core machine, once per page, that
-no payload can split. It is measured there and reported (``plotly_first_chart_ms``), not bound:
-the bound is on what the explorers cost. The 200 ms target is not met reliably on 2 shared cores
-(other processes' work lengthens every task of the page; the 1-minute load average is reported with
-the figures), so a task over it is an expected failure (issue 28 keeps it open). A task over
-LONG_TASK_CEILING_MS (2.5 times the target, over the worst seen under load: 329 ms at load 6.2)
-fails the test at any load: no busy machine explains it, only a gross regression does.
+it, has the plotly JupyterLab extension run plotly.js's module (4.8 MB, evaluated on the main
+thread when its renderer first draws): one task of 0.9-1.4 s, once per page, that no payload can
+split and that only moves with the first chart. It is measured there and reported
+(``plotly_first_chart_ms``), not bound: the bound is on what the explorers cost.
+
+Other processes' work lengthens every task of the page (one busy loop beside this test on the 2-core
+machine: the explorer's views took 301 ms, 100-160 ms without it), so the 200 ms bound is asserted
+when the test had the machine: while the explorers' cells ran, processes other than the test's own
+(pytest, JupyterLab and its kernel, Chromium) left it at least FREE_CORES cores (``other_cores``:
+the machine's busy CPU time less the test's, per second; CI's cores run the test alone). Otherwise a
+task over 200 ms is an expected failure with the figures (``other_cores`` and the 1-minute load
+average before and after are reported with them). A task over LONG_TASK_CEILING_MS fails at any
+load: no busy machine explains it, only a regression does.
+VEXPLORE_CPU_THROTTLE=4 runs the explorers' cells with Chromium's CPU throttled that many times
+(the tasks stand out of the noise of a loaded machine; figures reported, bounds not asserted).
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import time
 
 import pytest
 
@@ -30,7 +49,9 @@ from browsing import ARGS, CHROMIUM, code_notebook, jupyter_lab, needs_chromium,
 pytestmark = [pytest.mark.browser, needs_chromium]
 
 FIRST_MB, SECOND_MB, LONG_TASK_MS = 3.0, 2.0, 200.0
-LONG_TASK_CEILING_MS = 500.0   # over this, at any load: a regression, not the machine
+LONG_TASK_CEILING_MS = 500.0   # over this, at any load: a regression, not the machine (worst seen: 327 ms, others' work beside)
+FREE_CORES = 1.5               # the bound holds when other processes leave the test this much of the machine
+THROTTLE = float(os.environ.get("VEXPLORE_CPU_THROTTLE", "1") or 1)
 
 SETUP = ["import plotly.graph_objects as go\n",
          "go.Figure(go.Bar(y=[1, 2]), layout=dict(height=150, title='plotly loaded')).show('plotly_mimetype')\n",
@@ -39,10 +60,34 @@ SETUP = ["import plotly.graph_objects as go\n",
          "cfg = vx.CompileConfig(strategy='piecewise', splitting_ops=['vexplore::attention'])\n",
          "with torch.no_grad():\n", "    model(x)   # torch imported, the model run once: the cells below time the explorer\n"]
 
-# Long tasks are kept from the start (buffered), with their start times, for the cells to pick theirs.
-OBSERVE = """() => { window.__vxLong = [];
+# Long tasks are kept from the start (buffered), with their start times, for the cells to pick theirs;
+# what the page added is marked with the time (a mutation observer runs at the end of the task that
+# made the change), so a long task is named by the marks inside it.
+OBSERVE = """() => { window.__vxLong = []; window.__vxMarks = [];
   new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__vxLong.push([e.startTime, e.duration]); })
-    .observe({type: "longtask", buffered: true}); }"""
+    .observe({type: "longtask", buffered: true});
+  const name = (n) => {
+    if (n.matches('.vexplore-explorer') || n.querySelector('.vexplore-explorer')) return 'explorer views';
+    const plot = n.closest('.js-plotly-plot') || n.querySelector('.js-plotly-plot');
+    if (plot && plot.closest('.vexplore-explorer')) {
+      const t = plot.querySelector('.gtitle');
+      return 'chart ' + (t ? t.textContent.slice(0, 24) : '');
+    }
+    if (n.matches('.vx-snapshot') || n.querySelector('.vx-snapshot')) return 'snapshot';
+    return null;
+  };
+  new MutationObserver((records) => {
+    const now = performance.now(), seen = new Set();
+    for (const r of records) {
+      if (r.type === 'attributes') {   // classes set on a view's element once it is in the page
+        if (r.target.classList.contains('vx-gv')) seen.add('graph');
+        if (r.target.classList.contains('vexplore-explorer')) seen.add('explorer views');
+        continue;
+      }
+      for (const n of r.addedNodes) { const what = n.nodeType === 1 && name(n); if (what) seen.add(what); }
+    }
+    seen.forEach((what) => window.__vxMarks.push([now, what]));
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['class']}); }"""
 
 # The n-th explorer fully drawn: summary, pieces, the graph widget's status line, the two plotly
 # charts (compile time, timeline) and the benchmark's line (no chart before a run); returns
@@ -52,7 +97,14 @@ RENDERED = """(n) => { const ex = document.querySelectorAll('.vexplore-explorer'
   const status = ex.querySelector('.vx-gv-status');
   if (!status || !/\\d+ nodes/.test(status.textContent)) return false;
   if (!ex.querySelector('.vx-chart-empty')) return false;
-  return ex.querySelectorAll('.js-plotly-plot .main-svg').length >= 2 ? performance.now() : false; }"""
+  const charts = [...ex.querySelectorAll('.js-plotly-plot')].filter((p) => p.querySelector('.main-svg'));
+  return charts.length >= 2 ? performance.now() : false; }"""
+
+# Each chart of the n-th explorer: the margins sent and the margins plotly drew it at (equal: laid out once).
+MARGINS = """(n) => [...document.querySelectorAll('.vexplore-explorer')[n - 1].querySelectorAll('.js-plotly-plot')]
+  .map((gd) => { const m = gd.layout.margin || {}, s = gd._fullLayout._size;
+                 return [(gd.querySelector('.gtitle') || {}).textContent || '', ['l', 'r', 't', 'b'].map((k) => m[k]),
+                         ['l', 'r', 't', 'b'].map((k) => Math.round(s[k]))]; })"""
 
 
 def _notebook() -> dict:
@@ -76,6 +128,30 @@ def _done(page, i: int) -> None:
     page.wait_for_function("(el) => /\\[\\d+\\]/.test(el.textContent)", arg=prompt.element_handle(), timeout=300_000)
 
 
+def _cpu() -> tuple[float, float, float]:
+    """(the machine's busy CPU seconds, this test's processes' CPU seconds: pytest, JupyterLab and its
+    kernel, Playwright's Chromium; wall seconds): two readings give the cores other processes used."""
+    import psutil
+
+    t = psutil.cpu_times()
+    busy = sum(t) - t.idle - sum(getattr(t, k, 0.0) for k in ("iowait", "guest", "guest_nice"))  # guest is in user
+    ours = 0.0
+    me = psutil.Process()
+    for p in (me, *me.children(recursive=True)):
+        try:
+            c = p.cpu_times()
+            ours += c.user + c.system + c.children_user + c.children_system
+        except psutil.Error:                   # gone meanwhile
+            pass
+    return busy, ours, time.monotonic()
+
+
+def _named(tasks: list, marks: list, t0: float, t1: float) -> list:
+    """The long tasks from t0 to t1 as [ms, what the page added in it], longest first."""
+    out = [[round(d), ", ".join(sorted({w for m, w in marks if s <= m <= s + d}))] for s, d in tasks if t0 <= s <= t1]
+    return sorted(out, key=lambda t: -t[0])
+
+
 def test_two_explorers_are_light_in_jupyterlab(tmp_path):
     pytest.importorskip("jupyterlab")
     from playwright.sync_api import sync_playwright
@@ -89,6 +165,7 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
         if "/api/kernels/" in ws.url:
             ws.on("framereceived", lambda p: received.append(len(p) if isinstance(p, bytes) else len(p.encode())))
 
+    load_before = os.getloadavg()[0]
     with jupyter_lab(work, tmp_path) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 2600})
@@ -102,30 +179,46 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
             _done(page, 0)
             page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
             page.wait_for_timeout(1000)
-            figures = {"plotly_first_chart_ms": max((d for s, d in page.evaluate("window.__vxLong") if s >= t0), default=0)}
+            figures = {"plotly_first_chart_ms": round(max((d for s, d in page.evaluate("window.__vxLong") if s >= t0), default=0))}
+            if THROTTLE != 1:
+                page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": THROTTLE})
+            margins, cpu0 = [], _cpu()
             for n in (1, 2):
                 page.wait_for_timeout(500)              # the kernel's idle status after the previous cell
                 before = sum(received)
                 t0 = _run_cell(page, n)
                 t1 = page.wait_for_function(RENDERED, arg=n, timeout=120_000).json_value()
                 _done(page, n)
-                long = [d for s, d in page.evaluate("window.__vxLong") if t0 <= s <= t1]
+                long = _named(page.evaluate("window.__vxLong"), page.evaluate("window.__vxMarks"), t0, t1)
                 figures[f"explorer{n}"] = {"received_mb": round((sum(received) - before) / 1e6, 3),
                                            "render_s": round((t1 - t0) / 1000, 2),
-                                           "long_tasks_ms": sorted(round(d) for d in long)}
+                                           "long_tasks_ms": sorted(d for d, _w in long), "longest": long[:4]}
+                margins += page.evaluate(MARGINS, n)
+            cpu1 = _cpu()
         finally:
             page.screenshot(path=str(shots_dir() / "light-browser.png"))
             browser.close()
-    figures["load_average"] = round(os.getloadavg()[0], 1)      # other work on the machine lengthens every task
+    # other work on the machine lengthens every task: the 1-minute load before the notebook ran and after
+    figures["load_average"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
+    # and, while the explorers' cells ran, the cores used by processes other than this test's
+    figures["other_cores"] = round(max(0.0, (cpu1[0] - cpu0[0]) - (cpu1[1] - cpu0[1])) / (cpu1[2] - cpu0[2]), 2)
+    figures["cores"], figures["cpu_throttle"] = os.cpu_count(), THROTTLE
     print("\nlight explorer in the browser:", json.dumps(figures))
     (shots_dir() / "light-browser.json").write_text(json.dumps(figures, indent=1))
     assert not [e for e in errors if "vexplore" in e.lower() or "blob:" in e or re.search(r"graph_?z|gzip", e)]
     assert figures["explorer1"]["received_mb"] <= FIRST_MB, figures
     assert figures["explorer2"]["received_mb"] <= SECOND_MB, figures
+    # every chart laid out once: plotly drew it at the margins sent (chart.settle_margins)
+    assert all(sent == drawn for _t, sent, drawn in margins) and len(margins) >= 4, margins
+    if THROTTLE != 1:
+        return                                   # an investigation: the figures above, no bound on stretched tasks
     tasks = [d for n in (1, 2) for d in figures[f"explorer{n}"]["long_tasks_ms"]]
     assert max(tasks, default=0) <= LONG_TASK_CEILING_MS, figures
     long = {n: [d for d in figures[f"explorer{n}"]["long_tasks_ms"] if d > LONG_TASK_MS] for n in (1, 2)}
-    if any(long.values()):
-        # not met reliably on 2 shared cores (issue 28 keeps this target open): vexplore's own tasks measured
-        # 128-189 ms at load 2.8-4.5 and up to 329 ms at 6.2; reported, not a CI failure
-        pytest.xfail(f"long tasks over {LONG_TASK_MS:.0f} ms at load {figures['load_average']}: {long}; {figures}")
+    if any(long.values()) and (os.cpu_count() or 1) - figures["other_cores"] < FREE_CORES:
+        # other processes shared the cores: tasks over the bound are reported, not a failure (seen on the 2-core
+        # machine: the explorer's views 282-327 ms, a chart 219-269 ms, with others' work at load 1.6-2.7)
+        pytest.xfail(f"long tasks over {LONG_TASK_MS:.0f} ms with {figures['other_cores']} of {figures['cores']} "
+                     f"cores used by other processes: {long}; {figures}")
+    # the machine was the test's (quiet, as on CI): longest seen 123-172 ms (the first explorer's charts and views)
+    assert not any(long.values()), f"long tasks over {LONG_TASK_MS:.0f} ms: {long}; {figures}"
