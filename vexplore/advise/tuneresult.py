@@ -55,7 +55,7 @@ class TuneResult:
 
     def by_status(self) -> dict[str, int]:
         """Status -> how many trials ended so."""
-        return {s: n for s in STATUSES if (n := sum(t.status == s for t in self.trials))}
+        return self.record.by_status()
 
     def apply(self, cm: Any, inputs: Sequence[Any] | None = None) -> ApplyResult:
         """Recompile ``cm`` with what the best changes from the start (carried onto ``cm.config`` as it is now,

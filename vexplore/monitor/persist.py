@@ -80,6 +80,16 @@ def _version_hint(version: Any) -> str:
             "(report.save(path)).")
 
 
+def to_jsonable(value: Any) -> Any:
+    """``value`` with every tuple a list, through dicts and lists (JSON's shapes): what a record's
+    ``to_dict`` returns, so a saved and loaded record's ``to_dict()`` equals the one saved."""
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
 def from_jsonable(tp: Any, value: Any, where: str = "report") -> Any:
     """``value`` (JSON data) as type ``tp``: dataclasses from dicts by their type hints, tuples
     from lists. Raises ReportFileError naming the field (``where``) that does not fit."""

@@ -26,7 +26,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .persist import from_jsonable
+from .persist import from_jsonable, to_jsonable
 
 SizeCount = tuple[int | None, int]     # (size, count); size None: a graph without a token dim
 
@@ -129,7 +129,7 @@ class RuntimeCounters:
         return self == RuntimeCounters()
 
     def to_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RuntimeCounters":
@@ -222,7 +222,7 @@ class RuntimeProfile:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (what a saved report holds); ``from_dict`` rebuilds an equal profile."""
-        return _plain(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RuntimeProfile":
@@ -237,12 +237,3 @@ def _add(into: dict[int | None, int], counts: Any) -> None:
 
 def _pairs(counts: dict[int | None, int]) -> tuple[SizeCount, ...]:
     return tuple(sorted(counts.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with every tuple a list, through dicts and lists (JSON's shapes)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

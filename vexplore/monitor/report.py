@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .events import CompileEvent
-from .persist import from_jsonable, read_report, write_report
+from .persist import from_jsonable, read_report, to_jsonable, write_report
 from .phases import derive_phases
 from .profile import RuntimeCounters, RuntimeProfile
 from .trace import write_chrome_trace
@@ -206,7 +206,7 @@ class CompileReport:
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data (dicts, lists, strings, numbers): what ``save`` writes, so a
         loaded report's to_dict() equals the saved one's."""
-        return _plain({
+        return to_jsonable({
             "id": self.id, "kind": self.kind, "strategy": self.strategy,
             "strategy_reason": self.strategy_reason, "config": self.config, "wall_s": self.wall_s,
             "device": self.device, "versions": dict(self.versions), "counters": dict(self.counters),
@@ -257,15 +257,6 @@ def load_report(path: str | os.PathLike[str]) -> CompileReport:
     """``vx.load_report(path)``: the report ``report.save(path)`` wrote. Needs no model and no GPU;
     a file of another format version, or not a report, raises ReportFileError saying what to do."""
     return CompileReport.from_dict(read_report(path))
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with every tuple a list, through dicts and lists (JSON's shapes)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def derive(pieces: Sequence[Piece], events: Sequence[CompileEvent], graphs: int, configured: str,

@@ -39,6 +39,24 @@ def _label(it: Item) -> str:
     return f"<<b>{esc(it.label)}</b><br/>{it.count} nodes · {esc(_piece_range(it.pieces))}>"
 
 
+def nested_dot(view: View, node_lines: dict[str, list[str]], cluster_style: str) -> list[str]:
+    """DOT lines of ``view``'s boxes nested as its expanded modules: ``node_lines`` holds each group's
+    box lines (key: the group, "" for the top), each expanded module a cluster drawn with ``cluster_style``."""
+    children: dict[str, list[str]] = {g: [] for g in ("", *view.groups)}
+    for g in view.groups:
+        children[parent_of(g)].append(g)
+    cluster = {g: f"cluster_c{k}" for k, g in enumerate(view.groups)}
+
+    def body(g: str, indent: str) -> list[str]:
+        lines = [indent + line for line in node_lines.get(g, ())]
+        for c in children[g]:
+            lines.append(f'{indent}subgraph {cluster[c]} {{ label=<{esc(c)}>; {cluster_style}')
+            lines += body(c, indent + "  ")
+            lines.append(indent + "}")
+        return lines
+    return body("", "  ")
+
+
 def view_dot(view: View, pieces: dict[str, Any]) -> str:
     """DOT for a visible graph: boxes coloured as in the widget, expanded modules as nested clusters."""
     ids = {it.id: f"i{k}" for k, it in enumerate(view.items)}
@@ -49,26 +67,12 @@ def view_dot(view: View, pieces: dict[str, Any]) -> str:
             border += f', penwidth=3, color="{BREAK}", style="rounded,filled,dashed"'
         fill = _colour(it, pieces)
         inside[it.parent].append(f'{ids[it.id]} [label={_label(it)}, fillcolor="{fill}", fontcolor="{text_on(fill)}"{border}];')
-    children: dict[str, list[str]] = {g: [] for g in inside}
-    for g in view.groups:
-        children[parent_of(g)].append(g)
-    cluster = {g: f"cluster_c{k}" for k, g in enumerate(view.groups)}
-
-    def body(g: str, indent: str) -> list[str]:
-        lines = [indent + line for line in inside[g]]
-        for c in children[g]:
-            lines.append(f'{indent}subgraph {cluster[c]} {{ label=<{esc(c)}>; style="rounded,filled"; '
-                         f'fillcolor="#edf2f7"; color="#a0aec0"; fontcolor="#2d3748";')
-            lines += body(c, indent + "  ")
-            lines.append(indent + "}")
-        return lines
-
     lines = ["digraph vexplore {",
              '  graph [rankdir="TB", fontname="Helvetica", fontsize=10, nodesep=0.2, ranksep=0.25];',
              '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize=10, '
              'color="#2d3748", margin="0.08,0.03", height=0.3];',
              '  edge [color="#a0aec0", arrowsize=0.6];']
-    lines += body("", "  ")
+    lines += nested_dot(view, inside, 'style="rounded,filled"; fillcolor="#edf2f7"; color="#a0aec0"; fontcolor="#2d3748";')
     lines += [f"  {ids[a]} -> {ids[b]};" for a, b in view.edges]
     lines += [f'  {ids[a]} -> {ids[b]} [style="dashed", color="{BREAK}", penwidth=2, label=<graph break>, '
               f'fontcolor="{BREAK}", fontsize=9];' for a, b in view.breaks if a != b]

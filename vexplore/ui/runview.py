@@ -23,7 +23,8 @@ from ..monitor.profile import KernelRow, RuntimeProfile
 from ..monitor.report import CompileReport, Piece
 from .code import highlight, kernels
 from .graphmodel import _rep   # which box shows a node, as visible() decides it
-from .graphmodel import default_expanded, graph_model, parent_of, visible
+from .graphmodel import default_expanded, graph_model, visible
+from .graphsvg import nested_dot
 from .render import dot_to_svg
 from .style import MUTED, NEUTRAL_TEXT, TABLE_CSS, esc, plotly_template, text_on
 
@@ -326,24 +327,11 @@ def heat_dot(view: Any, times: dict[str, float], hottest: float, picked: Collect
         extra = f', class="vx-run-picked", penwidth=4, color="{PICKED}"' if it.id in picked else ', class="vx-run-box"'
         inside[it.parent].append(f'{ids[it.id]} [label={_heat_label(it, ms)}, fillcolor="{fill}", '
                                  f'fontcolor="{text_on(fill)}", tooltip="{esc(it.id)}"{extra}];')
-    children: dict[str, list[str]] = {g: [] for g in inside}
-    for g in view.groups:
-        children[parent_of(g)].append(g)
-    cluster = {g: f"cluster_c{k}" for k, g in enumerate(view.groups)}
-
-    def body(g: str, indent: str) -> list[str]:
-        out = [indent + line for line in inside[g]]
-        for c in children[g]:
-            out.append(f'{indent}subgraph {cluster[c]} {{ label=<{esc(c)}>; style="rounded"; '
-                       f'color="#a0aec0"; fontcolor="#5a6470";')
-            out += body(c, indent + "  ")
-            out.append(indent + "}")
-        return out
-
     lines = ["digraph vexplore_heat {",
              '  graph [rankdir="TB", fontname="Helvetica", fontsize=10, nodesep=0.2, ranksep=0.25];',
              '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize=10, color="#5a6470", '
-             'margin="0.08,0.03", height=0.3];', '  edge [color="#a0aec0", arrowsize=0.6];', *body("", "  ")]
+             'margin="0.08,0.03", height=0.3];', '  edge [color="#a0aec0", arrowsize=0.6];',
+             *nested_dot(view, inside, 'style="rounded"; color="#a0aec0"; fontcolor="#5a6470";')]
     lines += [f"  {ids[a]} -> {ids[b]};" for a, b in view.edges]
     return "\n".join([*lines, "}"])
 

@@ -101,10 +101,8 @@ def _settle(job: PieceJob, first: Attempt, config: CompileConfig, local: InProce
     retry = {"retry_error": second.error or "", **({"op": found} if found else {})}
     if found is not None:
         try:
-            built = isolate(job, found, local)
-            parts = built.fallback   # isolate's own record: the nodes and sub-pieces
-            fb = _fallback(first, "isolate", **retry, isolated=parts.isolated, failed_parts=parts.failed_parts,
-                           compiled_parts=parts.compiled_parts)
+            built, parts = isolate(job, found, local)
+            fb = _fallback(first, "isolate", retry_error=retry["retry_error"], **parts)
             return dataclasses.replace(built, fallback=fb, compiled_in=where, seconds=spent + built.seconds)
         except LookupError as e:
             log.info("vexplore: isolating %s in piece %d failed: %s", found, job.piece, e)
@@ -112,10 +110,11 @@ def _settle(job: PieceJob, first: Attempt, config: CompileConfig, local: InProce
                        compiled_in=where, seconds=spent)
 
 
-def isolate(job: PieceJob, target: str, local: InProcess) -> BuildResult:
+def isolate(job: PieceJob, target: str, local: InProcess) -> tuple[BuildResult, dict[str, Any]]:
     """Cut the nodes that call ``target`` out to run eagerly and compile the sub-pieces around
-    them (conservative options). A sub-piece that fails too runs eagerly, and says so (its
-    ``fallback`` holds the nodes and sub-pieces; the ladder completes it with why)."""
+    them (conservative options). A sub-piece that fails too runs eagerly. Returns the result and
+    the Fallback fields it fills (the nodes cut out, the sub-pieces that failed, how many compiled);
+    the ladder adds why."""
     bad = {n for n in job.gm.graph.nodes if n.op == "call_function" and matches(op_name(n), [target])}
     if not bad:
         raise LookupError(f"no node calls {target}")
@@ -137,11 +136,10 @@ def isolate(job: PieceJob, target: str, local: InProcess) -> BuildResult:
                 eager_parts.append((p, got.error))
             runners[p.name] = unwrap(got.fn if got.status == "ok" else gm, single)
     names = sorted(n.name for n in bad) + sorted(n.name for p, _ in eager_parts for n in _body(p.module))
-    parts = Fallback("error", "isolate", "", op=target, isolated=tuple(sorted(n.name for n in bad)),
-                     failed_parts=tuple((p.name, len(_body(p.module)), err or "") for p, err in eager_parts),
-                     compiled_parts=compiled)
-    return BuildResult(install(sub.gm, runners), "inductor" if compiled else "eager", fallback=parts,
-                       isolated=tuple(names), code="\n\n".join(codes) or None, seconds=step.event.duration_s)
+    parts = dict(op=target, isolated=tuple(sorted(n.name for n in bad)), compiled_parts=compiled,
+                 failed_parts=tuple((p.name, len(_body(p.module)), err or "") for p, err in eager_parts))
+    return BuildResult(install(sub.gm, runners), "inductor" if compiled else "eager",
+                       isolated=tuple(names), code="\n\n".join(codes) or None, seconds=step.event.duration_s), parts
 
 
 def _body(gm: fx.GraphModule) -> list[fx.Node]:

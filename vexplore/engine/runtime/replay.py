@@ -49,7 +49,6 @@ class GraphCudaGraphs:
     def _uncaptured(self, args: Sequence[Any]) -> Any:
         """A call no graph serves: counted (by its token count) and run by the fallback."""
         n = self.policy.tokens(args)
-        self.stats.uncaptured_calls += 1
         self.stats.uncaptured_sizes[n] = self.stats.uncaptured_sizes.get(n, 0) + 1
         return self.fallback(*args)
 
@@ -96,7 +95,6 @@ class GraphCudaGraphs:
         if moved:
             tc.copy_all([_rows(static[i], plan.dims.get(i), rows) for i in moved], [args[i] for i in moved])
         out = runtime.run()
-        self.stats.replays += 1
         self.stats.replays_by_size[size] = self.stats.replays_by_size.get(size, 0) + 1
         back = [i for i in moved if i in plan.written]
         if back:

@@ -33,12 +33,19 @@ class GraphStats:
     """Counts over the calls of one compile; the report reads captures from the capture events."""
 
     captures: int = 0
-    replays: int = 0
-    uncaptured_calls: int = 0    # sizes (or other input shapes) without a graph: ran without graphs
     padded_calls: int = 0
     recaptures: int = 0          # sizes captured again because an input's address moved
     replays_by_size: dict[int | None, int] = field(default_factory=dict)     # capture size -> replays
-    uncaptured_sizes: dict[int | None, int] = field(default_factory=dict)    # a call's token count -> calls without a graph
+    # a call's token count -> calls without a graph (sizes or other input shapes no graph serves)
+    uncaptured_sizes: dict[int | None, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)   # why an input is copied rather than used in place
     sizes: dict[int | None, SizeInfo] = field(default_factory=dict)
     plan: dict[int | None, SizeDecision] = field(default_factory=dict)   # when each size is captured, and why
+
+    @property
+    def replays(self) -> int:
+        return sum(self.replays_by_size.values())
+
+    @property
+    def uncaptured_calls(self) -> int:
+        return sum(self.uncaptured_sizes.values())
