@@ -10,7 +10,12 @@ How the time is found and mapped:
    range per kernel call, so production builds never carry it: a *profiling build* of the same
    graphs (same split, same config plus that option; the session's cache tiers serve it the second
    time) runs for the profiled calls instead (``build == "profiling"``), and its per-piece times are
-   compared with the production build's, both under the profiler (``build_check``).
+   compared with the production build's (``build_check``): in the same profiler session, the two
+   builds' calls alternating (production first in one pair, profiling first in the next), at least
+   CHECK_PAIRS pairs, each piece's paired relative difference with its 95 % interval, judged against
+   5 % (``build_verdict``). Back-to-back blocks of each build (as before) measured the machine's drift
+   between the blocks, not the builds: 12-184 % apart on this project's loaded 2-core CPU, where
+   the interleaved pairs put the same pieces 1-4 % apart (benchmarks/README.md, "Runtime profile").
 3. Pieces. For the profiled calls only, each piece's runner in the stitched graph runs inside a
    profiler range ``vexplore piece <index>`` (engine/runtime/stitch.piece_hooks) and each call inside
    ``vexplore call <i>``; each graph's runner is re-pointed for those calls (to the profiling build,
@@ -43,12 +48,15 @@ from ..engine import _torch_compat as tc
 from ..engine.build.pipeline import GraphContext, compile_graph
 from ..engine.runtime.stitch import piece_hooks
 from ..monitor.events import EventRecorder
-from ..monitor.profile import KernelRow, PieceCheck, RuntimeCounters, RuntimeProfile, TraceSlice
+from ..monitor.profile import (BUILD_TOLERANCE, KernelRow, PieceCheck, RuntimeCounters, RuntimeProfile, TraceSlice,
+                               build_verdict)
 from .kernelmap import Calls, Shapes, code_calls, kernel_key, match_nodes, source_lines
 from .traceevents import CALL, PIECE, WARM, Kernel, Run, analyse
 from .peaks import device_peaks
 
 MAX_SLICES = 20_000
+CHECK_PAIRS = 30        # the build check's least pairs of calls: 95 % interval from the 10th to the 21st
+CHECK = "vexplore check "   # the check's calls that are no profiled call: "vexplore check production <i>" ...
 
 
 def profile(cm: Any, *inputs: Any, calls: int = 20, warmup: int = 5) -> RuntimeProfile:
@@ -73,11 +81,11 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5) ->
     build, note = _profiling_build(cm)
     check: tuple[PieceCheck, ...] = ()
     if build:
-        production = _traced(cm, inputs, calls, cuda, {})
-        run = _traced(cm, inputs, calls, cuda, build, warm=max(warmup, 1))
-        check = _piece_check(production, run)
+        run, pairs = _traced(cm, inputs, calls, cuda, build, warm=max(warmup, 1), check=max(calls, CHECK_PAIRS))
+        check = _piece_check(pairs, run)
+        note = f"{note}. {check_note(check)}"
     else:
-        run = _traced(cm, inputs, calls, cuda, {})
+        run, _ = _traced(cm, inputs, calls, cuda, {})
     if len(cm.graphs) != graphs or cm.report is not report:
         raise VexploreError("cm.profile: a profiled call traced and compiled a new graph, so the calls did not "
                             "all run the same pieces. Call cm(*inputs) with these inputs once before profiling.")
@@ -167,16 +175,23 @@ def _repointed(runner: Any, fn: Callable[..., Any]) -> Iterator[None]:
 
 
 class _Noting:
-    """A graph's callable that notes the sizes of the graph's inputs at its first call, then runs ``fn``."""
+    """A graph's callable that notes the sizes of the graph's inputs at its first call, then runs the
+    callable of the build ``which.build`` picks (0: the profiled build; 1: production, for the check)."""
 
-    def __init__(self, fn: Callable[..., Any], into: dict[int, tuple[Any, ...]], graph: int) -> None:
-        self.fn, self.into, self.graph = fn, into, graph
+    def __init__(self, fns: tuple[Callable[..., Any], ...], into: dict[int, tuple[Any, ...]], graph: int,
+                 which: "_Which") -> None:
+        self.fns, self.into, self.graph, self.which = fns, into, graph, which
 
     def __call__(self, *args: Any) -> Any:
         if self.graph not in self.into:
             self.into[self.graph] = tuple(tuple(int(s) for s in a.shape) if isinstance(a, torch.Tensor) else
                                           int(a) if isinstance(a, (int, torch.SymInt)) else None for a in args)
-        return self.fn(*args)
+        return self.fns[self.which.build](*args)
+
+
+@dataclass
+class _Which:
+    build: int = 0
 
 
 def _ranged(index: int | None, runner: Callable[..., Any]) -> Callable[..., Any]:
@@ -191,48 +206,110 @@ def _ranged(index: int | None, runner: Callable[..., Any]) -> Callable[..., Any]
 
 
 @contextlib.contextmanager
-def _installed(cm: Any, build: dict[int, Any], args: dict[int, tuple[Any, ...]]) -> Iterator[None]:
-    """Step 3 of the module docstring, for the span of the ``with``."""
+def _installed(cm: Any, builds: Sequence[dict[int, Any]], args: dict[int, tuple[Any, ...]]) -> Iterator[_Which]:
+    """Step 3 of the module docstring, for the span of the ``with``: each graph runs the callable of
+    ``builds[which.build]`` (a build without the graph, e.g. ``{}``: the production callable)."""
     index = {(p.graph, p.name): p.index for p in cm.report.pieces}
+    which = _Which()
     with contextlib.ExitStack() as stack:
         for g in cm.graphs:
-            fn = build[g.index].fn if g.index in build else g.runner.fn
-            stack.enter_context(_repointed(g.runner, _Noting(fn, args, g.index)))
-            stack.enter_context(piece_hooks(fn, lambda name, r, gi=g.index: _ranged(index.get((gi, name)), r)))
-        yield
+            fns = tuple(b[g.index].fn if g.index in b else g.runner.fn for b in builds)
+            stack.enter_context(_repointed(g.runner, _Noting(fns, args, g.index, which)))
+            for fn in dict.fromkeys(fns):   # each stitched callable once (two builds: two parents)
+                stack.enter_context(piece_hooks(fn, lambda name, r, gi=g.index: _ranged(index.get((gi, name)), r)))
+        yield which
 
 
-def _traced(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool, build: dict[int, Any], warm: int = 0) -> Run:
-    """``calls`` calls under torch.profiler, each in a call range, pieces in piece ranges; analysed."""
+Pairs = dict[int, list[tuple[float, float]]]   # piece -> (production ms, profiling ms) per pair of calls
+
+
+def _traced(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool, build: dict[int, Any], warm: int = 0,
+            check: int = 0) -> tuple[Run, Pairs]:
+    """``calls`` calls of ``build`` (``{}``: production) under torch.profiler, each in a call range, pieces
+    in piece ranges; analysed. ``check`` > 0: ``check`` pairs of calls of both builds, interleaved in
+    the same session (the first ``calls`` profiling calls are the profiled ones), and their pieces' times."""
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     args: dict[int, tuple[Any, ...]] = {}
-    with _installed(cm, build, args):
-        for _ in range(warm):
-            cm(*inputs)
+    builds = (build, {}) if check else (build,)
+    with _installed(cm, builds, args) as which:
+        for which.build in range(len(builds)):
+            for _ in range(warm):
+                cm(*inputs)
         with torch.profiler.profile(activities=acts) as prof:
             with record_function(WARM):   # the profiler's own first-call costs land here, unmeasured
-                cm(*inputs)
-                _sync(cuda)
-            for i in range(calls):
-                with record_function(f"{CALL}{i}"):
+                for which.build in range(len(builds)):
                     cm(*inputs)
                     _sync(cuda)
-    run = analyse(list(prof.events()), cuda)
+            for i in range(max(calls, check)):
+                order = (0,) if not check else (1, 0) if i % 2 == 0 else (0, 1)   # production first in every other pair
+                for which.build in order:
+                    with record_function(_call_label(i, which.build, calls)):
+                        cm(*inputs)
+                        _sync(cuda)
+    events = list(prof.events())
+    run = analyse(events, cuda)
     run.args = args
-    return run
+    return run, (_pairs(events) if check else {})
 
 
-def _piece_ms(run: Run) -> dict[int, float]:
-    """Each piece's median run time (ms; medians: a shared machine's stalls move means, not medians)."""
-    runs: dict[int, list[float]] = {}
-    for _, piece, a, b in run.pieces:
-        runs.setdefault(piece, []).append((b - a) / 1e3)
-    return {p: statistics.median(v) for p, v in runs.items()}
+def _call_label(i: int, build: int, calls: int) -> str:
+    if build == 0 and i < calls:
+        return f"{CALL}{i}"
+    return f"{CHECK}{'profiling' if build == 0 else 'production'} {i}"
 
 
-def _piece_check(production: Run, profiling: Run) -> tuple[PieceCheck, ...]:
-    a, b = _piece_ms(production), _piece_ms(profiling)
-    return tuple(PieceCheck(p, a[p], b.get(p, 0.0)) for p in sorted(a))
+def _pairs(events: list[Any]) -> Pairs:
+    """Each piece's run times (ms) in the check's pairs: the call ``i`` of each build (step 2 of the
+    module docstring); a pair missing either run is left out."""
+    runs: dict[tuple[int, int, int], float] = {}
+    for e in events:
+        if not e.name.startswith(PIECE):
+            continue
+        node = e.cpu_parent
+        while node is not None and not node.name.startswith((CALL, CHECK)):
+            node = node.cpu_parent
+        if node is None:
+            continue
+        if node.name.startswith(CALL):
+            build, i = 0, int(node.name[len(CALL):])
+        else:
+            kind, num = node.name[len(CHECK):].split()
+            build, i = (0 if kind == "profiling" else 1), int(num)
+        runs[(int(e.name[len(PIECE):]), i, build)] = (e.time_range.end - e.time_range.start) / 1e3
+    out: Pairs = {}
+    for (piece, i, build), ms in sorted(runs.items()):
+        if build == 1 and (piece, i, 0) in runs:
+            out.setdefault(piece, []).append((ms, runs[(piece, i, 0)]))
+    return out
+
+
+def _piece_check(pairs: Pairs, profiled: Run) -> tuple[PieceCheck, ...]:
+    """One PieceCheck per piece, with the profiler ranges per call the profiling build adds to it (its
+    C++ kernels' ranges: named kernels that are no ``ns::op``)."""
+    ranges: dict[int, int] = {}
+    for k in profiled.kernels:
+        if k.piece is not None and "::" not in k.name:
+            ranges[k.piece] = ranges.get(k.piece, 0) + 1
+    calls = max(len(profiled.calls), 1)
+    return tuple(PieceCheck.paired(p, pairs[p], round(ranges.get(p, 0) / calls)) for p in sorted(pairs))
+
+
+def check_note(check: Sequence[PieceCheck]) -> str:
+    """The build check in words, for the profile's note: the verdict, and each piece that does not agree."""
+    verdict = build_verdict(check)
+    n = min((c.pairs for c in check), default=0)
+    head = {"agrees": f"Build check: every piece within {BUILD_TOLERANCE:.0%} of the production build",
+            "differs": f"Build check: the profiling build differs from the production build by more than {BUILD_TOLERANCE:.0%}",
+            "unresolved": f"Build check unresolved: the calls were too noisy to tell {BUILD_TOLERANCE:.0%}",
+            "": "Build check: no piece to compare"}[verdict]
+    parts = [f"piece {c.piece} {c.diff:+.1%} ({c.diff_low:+.1%}..{c.diff_high:+.1%}"
+             + (f"; {c.ranges} kernel ranges, {c.diff * c.production_ms * 1e3 / c.ranges:+.2f} us each" if c.ranges else "")
+             + ")" for c in check if c.verdict() != "agrees" and c.diff is not None]
+    tail = f" ({n} interleaved pairs of calls, median difference and its 95 % interval)"
+    if any(c.verdict() == "differs" and c.diff > 0 and c.ranges for c in check):
+        tail += ("; where it is slower, its profiler range per C++ kernel call is the difference: the kernels' "
+                 "times are what ran inside the ranges, the host time between them is inflated")
+    return head + tail + (": " + ", ".join(parts) if parts else "")
 
 
 def _rows(cm: Any, run: Run, built: dict[int, Sequence[Any]] | None) -> list[KernelRow]:
@@ -332,7 +409,8 @@ def _assemble(cm: Any, run: Run, rows: list[KernelRow], wall: list[float], extra
         rows=tuple(rows), attributed_share=mapped / total if total else 0.0, calls=calls, device=_device_name(cm),
         profiled_wall_ms=statistics.median(walls) if walls else 0.0, warmup=extra.warmup, build=extra.build,
         build_check=extra.check, runtime=RuntimeCounters.of(g.graph_stats for g in cm.graphs), slices=_slices(run),
-        inputs=extra.inputs, note=extra.note, profile_s=time.perf_counter() - extra.t0)
+        inputs=extra.inputs, note=extra.note, profile_s=time.perf_counter() - extra.t0,
+        build_verdict=build_verdict(extra.check))
 
 
 def _spec(x: Any) -> str:

@@ -23,8 +23,10 @@ This module reads the engine's objects by their fields only: monitor/ imports no
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from .persist import from_jsonable, to_jsonable
 
@@ -83,14 +85,78 @@ class TraceSlice:
     piece: int | None = None
 
 
+BUILD_TOLERANCE = 0.05   # the issue's rule: a profiling build's pieces within 5 % of the production build's
+
+
 @dataclass(frozen=True)
 class PieceCheck:
     """A piece's time per call (its run, host included) in the production build and in the profiling
-    build that named its kernels: their agreement says the profiling build measured the same work."""
+    build that named its kernels: their agreement says the profiling build measured the same work.
+
+    ``production_ms`` / ``profiling_ms``: the medians of the piece's runs in each build. The calls of the
+    two builds alternate in one profiler session, so each profiling run has a production run beside it
+    (a pair): ``diff`` is the median of the pairs' relative differences (profiling / production - 1),
+    ``diff_low``..``diff_high`` its 95 % interval (order statistics of the pairs; with fewer than 6 pairs,
+    their range); ``ranges`` the profiler ranges per call the profiling build adds to the piece (one per
+    C++ kernel call). Checks saved before pairs existed have ``pairs`` 0 and ``diff`` None.
+    """
 
     piece: int
     production_ms: float
     profiling_ms: float
+    pairs: int = 0
+    diff: float | None = None
+    diff_low: float | None = None
+    diff_high: float | None = None
+    ranges: int = 0
+
+    @classmethod
+    def paired(cls, piece: int, pairs: Sequence[tuple[float, float]], ranges: int = 0) -> "PieceCheck":
+        """From ``(production_ms, profiling_ms)`` of each pair of neighbouring calls (pairs with a
+        production time of 0 count in the medians, not in ``diff``)."""
+        a, b = [x for x, _ in pairs], [y for _, y in pairs]
+        rel = [y / x - 1.0 for x, y in pairs if x > 0]
+        low, high = median_interval(rel) if rel else (None, None)
+        return cls(piece, statistics.median(a) if a else 0.0, statistics.median(b) if b else 0.0, len(pairs),
+                   statistics.median(rel) if rel else None, low, high, ranges)
+
+    def verdict(self, tolerance: float = BUILD_TOLERANCE) -> str:
+        """"agrees": the interval of ``diff`` lies within ±tolerance; "differs": it lies wholly outside
+        (the profiling build is slower, or faster, beyond the tolerance); "unresolved": neither (the
+        calls were too noisy to tell, or the check predates pairs)."""
+        if self.diff_low is None or self.diff_high is None:
+            return "unresolved"
+        if -tolerance <= self.diff_low and self.diff_high <= tolerance:
+            return "agrees"
+        if self.diff_low > tolerance or self.diff_high < -tolerance:
+            return "differs"
+        return "unresolved"
+
+
+def median_interval(xs: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median of ``xs``: the k-th smallest and k-th largest, k the
+    largest with P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2 (n = 30: the 10th and 21st); with too
+    few values for that (n < 6 at 95 %), their range."""
+    s = sorted(xs)
+    n, tail, k, cum = len(s), (1.0 - confidence) / 2, 0, 0.0
+    for j in range(n):
+        cum += math.comb(n, j) / 2 ** n
+        if cum > tail:
+            break
+        k = j + 1
+    return (s[k - 1], s[n - k]) if k else (s[0], s[-1])
+
+
+def build_verdict(checks: Sequence[PieceCheck], tolerance: float = BUILD_TOLERANCE) -> str:
+    """The profile's verdict over the pieces with at least 5 % of the production call time: "differs"
+    if one differs, "agrees" if all agree, else "unresolved"; "" without checks."""
+    total = sum(c.production_ms for c in checks)
+    verdicts = [c.verdict(tolerance) for c in checks if c.production_ms > 0 and c.production_ms >= 0.05 * total]
+    if not verdicts:
+        return ""
+    if "differs" in verdicts:
+        return "differs"
+    return "agrees" if all(v == "agrees" for v in verdicts) else "unresolved"
 
 
 @dataclass(frozen=True)
@@ -146,7 +212,9 @@ class RuntimeProfile:
     Medians, because a shared machine's stalls move means and not medians; the rows keep every call
     (``total_ms`` / ``calls`` is the mean busy time). ``attributed_share``: the share of the rows'
     device time in rows mapped to a piece and a source line. ``build``: "production" (the model's own pieces ran) or "profiling" (a build of the
-    same pieces that names its kernels; ``build_check`` compares the two per piece).
+    same pieces that names its kernels; ``build_check`` compares the two per piece, ``build_verdict``
+    says whether they agree within ``BUILD_TOLERANCE``: "agrees" | "differs" | "unresolved", "" without
+    a profiling build or in a profile saved before verdicts; ``build_agrees`` the same as a flag).
     """
 
     wall_ms: float
@@ -166,6 +234,13 @@ class RuntimeProfile:
     inputs: tuple[str, ...] = ()
     note: str = ""
     profile_s: float = 0.0          # what cm.profile took, all in (builds, calls, analysis)
+    build_verdict: str = ""
+
+    @property
+    def build_agrees(self) -> bool | None:
+        """True: the profiling build's pieces agree with the production build's within 5 %; False:
+        they differ or the check could not tell; None: no profiling build (or an older saved profile)."""
+        return self.build_verdict == "agrees" if self.build_verdict else None
 
     @property
     def total_ms(self) -> float:
@@ -197,9 +272,10 @@ class RuntimeProfile:
 
     def build_diff(self) -> float | None:
         """The largest relative difference of a piece's time between the production and the profiling
-        build, over pieces with at least 5 % of the production call time (None without a profiling build)."""
+        build (its paired ``diff``; for a check saved before pairs, of the medians), in absolute value,
+        over pieces with at least 5 % of the production call time (None without a profiling build)."""
         total = sum(c.production_ms for c in self.build_check)
-        diffs = [abs(c.profiling_ms - c.production_ms) / c.production_ms for c in self.build_check
+        diffs = [abs(c.diff if c.diff is not None else c.profiling_ms / c.production_ms - 1.0) for c in self.build_check
                  if c.production_ms > 0 and c.production_ms >= 0.05 * total]
         return max(diffs) if diffs else None
 
