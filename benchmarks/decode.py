@@ -20,10 +20,12 @@ imports Inductor there and vx.compile on the first call. Children share a byteco
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
@@ -111,6 +113,73 @@ def speed(args: argparse.Namespace) -> dict:
             extra["profile_piecewise_piecewise_1_token"] = profile(m, pp.make(1), inputs[1])
         out[timer] = _write(rep, extra, args.out.format(timer=timer), firsts)
         firsts = firsts or {(r.variant, r.tokens): r.first_call_s for r in rep.rows}
+    return out
+
+
+def _rounds(fns: dict, x: tuple, timer: str, rounds: int, block_ms: float = 150.0) -> dict:
+    """Each callable's median per round (a block of ~``block_ms`` of calls each), the callables
+    alternating within a round and their order reversed every other round, so drift hits all alike."""
+    from vexplore.bench.timing import Sampler, l2_flush_buffer, stats
+
+    flush = l2_flush_buffer(True, True)
+    samplers = {k: Sampler(f, x, timer, cuda=True, flush=flush) for k, f in fns.items()}
+    with torch.no_grad():
+        once = {k: max(stats(s.block(5)).median_ms, 1e-3) for k, s in samplers.items()}
+        out: dict = {k: [] for k in fns}
+        for r in range(rounds):
+            for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+                out[k].append(stats(samplers[k].block(max(5, int(block_ms / once[k])))).median_ms)
+    return out
+
+
+def _ratio_ci(ratios: list) -> dict:
+    """The median of the per-round ratios and its ~95 % interval (order statistics of the median: for
+    n rounds, ranks n/2 -+ 0.98 sqrt(n), clipped to the ends)."""
+    xs, n = sorted(ratios), len(ratios)
+    half = 0.98 * n ** 0.5
+    lo, hi = max(0, int(n / 2 - half)), min(n - 1, int(round(n / 2 + half)))
+    return {"median": statistics.median(xs), "low": xs[lo], "high": xs[hi], "rounds": n}
+
+
+def parity(args: argparse.Namespace) -> dict:
+    """vexplore-default (``vx.compile(model)``, no options) against torch-reduce-overhead (static per
+    size) at 1 and 16 tokens, interleaved rounds on the idle and the steady timer (the median ratio
+    and its 95 % upper bound); at 2048 tokens vexplore-default and vexplore-default[compile_sizes=2048]
+    against torch-default (static), the same way. Every callable checked against eager first."""
+    m = model(args.layers)
+    session = vx.Session()
+    base = resolve(m, ["eager", "torch-reduce-overhead", "torch-default"], session)
+    vxd = vx.compile(m, session=session)
+    vx2048 = vx.compile(m, vx.CompileConfig(compile_sizes=(2048,)), session=session)
+    out: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "model": f"toy-llama-{args.layers}L-d2048-fp16",
+                 "vexplore_default": vxd.config.to_dict(), "rows": [], "timers": {}}
+    cases = [(n, {"torch-reduce-overhead": base[1].make(n), "vexplore-default": vxd}) for n in (16, 1)]
+    cases.insert(0, (2048, {"torch-default": base[2].make(2048), "vexplore-default": vxd, "vexplore-default[compile_sizes=2048]": vx2048}))
+    with torch.no_grad():
+        for n, fns in cases:
+            x = m.example_inputs(n, "cuda")
+            want = m(*x).float()
+            for k, f in fns.items():
+                for _ in range(3):
+                    got = f(*x)
+                err = ((got.float() - want).abs().max() / want.abs().max()).item()
+                out["rows"].append({"tokens": n, "variant": k, "max_rel_err": err})
+                if err > 2e-2:
+                    raise SystemExit(f"{k} at {n} tokens: max rel err {err:.2e} over the gate")
+    for timer in ("idle", "steady"):
+        per = out["timers"][timer] = {}
+        for n, fns in cases:
+            x = m.example_inputs(n, "cuda")
+            meds = _rounds(fns, x, timer, args.rounds)
+            ref = next(iter(fns))
+            per[n] = {"medians_ms": meds, "ratio_vs_" + ref: {k: _ratio_ci([a / b for a, b in zip(meds[k], meds[ref])])
+                                                           for k in fns if k != ref}}
+            print(timer, n, {k: round(statistics.median(v), 4) for k, v in meds.items()},
+                  {k: {a: round(b, 3) for a, b in v.items()} for k, v in per[n]["ratio_vs_" + ref].items()}, flush=True)
+    out["graph_stats"] = {k: [dataclasses.asdict(g.graph_stats) if g.graph_stats else None for g in c.graphs]
+                          for k, c in (("vexplore-default", vxd), ("vexplore-default[compile_sizes=2048]", vx2048))}
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1, default=str)
     return out
 
 
@@ -315,7 +384,8 @@ def first_call(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=("speed", "autotune", "first-call", "agreement"))
+    p.add_argument("what", choices=("speed", "autotune", "first-call", "agreement", "parity"))
+    p.add_argument("--rounds", type=int, default=9, help="parity: interleaved rounds")
     p.add_argument("--layers", type=int, default=None)
     p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     p.add_argument("--reps", type=int, default=None, help="samples per row (default: until the median is known within 2 %%)")
@@ -338,6 +408,9 @@ def main() -> None:
     elif args.what == "autotune":
         args.layers = args.layers or 8
         autotune(args)
+    elif args.what == "parity":
+        args.layers = args.layers or 8
+        parity(args)
     elif args.what == "agreement":
         args.layers = args.layers or 8
         agreement(args)

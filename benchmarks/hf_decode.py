@@ -70,16 +70,17 @@ def build(args: argparse.Namespace) -> torch.nn.Module:
     return LlamaForCausalLM(cfg).to(device=args.device, dtype=DTYPES[args.dtype]).eval()
 
 
-def new_cache(model: torch.nn.Module, args: argparse.Namespace) -> Any:
-    """A StaticCache of ``--max-cache`` tokens, batch 1, allocated now (not on the first update,
-    so no compiled region allocates it) and so at the same addresses for the whole run."""
+def new_cache(model: torch.nn.Module, args: argparse.Namespace, length: int | None = None) -> Any:
+    """A StaticCache of ``length`` (default ``--max-cache``) tokens, batch 1, allocated now (not on the
+    first update, so no compiled region allocates it) and so at the same addresses for the whole run."""
     from transformers import StaticCache
 
     c, dtype, device = model.config, DTYPES[args.dtype], torch.device(args.device)
+    length = length or args.max_cache
     try:     # 5.x: StaticCache(config, max_cache_len, ...), tensors made lazily or by early_initialization
-        cache = StaticCache(config=c, max_cache_len=args.max_cache)
+        cache = StaticCache(config=c, max_cache_len=length)
     except TypeError:   # 4.x: batch size, device and dtype up front
-        cache = StaticCache(config=c, max_batch_size=1, max_cache_len=args.max_cache, device=device, dtype=dtype)
+        cache = StaticCache(config=c, max_batch_size=1, max_cache_len=length, device=device, dtype=dtype)
     head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
     if hasattr(cache, "early_initialization"):
         cache.early_initialization(1, c.num_key_value_heads, head_dim, dtype, device)
@@ -293,7 +294,65 @@ def _row(v: Variant, n: int, samples: list[float], err: float, first_s: float, t
 
 def vx_config(args: argparse.Namespace) -> vx.CompileConfig:
     sizes = {"cudagraph_sizes": args.cudagraph_sizes} if args.cudagraph_sizes else {}
+    if args.default:   # vx.compile(model) as a user calls it: no options (the default split ops are SDPA's)
+        return vx.CompileConfig(**sizes)
     return vx.CompileConfig(**VX_CFG, **sizes, cache=vx.CacheConfig(tiers=("memory",)))
+
+
+def vx_name(cfg: vx.CompileConfig, args: argparse.Namespace) -> str:
+    return ("vexplore-default" + (f"[cudagraph_sizes={','.join(map(str, cfg.cudagraph_sizes))}]" if cfg.cudagraph_sizes else "")
+            if args.default else variant_name(cfg))
+
+
+# -- generations: greedy decoding as generate() runs it, a new StaticCache each time ----------------
+def greedy(fn: Caller, prompt: torch.Tensor, steps: int) -> torch.Tensor:
+    """Prefill ``prompt`` then ``steps`` 1-token steps, each feeding back the argmax (on the device)."""
+    n = prompt.shape[1]
+    logits = fn(prompt, torch.arange(n, device=prompt.device)[None])
+    out = []
+    for k in range(steps):
+        tok = logits[:, -1].argmax(-1, keepdim=True)
+        out.append(tok)
+        logits = fn(tok, torch.full((1, 1), n + k, device=prompt.device, dtype=torch.long))
+    return torch.cat(out, 1)
+
+
+def generations(model: torch.nn.Module, cm: Any, args: argparse.Namespace) -> dict:
+    """``--generations`` greedy generations of ``--gen-steps`` tokens after the shortest prompt, each with a
+    new StaticCache of prompt + steps tokens (as generate() sizes and makes one per call), for eager,
+    vexplore and torch.compile(mode="reduce-overhead", fullgraph=True) (static per size): the tokens of
+    each against eager's, each generation's wall time (perf_counter, synchronised at the end), and
+    what vexplore's graphs did (traces, recaptures, notes of inputs it fell back to copying)."""
+    n, steps = args.lengths[-1], args.gen_steps
+    ro = torch.compile(model, mode="reduce-overhead", fullgraph=True, dynamic=False)
+    fns = {"eager": model, "vexplore": cm, "torch-reduce-overhead": ro}
+    runs = []
+    with torch.no_grad():
+        for g in range(args.generations):
+            prompt = make_inputs(n, 0, args, seed=7_000 + g)[0]
+            got = {}
+            for name, fn in fns.items():
+                c = caller(fn, model, new_cache(model, args, n + steps), args)
+                sync(args)
+                t0 = time.perf_counter()
+                toks = greedy(c, prompt, steps)
+                sync(args)
+                got[name] = (toks, time.perf_counter() - t0)
+            want = got["eager"][0]
+            row = {"generation": g}
+            for name, (toks, secs) in got.items():
+                bad = (toks != want).nonzero()
+                row[name] = {"s": secs, "ms_per_token": secs * 1e3 / (steps + 1), "same_tokens": bool(torch.equal(toks, want)),
+                             "first_difference": int(bad[0, 1]) if len(bad) else None}
+            runs.append(row)
+            print(f"  generation {g}: " + ", ".join(f"{k} {v['s'] * 1e3:.1f} ms same={v['same_tokens']}"
+                                                     for k, v in row.items() if k != "generation"), flush=True)
+    stats = [s for s in graph_stats(cm) if s]
+    first, last = runs[0]["vexplore"]["s"], runs[-1]["vexplore"]["s"]
+    return {"prompt": n, "steps": steps, "runs": runs, "same_tokens": all(r["vexplore"]["same_tokens"] for r in runs),
+            "last_over_first": last / first, "graphs": len(cm.graphs), "graph_breaks": [str(b) for b in cm.graph_breaks],
+            "recaptures": sum(s.get("recaptures", 0) for s in stats), "notes": [x for s in stats for x in s.get("notes", [])],
+            "timer": "perf_counter per generation (synchronised at its end), tokens fed back on the device"}
 
 
 def variants(model: torch.nn.Module, cm: Any, caches: dict, args: argparse.Namespace) -> list[Variant]:
@@ -311,9 +370,10 @@ def variants(model: torch.nn.Module, cm: Any, caches: dict, args: argparse.Names
     vexp = caller(cm, model, caches["vexplore"], args)
     return [Variant("eager", "eager PyTorch (the model as it is)", lambda n: eager),
             Variant(torch_ro.name, torch_ro.compiled_as, ro),
-            Variant(variant_name(cfg), f"vx.compile(model, CompileConfig(strategy='piecewise', cudagraph="
-                    f"'full_and_piecewise'{f', cudagraph_sizes={cfg.cudagraph_sizes}' if cfg.cudagraph_sizes else ''}))"
-                    ", compiled and captured during the correctness part", lambda n: vexp)]
+            Variant(vx_name(cfg, args), ("vx.compile(model)" if args.default else
+                    f"vx.compile(model, CompileConfig(strategy='piecewise', cudagraph='full_and_piecewise'"
+                    f"{f', cudagraph_sizes={cfg.cudagraph_sizes}' if cfg.cudagraph_sizes else ''}))")
+                    + ", compiled and captured during the correctness part", lambda n: vexp)]
 
 
 def timing(model: torch.nn.Module, vs: list[Variant], args: argparse.Namespace, name: str) -> list[dict]:
@@ -405,6 +465,8 @@ def run(args: argparse.Namespace) -> dict:
     with torch.no_grad():
         corr = correctness(caller(model, model, caches["eager"], args), caller(cm, model, caches["vexplore"], args), args)
     print(correctness_lines(corr), flush=True)
+    if args.generations:
+        corr["generations"] = generations(model, cm, args)
     base = dict(model=name, model_config=model.config.to_diff_dict(), notes=NOTES,
                 config={k: v for k, v in vars(args).items() if k != "out"}, vexplore_config=cm.config.to_dict())
     vs = variants(model, cm, caches, args)
@@ -412,6 +474,8 @@ def run(args: argparse.Namespace) -> dict:
     for timer in args.timers or [None]:
         args.timer = timer or "idle"
         rows = timing(model, vs, args, name) if timer else []
+        same = corr.get("generations", {}).get("same_tokens")
+        rows = [dict(r, same_tokens=same) if r["variant"].startswith("vexplore") and same is not None else r for r in rows]
         corr["graphs_after_timing"] = len(cm.graphs)
         results[timer] = result = dict(machine(args, timer), **base, correctness=corr, rows=rows)
         path = args.out.format(timer=timer or "correctness")
@@ -441,6 +505,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=8, help="decode steps after each prefill (correctness)")
     p.add_argument("--decode-at", type=int, default=256, help="cache position of the timed decode step")
     p.add_argument("--logits-to-keep", type=int, default=1, help="as generate passes it (0: every position's logits)")
+    p.add_argument("--default", action="store_true", help="vexplore as vx.compile(model), no options (row vexplore-default)")
+    p.add_argument("--generations", type=int, default=0, help="greedy generations, a new StaticCache each (0: none)")
+    p.add_argument("--gen-steps", type=int, default=48, help="tokens generated per generation")
     p.add_argument("--timers", choices=("idle", "steady"), nargs="*", default=["idle"], help="none: correctness only")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--reps", type=int, default=None, help="samples per row (default: until the median is known within 2 %%)")

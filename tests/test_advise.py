@@ -164,8 +164,8 @@ def test_training_mode_and_benchmark_figures(session):
     bench = BenchReport(rows=(
         BenchRow(variant="eager", tokens=1, median_ms=0.05, **row),
         BenchRow(variant="eager", tokens=64, median_ms=0.40, **row),
-        BenchRow(variant="vexplore-auto-none", tokens=1, median_ms=0.10, **row),
-        BenchRow(variant="vexplore-auto-none", tokens=64, median_ms=0.11, **row),
+        BenchRow(variant="vexplore-auto-auto", tokens=1, median_ms=0.10, **row),
+        BenchRow(variant="vexplore-auto-auto", tokens=64, median_ms=0.11, **row),
         BenchRow(variant="torch-default", tokens=64, median_ms=0.3, status="noisy", median_ci=0.09, **row),
         BenchRow(variant="vexplore-full-full", tokens=64, median_ms=0.1, status="failed",
                  **{**row, "max_rel_err": 0.3})), device="cpu", torch=torch.__version__, triton=None)
@@ -175,7 +175,7 @@ def test_training_mode_and_benchmark_figures(session):
     acc, train, host, noisy = found
     assert "vexplore-full-full@64: max rel err 3.00e-01" in acc.message
     assert "Scaled is in training mode" in train.message
-    assert host.evidence == {"variant": "vexplore-auto-none", "sizes": [1, 64], "median_ms": [0.10, 0.11]}
+    assert host.evidence == {"variant": "vexplore-auto-auto", "sizes": [1, 64], "median_ms": [0.10, 0.11]}
     assert host.config is None and "cudagraph='auto'" in host.message     # CPU: nothing to apply
     assert noisy.evidence == {"rows": [{"variant": "torch-default", "tokens": 64, "median_ci": 0.09}]}
 

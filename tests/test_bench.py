@@ -57,16 +57,16 @@ def test_gate_fails_a_wrong_variant_and_never_calls_it_a_speedup(cache_cfg, sess
         rep = vx.benchmark(m, {4: (torch.randn(4, 16),), 32: (torch.randn(32, 16),)},
                            ["eager", cfg, ("wrong", wrong)], warmup=2, reps=5, session=session, noise_threshold=1e9, max_spread=1e9)
     assert [(r.variant, r.tokens) for r in rep.rows] == [
-        ("eager", 4), ("vexplore-piecewise-none", 4), ("wrong", 4),
-        ("eager", 32), ("vexplore-piecewise-none", 32), ("wrong", 32)]
+        ("eager", 4), ("vexplore-piecewise-auto", 4), ("wrong", 4),
+        ("eager", 32), ("vexplore-piecewise-auto", 32), ("wrong", 32)]
     by = {(r.variant, r.tokens): r for r in rep.rows}
     assert by[("wrong", 4)].max_rel_err == pytest.approx(0.5, rel=1e-5)   # max|1.5y - y| / max|y|
     assert by[("wrong", 4)].status == by[("wrong", 32)].status == "failed"
     assert rep.speedup(by[("wrong", 4)]) is None and rep.verdict(by[("wrong", 4)]) == "failed"
-    assert by[("vexplore-piecewise-none", 32)].status == "ok" and by[("vexplore-piecewise-none", 32)].max_rel_err < 1e-4
-    assert rep.speedup(by[("vexplore-piecewise-none", 4)]) is not None
+    assert by[("vexplore-piecewise-auto", 32)].status == "ok" and by[("vexplore-piecewise-auto", 32)].max_rel_err < 1e-4
+    assert rep.speedup(by[("vexplore-piecewise-auto", 4)]) is not None
     assert "failed" in rep.table() and sum("over the accuracy gate" in w for w in rep.warnings) == 2
-    assert by[("vexplore-piecewise-none", 4)].compiled_as.startswith("vx.compile(model, CompileConfig(strategy='piecewise'")
+    assert by[("vexplore-piecewise-auto", 4)].compiled_as.startswith("vx.compile(model, CompileConfig(strategy='piecewise'")
     assert all(r.p20_ms <= r.median_ms <= r.p80_ms and r.samples == 5 for r in rep.rows)
 
 
@@ -114,7 +114,7 @@ def test_sizes_are_named_and_real(cache_cfg, session):
     st = bench_statement(lambda: m(x), number=3, repeat=4, config=vx.CompileConfig(compiler="eager", cache=cache_cfg),
                          session=session, model_name="m(x)", size=(4, "dim 0 of x"))
     assert [(r.model, r.variant, r.tokens, r.size_dim) for r in st.rows] == [
-        ("m(x)", "eager", 4, "dim 0 of x"), ("m(x)", "vexplore-auto-none[compiler=eager]", 4, "dim 0 of x")]
+        ("m(x)", "eager", 4, "dim 0 of x"), ("m(x)", "vexplore-auto-auto[compiler=eager]", 4, "dim 0 of x")]
     assert all(r.max_rel_err < 1e-5 and r.p20_ms <= r.median_ms <= r.p80_ms for r in st.rows)
     unknown = bench_statement(lambda: m(x), repeat=3, config=vx.CompileConfig(compiler="eager", cache=cache_cfg),
                               session=session)
@@ -126,8 +126,8 @@ def test_sizes_are_named_and_real(cache_cfg, session):
 def test_variant_names_say_what_differs():
     assert variant_name(vx.CompileConfig(strategy="full", cudagraph="full", splitting_ops=["a::b"])) == "vexplore-full-full"
     assert variant_name(vx.CompileConfig(strategy="full", mode="max-autotune", compile_sizes=[1, 16])) == \
-        "vexplore-full-none[mode=max-autotune, compile_sizes=1,16]"
-    assert variant_name(vx.CompileConfig(cache=vx.CacheConfig(tiers=("memory",)), validate=True)) == "vexplore-auto-none"
+        "vexplore-full-auto[mode=max-autotune, compile_sizes=1,16]"
+    assert variant_name(vx.CompileConfig(cache=vx.CacheConfig(tiers=("memory",)), validate=True)) == "vexplore-auto-auto"
     m = Stack(1).eval()
     with pytest.raises(vx.VexploreError, match="both named eager"):
         vx.benchmark(m, {4: (torch.randn(4, 16),)}, ["eager", ("eager", m)])

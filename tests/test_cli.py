@@ -22,7 +22,7 @@ def test_demo_runs(tmp_path):
     assert "== full: compiling" in out and "== piecewise: compiling" in out
     assert "pieces 5, compiled 3, unique 3" in out
     assert "piece  0 (general): compiled in" in out
-    for variant in ("eager", "vexplore-full-none", "vexplore-piecewise-none"):
+    for variant in ("eager", "vexplore-full-auto", "vexplore-piecewise-auto"):
         assert variant in out.split("time per call")[1]
 
 

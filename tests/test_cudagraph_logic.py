@@ -7,7 +7,7 @@ import torch
 import vexplore as vx
 from vexplore.engine import _torch_compat as tc
 from vexplore.engine.runtime.sizes import DEFAULT_SIZES, capture_sizes, pick_size
-from vexplore.engine.runtime.inputplan import GraphInputs, InputPlan
+from vexplore.engine.runtime.inputplan import REBIND_CALLS, GraphInputs, InputPlan
 from models import KVArgument, KVBuffer, Stack
 
 
@@ -75,15 +75,25 @@ def test_input_plan_refuses_a_written_input_that_shares_memory(cache_cfg, sessio
     assert reason is not None and "share memory" in reason and "args[0]" in reason
 
 
-def test_moving_a_fixed_input_twice_copies_it_from_then_on():
+def test_a_fixed_input_moving_every_few_calls_is_copied_from_then_on():
     plan = InputPlan(fixed=[0, 1], copied=[2], scalars=[], dims={2: 0}, written={1}, names=["w", "kv", "x"])
     current = {0: 100, 1: 200}
-    assert not plan.moved(1, 200, current)           # where it was: nothing to do
-    assert not plan.moved(1, 300, current)           # moved once: captured again at the new address
+    assert not plan.moved(1, 200, current, call=3)         # where it was: nothing to do
+    assert not plan.moved(1, 300, current, call=5)         # moved once: captured again at the new address
     assert plan.fixed == [0, 1] and plan.moves[1] == 1
-    assert not plan.moved(1, 300, current)           # the same move seen from another size
-    assert plan.moved(1, 400, current)               # moved again: copied (and copied back) from now on
+    assert not plan.moved(1, 300, current, call=6)         # the same move seen from another size
+    assert plan.moved(1, 400, current, call=5 + REBIND_CALLS - 1)   # moved again soon: copied from now on
     assert plan.fixed == [0] and plan.copied == [2, 1]
+
+
+def test_a_cache_rebound_per_generation_stays_in_place():
+    """A new KV cache per generate() call moves the input once per generation, tens of calls apart:
+    captured again each time, never copied."""
+    plan = InputPlan(fixed=[0, 1], copied=[2], scalars=[], dims={2: 0}, written={1}, names=["w", "kv", "x"])
+    current = {0: 100, 1: 200}
+    for gen in range(1, 6):
+        assert not plan.moved(1, 200 + gen, current, call=gen * 49)
+    assert plan.fixed == [0, 1] and plan.moves[1] == 5
 
 
 def test_cudagraph_without_cuda_says_so(cache_cfg, session):

@@ -268,7 +268,7 @@ class CompileConfig:
     # "none" | "piecewise" (each compiled piece, split ops eager between) | "full" (the whole graph,
     # split ops included) | "full_and_piecewise" (full up to cudagraph_full_max tokens, piecewise
     # above) | "auto" (full_and_piecewise on a CUDA device, none elsewhere)
-    cudagraph: str = "none"
+    cudagraph: str = "auto"
     cudagraph_full_max: int = 32                # full_and_piecewise: full graphs up to this many tokens
     cudagraph_sizes: tuple[int, ...] | None = None   # capture sizes; None: 2..512 in powers of two
     # Device memory captures may take; a size estimated above it runs without graphs. None: 90 % of what is free.

@@ -147,7 +147,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                   f"misses {c['cache_misses']}\n")
         out.write(f"phases: {phases_line(rep.phases, rep.wall_s)}\n")
         out.write(rep.table() + "\n")
-        variants.append((f"vexplore-{strategy}-none", cm))
+        variants.append((f"vexplore-{strategy}-{cfg.cudagraph}", cm))
     unsubscribe()
     bench = benchmark(model, {args.tokens: (x,)}, variants, reps=args.reps, timer=args.timer, budget_s=3.0,
                       model_name="ToyLlama")

@@ -135,13 +135,13 @@ def test_pieces_table_sorts_and_lists_every_field(toy_report):
 
 
 def test_bench_table_and_chart():
-    rows = [BenchRow("m", "eager", 16, 2.0, 1.5, 2.5, 0.0, 0.0), BenchRow("m", "vexplore-full-none", 16, 1.0, 0.9, 1.2, 1e-7, 1.5),
-            BenchRow("m", "eager", 64, 8.0, 7.0, 9.0, 0.0, 0.0), BenchRow("m", "vexplore-full-none", 64, 2.0, 1.9, 2.2, 2e-7, 0.01)]
+    rows = [BenchRow("m", "eager", 16, 2.0, 1.5, 2.5, 0.0, 0.0), BenchRow("m", "vexplore-full-auto", 16, 1.0, 0.9, 1.2, 1e-7, 1.5),
+            BenchRow("m", "eager", 64, 8.0, 7.0, 9.0, 0.0, 0.0), BenchRow("m", "vexplore-full-auto", 64, 2.0, 1.9, 2.2, 2e-7, 0.01)]
     html = bench_table(BenchReport(tuple(rows), "cpu", "2.13", None))
     assert "2.00×" in html and "4.00×" in html and "1.00e-07" in html and "1.90–2.200" not in html
     assert "1.900–2.200" in html
     fig = bench_figure(rows)
-    assert [t.name for t in fig.data] == ["eager", "vexplore-full-none"]
+    assert [t.name for t in fig.data] == ["eager", "vexplore-full-auto"]
     assert list(fig.data[1].y) == [1.0, 2.0] and list(fig.data[1].error_y.arrayminus) == pytest.approx([0.1, 0.1])
 
 

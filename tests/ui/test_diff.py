@@ -169,8 +169,8 @@ def test_history_numbers_its_own_reports_and_diffs_any_two(tmp_path):
     assert "report 3 (recompile)" in ex.summary.value and "report 3: piecewise" in ex.progress.status.value
     # variant names say what differs: the two piecewise rows differ in their cache tiers
     assert [label for label, _ in h.diff_a.options] == [
-        "1: vexplore-piecewise-none[compiler=eager, cache.tiers=default]", "2: vexplore-full-none[compiler=eager]",
-        "3: vexplore-piecewise-none[compiler=eager, cache.tiers=memory]"]
+        "1: vexplore-piecewise-auto[compiler=eager, cache.tiers=default]", "2: vexplore-full-auto[compiler=eager]",
+        "3: vexplore-piecewise-auto[compiler=eager, cache.tiers=memory]"]
     cells = re.findall(r"<td>([^<]*)</td>", h.table.value)
     assert "vxtest::mix ×3" in h.table.value and "memory, disk" in cells and "memory" in cells
     assert "press Diff" in h.diff_view.value
@@ -256,13 +256,13 @@ def test_history_diff_in_jupyterlab(full_then_piecewise, lab, tmp_path):
         assert "press Diff" in tab.inner_text()
         assert page.locator(".vexplore-explorer button", has_text="Compile").first.is_disabled()
         pick, first, second = tab.locator("select").all()
-        first.select_option(label="2: vexplore-piecewise-none")
-        second.select_option(label="1: vexplore-full-none")
+        first.select_option(label="2: vexplore-piecewise-auto")
+        second.select_option(label="1: vexplore-full-auto")
         tab.locator("button", has_text="Diff").click()
         table = tab.locator("table.vx-diff-table")
         table.wait_for(timeout=30_000)
         head = tab.locator(".vx-diff-head").inner_text()
-        assert "report 2: vexplore-piecewise-none → report 1: vexplore-full-none" in head
+        assert "report 2: vexplore-piecewise-auto → report 1: vexplore-full-auto" in head
         assert table.locator("tr[data-kind]").count() == len(expected.changed)
         assert table.locator('tr[data-kind="piece"]').count() == len(expected.of("piece")) == 7
         code = tab.locator("pre.vx-codediff")
@@ -272,7 +272,7 @@ def test_history_diff_in_jupyterlab(full_then_piecewise, lab, tmp_path):
         assert "+cpp_fused" in code.inner_text()          # the kernels the whole graph adds
         tab.locator(".vx-diff-head").scroll_into_view_if_needed()
         tab.screenshot(path=str(shots_dir(docs=True) / "diff-view.png"))
-        first.select_option(label="1: vexplore-full-none")  # the diff follows the pickers
+        first.select_option(label="1: vexplore-full-auto")  # the diff follows the pickers
         page.wait_for_function("""() => document.querySelector('.vx-history-tab .vx-diff-head')
             .textContent.includes('0 changes')""", timeout=30_000)
     assert not errors, errors

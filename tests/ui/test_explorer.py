@@ -167,9 +167,9 @@ def test_benchmark_panel_compares_every_configuration(explorer):
     rep = ex.bench.report
     assert rep is not None, ex.bench.status.value
     assert [(r.variant, r.tokens) for r in rep.rows] == [
-        (v, n) for n in (8, 32) for v in ("eager", "vexplore-piecewise-none", "vexplore-full-none")]
+        (v, n) for n in (8, 32) for v in ("eager", "vexplore-piecewise-auto", "vexplore-full-auto")]
     assert all(r.max_rel_err < 1e-4 for r in rep.rows)
-    assert [t.name for t in ex.bench.chart.data] == ["eager", "vexplore-piecewise-none", "vexplore-full-none"]
+    assert [t.name for t in ex.bench.chart.data] == ["eager", "vexplore-piecewise-auto", "vexplore-full-auto"]
     assert ex.bench.table.value.count("<tr>") == 1 + 6 and "speed-up vs eager" in ex.bench.table.value
     # one CompiledModel per configuration, made once; the explorer's own model is left as it was
     assert len(ex.bench._compiled) == 2 and ex.bench._compiled_for(ex.cm.config) is not ex.cm

@@ -79,11 +79,11 @@ def test_vxbench_times_eager_and_compiled(ip):
     with capture_output() as cap:
         rep = ip.run_line_magic("vxbench", "-n 2 -r 3 -o model(x)")
     assert isinstance(rep, vx.BenchReport)
-    assert [r.variant for r in rep.rows] == ["eager", "vexplore-auto-none"]
+    assert [r.variant for r in rep.rows] == ["eager", "vexplore-auto-auto"]
     assert all(r.max_rel_err < 1e-4 and 0 < r.p20_ms <= r.median_ms <= r.p80_ms for r in rep.rows)
     x = ip.user_ns["x"]
     assert {(r.tokens, r.size_dim) for r in rep.rows} == {(x.shape[0], "dim 0 of x")}   # never "tokens 0"
-    assert len(cap.outputs) == 1 and "vexplore-auto-none" in cap.outputs[0].data["text/plain"]
+    assert len(cap.outputs) == 1 and "vexplore-auto-auto" in cap.outputs[0].data["text/plain"]
     assert "speed-up vs eager" in BenchView(rep)._repr_html_()
 
 

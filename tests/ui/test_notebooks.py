@@ -25,9 +25,9 @@ def _quickstart(outputs: list, text: str) -> None:
     assert sum(WIDGET in o.get("data", {}) for o in outputs) == 2      # vx.explore and %vexplore
     assert re.search(r"report \d+: full +pieces=1 unique=1", text)
     assert re.search(r"report \d+: piecewise pieces=9 unique=3 inductor_compiles=0 memory_hits=3", text)
-    for variant in ("eager", "vexplore-piecewise-none", "vexplore-full-none"):
+    for variant in ("eager", "vexplore-piecewise-auto", "vexplore-full-auto"):
         assert variant in text
-    assert any("vexplore-auto-none" in o.get("data", {}).get("text/html", "") for o in outputs)
+    assert any("vexplore-auto-auto" in o.get("data", {}).get("text/html", "") for o in outputs)
 
 
 def _your_own_model(outputs: list, text: str) -> None:

@@ -205,7 +205,7 @@ def test_exported_explorer_with_a_benchmark_opens_in_chromium_without_errors(ip,
     ex.benchmark(wait=True)
     path = vx.export_html(ex, tmp_path / "explorer.html")
     html = path.read_text()
-    assert ">Benchmark</summary>" in html and "vexplore-full-none" in html and ">Reports (3)</summary>" in html
+    assert ">Benchmark</summary>" in html and "vexplore-full-auto" in html and ">Reports (3)</summary>" in html
     shots = ROOT / ("docs" if os.environ.get("VEXPLORE_UPDATE_DOCS") == "1" else "artifacts")
     shots.mkdir(exist_ok=True)
     with sync_playwright() as p:

@@ -77,10 +77,11 @@ def host_bound(ctx: Context) -> list[Advice]:
         if len(rows) < 2 or rows[-1].tokens < HOST_BOUND_SIZES * rows[0].tokens:
             continue
         growth = rows[-1].median_ms / rows[0].median_ms if rows[0].median_ms else 0.0
-        graphs = variant.startswith("torch-reduce-overhead") or (variant.startswith("vexplore-") and not variant.endswith("-none"))
+        cuda = ctx.latest is not None and ctx.latest.device == "cuda"
+        mode = variant.split("[")[0].rsplit("-", 1)[-1] if variant.startswith("vexplore-") else None   # its cudagraph
+        graphs = variant.startswith("torch-reduce-overhead") or (mode not in (None, "none") and (cuda or mode != "auto"))
         if growth >= HOST_BOUND_GROWTH or graphs:
             continue
-        cuda = ctx.latest is not None and ctx.latest.device == "cuda"
         cfg = ctx.cm.config.replace(cudagraph="auto") if cuda and ctx.cm.config.cudagraph == "none" else None
         fix = ("Capture CUDA graphs: CompileConfig(cudagraph='auto') replays each size's kernels in one launch."
                if cuda else "On a GPU, CUDA graphs (CompileConfig(cudagraph='auto')) remove it; on the CPU, batch more work per call.")

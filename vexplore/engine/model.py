@@ -72,6 +72,20 @@ class _Compile:
                             on_fallback, in_trace=self.kind == "compile", cancel=self.cancel)
 
 
+class _WithKeywords:
+    """A CompiledModel whose calls also pass ``kwargs``: what ``profile`` hands the profiler, which
+    calls ``cm(*inputs)``; everything else is the model's own."""
+
+    def __init__(self, cm: "CompiledModel", kwargs: dict[str, Any]) -> None:
+        self._cm, self._kwargs = cm, kwargs
+
+    def __call__(self, *inputs: Any) -> Any:
+        return self._cm(*inputs, **self._kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cm, name)
+
+
 class CompiledModel:
     """A callable over ``model``: the first call traces with Dynamo and compiles; later calls run.
 
@@ -181,14 +195,15 @@ class CompiledModel:
         sizes, recaptures, padded calls); all zero where nothing ran under CUDA graphs."""
         return RuntimeCounters.of(g.graph_stats for g in self.graphs)
 
-    def profile(self, *inputs: Any, calls: int = 20, warmup: int = 5) -> RuntimeProfile:
+    def profile(self, *inputs: Any, calls: int = 20, warmup: int = 5, **kwargs: Any) -> RuntimeProfile:
         """Where the run time goes: ``warmup`` calls, then ``calls`` calls under torch.profiler, mapped to
-        pieces, nodes, kernels and source lines (bench/profile.py says how). The profile is kept on the
-        latest report (``cm.report.profiles``, newest last; ``cm.report.runtime`` takes a snapshot of
-        ``cm.runtime``); calls outside ``profile`` run exactly as before."""
+        pieces, nodes, kernels and source lines (bench/profile.py says how). Each call is
+        ``cm(*inputs, **kwargs)`` (a Hugging Face model: ``cm.profile(input_ids=ids, ...)``). The profile is
+        kept on the latest report (``cm.report.profiles``, newest last; ``cm.report.runtime`` takes a
+        snapshot of ``cm.runtime``); calls outside ``profile`` run exactly as before."""
         from ..bench.profile import measure   # bench/ sits above the engine: loaded only when asked
 
-        prof = measure(self, inputs, calls, warmup)
+        prof = measure(_WithKeywords(self, kwargs) if kwargs else self, inputs, calls, warmup)
         old = self.reports[-1]
         new = dataclasses.replace(old, profiles=old.profiles + (prof,), runtime=prof.runtime)
         self.reports[-1] = new

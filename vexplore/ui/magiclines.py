@@ -80,7 +80,7 @@ VXBENCH_HELP = VXBENCH_PARSER.help_text(
     "Time STATEMENT eager and compiled by vexplore, per call, and show the table.",
     "Options come first, as with %timeit; STATEMENT is the rest of the line, as typed: Python (several "
     "statements joined by ';' allowed) over the notebook's names. It runs as a function of no arguments, "
-    "eager and compiled by vx.compile under vx.CompileConfig() (the row vexplore-auto-none); the function "
+    "eager and compiled by vx.compile under vx.CompileConfig() (the row vexplore-auto-auto); the function "
     "returns the last expression's value, or else the names the statement assigns, so the compiled graph has "
     "outputs. The first call of each row is timed apart (its seconds are reported beside the row), warm-up calls "
     "not at all. When STATEMENT ends in a call whose first argument is a name holding a tensor, the size column "

@@ -4,8 +4,10 @@
   writes in place whose shape does not depend on the token count (a KV cache passed at every
   call). The captured kernels read and write the caller's own tensor, so in-place writes land
   where the caller sees them and nothing is copied. When such an input moves (a weight swapped,
-  a rotary cache rebuilt at the same shape) its size is captured again; an input that moves a
-  second time is copied from then on (``moved``).
+  a rotary cache rebuilt at the same shape, a new KV cache per ``generate()`` call) each size is
+  captured again at the new address at its next call, and captures holding the old address are
+  dropped; an input that moves again within ``REBIND_CALLS`` calls of its last move (a new tensor
+  every call or so) is copied from then on (``moved``): a capture per call would cost more.
 - **Copied** (``copied``): every other tensor (token-dependent activations, other arguments)
   has a buffer per capture size, copied in when a call passes another tensor and copied back
   after the replay when the graph writes it.
@@ -55,6 +57,11 @@ def _symbols(e: Any) -> set[Any]:
     return set(getattr(e, "free_symbols", ()))
 
 
+# An input used in place that moves again within this many calls of its last move is copied from
+# then on. A cache rebound per generation (tens of calls apart) keeps being captured in place.
+REBIND_CALLS = 8
+
+
 @dataclass
 class InputPlan:
     """How each graph input reaches a replay (see the module docstring)."""
@@ -69,6 +76,7 @@ class InputPlan:
     tied: frozenset[Any] = frozenset()                      # the symbols that stand for the token count
     hints: Mapping[Any, int] = field(default_factory=dict)
     moves: Counter = field(default_factory=Counter)
+    last_move: dict[int, int] = field(default_factory=dict)   # fixed input -> the call count at its last move
 
     @classmethod
     def make(cls, g: GraphInputs) -> "InputPlan":
@@ -157,13 +165,16 @@ class InputPlan:
                         "copying them into separate graph buffers would lose the write")
         return None
 
-    def moved(self, i: int, ptr: int, current: dict[int, int]) -> bool:
-        """Note that input ``i`` now lives at ``ptr``; True when the plan changed (it is copied from now)."""
+    def moved(self, i: int, ptr: int, current: dict[int, int], call: int = 0) -> bool:
+        """Note that input ``i`` now lives at ``ptr`` (``call``: the graph's call count); True when
+        the plan changed: it moved again within REBIND_CALLS calls of its last move, and is copied
+        from now on."""
         if current.get(i) == ptr:
             return False
         current[i] = ptr
         self.moves[i] += 1
-        if self.moves[i] < 2:
+        last, self.last_move[i] = self.last_move.get(i), call
+        if last is None or call - last >= REBIND_CALLS:
             return False
         self.fixed.remove(i)
         self.copied.append(i)

@@ -18,7 +18,7 @@ import torch
 from .. import _torch_compat as tc
 from .admission import Admission
 from .graphcapture import RuntimePlan
-from .inputplan import InputPlan
+from .inputplan import REBIND_CALLS, InputPlan
 from .sizes import SizePolicy
 from .stats import GraphStats
 
@@ -59,16 +59,21 @@ class GraphCudaGraphs:
         old = plans.get(size)
         if old is not None:
             changed = False
+            call = self.stats.replays + self.stats.uncaptured_calls   # counted off the replay path
             for i in list(self.plan.fixed):
                 ptr = args[i].data_ptr()
-                if ptr != old.ptrs[i] and self.plan.moved(i, ptr, self.admission.current):
+                if ptr != old.ptrs[i] and self.plan.moved(i, ptr, self.admission.current, call):
                     changed = True
-                    note = (f"input {self.plan.names[i]} moved twice (reassigned between calls): it is "
-                            "copied into the graphs' buffer (and back, if written) from now on")
+                    note = (f"input {self.plan.names[i]} moved again within {REBIND_CALLS} calls of its last "
+                            "move (a new tensor every few calls): it is copied into the graphs' buffer (and "
+                            "back, if written) from now on")
                     self.stats.notes.append(note)
                     log.warning("vexplore: %s", note)
             if changed:   # the plan changed: no capture of any size may replay any more
                 plans.clear()
+            else:   # captures holding the old address are dropped now, not kept alive (an old cache with them)
+                for s in [s for s, p in plans.items() if s != size and not tc.data_ptrs_equal(args, p.ptrs, self.plan.fixed)]:
+                    del plans[s]
         self.stats.recaptures += old is not None   # else a size captured at its first call
         self.admission.admit(size, args)
         return plans.get(size)
