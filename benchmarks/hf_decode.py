@@ -319,11 +319,13 @@ def greedy(fn: Caller, prompt: torch.Tensor, steps: int) -> torch.Tensor:
 
 def generations(model: torch.nn.Module, cm: Any, args: argparse.Namespace) -> dict:
     """``--generations`` greedy generations of ``--gen-steps`` tokens after the shortest prompt, each with a
-    new StaticCache of prompt + steps tokens (as generate() sizes and makes one per call), for eager,
+    new StaticCache object (as generate() makes one per call) of ``--max-cache`` tokens (one length for
+    every generation and the rest of the run: Dynamo specializes on a cache's length), for eager,
     vexplore and torch.compile(mode="reduce-overhead", fullgraph=True) (static per size): the tokens of
     each against eager's, each generation's wall time (perf_counter, synchronised at the end), and
     what vexplore's graphs did (traces, recaptures, notes of inputs it fell back to copying)."""
     n, steps = args.lengths[-1], args.gen_steps
+    traced = len(cm.graphs)
     ro = torch.compile(model, mode="reduce-overhead", fullgraph=True, dynamic=False)
     fns = {"eager": model, "vexplore": cm, "torch-reduce-overhead": ro}
     runs = []
@@ -332,7 +334,7 @@ def generations(model: torch.nn.Module, cm: Any, args: argparse.Namespace) -> di
             prompt = make_inputs(n, 0, args, seed=7_000 + g)[0]
             got = {}
             for name, fn in fns.items():
-                c = caller(fn, model, new_cache(model, args, n + steps), args)
+                c = caller(fn, model, new_cache(model, args), args)
                 sync(args)
                 t0 = time.perf_counter()
                 toks = greedy(c, prompt, steps)
@@ -350,7 +352,7 @@ def generations(model: torch.nn.Module, cm: Any, args: argparse.Namespace) -> di
     stats = [s for s in graph_stats(cm) if s]
     first, last = runs[0]["vexplore"]["s"], runs[-1]["vexplore"]["s"]
     return {"prompt": n, "steps": steps, "runs": runs, "same_tokens": all(r["vexplore"]["same_tokens"] for r in runs),
-            "last_over_first": last / first, "graphs": len(cm.graphs), "graph_breaks": [str(b) for b in cm.graph_breaks],
+            "last_over_first": last / first, "graphs": len(cm.graphs), "traced_in_generations": len(cm.graphs) - traced, "graph_breaks": [str(b) for b in cm.graph_breaks],
             "recaptures": sum(s.get("recaptures", 0) for s in stats), "notes": [x for s in stats for x in s.get("notes", [])],
             "timer": "perf_counter per generation (synchronised at its end), tokens fed back on the device"}
 
@@ -521,7 +523,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args.lengths = sorted(set(args.lengths), reverse=True)   # largest first: the first call makes the dynamic graph
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here; use --device cpu --tiny")
-    if max(args.lengths) > args.max_cache or args.decode_at + 1 > args.max_cache:
+    if max(args.lengths) > args.max_cache or args.decode_at + 1 > args.max_cache or \
+            (args.generations and min(args.lengths) + args.gen_steps > args.max_cache):
         raise SystemExit(f"--max-cache {args.max_cache} is too short for prompts {args.lengths} / --decode-at {args.decode_at}")
     args.timer = (args.timers or ["idle"])[0]   # the Sampler's timer, set per run
     return args
