@@ -155,7 +155,7 @@ def test_a_saved_report_lists_dynamos_break_texts(tricky, tmp_path):
 def test_the_explorer_marks_the_graph_tab(tricky):
     cm, x = tricky
     ex = vx.explore(cm, x, 3.0)
-    assert ex.tabs.titles == ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Run", "Tune")
+    assert ex.tabs.titles == ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Compile time", "Run", "Tune")
     assert ex.tabs.children[0].children == (ex.explain, ex.graph_view)
     assert "Breaks and recompiles</b>: 2 graph break(s), 2 recompile(s)" in ex.explain.value
     assert "self.step changed (compiled for self.step == 0)" in ex.explain.value

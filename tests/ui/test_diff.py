@@ -195,7 +195,7 @@ def test_explore_replays_saved_reports_without_the_model(full_then_piecewise, tm
     loaded = [vx.load_report(r.save(tmp_path / f"{i}.json")) for i, r in enumerate((a, b))]
     ex = vx.explore(loaded)
     assert ex.cm is None and ex.reports == loaded and ex.shown is loaded[1]
-    assert ex.tabs.titles == ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Run", "Tune")
+    assert ex.tabs.titles == ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Compile time", "Run", "Tune")
     assert len(ex.graph_view.graph["nodes"]) == sum(p.nodes for p in b.pieces)
     assert re.findall(r'data-piece="(\d+)"', ex.pieces.value) == [str(i) for i in range(7)]
     assert "cpp_fused" in ex.code.value and sum(len(t.y) for t in ex.timeline.data) == len(b.events)

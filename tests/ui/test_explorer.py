@@ -44,7 +44,7 @@ def test_explore_draws_every_view(explorer):
     assert sum(len(t.y) for t in ex.timeline.data) == len(rep.events)
     assert "cpp_fused" in ex.code.value
     assert ex.controls.cudagraph.disabled and "need a CUDA GPU" in ex.controls.cudagraph_note.value
-    assert ex.tabs.titles == ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Run", "Tune")
+    assert ex.tabs.titles == ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Compile time", "Run", "Tune")
     # the interactive graph: every node of the report, its module paths and kernels, collapsed
     g = ex.graph_view.graph
     assert len(g["nodes"]) == sum(p.nodes for p in rep.pieces)

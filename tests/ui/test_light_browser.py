@@ -1,28 +1,35 @@
 """The explorer is light in a real browser (issue 28): JupyterLab in Chromium runs a notebook that
-opens two explorers of the 64-layer toy Llama, one cell each, and measures what the page receives
-(the kernel websocket's bytes) and whether its main thread stalls (PerformanceObserver "longtask").
+opens two explorers of the 64-layer toy Llama, one cell each, in a fresh page (no plotly chart
+drawn before), and measures what the page receives (the kernel websocket's bytes) and whether its
+main thread stalls (PerformanceObserver "longtask").
 
 Targets: the first explorer's cell brings at most 3 MB, the second at most 2 MB more; no long
 task over 200 ms from a cell's execution start to its explorer's first full render (summary,
-pieces table, graph widget, the two plotly charts and the benchmark's line drawn). The figures are
-printed (-s shows them) and written to artifacts/light-browser.json; each long task is named by
-what the page added in it (``explorer views``, ``chart <title>``, ``graph``, ``snapshot``), when
-anything.
+graph widget drawn, the benchmark's line, every tab built but Compile time, whose charts wait
+until it is opened) and half a second after, plotly included: the first render draws no plotly
+chart (asserted). Then each explorer's Compile time tab is opened and what that costs is reported
+(``chart_tab``): the first explorer's is the page's first plotly chart. The figures are printed
+(-s shows them) and written to artifacts/light-browser.json; each long task is named by what the
+page added in it (``explorer views``, ``chart <title>``, ``graph``, ``snapshot``), when anything.
 
 What the long tasks are (Chromium profiles of this notebook, CPU throttled 4x; figures at 1x on
-the 2-core machine): JupyterLab's widget manager building the explorer's views (one task, 55-160
-ms; the explorer's ~300 widgets, its hidden tabs' among them), each plotly chart (plotly's JupyterLab renderer draws the figure, draws a copy for the PNG it
-keeps, and redraws it, in one task: 80-200 ms, the first chart of a page's first explorer the
-slowest), the graph widget's first draw (Cytoscape's construction with the layout, then its first
-frame: 50-100 ms each), and JupyterLab's own work (the keystroke that runs the cell, MathJax's
-first load, the table of contents reading the snapshot's HTML: 50-110 ms). Charts are laid out
-once (``chart.settle_margins``): the test checks that plotly drew each at the margins sent.
+the 2-core machine): JupyterLab's widget manager building the explorer's views (one task, 90-130
+ms; the hidden tabs reach the page after it, a tab a task: ``lazytabs``), the graph widget's first
+draw (Cytoscape's construction with the layout, then its first frame: 50-100 ms each), and
+JupyterLab's own work (the keystroke that runs the cell, MathJax's first load, the table of
+contents reading the snapshot's HTML: 50-110 ms). Before the charts moved to a tab of their own,
+the first render drew them too: the page's first plotly chart was one task of 0.9-1.4 s (plotly's
+JupyterLab extension evaluates plotly.js, 4.8 MB, on the main thread when its renderer first
+draws, and draws the chart in that task), which this test used to take out of the bound by drawing
+a chart in its setup cell first.
 
-The setup cell draws one small plotly chart first. The page's first plotly chart, whoever draws
-it, has the plotly JupyterLab extension run plotly.js's module (4.8 MB, evaluated on the main
-thread when its renderer first draws): one task of 0.9-1.4 s, once per page, that no payload can
-split and that only moves with the first chart. It is measured there and reported
-(``plotly_first_chart_ms``), not bound: the bound is on what the explorers cost.
+Opening the Compile time tab (its two charts reach the page one at a time: ``StagedBox``) costs,
+the first time on a page, that task: plotly.js's evaluation (850-910 ms on this machine, measured
+alone) and the first chart's draw (about 100 ms) together, 0.9-1.2 s; then about 200 ms for the
+second chart (plotly's renderer draws it, draws a copy for the PNG it keeps, and redraws the
+first). In a page where plotly has run, 170-220 ms a chart. It is reported, not bound below the
+ceiling: only a smaller plotly.js would shorten it (chart.py says which). Charts are laid out once
+(``chart.settle_margins``): the test checks that plotly drew each at the margins sent.
 
 Other processes' work lengthens every task of the page (one busy loop beside this test on the 2-core
 machine: the explorer's views took 301 ms, 100-160 ms without it), so the 200 ms bound is asserted
@@ -31,9 +38,10 @@ when the test had the machine: while the explorers' cells ran, processes other t
 the machine's busy CPU time less the test's, per second; CI's cores run the test alone). Otherwise a
 task over 200 ms is an expected failure with the figures (``other_cores`` and the 1-minute load
 average before and after are reported with them). A task over LONG_TASK_CEILING_MS fails at any
-load: no busy machine explains it, only a regression does.
-VEXPLORE_CPU_THROTTLE=4 runs the explorers' cells with Chromium's CPU throttled that many times
-(the tasks stand out of the noise of a loaded machine; figures reported, bounds not asserted).
+load (the first chart tab's over FIRST_CHART_CEILING_MS): no busy machine explains it, only a
+regression does. VEXPLORE_CPU_THROTTLE=4 runs the explorers' cells with Chromium's CPU throttled
+that many times (the tasks stand out of the noise of a loaded machine; figures reported, bounds not
+asserted).
 """
 from __future__ import annotations
 
@@ -50,12 +58,11 @@ pytestmark = [pytest.mark.browser, needs_chromium]
 
 FIRST_MB, SECOND_MB, LONG_TASK_MS = 3.0, 2.0, 200.0
 LONG_TASK_CEILING_MS = 500.0   # over this, at any load: a regression, not the machine (worst seen: 327 ms, others' work beside)
+FIRST_CHART_CEILING_MS = 2500.0   # the page's first plotly chart (plotly.js evaluated): 0.9-1.4 s seen
 FREE_CORES = 1.5               # the bound holds when other processes leave the test this much of the machine
 THROTTLE = float(os.environ.get("VEXPLORE_CPU_THROTTLE", "1") or 1)
 
-SETUP = ["import plotly.graph_objects as go\n",
-         "go.Figure(go.Bar(y=[1, 2]), layout=dict(height=150, title='plotly loaded')).show('plotly_mimetype')\n",
-         "import torch\n", "import vexplore as vx\n", "from vexplore.models import ToyLlama\n",
+SETUP = ["import torch\n", "import vexplore as vx\n", "from vexplore.models import ToyLlama\n",
          "torch.manual_seed(0)\n", "model = ToyLlama(layers=64).eval()\n", "(x,) = model.example_inputs(16)\n",
          "cfg = vx.CompileConfig(strategy='piecewise', splitting_ops=['vexplore::attention'])\n",
          "with torch.no_grad():\n", "    model(x)   # torch imported, the model run once: the cells below time the explorer\n"]
@@ -89,16 +96,20 @@ OBSERVE = """() => { window.__vxLong = []; window.__vxMarks = [];
     seen.forEach((what) => window.__vxMarks.push([now, what]));
   }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['class']}); }"""
 
-# The n-th explorer fully drawn: summary, pieces, the graph widget's status line, the two plotly
-# charts (compile time, timeline) and the benchmark's line (no chart before a run); returns
-# performance.now() then.
+# The n-th explorer fully drawn: summary, the graph widget's status line, the benchmark's line (no
+# chart before a run) and every tab built but the one whose charts wait until it is opened (pieces
+# table among them); no plotly chart drawn. Returns performance.now() then.
 RENDERED = """(n) => { const ex = document.querySelectorAll('.vexplore-explorer')[n - 1];
   if (!ex || !ex.querySelector('.vx-summary') || !ex.querySelector('table.vx-pieces')) return false;
   const status = ex.querySelector('.vx-gv-status');
   if (!status || !/\\d+ nodes/.test(status.textContent)) return false;
-  if (!ex.querySelector('.vx-chart-empty')) return false;
+  if (!ex.querySelector('.vx-chart-empty') || ex.querySelectorAll('.vx-tab-pending').length !== 1) return false;
+  return performance.now(); }"""
+
+# The n-th explorer's charts (compile time, timeline) drawn, once its "Compile time" tab is opened.
+CHARTS = """(n) => { const ex = document.querySelectorAll('.vexplore-explorer')[n - 1];
   const charts = [...ex.querySelectorAll('.js-plotly-plot')].filter((p) => p.querySelector('.main-svg'));
-  return charts.length >= 2 ? performance.now() : false; }"""
+  return charts.length >= 2 && !ex.querySelector('.vx-tab-pending') ? performance.now() : false; }"""
 
 # Each chart of the n-th explorer: the margins sent and the margins plotly drew it at (equal: laid out once).
 MARGINS = """(n) => [...document.querySelectorAll('.vexplore-explorer')[n - 1].querySelectorAll('.js-plotly-plot')]
@@ -175,13 +186,11 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
         try:
             open_notebook(page, url, "light.ipynb")
             page.evaluate(OBSERVE)
-            t0 = _run_cell(page, 0)
+            _run_cell(page, 0)
             _done(page, 0)
-            page.locator(".js-plotly-plot .main-svg").first.wait_for(timeout=60_000)
-            page.wait_for_timeout(1000)
-            figures = {"plotly_first_chart_ms": round(max((d for s, d in page.evaluate("window.__vxLong") if s >= t0), default=0))}
             if THROTTLE != 1:
                 page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": THROTTLE})
+            figures: dict = {}
             margins, cpu0 = [], _cpu()
             for n in (1, 2):
                 page.wait_for_timeout(500)              # the kernel's idle status after the previous cell
@@ -189,10 +198,23 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
                 t0 = _run_cell(page, n)
                 t1 = page.wait_for_function(RENDERED, arg=n, timeout=120_000).json_value()
                 _done(page, n)
-                long = _named(page.evaluate("window.__vxLong"), page.evaluate("window.__vxMarks"), t0, t1)
+                assert page.evaluate("document.querySelectorAll('.js-plotly-plot').length") == (n - 1) * 2
+                page.wait_for_timeout(500)              # what the page does right after the render counts too
+                t1b = page.evaluate("performance.now()")
+                long = _named(page.evaluate("window.__vxLong"), page.evaluate("window.__vxMarks"), t0, t1b)
                 figures[f"explorer{n}"] = {"received_mb": round((sum(received) - before) / 1e6, 3),
                                            "render_s": round((t1 - t0) / 1000, 2),
                                            "long_tasks_ms": sorted(d for d, _w in long), "longest": long[:4]}
+                # then its Compile time tab opened: its two charts drawn (the first explorer's: plotly.js evaluated)
+                ex = page.locator(".vexplore-explorer").nth(n - 1)
+                t2 = page.evaluate("performance.now()")
+                ex.locator(".lm-TabBar-tab", has_text=re.compile(r"^Compile time$")).click()
+                t3 = page.wait_for_function(CHARTS, arg=n, timeout=60_000).json_value()
+                page.wait_for_timeout(1000)             # the PNG copy plotly's renderer keeps is taken after the draw
+                long = _named(page.evaluate("window.__vxLong"), page.evaluate("window.__vxMarks"), t2,
+                              page.evaluate("performance.now()"))
+                figures[f"explorer{n}"]["chart_tab"] = {"open_s": round((t3 - t2) / 1000, 2),
+                                                        "long_tasks_ms": sorted(d for d, _w in long), "longest": long[:3]}
                 margins += page.evaluate(MARGINS, n)
             cpu1 = _cpu()
         finally:
@@ -203,6 +225,8 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
     # and, while the explorers' cells ran, the cores used by processes other than this test's
     figures["other_cores"] = round(max(0.0, (cpu1[0] - cpu0[0]) - (cpu1[1] - cpu0[1])) / (cpu1[2] - cpu0[2]), 2)
     figures["cores"], figures["cpu_throttle"] = os.cpu_count(), THROTTLE
+    # the page's first plotly chart: the first explorer's Compile time tab opened (plotly.js evaluated)
+    figures["plotly_first_chart_ms"] = max(figures["explorer1"]["chart_tab"]["long_tasks_ms"], default=0)
     print("\nlight explorer in the browser:", json.dumps(figures))
     (shots_dir() / "light-browser.json").write_text(json.dumps(figures, indent=1))
     assert not [e for e in errors if "vexplore" in e.lower() or "blob:" in e or re.search(r"graph_?z|gzip", e)]
@@ -213,7 +237,8 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
     if THROTTLE != 1:
         return                                   # an investigation: the figures above, no bound on stretched tasks
     tasks = [d for n in (1, 2) for d in figures[f"explorer{n}"]["long_tasks_ms"]]
-    assert max(tasks, default=0) <= LONG_TASK_CEILING_MS, figures
+    assert max(tasks + figures["explorer2"]["chart_tab"]["long_tasks_ms"], default=0) <= LONG_TASK_CEILING_MS, figures
+    assert figures["plotly_first_chart_ms"] <= FIRST_CHART_CEILING_MS, figures
     long = {n: [d for d in figures[f"explorer{n}"]["long_tasks_ms"] if d > LONG_TASK_MS] for n in (1, 2)}
     if any(long.values()) and (os.cpu_count() or 1) - figures["other_cores"] < FREE_CORES:
         # other processes shared the cores: tasks over the bound are reported, not a failure (seen on the 2-core

@@ -183,9 +183,10 @@ def test_every_tab_reads_in_the_light_and_the_dark_theme(lab_exposed):
                     failures[key] += canvas["bad"]
                     least[f"{name}/graph canvas"] = canvas["least"]
                 panel.screenshot(path=str(shots / f"theme-{name}-{tab.lower().replace(' ', '-')}.png"))
-            # the rest of the explorer: header, summary, controls, charts
+            # the rest of the explorer: header, summary, controls, charts (in their tab, drawn when opened)
             # plotly's JupyterLab renderer may show a PNG it took of the chart; the chart itself comes back
             # on mouseenter
+            show_tab(page, ex, "Compile time")
             charts = ex.locator(".jp-RenderedPlotly >> visible=true").first
             try:
                 charts.wait_for(timeout=30_000)

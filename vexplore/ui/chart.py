@@ -21,6 +21,15 @@ spare that second pass (the 64-layer toy's event timeline: a 140 ms task on a 2-
 75 ms). And the template keeps only the trace types the figure has (plotly's default template
 names every type: half the bundle).
 
+The page's first plotly chart, whoever draws it, costs a main-thread task of about a second:
+plotly's JupyterLab extension evaluates plotly.js (its whole 4.8 MB bundle, every trace type) when
+its renderer first draws, and draws that chart in the same task. Nothing sent splits it, and
+evaluating the module earlier (an idle callback) only moves the one long task. So the explorer
+draws no chart in its first render: its charts are in tabs drawn when first opened
+(``lazytabs``), and a tab's charts reach the page one at a time (``lazytabs.StagedBox``). What
+would shorten that task is a smaller plotly.js (a bundle of the trace types drawn here, bars:
+plotly.js-basic is 1.2 MB) drawn by a renderer of vexplore's own in place of the extension's.
+
 ``FigureView(held=True)`` keeps its figure back until ``release()``, and ``HeldCharts`` sends held
 charts one at a time, ``gap_s`` apart, from a thread of its own: JupyterLab handles widget
 messages that arrive together in one browser task (its kernel connection chains their handling),
@@ -31,16 +40,19 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 import threading
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
 import plotly.io as pio
 
 from .style import MUTED
+
+log = logging.getLogger(__name__)
 
 MIME = "application/vnd.plotly.v1+json"
 CONFIG = {"displaylogo": False, "responsive": False}
@@ -173,13 +185,23 @@ class FigureView(widgets.Output):
         return self.figure.data
 
 
+def holds_chart(widget: widgets.Widget) -> bool:
+    """Whether ``widget`` or a widget inside it is a FigureView whose figure has traces (drawn by
+    plotly, where an empty one is a line of text)."""
+    if isinstance(widget, FigureView):
+        return bool(widget.figure.data)
+    return any(holds_chart(c) for c in getattr(widget, "children", ()))
+
+
 class HeldCharts:
     """Held FigureViews sent once, in turn (``release``): ``gap_s`` apart, from a daemon thread; or,
     if nobody releases them (a dashboard shown inside another widget, say), ``after_s`` after this
-    is made."""
+    is made. ``then``: more steps run the same way after the charts (the explorer builds its hidden
+    tabs: ``lazytabs``)."""
 
-    def __init__(self, views: Sequence[FigureView], gap_s: float, after_s: float) -> None:
-        self.views, self.gap_s = list(views), gap_s
+    def __init__(self, views: Sequence[FigureView], gap_s: float, after_s: float,
+                 then: Sequence[Callable[[], Any]] = ()) -> None:
+        self.views, self.gap_s, self.then = list(views), gap_s, list(then)
         self._sent = threading.Event()
         timer = threading.Timer(after_s, self.release)
         timer.daemon = True
@@ -191,7 +213,10 @@ class HeldCharts:
         self._sent.set()
 
         def pace() -> None:
-            for view in self.views:
+            for step in [v.release for v in self.views] + self.then:
                 time.sleep(self.gap_s)
-                view.release()
+                try:
+                    step()
+                except Exception:             # a closed widget, say: the other steps still run
+                    log.exception("vexplore: a held chart or tab could not be sent")
         threading.Thread(target=pace, name="vexplore-charts", daemon=True).start()

@@ -3,10 +3,15 @@
 
 One ipywidgets tree whose views update in place: the summary, controls with Compile/Cancel and
 per-piece progress, tabs for the graph (its breaks and recompiles listed above it), the pieces
-table, the generated code, the report history and the advice (Apply, alerts), the compile-time
-charts (plotly's mime type in Output widgets: ``chart.FigureView``) and the benchmark panel. Every
-view is drawn by a pure builder over a CompileReport (or the advisor's Advice); this module only
-wires widgets to them.
+graph and table, the generated code, the report history, the advice (Apply, alerts), the
+compile-time charts (plotly's mime type in Output widgets: ``chart.FigureView``), the runtime
+profile and the tuner, and the benchmark panel. Every view is drawn by a pure builder over a
+CompileReport (or the advisor's Advice); this module only wires widgets to them.
+
+What the page draws first is light (issue 28): the Graph tab and what is around the tabs. The
+other tabs reach the page after it, one at a time (``lazytabs.LazyTab``), but a tab with a plotly
+chart (Compile time; Run and Tune once they have one) waits until it is opened: the page's first
+plotly chart costs a task of about a second (chart.py says why), the user's to take.
 
 Names and places, one way everywhere: a report is its number in this explorer (1, 2, 3, as the
 History tab lists them) in the summary, chart titles, History, alerts, snapshot and export; a
@@ -17,6 +22,7 @@ this model's alerts and the session's, not another model's (``modelalerts``).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any, Sequence
 
 import ipywidgets as widgets
@@ -32,7 +38,7 @@ from ..session import Session
 from .advicehtml import apply_text, explanations_html, top_advice_html
 from .advicetab import AdviceTab
 from .benchpanel import BenchPanel
-from .chart import FigureView, HeldCharts
+from .chart import FigureView, HeldCharts, holds_chart
 from .code import code_html, pass_pair
 from .controls import Controls
 from .displaytext import CellNames, shown_advice
@@ -40,6 +46,7 @@ from .figures import compile_time_figure, timeline_figure
 from .graphwidget import GraphWidget
 from .history import History
 from .jobs import Worker
+from .lazytabs import LazyTab, StagedBox
 from .modelalerts import model_alerts, watch
 from .progress import Progress
 from .render import graph_view
@@ -100,15 +107,15 @@ class Explorer(widgets.VBox):
         self.snapshot = LiveSnapshot(self)   # the static copy the notebook keeps; hide_rule hides it while we render
         super().__init__([
             widgets.HTML(f"<h3 style='margin:4px 0'>vexplore — {esc(name)}</h3>{self.snapshot.hide_rule}{theme_style()}"), self.summary,
-            self.top_advice, *top, self.tabs,
-            widgets.HBox([self.bars, self.timeline], layout=widgets.Layout(flex_flow="row wrap")),
-            bottom], layout=widgets.Layout(width="100%"))
+            self.top_advice, *top, self.tabs, bottom], layout=widgets.Layout(width="100%"))
         self.add_class("vexplore-explorer")
         self.show(self.shown)
-        # sent after the dashboard, one at a time (chart.py says why): _ipython_display_ releases them
+        # sent after the dashboard, one at a time (chart.py says why): _ipython_display_ releases them;
+        # then the hidden tabs without a plotly chart are built, one at a time (lazytabs.py says why)
         self.charts = HeldCharts([self.bars, self.timeline, *((self.bench.chart,) if self.bench is not None else ()),
                                   *self.run_view.charts],
-                                 CHART_GAP_S, CHARTS_AFTER_S)
+                                 CHART_GAP_S, CHARTS_AFTER_S,
+                                 then=[partial(self._build_tab, i) for i in range(1, len(self.tabs.children))])
 
     def _live_parts(self, cm: CompiledModel, inputs: tuple[Any, ...]) -> tuple[list[widgets.Widget], widgets.Widget]:
         """Controls, Compile and progress (above the tabs) and the benchmark panel (below): they need the model."""
@@ -152,25 +159,34 @@ class Explorer(widgets.VBox):
         self.history_view = History(lambda i: self.show(self.reports[i]))
         self.history_pick, self.history = self.history_view.pick, self.history_view.table
         self.run_view = RunTab(lambda calls: self.profile(calls))     # the Run tab: runtime profiles
-        self.tabs = widgets.Tab(children=[
+        self.bars = FigureView(held=True)        # sent after the dashboard (self.charts)
+        self.timeline = FigureView(held=True)
+        # tabs reach the page when first selected or built after the first render (lazytabs.py); the
+        # compile-time charts have a tab of their own, drawn when opened (chart.py says what the first costs)
+        self.tabs = LazyTab(children=[
             widgets.VBox([self.explain, self.graph_view]),
             widgets.VBox([widgets.HBox([self.expand, self.fold]), self.graph]),
             widgets.VBox([widgets.HBox([self.sort_by, self.descending]), self.pieces]),
             widgets.VBox([self.code_piece, self.code]),
-            self.history_view.widget, self.advice_view.widget, self.run_view.widget])
-        for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Run")):
+            self.history_view.widget, self.advice_view.widget,
+            StagedBox([self.bars, self.timeline], gap_s=CHART_GAP_S),
+            self.run_view.widget])
+        for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Compile time", "Run")):
             self.tabs.set_title(i, title)
         # the Tune tab: vx.tune in the explorer's worker; Apply through the Advice tab's path (Revert too)
         self.tune_view = TuneTab(self.cm, self.inputs, self.session, worker=self.worker, apply=self.apply_advice)
         self.tune_view.add_to(self.tabs)
         self.tune_view.on_done = self._tuned
-        self.bars = FigureView(held=True)        # sent after the dashboard (self.charts)
-        self.timeline = FigureView(held=True)
         for w in (self.expand, self.fold):
             w.observe(lambda _c: self._draw_graph(), "value")
         for w in (self.sort_by, self.descending):
             w.observe(lambda _c: self._draw_pieces(), "value")
         self.code_piece.observe(lambda _c: self._draw_code(), "value")
+
+    def _build_tab(self, index: int) -> None:
+        """Build tab ``index`` in the page unless it would draw a plotly chart: that one waits until opened."""
+        if not holds_chart(self.tabs.children[index]):
+            self.tabs.build(index)
 
     def show(self, report: CompileReport) -> None:
         """Draw every view for ``report``, in place."""
