@@ -275,8 +275,8 @@ class CompileConfig:
     cudagraph_memory_mb: float | None = None
     fallback: bool = True                       # False: a failed compile raises instead of falling back
     validate: bool = False                      # compare with eager on the compile's own inputs
-    workers: int = 0                            # compile worker processes; 0: compile in this process
-    compile_timeout_s: float = 600              # per piece, enforced in workers
+    workers: int | str = 0                      # compile worker processes; 0: in this process; "ray": Ray tasks
+    compile_timeout_s: float = 600              # per piece, enforced in workers (processes or Ray tasks)
     cache: CacheConfig = field(default_factory=CacheConfig)
     # strategy="auto" picks piecewise only for graphs with split ops and at least this many nodes.
     auto_min_nodes: int = 8
@@ -318,8 +318,9 @@ class CompileConfig:
                               "(90 % of the device's free memory).")
         if self.cudagraph_sizes is not None:
             object.__setattr__(self, "cudagraph_sizes", _sizes(self.cudagraph_sizes, "CompileConfig.cudagraph_sizes"))
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise ConfigError(f"CompileConfig.workers={self.workers!r}: use 0 (compile in this process) or a positive count.")
+        if self.workers != "ray" and (isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0):
+            raise ConfigError(f"CompileConfig.workers={self.workers!r}: use 0 (compile in this process), a positive count "
+                              "of worker processes, or \"ray\" (each unique piece a Ray task on a Ray cluster).")
         if not self.compile_timeout_s or self.compile_timeout_s <= 0:
             raise ConfigError(f"CompileConfig.compile_timeout_s={self.compile_timeout_s!r}: must be > 0 seconds.")
         if not isinstance(self.cache, CacheConfig):

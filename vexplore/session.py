@@ -40,7 +40,7 @@ class Session:
         self._disk: dict[str, DiskTier] = {}
         self._remote: dict[tuple[str, str], Tier] = {}
         self._guards: dict[int, GuardedTier] = {}   # id(tier) -> its guard; tiers live as long as the session
-        self._pool: Any = None   # engine.build.workers.WorkerPool, started by the first compile with workers
+        self._pool: Any = None   # engine.build's WorkerPool or RayPool, started by the first compile with workers
         self._active: set[CancelToken] = set()   # the tokens of the compiles in progress (any thread)
         self._active_lock = threading.Lock()
         self._scope = threading.local()           # .token: the token of this thread's compile in progress
@@ -137,16 +137,20 @@ class Session:
         """What the disk tiers hold, by their indexes (the monitor's samples read it)."""
         return sum(d.size_bytes() for d in list(self._disk.values()))
 
-    def worker_pool(self, size: int) -> Any:
-        """The Session's compile worker pool of ``size`` processes, started on first use and kept
-        (so each compile does not pay for starting processes and importing torch)."""
+    def worker_pool(self, size: int | str) -> Any:
+        """The Session's compile worker pool of ``size`` processes (``"ray"``: Ray tasks on a Ray cluster),
+        started on first use and kept (so each compile does not pay for starting processes and importing torch)."""
         from .engine.build.workers import WorkerPool
 
         pool = self._pool
         if pool is None or pool.size != size:
             if pool is not None:
                 pool.close()
-            pool = self._pool = WorkerPool(size)
+            if size == "ray":
+                from .engine.build.raypool import RayPool   # imports ray: only when asked for
+                pool = self._pool = RayPool()
+            else:
+                pool = self._pool = WorkerPool(size)
         return pool
 
     def close(self) -> None:

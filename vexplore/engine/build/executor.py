@@ -125,7 +125,7 @@ class Workers:
 
     def _arrived(self, r: Attempt, i: int, job: PieceJob) -> tuple[int, Attempt]:
         """A worker's result: its compile event (true start and length), and its artifact loaded here."""
-        where = f"worker pid {r.pid}"
+        where = r.where or f"worker pid {r.pid}"   # a Ray pool's attempts say where they ran
         ok = r.status == "ok"
         counts = {"inductor_compiles": 1, "worker_compiles": 1} if ok else (
             {f"worker_{r.status}": 1} if r.status in ("timeout", "crashed") else {})
@@ -136,7 +136,7 @@ class Workers:
             # specialize is recorded in the process that raised it, so the compile runs again here, where
             # this process's Dynamo can act on it (the ladder raises it inside Dynamo's call).
             return i, self.local.one(job, False, f"in-process: the worker met Dynamo's restart signal ({r.error_class})")
-        if r.status == "unsaveable":   # it compiled there but cannot travel: compile it here, as configured
+        if r.status in ("unsaveable", "unreached"):   # it compiled there but cannot travel, or never ran there
             return i, self.local.one(job, False, f"in-process: {r.error}")
         if not ok:
             return i, dataclasses.replace(r, where=where)

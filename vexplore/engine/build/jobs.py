@@ -42,12 +42,14 @@ class Attempt:
     """One try at compiling a job with Inductor, wherever it ran: this process, or a compile worker
     (which sends it back over its pipe, without ``fn`` and ``exc``)."""
 
-    status: str                    # ok | error | restart (Dynamo's signal to trace again; exc holds it) | unsaveable | timeout | crashed
+    # ok | error | restart (Dynamo's signal to trace again; exc holds it) | unsaveable | timeout | crashed
+    # | unreached (a Ray task that failed before it compiled: compiled in this process instead)
+    status: str
     fn: Callable[..., Any] | None = None
     data: bytes | None = None      # artifact bytes, when they can be saved
     code: str | None = None        # the generated source
     error: str | None = None       # compilers.describe of the failure
-    where: str | None = None       # None: this process, as configured; "in-process: <why no worker>"; "worker pid N"
+    where: str | None = None       # None: this process, as configured; "in-process: <why no worker>"; "worker pid N"; "ray node H worker pid N"
     seconds: float = 0.0           # compile (and, from a worker, load) time
     exc: BaseException | None = field(default=None, compare=False)   # in-process failures only
     pass_graphs: tuple[tuple[str, str], ...] = ()   # the post-grad graph before the passes and after each

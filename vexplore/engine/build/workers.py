@@ -197,10 +197,10 @@ def _stdio_main(rfd: int, wfd: int) -> None:
             job: Job = recv.recv()
         except EOFError:
             return
-        send.send(_compile_job(job))
+        send.send(compile_job(job))
 
 
-def _compile_job(job: Job) -> Attempt:
+def compile_job(job: Job) -> Attempt:
     t0 = time.perf_counter()
     try:
         import importlib
