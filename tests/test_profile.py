@@ -20,8 +20,10 @@ import pytest
 import torch
 
 import vexplore as vx
+from vexplore.bench import profile as P
 from vexplore.bench.kernelmap import code_calls, match_nodes, source_line
 from vexplore.engine.runtime.stitch import piece_hooks
+from vexplore.monitor.profile import build_verdict
 from vexplore.monitor.report import PieceNode
 
 import models
@@ -93,6 +95,53 @@ def test_every_kernel_maps_to_a_piece_of_the_report(profiled):
     assert sum(r.piece == 0 and r.name == "aten::addmm" for r in prof.rows) == 2   # up and down: two call sites
     assert prof.build == "profiling" and [c.piece for c in prof.build_check] == [0, 1, 2]
     assert all(c.production_ms > 0 and c.profiling_ms > 0 for c in prof.build_check)
+
+
+@pytest.mark.slow
+def test_build_check_pairs_and_ranges(profiled):
+    _, prof, *_ = profiled
+    checks = {c.piece: c for c in prof.build_check}
+    assert sorted(checks) == [0, 1, 2]
+    pairs = {c.pairs for c in checks.values()}
+    assert len(pairs) == 1 and P.CHECK_PAIRS[0] <= pairs.pop() <= P.CHECK_PAIRS[1]   # the same pairs for every piece
+    # the profiler ranges the profiling build adds per call: one per C++ kernel call site of the piece
+    cpp = {p: sum(r.piece == p and "::" not in r.name for r in prof.rows) for p in checks}
+    assert {p: c.ranges for p, c in checks.items()} == cpp == {0: 1, 1: 0, 2: 1}
+    assert all(c.diff_low <= c.diff <= c.diff_high for c in checks.values())
+    assert prof.build_verdict == build_verdict(prof.build_check) and prof.build_verdict in ("agrees", "differs", "unresolved")
+    assert prof.build_agrees == {"agrees": True, "differs": False, "unresolved": None}[prof.build_verdict]
+    assert "Build check" in prof.note
+
+
+@pytest.mark.slow
+def test_the_check_interleaves_and_the_profiling_build_runs_the_production_split_op(cache_cfg, monkeypatch):
+    torch.manual_seed(0)   # a model of its own: Dynamo is reset before each test, so the fixture's would trace again
+    x = torch.randn(8, 16)
+    cm = vx.compile(Stack(layers=1).eval(), vx.CompileConfig(strategy="piecewise", splitting_ops=["vxtest::mix"],
+                                                             cache=cache_cfg))
+    with torch.no_grad():
+        cm(x)
+    parent = cm.graphs[0].runner.fn.__self__
+    [name] = [p.name for p in cm.report.pieces if p.kind == "split_op"]
+    own, order = parent.__dict__[name], []
+
+    def counting(*args):
+        order.append(cm.graphs[0].runner.fn.which.build)     # 0: the profiling build's call, 1: production's
+        return own(*args)
+
+    monkeypatch.setattr(P, "CHECK_PAIRS", (3, 3))
+    with torch.no_grad():
+        build, _ = P._profiling_build(cm)
+        parent.__dict__[name] = counting
+        try:
+            run, pairs = P._traced(cm, [x], 2, build, warm=1, check=3)
+        finally:
+            parent.__dict__[name] = own
+    # warm-up (one per build), the profiler's warm-up (one per build), then 3 pairs, production first in
+    # every other pair: every split op ran production's own runner, in both builds
+    assert order == [0, 1, 0, 1, 1, 0, 0, 1, 1, 0]
+    assert sorted(run.calls) == [0, 1] and {p: len(v) for p, v in pairs.items()} == {0: 3, 1: 3, 2: 3}
+    assert parent.__dict__[name] is own and not hasattr(cm.graphs[0].runner.fn, "which")   # all put back
 
 
 @pytest.mark.slow

@@ -11,11 +11,12 @@ How the time is found and mapped:
    graphs (same split, same config plus that option; the session's cache tiers serve it the second
    time) runs for the profiled calls instead (``build == "profiling"``), and its per-piece times are
    compared with the production build's (``build_check``): in the same profiler session, the two
-   builds' calls alternating (production first in one pair, profiling first in the next), at least
-   CHECK_PAIRS pairs, each piece's paired relative difference with its 95 % interval, judged against
-   5 % (``build_verdict``). Back-to-back blocks of each build (as before) measured the machine's drift
-   between the blocks, not the builds: 12-184 % apart on this project's loaded 2-core CPU, where
-   the interleaved pairs put the same pieces 1-4 % apart (benchmarks/README.md, "Runtime profile").
+   builds' calls alternating (production first in one pair, profiling first in the next; CHECK_PAIRS
+   pairs), each piece's lower-quintile difference with its 95 % interval, judged against 5 %
+   (``build_verdict``). The profiling build runs the production build's own split-op runners (the
+   same op; production's may be torch.fx's lazy-forward stub, a few µs dearer). Back-to-back blocks
+   of each build, as the check was first made, measured the machine's drift between the blocks, not
+   the builds (benchmarks/README.md, "Runtime profile: the build check").
 3. Pieces. For the profiled calls only, each piece's runner in the stitched graph runs inside a
    profiler range ``vexplore piece <index>`` (engine/runtime/stitch.piece_hooks) and each call inside
    ``vexplore call <i>``; each graph's runner is re-pointed for those calls (to the profiling build,
@@ -55,7 +56,8 @@ from .traceevents import CALL, PIECE, WARM, Kernel, Run, analyse
 from .peaks import device_peaks
 
 MAX_SLICES = 20_000
-CHECK_PAIRS = 30        # the build check's least pairs of calls: 95 % interval from the 10th to the 21st
+CHECK_PAIRS = (30, 100)   # the build check's pairs of calls: at least the first, up to the second ...
+CHECK_BUDGET_S = 2.0      # ... while the check's calls beyond the first have taken less than this
 CHECK = "vexplore check "   # the check's calls that are no profiled call: "vexplore check production <i>" ...
 
 
@@ -81,11 +83,11 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5) ->
     build, note = _profiling_build(cm)
     check: tuple[PieceCheck, ...] = ()
     if build:
-        run, pairs = _traced(cm, inputs, calls, cuda, build, warm=max(warmup, 1), check=max(calls, CHECK_PAIRS))
+        run, pairs = _traced(cm, inputs, calls, build, warm=max(warmup, 1), check=max(calls, CHECK_PAIRS[0]))
         check = _piece_check(pairs, run)
         note = f"{note}. {check_note(check)}"
     else:
-        run, _ = _traced(cm, inputs, calls, cuda, {})
+        run, _ = _traced(cm, inputs, calls, {})
     if len(cm.graphs) != graphs or cm.report is not report:
         raise VexploreError("cm.profile: a profiled call traced and compiled a new graph, so the calls did not "
                             "all run the same pieces. Call cm(*inputs) with these inputs once before profiling.")
@@ -208,26 +210,33 @@ def _ranged(index: int | None, runner: Callable[..., Any]) -> Callable[..., Any]
 @contextlib.contextmanager
 def _installed(cm: Any, builds: Sequence[dict[int, Any]], args: dict[int, tuple[Any, ...]]) -> Iterator[_Which]:
     """Step 3 of the module docstring, for the span of the ``with``: each graph runs the callable of
-    ``builds[which.build]`` (a build without the graph, e.g. ``{}``: the production callable)."""
+    ``builds[which.build]`` (a build without the graph, e.g. ``{}``: the production callable), each
+    split-op piece the production build's runner (step 2 of the module docstring)."""
     index = {(p.graph, p.name): p.index for p in cm.report.pieces}
+    split = {(p.graph, p.name) for p in cm.report.pieces if p.kind == "split_op"}
     which = _Which()
     with contextlib.ExitStack() as stack:
         for g in cm.graphs:
             fns = tuple(b[g.index].fn if g.index in b else g.runner.fn for b in builds)
+            parent = getattr(g.runner.fn, "__self__", None)   # production's stitched parent (None: not stitched)
+            own = {n: parent.__dict__[n] for gi, n in split if gi == g.index and n in getattr(parent, "__dict__", {})}
             stack.enter_context(_repointed(g.runner, _Noting(fns, args, g.index, which)))
             for fn in dict.fromkeys(fns):   # each stitched callable once (two builds: two parents)
-                stack.enter_context(piece_hooks(fn, lambda name, r, gi=g.index: _ranged(index.get((gi, name)), r)))
+                stack.enter_context(piece_hooks(fn, lambda name, r, gi=g.index: _ranged(
+                    index.get((gi, name)), own.get(name, r))))
         yield which
 
 
 Pairs = dict[int, list[tuple[float, float]]]   # piece -> (production ms, profiling ms) per pair of calls
 
 
-def _traced(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool, build: dict[int, Any], warm: int = 0,
+def _traced(cm: Any, inputs: Sequence[Any], calls: int, build: dict[int, Any], warm: int = 0,
             check: int = 0) -> tuple[Run, Pairs]:
     """``calls`` calls of ``build`` (``{}``: production) under torch.profiler, each in a call range, pieces
-    in piece ranges; analysed. ``check`` > 0: ``check`` pairs of calls of both builds, interleaved in
-    the same session (the first ``calls`` profiling calls are the profiled ones), and their pieces' times."""
+    in piece ranges; analysed. ``check`` > 0: pairs of calls of both builds, interleaved in the same
+    session (the first ``calls`` profiling calls are the profiled ones): ``check`` of them, then more up
+    to ``CHECK_PAIRS[1]`` while they take less than ``CHECK_BUDGET_S``; and their pieces' times."""
+    cuda = cm.report.device == "cuda"
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     args: dict[int, tuple[Any, ...]] = {}
     builds = (build, {}) if check else (build,)
@@ -240,12 +249,16 @@ def _traced(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool, build: dict[
                 for which.build in range(len(builds)):
                     cm(*inputs)
                     _sync(cuda)
-            for i in range(max(calls, check)):
+            i, t0 = 0, time.perf_counter()
+            while i < max(calls, check) or (check and i < CHECK_PAIRS[1] and time.perf_counter() - t0 < CHECK_BUDGET_S):
                 order = (0,) if not check else (1, 0) if i % 2 == 0 else (0, 1)   # production first in every other pair
                 for which.build in order:
                     with record_function(_call_label(i, which.build, calls)):
                         cm(*inputs)
                         _sync(cuda)
+                i += 1
+                if i == max(calls, check):
+                    t0 = time.perf_counter()
     events = list(prof.events())
     run = analyse(events, cuda)
     run.args = args
@@ -303,9 +316,10 @@ def check_note(check: Sequence[PieceCheck]) -> str:
             "unresolved": f"Build check unresolved: the calls were too noisy to tell {BUILD_TOLERANCE:.0%}",
             "": "Build check: no piece to compare"}[verdict]
     parts = [f"piece {c.piece} {c.diff:+.1%} ({c.diff_low:+.1%}..{c.diff_high:+.1%}"
-             + (f"; {c.ranges} kernel ranges, {c.diff * c.production_ms * 1e3 / c.ranges:+.2f} us each" if c.ranges else "")
+             + (f"; {c.ranges} kernel ranges, ~{c.diff * c.production_ms * 1e3 / c.ranges:.2f} us each"
+                if c.ranges and c.verdict() == "differs" and c.diff > 0 else "")
              + ")" for c in check if c.verdict() != "agrees" and c.diff is not None]
-    tail = f" ({n} interleaved pairs of calls, median difference and its 95 % interval)"
+    tail = f" ({n} interleaved pairs of calls; each piece's lower-quintile difference and its 95 % interval)"
     if any(c.verdict() == "differs" and c.diff > 0 and c.ranges for c in check):
         tail += ("; where it is slower, its profiler range per C++ kernel call is the difference: the kernels' "
                  "times are what ran inside the ranges, the host time between them is inflated")

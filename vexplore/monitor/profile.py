@@ -23,7 +23,7 @@ This module reads the engine's objects by their fields only: monitor/ imports no
 from __future__ import annotations
 
 import dataclasses
-import math
+import random
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -94,10 +94,11 @@ class PieceCheck:
     build that named its kernels: their agreement says the profiling build measured the same work.
 
     ``production_ms`` / ``profiling_ms``: the medians of the piece's runs in each build. The calls of the
-    two builds alternate in one profiler session, so each profiling run has a production run beside it
-    (a pair): ``diff`` is the median of the pairs' relative differences (profiling / production - 1),
-    ``diff_low``..``diff_high`` its 95 % interval (order statistics of the pairs; with fewer than 6 pairs,
-    their range); ``ranges`` the profiler ranges per call the profiling build adds to the piece (one per
+    two builds alternate in one profiler session, each profiling call beside a production call (a
+    pair). ``diff`` compares the builds' lower quintiles (p20 of the piece's runs: its time when the
+    machine left it alone; a shared machine's stalls move medians far more), profiling / production - 1;
+    ``diff_low``..``diff_high`` its 95 % interval (the pairs resampled, ``RESAMPLES`` times, seeded by
+    the piece); ``ranges`` the profiler ranges per call the profiling build adds to the piece (one per
     C++ kernel call). Checks saved before pairs existed have ``pairs`` 0 and ``diff`` None.
     """
 
@@ -112,13 +113,20 @@ class PieceCheck:
 
     @classmethod
     def paired(cls, piece: int, pairs: Sequence[tuple[float, float]], ranges: int = 0) -> "PieceCheck":
-        """From ``(production_ms, profiling_ms)`` of each pair of neighbouring calls (pairs with a
-        production time of 0 count in the medians, not in ``diff``)."""
+        """From ``(production_ms, profiling_ms)`` of each pair of neighbouring calls."""
         a, b = [x for x, _ in pairs], [y for _, y in pairs]
-        rel = [y / x - 1.0 for x, y in pairs if x > 0]
-        low, high = median_interval(rel) if rel else (None, None)
-        return cls(piece, statistics.median(a) if a else 0.0, statistics.median(b) if b else 0.0, len(pairs),
-                   statistics.median(rel) if rel else None, low, high, ranges)
+        if not pairs:
+            return cls(piece, 0.0, 0.0, 0, None, None, None, ranges)
+        diff = _ratio(a, b)
+        rng, n, boots = random.Random(piece), len(pairs), []
+        for _ in range(RESAMPLES if diff is not None else 0):
+            idx = rng.choices(range(n), k=n)
+            r = _ratio([a[i] for i in idx], [b[i] for i in idx])
+            if r is not None:
+                boots.append(r)
+        boots.sort()
+        low, high = (boots[int(0.025 * len(boots))], boots[-1 - int(0.025 * len(boots))]) if boots else (None, None)
+        return cls(piece, statistics.median(a), statistics.median(b), n, diff, low, high, ranges)
 
     def verdict(self, tolerance: float = BUILD_TOLERANCE) -> str:
         """"agrees": the interval of ``diff`` lies within ±tolerance; "differs": it lies wholly outside
@@ -133,18 +141,17 @@ class PieceCheck:
         return "unresolved"
 
 
-def median_interval(xs: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """A distribution-free interval for the median of ``xs``: the k-th smallest and k-th largest, k the
-    largest with P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2 (n = 30: the 10th and 21st); with too
-    few values for that (n < 6 at 95 %), their range."""
-    s = sorted(xs)
-    n, tail, k, cum = len(s), (1.0 - confidence) / 2, 0, 0.0
-    for j in range(n):
-        cum += math.comb(n, j) / 2 ** n
-        if cum > tail:
-            break
-        k = j + 1
-    return (s[k - 1], s[n - k]) if k else (s[0], s[-1])
+RESAMPLES = 200
+
+
+def low_quintile(xs: Sequence[float]) -> float:
+    """The p20 of ``xs`` (statistics.quantiles, exclusive method); a single value is itself."""
+    return statistics.quantiles(xs, n=5)[0] if len(xs) > 1 else xs[0]
+
+
+def _ratio(a: Sequence[float], b: Sequence[float]) -> float | None:
+    la = low_quintile(a)
+    return low_quintile(b) / la - 1.0 if la > 0 else None
 
 
 def build_verdict(checks: Sequence[PieceCheck], tolerance: float = BUILD_TOLERANCE) -> str:
@@ -214,7 +221,8 @@ class RuntimeProfile:
     device time in rows mapped to a piece and a source line. ``build``: "production" (the model's own pieces ran) or "profiling" (a build of the
     same pieces that names its kernels; ``build_check`` compares the two per piece, ``build_verdict``
     says whether they agree within ``BUILD_TOLERANCE``: "agrees" | "differs" | "unresolved", "" without
-    a profiling build or in a profile saved before verdicts; ``build_agrees`` the same as a flag).
+    a profiling build or in a profile saved before verdicts; ``build_agrees`` the same as a flag: True,
+    False, or None where the check could not tell).
     """
 
     wall_ms: float
@@ -238,9 +246,10 @@ class RuntimeProfile:
 
     @property
     def build_agrees(self) -> bool | None:
-        """True: the profiling build's pieces agree with the production build's within 5 %; False:
-        they differ or the check could not tell; None: no profiling build (or an older saved profile)."""
-        return self.build_verdict == "agrees" if self.build_verdict else None
+        """True: the profiling build's pieces agree with the production build's within 5 % ("agrees");
+        False: a piece differs beyond it ("differs"); None: the check could not tell ("unresolved"), or
+        there was no profiling build (or the profile was saved before verdicts)."""
+        return {"agrees": True, "differs": False}.get(self.build_verdict)
 
     @property
     def total_ms(self) -> float:
