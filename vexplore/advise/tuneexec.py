@@ -31,16 +31,18 @@ class TuneJob:
 class LocalExecutor:
     """Trials one after another in this process. ``workers``: compile worker processes for the trials'
     Inductor compiles (a piece that hangs past ``compile_timeout_s`` or crashes costs the trial, not the
-    notebook); None: the start config's ``workers``, else 1; 0: compile in this process. Graphs that call
-    something defined in ``__main__`` (a notebook's custom op) compile in this process, and the tune says so."""
+    notebook), or ``"ray"`` (each unique piece a Ray task); None: the start config's ``workers``, else 1; 0:
+    compile in this process. Graphs that call something defined in ``__main__`` (a notebook's custom op)
+    compile in this process, and the tune says so."""
 
     name = "local"
     capacity = 1
 
-    def __init__(self, workers: int | None = None) -> None:
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
-            raise VexploreError(f"LocalExecutor(workers={workers!r}): a count of compile worker processes >= 0, or None.")
-        self.requested, self.workers = workers, 0
+    def __init__(self, workers: int | str | None = None) -> None:
+        if workers not in (None, "ray") and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+            raise VexploreError(f"LocalExecutor(workers={workers!r}): a count of compile worker processes >= 0, \"ray\" "
+                                "(Ray tasks), or None.")
+        self.requested, self.workers = workers, 0   # workers: what the trials compile with (a count or "ray")
         self.job: TuneJob | None = None
         self.pending: list[tuple[int, CompileConfig, Measure, Timing | None]] = []
 

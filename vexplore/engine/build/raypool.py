@@ -2,13 +2,14 @@
 
 The jobs are the worker pool's (workers.py: the piece's graph pickled node by node, plain input specs,
 the pickled Inductor options), one Ray task per job, as many at once as the cluster has CPUs. A task
-runs ``workers.compile_job`` as a worker process does and returns its Attempt with the artifact's
-bytes, which this process loads (executor.Workers, as for the pool). A task past
+imports torch and Inductor, says it started (a streaming task's first item: the timeout clock runs
+from there, as the pool's runs from a worker's hello, so a cold worker or a busy cluster never eats
+into it), runs ``workers.compile_job`` as a worker process does, and returns its Attempt with the
+artifact's bytes, which this process loads (executor.Workers, as for the pool). A task past
 ``compile_timeout_s`` is cancelled with force (Ray kills its worker process); a task whose worker
 died (segfault, out of memory, a lost node) is not retried: either way that piece runs eagerly and
-says why, and the notebook lives on. The timeout counts from when the task is handed to the cluster:
-the pool first waits for the warm-up tasks it sent when it started (importing torch and Inductor), so
-a busy cluster, not a cold worker, is what can eat into it.
+says why, and the notebook lives on. Warm-up tasks sent when the pool starts import torch in Ray's
+workers while Dynamo traces.
 
 Ray is imported here, and only when a compile asks for ``workers="ray"`` (``pip install
 "vexplore[ray]"``). A Ray already initialised in this process is used as it is; else ``ray.init()``
@@ -23,7 +24,8 @@ import os
 import platform
 import sys
 import time
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
 from ...errors import ConfigError
 from .. import _torch_compat as tc
@@ -34,13 +36,16 @@ log = logging.getLogger(__name__)
 
 TASK_CPUS = 1        # CPUs a compile task asks for
 MAX_WARM = 16        # warm-up tasks sent when the pool starts (at most one per CPU of the cluster)
+START_LIMIT_S = 600  # a task that has not started after this (plus compile_timeout_s) is given up as a timeout
 
 
-def compile_piece(job: Job) -> tuple[Attempt, str]:
-    """A Ray task: compile one job as a worker process does; (its Attempt, this node's name)."""
+def compile_piece(job: Job) -> Iterator[Any]:
+    """A Ray task (streaming): first (pid, node) once torch and Inductor are imported, then the Attempt of
+    compiling ``job`` as a worker process does."""
     os.environ["VEXPLORE_WORKER"] = "1"
-    tc.preload_inductor()   # a no-op where the warm-up ran in this worker
-    return compile_job(job), platform.node()
+    tc.preload_inductor()   # a no-op where a warm-up ran in this worker
+    yield os.getpid(), platform.node()
+    yield compile_job(job)
 
 
 def warm_worker() -> tuple[int, str]:
@@ -67,6 +72,16 @@ def connect() -> tuple[Any, bool]:
     return ray, True
 
 
+@dataclass
+class _Task:
+    job: Job
+    gen: Any                     # the task's ObjectRefGenerator
+    sent: float                  # perf_counter when it went to the cluster
+    started: float | None = None  # ... when it said it started (the timeout clock runs from here)
+    pid: int | None = None
+    node: str | None = None
+
+
 class RayPool:
     """The worker pool's interface (``size``, ``pids``, ``run``, ``close``) over Ray tasks; ``slots``:
     tasks in flight at once (the cluster's CPUs when the pool started)."""
@@ -79,76 +94,88 @@ class RayPool:
         self.task = self.ray.remote(compile_piece).options(num_cpus=TASK_CPUS, max_retries=0, retry_exceptions=False)
         warm = self.ray.remote(warm_worker).options(num_cpus=TASK_CPUS)
         self.warming = [warm.remote() for _ in range(min(self.slots, MAX_WARM))]
-        self.nodes: dict[int, str] = {}   # pid -> node of the Ray workers seen (warmed up or compiled)
+        self.nodes: dict[int, str] = {}   # pid -> node of the Ray workers seen (warmed up or compiling)
 
     @property
     def pids(self) -> list[int]:
+        self._warmed()
         return list(self.nodes)
 
     def run(self, jobs: Sequence[Job], timeout_s: float,
             on_result: Callable[[Attempt], None] | None = None) -> dict[str, Attempt]:
         """Run ``jobs`` as Ray tasks; every job gets an Attempt (ok, error, timeout, crashed or unreached),
         handed to ``on_result`` as it arrives."""
-        self._warmed(timeout_s)
         todo, results = list(jobs), {}
-        running: dict[Any, tuple[Job, float]] = {}
+        running: list[_Task] = []
         while todo or running:
             while todo and len(running) < self.slots:
                 job = todo.pop(0)
-                running[self.task.remote(job)] = (job, time.perf_counter())
-            ready, _ = self.ray.wait(list(running), num_returns=len(running), timeout=0.1)
-            ended = [(ref, self._result(ref, *running[ref])) for ref in ready]
-            now = time.perf_counter()
-            ended += [(ref, self._timeout(ref, job, t0, timeout_s)) for ref, (job, t0) in running.items()
-                      if ref not in ready and now - t0 > timeout_s]
-            for ref, r in ended:
-                del running[ref]
-                results[r.job] = r
-                if on_result is not None:
-                    on_result(r)
+                running.append(_Task(job, self.task.remote(job), time.perf_counter()))
+            ready, _ = self.ray.wait([t.gen for t in running], num_returns=len(running), timeout=0.1)
+            for t in list(running):
+                r = self._step(t) if t.gen in ready else self._late(t, timeout_s)
+                if r is not None:
+                    running.remove(t)
+                    results[r.job] = r
+                    if on_result is not None:
+                        on_result(r)
+        self._warmed()
         return results
 
-    def _warmed(self, timeout_s: float) -> None:
-        """Wait (up to ``timeout_s``) for the warm-up tasks; RuntimeError when every one that ended failed
-        (the cluster's workers cannot import vexplore): the executor then compiles here, saying why."""
+    def _step(self, t: _Task) -> Attempt | None:
+        """The task's next item: its start (None: it runs on) or its Attempt."""
+        try:
+            got = self.ray.get(next(t.gen))
+        except StopIteration:   # ended without its Attempt (not expected: a died worker raises below)
+            return self._ended(t, "crashed", "the Ray task ended without a result")
+        except self.ray.exceptions.RayTaskError as e:   # raised outside compile_job's own catch: never compiled there
+            return self._ended(t, "unreached", f"the Ray task failed before compiling: {_first_line(e)}")
+        except Exception as e:   # its worker died: a segfault, out of memory, a lost node
+            return self._ended(t, "crashed", f"the Ray worker died while compiling ({_first_line(e)})")
+        if t.started is None:
+            t.started, (t.pid, t.node) = time.perf_counter(), got
+            self.nodes[t.pid] = t.node
+            return None
+        return dataclasses.replace(got, started=t.started, where=f"ray node {t.node} worker pid {t.pid}")
+
+    def _late(self, t: _Task, timeout_s: float) -> Attempt | None:
+        """A timeout Attempt when the task ran past ``timeout_s`` (or never started): it is cancelled."""
+        now = time.perf_counter()
+        if t.started is not None and now - t.started <= timeout_s:
+            return None
+        if t.started is None and now - t.sent <= timeout_s + START_LIMIT_S:
+            return None
+        try:
+            self.ray.cancel(t.gen, force=True)   # kills the worker process running it
+        except Exception:
+            log.debug("vexplore: cancelling a Ray compile task failed", exc_info=True)
+        why = (f"compile ran past compile_timeout_s={timeout_s:g}; its Ray task was cancelled (worker pid {t.pid} "
+               "killed)") if t.started is not None else \
+            f"the Ray task did not start within {timeout_s + START_LIMIT_S:g} s (the cluster is busy); cancelled"
+        return self._ended(t, "timeout", why)
+
+    def _ended(self, t: _Task, status: str, error: str) -> Attempt:
+        started = t.started if t.started is not None else t.sent
+        where = f"ray node {t.node} worker pid {t.pid}" if t.pid is not None else "ray task"
+        return Attempt(status, seconds=time.perf_counter() - started, pid=t.pid, job=t.job.id, started=started,
+                       where=where, error=error)
+
+    def _warmed(self) -> None:
+        """Collect the warm-up tasks that ended (the workers they warmed; a failed one only logged: the
+        compile tasks then fail the same way and their pieces compile in this process, saying why)."""
         if not self.warming:
             return
-        ready, _ = self.ray.wait(self.warming, num_returns=len(self.warming), timeout=timeout_s)
-        self.warming, errors = [], []
+        ready, self.warming = self.ray.wait(self.warming, num_returns=len(self.warming), timeout=0)
         for ref in ready:
             try:
                 pid, node = self.ray.get(ref)
                 self.nodes[pid] = node
             except Exception as e:
-                errors.append(e)
-        if ready and len(errors) == len(ready):
-            raise RuntimeError(f"vexplore's Ray compile tasks cannot start ({_first_line(errors[0])}); install vexplore "
-                               "where the cluster's workers run, or use workers=N")
-
-    def _result(self, ref: Any, job: Job, t0: float) -> Attempt:
-        elapsed = time.perf_counter() - t0
-        try:
-            r, node = self.ray.get(ref)
-        except self.ray.exceptions.RayTaskError as e:   # raised outside compile_job's own catch: never compiled there
-            return Attempt("unreached", seconds=elapsed, job=job.id, started=t0, where="ray task",
-                           error=f"the Ray task failed before compiling: {_first_line(e)}")
-        except Exception as e:   # its worker died: a segfault, out of memory, a lost node
-            return Attempt("crashed", seconds=elapsed, job=job.id, started=t0, where="ray task",
-                           error=f"the Ray worker died while compiling ({_first_line(e)})")
-        self.nodes[r.pid] = node
-        return dataclasses.replace(r, started=t0, where=f"ray node {node} worker pid {r.pid}")
-
-    def _timeout(self, ref: Any, job: Job, t0: float, timeout_s: float) -> Attempt:
-        try:
-            self.ray.cancel(ref, force=True)   # kills the worker process running it
-        except Exception:
-            log.debug("vexplore: cancelling a Ray compile task failed", exc_info=True)
-        return Attempt("timeout", seconds=time.perf_counter() - t0, job=job.id, started=t0, where="ray task",
-                       error=f"compile ran past compile_timeout_s={timeout_s:g}; its Ray task was cancelled "
-                             "(its worker process killed)")
+                log.info("vexplore: a Ray warm-up task failed: %s", _first_line(e))
 
     def close(self) -> None:
         """Stop the local Ray this pool started (a Ray initialised before it, or a cluster, keeps running)."""
+        self.warming = []
         if self.started and self.ray.is_initialized():
             self.ray.shutdown()
         self.started = False
