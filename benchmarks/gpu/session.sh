@@ -3,7 +3,7 @@
 #   tests   tests/gpu (CUDA graphs by default, the HF decode loop, profiles, the tuner, notebook 02) + buffers
 #   speed   issue 25's figures: the HF decode loop at defaults against reduce-overhead, parity rounds
 #   tune    issue 26/27's figures: profiles of the toy and HF Llama, vx.tune of the 8-layer toy
-# Carry .whl (../shared/tools/device-wheels, plus optuna and its dependencies).
+# Carry .whl (the project's device-wheels tool, plus optuna and its dependencies).
 set -o pipefail
 export PYTHONUNBUFFERED=1 PYTHONPYCACHEPREFIX=/tmp/pyc
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -32,5 +32,14 @@ speed)
 tune)
   timeout 240 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | tail -40
   timeout 330 python3 benchmarks/tune_gpu.py --budget 240 --out "$OUT/$card-tune.json" 2>&1 | grep -v "^W1" | tail -30
+  ;;
+final)   # the fixes of this session's first calls, checked, and the figures they allow, in one call
+  timeout 170 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 120 -rfE tests/gpu/test_defaults.py \
+    tests/gpu/test_profile_gpu.py tests/gpu/test_inplace.py tests/gpu/test_hf.py 2>&1 | grep -v "^W1" > "$OUT/$card-tests-final.txt"
+  echo "pytest rc=$?" >> "$OUT/$card-tests-final.txt"; grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-final.txt" | head -30
+  timeout 130 python3 benchmarks/hf_decode.py --default --generations 5 --gen-steps 48 --lengths 256 64 16 \
+    --timers idle --budget 1.0 --out "$OUT/$card-hf-static-{timer}.json" > "$OUT/$card-hf-static.txt" 2>&1
+  grep -v "^W1" "$OUT/$card-hf-static.txt" | grep -v "^ *File\|^    " | tail -32
+  timeout 100 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | tail -40
   ;;
 esac

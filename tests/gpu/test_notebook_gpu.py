@@ -1,5 +1,5 @@
 """notebooks/02 in a real Jupyter kernel on the GPU (GPU only; needs nbclient and ipykernel, which
-../shared/tools/device-wheels fetches for the GPU machine): every cell runs, the model is on CUDA,
+the project's device-wheels tool fetches for the GPU machine): every cell runs, the model is on CUDA,
 cudagraph="auto" (the default) captures graphs, and the benchmark cell times the vexplore variant
 against torch-reduce-overhead."""
 from __future__ import annotations

@@ -35,7 +35,7 @@ def test_replayed_kernels_map_to_pieces_and_lines(llama, tokens, tmp_path):
     with torch.no_grad():
         prof = cm.profile(*x, calls=5, warmup=2)
         torch.testing.assert_close(cm(*x), m(*x), rtol=2e-2, atol=2e-2)
-    assert prof.device.startswith("cuda") and prof.rows
+    assert cm.report.device == "cuda" and prof.device == torch.cuda.get_device_name() and prof.rows
     assert prof.attributed_share >= 0.95, [(r.name, r.piece, r.source_lines) for r in prof.rows if r.piece is None]
     assert prof.runtime.replays > 0 and prof.runtime.uncaptured_calls == 0
     assert 0 < prof.device_ms <= prof.span_ms <= prof.profiled_wall_ms * 1.05

@@ -25,8 +25,10 @@ How the time is found and mapped:
 4. Kernels. CUDA: every device event (kernels, copies, fills); its piece is the range around the CPU
    op that launched it (the profiler's correlation id). CPU: the outermost ops inside a call (an
    Inductor C++ kernel, an aten op with the ops it calls, a split op); their self times add up to
-   ``device_ms``. Under CUDA graphs a replay runs its kernels outside every piece range: those rows
-   have ``piece`` None.
+   ``device_ms``. Under CUDA graphs a replay runs its kernels outside every piece range: one more
+   call of the same graphs without CUDA graphs (each graph's fallback, pieces in their ranges) gives
+   the kernel order that maps each replayed kernel to its piece (bench/replaymap.py); a kernel it
+   cannot place (a copy into a graph's buffer) keeps ``piece`` None.
 5. Rows: one per kernel call site, the k-th run of a kernel name within a piece's run; its nodes,
    source lines and estimated bytes/FLOPs from bench/kernelmap.py; the device's limits from
    bench/peaks.py (CUDA only).
@@ -38,6 +40,7 @@ import dataclasses
 import platform
 import statistics
 import time
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -54,6 +57,7 @@ from ..monitor.profile import (BUILD_TOLERANCE, KernelRow, PieceCheck, RuntimeCo
 from .kernelmap import Calls, Shapes, code_calls, kernel_key, match_nodes, source_lines
 from .traceevents import CALL, PIECE, WARM, Kernel, Run, analyse
 from .peaks import device_peaks
+from . import replaymap
 
 MAX_SLICES = 20_000
 CHECK_PAIRS = (30, 100)   # the build check's pairs of calls: at least the first, up to the second ...
@@ -88,6 +92,9 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5) ->
         note = f"{note}. {check_note(check)}"
     else:
         run, _ = _traced(cm, inputs, calls, {})
+    plain = {g.index: types.SimpleNamespace(fn=g.runner.fn.fallback) for g in cm.graphs if hasattr(g.runner.fn, "fallback")}
+    if plain:   # CUDA-graph replays: their kernels' pieces from a call without graphs (step 4)
+        run = replaymap.assign(run, _traced(cm, inputs, 1, plain)[0])
     if len(cm.graphs) != graphs or cm.report is not report:
         raise VexploreError("cm.profile: a profiled call traced and compiled a new graph, so the calls did not "
                             "all run the same pieces. Call cm(*inputs) with these inputs once before profiling.")

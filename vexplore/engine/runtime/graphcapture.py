@@ -207,6 +207,11 @@ class Capturer:
         fit), restoring every caller tensor it writes. Raises when the capture fails."""
         static = self.plan.static_inputs(size, args)
         saved = [(args[i], args[i].clone()) for i in self.plan.fixed if i in self.plan.written]
+        # a copied input the graph writes (a cache copied in, its length counter) is the capture's own
+        # buffer: put back after every run too, or the warm-ups would each advance a counter and write
+        # further on, past the end of the cache
+        saved += [(static[i], static[i].clone()) for i in self.plan.copied
+                  if i in self.plan.written and isinstance(static[i], torch.Tensor)]
 
         def restore() -> None:
             for t, kept in saved:

@@ -57,8 +57,9 @@ def _symbols(e: Any) -> set[Any]:
     return set(getattr(e, "free_symbols", ()))
 
 
-# An input used in place that moves again within this many calls of its last move is copied from
-# then on. A cache rebound per generation (tens of calls apart) keeps being captured in place.
+# An input used in place that moves again within this many calls (of any graph under CUDA graphs in the
+# process: replay.CALLS) of its last move is copied from then on. A cache rebound per generation (tens of
+# calls apart) keeps being captured in place.
 REBIND_CALLS = 8
 
 
@@ -166,7 +167,7 @@ class InputPlan:
         return None
 
     def moved(self, i: int, ptr: int, current: dict[int, int], call: int = 0) -> bool:
-        """Note that input ``i`` now lives at ``ptr`` (``call``: the graph's call count); True when
+        """Note that input ``i`` now lives at ``ptr`` (``call``: the process's count of CUDA-graph calls); True when
         the plan changed: it moved again within REBIND_CALLS calls of its last move, and is copied
         from now on."""
         if current.get(i) == ptr:

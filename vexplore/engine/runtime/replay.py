@@ -23,6 +23,10 @@ from .sizes import SizePolicy
 from .stats import GraphStats
 
 log = logging.getLogger(__name__)
+# Calls of every graph under CUDA graphs in this process: how far apart an input's moves are (a model's
+# prefill graph runs once per generation, so its own calls cannot tell a cache rebound per generation
+# from a new tensor every call).
+CALLS = [0]
 
 
 class GraphCudaGraphs:
@@ -35,6 +39,7 @@ class GraphCudaGraphs:
         self.plan, self.policy, self.admission, self.fallback, self.stats = plan, policy, admission, fallback, stats
 
     def __call__(self, *args: Any) -> Any:
+        CALLS[0] += 1
         picked = self.policy.size_of(args)
         if picked is None:
             return self._uncaptured(args)
@@ -59,14 +64,14 @@ class GraphCudaGraphs:
         old = plans.get(size)
         if old is not None:
             changed = False
-            call = self.stats.replays + self.stats.uncaptured_calls   # counted off the replay path
+            call = CALLS[0]
             for i in list(self.plan.fixed):
                 ptr = args[i].data_ptr()
                 if ptr != old.ptrs[i] and self.plan.moved(i, ptr, self.admission.current, call):
                     changed = True
-                    note = (f"input {self.plan.names[i]} moved again within {REBIND_CALLS} calls of its last "
-                            "move (a new tensor every few calls): it is copied into the graphs' buffer (and "
-                            "back, if written) from now on")
+                    note = (f"input {self.plan.names[i]} moved again within {REBIND_CALLS} calls (of any graph "
+                            "under CUDA graphs) of its last move (a new tensor every few calls): it is copied "
+                            "into the graphs' buffer (and back, if written) from now on")
                     self.stats.notes.append(note)
                     log.warning("vexplore: %s", note)
             if changed:   # the plan changed: no capture of any size may replay any more
