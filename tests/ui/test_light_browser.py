@@ -10,26 +10,27 @@ until it is opened) and half a second after, plotly included: the first render d
 chart (asserted). Then each explorer's Compile time tab is opened and what that costs is reported
 (``chart_tab``): the first explorer's is the page's first plotly chart. The figures are printed
 (-s shows them) and written to artifacts/light-browser.json; each long task is named by what the
-page added in it (``explorer views``, ``chart <title>``, ``graph``, ``snapshot``), when anything.
+page added in it (``explorer views``, ``tab <index>`` (a tab built: lazytabs), ``chart <title>``, ``graph``,
+``snapshot``), when anything.
 
 What the long tasks are (Chromium profiles of this notebook, CPU throttled 4x; figures at 1x on
-the 2-core machine): JupyterLab's widget manager building the explorer's views (one task, 90-130
-ms; the hidden tabs reach the page after it, a tab a task: ``lazytabs``), the graph widget's first
-draw (Cytoscape's construction with the layout, then its first frame: 50-100 ms each), and
-JupyterLab's own work (the keystroke that runs the cell, MathJax's first load, the table of
-contents reading the snapshot's HTML: 50-110 ms). Before the charts moved to a tab of their own,
-the first render drew them too: the page's first plotly chart was one task of 0.9-1.4 s (plotly's
-JupyterLab extension evaluates plotly.js, 4.8 MB, on the main thread when its renderer first
-draws, and draws the chart in that task), which this test used to take out of the bound by drawing
-a chart in its setup cell first.
+the 2-core machine): JupyterLab's widget manager building the explorer's views (one task, 55-130
+ms; 180-220 ms when the hidden tabs' views were built in it too: they now reach the page after
+it, a tab a task, ``lazytabs``), the graph widget's first draw (Cytoscape's construction with the
+layout, then its first frame: 50-100 ms each), and JupyterLab's own work (the keystroke that runs
+the cell, MathJax's first load, the table of contents reading the snapshot's HTML: 50-110 ms).
+Before the charts moved to a tab of their own, the first render drew them too, and the page's
+first plotly chart was one task of 0.9-1.4 s (plotly's JupyterLab extension evaluates plotly.js,
+4.8 MB, on the main thread when its renderer first draws, and draws the chart in that task),
+which this test took out of the bound by drawing a chart in its setup cell first.
 
 Opening the Compile time tab (its two charts reach the page one at a time: ``StagedBox``) costs,
 the first time on a page, that task: plotly.js's evaluation (850-910 ms on this machine, measured
-alone) and the first chart's draw (about 100 ms) together, 0.9-1.2 s; then about 200 ms for the
+alone) and the first chart's draw (about 100 ms) together, 0.9-1.4 s; then 200-260 ms for the
 second chart (plotly's renderer draws it, draws a copy for the PNG it keeps, and redraws the
-first). In a page where plotly has run, 170-220 ms a chart. It is reported, not bound below the
-ceiling: only a smaller plotly.js would shorten it (chart.py says which). Charts are laid out once
-(``chart.settle_margins``): the test checks that plotly drew each at the margins sent.
+first). In a page where plotly has run, 140-360 ms a chart (others' work beside). It is reported,
+bound only by the ceilings: a smaller plotly.js would shorten it (chart.py says which). Charts are
+laid out once (``chart.settle_margins``): the test checks that plotly drew each at the margins sent.
 
 Other processes' work lengthens every task of the page (one busy loop beside this test on the 2-core
 machine: the explorer's views took 301 ms, 100-160 ms without it), so the 200 ms bound is asserted
@@ -81,6 +82,9 @@ OBSERVE = """() => { window.__vxLong = []; window.__vxMarks = [];
       return 'chart ' + (t ? t.textContent.slice(0, 24) : '');
     }
     if (n.matches('.vx-snapshot') || n.querySelector('.vx-snapshot')) return 'snapshot';
+    const holder = n.parentElement;   // a tab's contents put in its box (lazytabs): 'tab <its index>'
+    if (holder && holder.classList.contains('vx-tab') && !n.querySelector('.vx-tab-pending'))
+      return 'tab ' + [...holder.parentElement.children].filter((c) => c.classList.contains('vx-tab')).indexOf(holder);
     return null;
   };
   new MutationObserver((records) => {
@@ -213,8 +217,8 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
                 page.wait_for_timeout(1000)             # the PNG copy plotly's renderer keeps is taken after the draw
                 long = _named(page.evaluate("window.__vxLong"), page.evaluate("window.__vxMarks"), t2,
                               page.evaluate("performance.now()"))
-                figures[f"explorer{n}"]["chart_tab"] = {"open_s": round((t3 - t2) / 1000, 2),
-                                                        "long_tasks_ms": sorted(d for d, _w in long), "longest": long[:3]}
+                figures[f"explorer{n}"]["chart_tab"] = {"open_s": round((t3 - t2) / 1000, 2), "longest": long[:3],
+                                                        "long_tasks_ms": sorted(d for d, _w in long)}
                 margins += page.evaluate(MARGINS, n)
             cpu1 = _cpu()
         finally:
@@ -245,5 +249,6 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
         # machine: the explorer's views 282-327 ms, a chart 219-269 ms, with others' work at load 1.6-2.7)
         pytest.xfail(f"long tasks over {LONG_TASK_MS:.0f} ms with {figures['other_cores']} of {figures['cores']} "
                      f"cores used by other processes: {long}; {figures}")
-    # the machine was the test's (quiet, as on CI): longest seen 123-172 ms (the first explorer's charts and views)
+    # the machine was the test's (quiet, as on CI): longest seen 123-172 ms with the charts drawn in the first render;
+    # since they wait for their tab, 65-165 ms with 0.7-1.3 of 2 cores busy with others' work
     assert not any(long.values()), f"long tasks over {LONG_TASK_MS:.0f} ms: {long}; {figures}"

@@ -171,7 +171,8 @@ class Explorer(widgets.VBox):
             self.history_view.widget, self.advice_view.widget,
             StagedBox([self.bars, self.timeline], gap_s=CHART_GAP_S),
             self.run_view.widget])
-        for i, title in enumerate(("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Compile time", "Run")):
+        titles = ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Compile time", "Run")
+        for i, title in enumerate(titles):
             self.tabs.set_title(i, title)
         # the Tune tab: vx.tune in the explorer's worker; Apply through the Advice tab's path (Revert too)
         self.tune_view = TuneTab(self.cm, self.inputs, self.session, worker=self.worker, apply=self.apply_advice)

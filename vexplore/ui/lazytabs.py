@@ -2,10 +2,12 @@
 
 JupyterLab's widget manager builds a view of every child of a Tab, shown or not, in the browser
 task that shows the Tab: most of an explorer's ~300 widget views were in its hidden tabs. A
-LazyTab sends the page a small placeholder for each tab not yet built (the ``children`` trait's
-serializer; in Python ``tab.children`` stays the real tuple, and every widget model is sent as
-usual). A tab is built (its contents sent in place of the placeholder, and drawn by the page in a
-task of its own) when it is first selected, in the page or from Python, or by ``build(index)``.
+LazyTab sends the page, for each tab, a box of its own (a holder) that holds a small placeholder
+until the tab is built (the ``children`` trait's serializer; in Python ``tab.children`` stays the
+real tuple, and every widget model is sent as usual). A tab is built (its contents put in its
+holder, drawn by the page in a task of its own) when it is first selected, in the page or from
+Python, or by ``build(index)``. The Tab's own children in the page never change: ipywidgets'
+TabView remakes every tab view after a changed child, and the one shown came back hidden.
 
 Selecting a tab in the page reaches the kernel as a comm message: while a cell runs, a tab not yet
 built shows its placeholder until the kernel is free. The explorer builds every tab without a
@@ -26,11 +28,11 @@ from traitlets import Instance
 from .style import MUTED
 
 PENDING = "vx-tab-pending"   # the placeholder's class: the page shows it in each tab not built yet
+HOLDER = "vx-tab"            # the class of the box that stands for a tab in the page
 
 
 def _children_to_json(children: Sequence[widgets.Widget], tab: "LazyTab") -> list[Any]:
-    built = tab._built
-    return [_widget_to_json(c if any(c is b for b in built) else tab.placeholder, tab) for c in children]
+    return [_widget_to_json(tab.holder(c), tab) for c in children]
 
 
 class LazyTab(widgets.Tab):
@@ -41,16 +43,33 @@ class LazyTab(widgets.Tab):
         sync=True, from_json=_json_to_widget, to_json=_children_to_json)
 
     def __init__(self, children: Sequence[widgets.Widget] = (), **kwargs: Any) -> None:
-        # set before the Tab's state is first sent (in Widget.__init__): the selected tab is built
+        # set before the Tab's state is first sent (in Widget.__init__): the first tab, shown, is built
         self._lock = threading.RLock()   # built from the kernel's thread (a selection) and the explorer's pacer
-        self._built: list[widgets.Widget] = list(children[:1])
-        self.placeholder = widgets.HTML(f'<div class="{PENDING}" style="color:{MUTED};margin:8px 0"><i>opening…</i></div>')
+        self._holders: list[tuple[widgets.Widget, widgets.Box]] = []
+        self._first = children[0] if children else None
+        self.placeholder = widgets.HTML(f'<div class="{PENDING}" style="color:{MUTED};margin:8px 0">'
+                                        "<i>opening… (while a cell runs, when it ends)</i></div>")
         super().__init__(children=tuple(children), **kwargs)
         self.observe(lambda c: self.build(c["new"]), "selected_index")
 
+    def holder(self, child: widgets.Widget) -> widgets.Box:
+        """The box that stands for ``child`` in the page (made on first use)."""
+        with self._lock:
+            for c, box in self._holders:
+                if c is child:
+                    return box
+            box = widgets.VBox([child if child is self._first else self.placeholder],
+                               layout=widgets.Layout(width="100%"))
+            box.add_class(HOLDER)
+            self._holders.append((child, box))
+            return box
+
     def built(self, index: int) -> bool:
         with self._lock:
-            return 0 <= index < len(self.children) and any(self.children[index] is b for b in self._built)
+            if not 0 <= index < len(self.children):
+                return False
+            child = self.children[index]
+            return self.holder(child).children[0] is child
 
     def build(self, index: int | None) -> bool:
         """Send tab ``index``'s contents to the page (the page draws them); False if it was sent already."""
@@ -58,8 +77,7 @@ class LazyTab(widgets.Tab):
             if index is None or not 0 <= index < len(self.children) or self.built(index):
                 return False
             child = self.children[index]
-            self._built.append(child)
-            self.send_state("children")
+            self.holder(child).children = (child,)
         if isinstance(child, StagedBox):
             child.reveal()
         return True
