@@ -21,7 +21,9 @@ measured four ways, per compiled and split-op piece:
 Rows: ``{"model", "tokens", "size_dim", "variant" (the method), "repeat", "piece", "kind",
 "production_us", "profiling_us", "diff", "diff_low", "diff_high", "pairs", "ranges", "verdict",
 "load"}`` (``load``: the 1-minute load average when that measurement began; this machine has 2 cores
-and is shared). The markdown table goes to stdout.
+and is shared). The markdown table goes to stdout. ``blocks`` runs the profiling build with the
+production build's split-op runners, as the check does now (the first check ran the build's own).
+The committed results file holds two runs of this script merged (``runs``; each row's ``run``).
 """
 from __future__ import annotations
 
@@ -146,20 +148,23 @@ def measure(dim: int, tokens: int, repeats: int) -> tuple[list[dict[str, Any]], 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """Per size and method: the largest |diff| over compiled pieces (median over repeats), and the
-    compiled pieces' diffs of the first repeat."""
-    out = ["| model | tokens | method | compiled pieces' diff (repeat 0) | max abs diff per repeat | verdicts | load |",
-           "|---|---:|---|---|---|---|---:|"]
+    """Per size and method: each piece's diff in the first repeat (compiled pieces, then split ops), the
+    largest |diff| over compiled pieces in each repeat, the check's verdicts, the load."""
+    out = ["| model | tokens | method | compiled pieces (repeat 0) | split ops (repeat 0) | max abs, compiled, per repeat "
+           "| verdicts | load |", "|---|---:|---|---|---|---|---|---:|"]
     keys = dict.fromkeys((r["model"], r["tokens"], r["variant"]) for r in rows if r["variant"] != "cm.profile")
     for model, tokens, variant in keys:
         mine = [r for r in rows if (r["model"], r["tokens"], r["variant"]) == (model, tokens, variant)
-                and r["kind"] == "compiled" and r["diff"] is not None]
+                and r["diff"] is not None]
         reps = sorted({r["repeat"] for r in mine})
-        first = ", ".join(f"{r['piece']}: {r['diff']:+.1%}" for r in mine if r["repeat"] == 0)
-        worst = ", ".join(f"{max(abs(r['diff']) for r in mine if r['repeat'] == k):.1%}" for k in reps)
-        verdicts = ", ".join(sorted({r["verdict"] for r in mine if r["verdict"]})) or "-"
+        first = {k: " ".join(f"{r['diff']:+.1%}" for r in mine if r["repeat"] == 0 and r["kind"] == k)
+                 for k in ("compiled", "split_op")}
+        worst = ", ".join(f"{max(abs(r['diff']) for r in mine if r['repeat'] == k and r['kind'] == 'compiled'):.1%}"
+                          for k in reps)
+        verdicts = "/".join(sorted({r["verdict"] for r in mine if r["verdict"]})) if variant != "blocks" else "-"
         load = statistics.median(r["load"] for r in mine)
-        out.append(f"| {model} | {tokens} | {variant} | {first} | {worst} | {verdicts} | {load:.1f} |")
+        out.append(f"| {model} | {tokens} | {variant} | {first['compiled']} | {first['split_op']} | {worst} "
+                   f"| {verdicts} | {load:.1f} |")
     return "\n".join(out)
 
 
