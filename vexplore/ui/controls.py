@@ -136,7 +136,9 @@ class Controls:
         self.sizes = widgets.Text(value=", ".join(map(str, config.compile_sizes)), placeholder="e.g. 1, 16",
                                   description="compile sizes", layout=_WIDE, style=_STYLE)
         gpu = device == "cuda"
-        self.cudagraph = widgets.Dropdown(options=CUDAGRAPH_MODES, value=config.cudagraph if gpu else "none",
+        # off a GPU the config's own value stays (the default "auto" means none there): the controls never
+        # change a config the user did not touch
+        self.cudagraph = widgets.Dropdown(options=CUDAGRAPH_MODES, value=config.cudagraph,
                                           description="CUDA graphs", disabled=not gpu, layout=_WIDE, style=_STYLE)
         self.cudagraph_note = widgets.HTML("" if gpu else f"<i>disabled: CUDA graphs need a CUDA GPU; this model runs on {esc(device)}</i>")
         self.tiers_note = widgets.HTML()
@@ -186,8 +188,7 @@ class Controls:
         for t, box in self.tiers.items():
             box.value = t in config.cache.tiers
         self.sizes.value = ", ".join(map(str, config.compile_sizes))
-        if not self.cudagraph.disabled:
-            self.cudagraph.value = config.cudagraph
+        self.cudagraph.value = config.cudagraph   # shown off a GPU too (disabled there)
         self.split.set_config(config)
         if config.post_grad_passes:
             self._passes = config.post_grad_passes
