@@ -74,6 +74,17 @@ def guards_suppressed(fake_mode: Any) -> Iterator[None]:
         yield
 
 
+def eager_forward(gm: Any) -> Any:
+    """``gm.forward`` as generated code, for a runner called on every call. A GraphModule made by
+    split_module is a lazy one: its ``forward`` is a stub that compiles the code on its first call
+    and then goes through ``nn.Module.__call__`` on every call (2-4 us each); compiling it now
+    gives the generated ``forward`` itself."""
+    recompile = getattr(gm, "real_recompile", None)
+    if callable(recompile):
+        recompile()
+    return gm.forward
+
+
 def data_ptrs_equal(tensors: Sequence[Any], ptrs: Sequence[int | None], indices: Sequence[int]) -> bool:
     """Whether ``tensors[i].data_ptr() == ptrs[i]`` for every ``i`` in ``indices``, in one call.
 

@@ -224,7 +224,7 @@ def _pieces(split: Split, inputs: Mapping[str, tuple], graph: CapturedGraph, pla
         base = base_fields(graph, spec, first_index + i, graph.index, inputs[spec.name])
         if spec.kind == "split_op":
             pieces.append(split_op_piece(base, spec))
-            runners[spec.name] = spec.module.forward   # skips nn.Module.__call__'s hook machinery
+            runners[spec.name] = tc.eager_forward(spec.module)   # skips nn.Module.__call__'s hook machinery
             continue
         ukey = plan[spec.name].unique_key
         built = uniques[ukey]
