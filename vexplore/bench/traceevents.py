@@ -4,6 +4,7 @@ The calls run inside ranges ``vexplore call <i>`` (the profiler's warm-up call i
 inside ``vexplore piece <index>`` (bench/profile.py puts them there). A kernel is, on CUDA, every
 device event, placed by the CPU op that launched it (the profiler's correlation id); on the CPU, an
 outermost op inside a call: an op (``ns::name``) or an Inductor C++ kernel's range, not an annotation.
+(On CUDA the profiler repeats the ranges on the device track: those are no kernels.)
 """
 from __future__ import annotations
 
@@ -82,10 +83,14 @@ def analyse(events: list[Any], cuda: bool) -> Run:
                 pieces.append((call, int(piece), e.time_range.start, e.time_range.end))
     found: list[tuple[Any, tuple[int | None, int | None, int | None]]] = []
     if cuda:
-        launchers = {e.id: e for e in cpu if getattr(e, "linked_correlation_id", 0) == 0}
+        # a device event has the id of the CUDA runtime call that launched it (cudaLaunchKernel, cuLaunchKernel
+        # for Triton, cudaGraphLaunch, cudaMemcpyAsync ...), a CPU event whose parent is the op or range
+        # around the launch; CPU ops' own ids are another count, so only runtime calls are looked up
+        launchers = {e.id: e for e in cpu if e.name.startswith("cu")}
         for e in events:
-            if e.device_type == DeviceType.CUDA:
-                by = launchers.get(getattr(e, "linked_correlation_id", 0))
+            if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False) \
+                    and not e.name.startswith((CALL, PIECE, WARM)):   # ranges shown on the device track
+                by = launchers.get(e.id)
                 found.append((e, _where(by, memo) if by is not None else (_call_at(calls, e.time_range.start), None, None)))
     else:
         found = [(e, _where(e, memo)) for e in cpu if _is_op(e) and _outermost(e)]
