@@ -261,8 +261,8 @@ class _Admitted:
     def __init__(self, plans):
         self.plans, self.current, self.admitted = plans, {}, []
 
-    def admit(self, size, args):
-        self.admitted.append(size)
+    def admit(self, size, args, warm=True):
+        self.admitted.append(size if warm else (size, "no warm-up"))
 
 
 def test_replay_copies_inputs_in_pads_and_copies_outputs_out():
@@ -291,6 +291,11 @@ def test_replay_copies_inputs_in_pads_and_copies_outputs_out():
     admission.plans.clear()                  # no plan for the size: admitted again, and without one runs the fallback
     torch.testing.assert_close(cg(x), x * 3)
     assert admission.admitted == [8] and stats.recaptures == 0 and stats.uncaptured_calls == 2
+    from vexplore.engine.runtime.stats import SizeInfo
+    stats.sizes[8] = SizeInfo("full", "captured before")   # a size captured before is captured again without warm-ups
+    cg(x)
+    assert admission.admitted == [8, (8, "no warm-up")]
+    stats.uncaptured_sizes[8] -= 1                       # that call ran the fallback too: keep the counts below
     # per size, as cm.runtime shows them: replays by capture size, calls without a graph by token count
     assert stats.replays_by_size == {8: 2} and stats.uncaptured_sizes == {9: 1, 8: 1}
     from vexplore.monitor.profile import RuntimeCounters

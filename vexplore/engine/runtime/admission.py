@@ -48,20 +48,21 @@ class Admission:
                 inputs += math.prod(shape) * a.element_size()
         return peak + inputs
 
-    def admit(self, size: int | None, args: Sequence[Any]) -> SizeInfo:
-        """Capture ``size`` when its estimated memory fits the budget, else serve it without graphs."""
+    def admit(self, size: int | None, args: Sequence[Any], warm: bool = True) -> SizeInfo:
+        """Capture ``size`` when its estimated memory fits the budget, else serve it without graphs
+        (``warm``: Capturer.capture's)."""
         est = self.estimate(size, args)
         budget, whence = capturemem.budget_bytes(self.limit_mb)
         if est > budget:
             return self.skip(size, f"not captured: estimated {est / 2**20:.1f} MiB > {budget / 2**20:.1f} MiB "
                                    f"({whence}); runs without CUDA graphs", est, "over_budget")
-        return self.try_capture(size, args, est)
+        return self.try_capture(size, args, est, warm)
 
-    def try_capture(self, size: int | None, args: Sequence[Any], estimate: int = 0) -> SizeInfo:
+    def try_capture(self, size: int | None, args: Sequence[Any], estimate: int = 0, warm: bool = True) -> SizeInfo:
         """Capture ``size``, and when that fails (out of memory, an op that cannot be captured) the
         size runs without graphs instead of taking the call down."""
         try:
-            runtime, info = self.capturer.capture(size, args, *self.policy.mode_for(size))
+            runtime, info = self.capturer.capture(size, args, *self.policy.mode_for(size), warm=warm)
         except Exception as e:   # noqa: BLE001 — whatever failed, this size must still run
             self.capturer.new_pool()   # a failed capture leaves its pool unusable
             torch.cuda.empty_cache()

@@ -124,7 +124,7 @@ class RuntimePlan:
         return self.outputs
 
 
-def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any, restore: Callable[[], None]
+def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any, restore: Callable[[], None], warm: bool = True
                ) -> tuple[list[Callable[[], Any]], Any, list[Any], list[str]]:
     """Capture each compiled piece on the values the graph gives it (one warm-up of the whole
     graph first); split ops run eagerly between, their results becoming the next replays' inputs.
@@ -136,7 +136,7 @@ def _piecewise(parts: GraphParts, static: Sequence[Any], pool: Any, restore: Cal
     graph's capture holds instead of every piece's outputs at once. Replays run in capture order,
     so the value is read before a later graph writes over it. A split op's step keeps the tensors
     it reads and returns (their memory is never reused)."""
-    for run in (parts.plain(), parts.checked()):
+    for run in (parts.plain(), parts.checked()) if warm else ():
         _warm_up(run, static)
         restore()
     dead = capturemem.dead_after(parts.parent.graph)
@@ -201,10 +201,13 @@ class Capturer:
         """Capture into a fresh pool from now on: a failed capture leaves its pool unusable."""
         self.pool = torch.cuda.graph_pool_handle()
 
-    def capture(self, size: int | None, args: Sequence[Any], mode: str, why: str) -> tuple[RuntimePlan, SizeInfo]:
+    def capture(self, size: int | None, args: Sequence[Any], mode: str, why: str, warm: bool = True
+                ) -> tuple[RuntimePlan, SizeInfo]:
         """Capture ``size`` in ``mode`` ("full" | "piecewise", ``why`` so) on ``args`` (fixed inputs
         used in place; the others copied into new buffers, holding ``args``' leading rows where they
-        fit), restoring every caller tensor it writes. Raises when the capture fails."""
+        fit), restoring every caller tensor it writes. Raises when the capture fails. ``warm`` False:
+        no warm-up runs (the size was captured before, so lazy initialisation is done and the graph
+        is known to wait for no device value; a capture again at an input's new address)."""
         static = self.plan.static_inputs(size, args)
         saved = [(args[i], args[i].clone()) for i in self.plan.fixed if i in self.plan.written]
         # a copied input the graph writes (a cache copied in, its length counter) is the capture's own
@@ -219,18 +222,18 @@ class Capturer:
         t0, mem0 = time.perf_counter(), _allocated()
         try:
             with torch.no_grad(), tc.captures_without_gc():   # no_grad: also when recompile() runs with grad on
-                runtime, info = self._capture_size(size, static, restore, mode, why)
+                runtime, info = self._capture_size(size, static, restore, mode, why, warm)
         finally:
             restore()
         info = dataclasses.replace(info, capture_s=time.perf_counter() - t0, memory_mb=(_allocated() - mem0) / 2**20)
         return runtime, info
 
     def _capture_size(self, size: int | None, static: list[Any], restore: Callable[[], None], mode: str,
-                      why: str) -> tuple[RuntimePlan, SizeInfo]:
+                      why: str, warm: bool = True) -> tuple[RuntimePlan, SizeInfo]:
         reason = ""
         if mode == "full":
             try:
-                graph, out = _capture(self.fallback, static, self.pool, restore)
+                graph, out = _capture(self.fallback, static, self.pool, restore, warm)
                 self.stats.captures += 1
                 return self._runtime(static, [graph.replay], out, [graph]), SizeInfo("full", why)
             except Exception as e:  # e.g. a split op that syncs with the CPU cannot be captured
@@ -239,7 +242,7 @@ class Capturer:
                 self.stats.notes.append(f"size {size}: {why}")
                 log.warning("vexplore: cudagraph: %s", why)
                 self.new_pool()
-        steps, out, keep, copied = _piecewise(self.parts, static, self.pool, restore)
+        steps, out, keep, copied = _piecewise(self.parts, static, self.pool, restore, warm or reason == "full_failed")
         self.stats.captures += len(self.parts.compiled)
         return self._runtime(static, steps, out, keep), SizeInfo("piecewise", why, tuple(copied), reason=reason)
 

@@ -80,7 +80,8 @@ class GraphCudaGraphs:
                 for s in [s for s, p in plans.items() if s != size and not tc.data_ptrs_equal(args, p.ptrs, self.plan.fixed)]:
                     del plans[s]
         self.stats.recaptures += old is not None   # else a size captured at its first call
-        self.admission.admit(size, args)
+        before = self.stats.sizes.get(size)     # captured before: no warm-up runs again (Capturer.capture)
+        self.admission.admit(size, args, warm=before is None or before.mode == "none")
         return plans.get(size)
 
     def _replay(self, runtime: RuntimePlan, args: Sequence[Any], n: int | None, size: int | None) -> Any:
