@@ -70,6 +70,20 @@ def test_grid_bookkeeping_is_exact(stack):
     assert (r.profile is not None) == hasattr(cm, "profile")   # the best's runtime profile, where the model has one
 
 
+def test_sizes_not_called_yet_are_traced_before_the_first_trial(stack):
+    """A 1-token size is a Dynamo graph of its own: traced before trial 0 (a note says so), so no trial's
+    first call pays a trace, and every trial's recompile covers both graphs."""
+    cm, xs = stack
+    assert len(cm.graphs) == 1
+    sizes = {1: (torch.randn(1, 16),), 8: xs[8]}
+    r = _tune(cm, sizes, {"strategy": ("piecewise", "full")}, budget_s=60)
+    assert len(cm.graphs) == 2
+    assert [n for n in r.notes if "traced" in n] and "1 Dynamo graph(s) traced" in [n for n in r.notes if "traced" in n][0]
+    assert [t.status for t in r.trials][0] == "ok" and all(len(t.timings) == 2 for t in r.trials if t.status == "ok")
+    again = _tune(cm, sizes, {"strategy": ("piecewise", "full")}, budget_s=60)
+    assert not [n for n in again.notes if "traced" in n]     # nothing new to trace the second time
+
+
 def test_saved_result_loads(stack):
     cm, xs = stack
     r = _tune(cm, xs, {"strategy": ("piecewise", "full")}, budget_s=30, objective="latency+compile",

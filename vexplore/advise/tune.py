@@ -92,6 +92,7 @@ def tune(cm: Any, inputs_by_size: Mapping[Any, Any] | None = None, space: TuneSp
     start = cm.config
     bench = opts.bench or BenchOptions(budget_s=min(2.0, max(0.2, budget_s / 200)))
     run = _Run(cm, target, start, space, opts, t0, t0 + budget_s)
+    run.notes += _trace_sizes(cm, inputs)
     exe = resolve_executor(executor)
     spec = Measure(objective, tuple((opts.weights or {}).items()), opts.compile_weight, bench,
                    cm.report.counters.get("fallbacks", 0))
@@ -106,6 +107,21 @@ def tune(cm: Any, inputs_by_size: Mapping[Any, Any] | None = None, space: TuneSp
     result = _finish(run, exe)
     keep(cm, result)
     return result
+
+
+def _trace_sizes(cm: Any, inputs: Mapping[Any, tuple[Any, ...]] | None) -> tuple[str, ...]:
+    """Call ``cm`` once at each size before the trials, so every size's Dynamo graph exists and each
+    trial's recompile covers them all: else the first trial pays the trace and compile of a size not
+    called yet (a 1-token call is a graph of its own) and its first call looks slow for it."""
+    if inputs is None:
+        return ()
+    before, t = len(cm.graphs), time.perf_counter()
+    with torch.no_grad():   # as the trials' benchmark calls it
+        for args in inputs.values():
+            cm(*args)
+    new = len(cm.graphs) - before
+    return (f"{new} Dynamo graph(s) traced and compiled for sizes not called before, ahead of the first trial "
+            f"({time.perf_counter() - t:.1f} s of the budget)",) if new else ()
 
 
 def keep(cm: Any, result: TuneResult) -> None:
