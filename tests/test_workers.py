@@ -104,3 +104,25 @@ def test_workers_without_a_cache_compile_once(wsession):
     assert len(compiles) == 2 and all(e.detail.startswith("worker pid") and e.duration_s > 0 for e in compiles)
     assert all(load.start_s >= c.start_s + c.duration_s for c, load in zip(compiles, sorted(loads, key=lambda e: e.start_s)))
     assert all(p.compiled_in.startswith("worker pid") for p in cm.report.pieces if p.kind == "compiled")
+
+
+def test_a_process_that_ends_before_its_workers_start_prints_nothing(tmp_path):
+    """A recompile with workers whose pieces all come from the cache starts the pool and needs no worker;
+    the process ends while the worker still imports torch: the worker finds the pipe closed and leaves
+    without a traceback on the user's terminal."""
+    import subprocess
+    import sys
+    tests = os.path.dirname(__file__)
+    code = (f"import sys; sys.path.insert(0, {tests!r})\n"
+            "import torch, vexplore as vx\nfrom models import Stack\n"
+            "m = Stack(layers=1).eval()\n"
+            f"cfg = vx.CompileConfig(strategy='piecewise', splitting_ops=['vxtest::mix'], cache=vx.CacheConfig(dir={str(tmp_path)!r}))\n"
+            "cm = vx.compile(m, cfg)\n"
+            "with torch.no_grad():\n    cm(torch.randn(8, 16))\n"
+            "rep = cm.recompile(cfg.replace(workers=1))\n"
+            "assert rep.counters['worker_compiles'] == 0 and rep.counters['inductor_compiles'] == 0, rep.counters\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    # the worker inherited the stderr pipe: run() returns once it has gone too, with what it wrote
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]

@@ -191,13 +191,16 @@ def _stdio_main(rfd: int, wfd: int) -> None:
     import vexplore  # noqa: F401  (torch and the engine, once)
     tc.preload_inductor()  # Inductor's imports too, before the timeout clock runs
 
-    send.send(("ready", os.getpid()))
-    while True:
-        try:
-            job: Job = recv.recv()
-        except EOFError:
-            return
-        send.send(compile_job(job))
+    try:
+        send.send(("ready", os.getpid()))
+        while True:
+            try:
+                job: Job = recv.recv()
+            except EOFError:
+                return
+            send.send(compile_job(job))
+    except (BrokenPipeError, ConnectionResetError):
+        return   # the notebook's process ended (or closed the pool) first: nothing to say, nobody to hear it
 
 
 def compile_job(job: Job) -> Attempt:
