@@ -20,7 +20,7 @@ from browsing import BLOCK_LINES, code_notebook, jupyter_lab, lab_notebook, need
 pytestmark = [pytest.mark.browser, needs_chromium]
 
 THEMES = ("JupyterLab Light", "JupyterLab Dark")
-TABS = ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice")
+TABS = ("Graph", "Pieces graph", "Pieces", "Code", "History", "Advice", "Run", "Tune")
 
 NOTEBOOK = code_notebook([
     *BLOCK_LINES,
