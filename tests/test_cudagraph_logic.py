@@ -1,6 +1,8 @@
 """CUDA-graph dispatch logic that needs no GPU: size choice, capture order, token inputs."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -302,3 +304,21 @@ def test_replay_copies_inputs_in_pads_and_copies_outputs_out():
     counts = RuntimeCounters.of([stats, None])
     assert (counts.replays, counts.padded_calls, counts.uncaptured_calls) == (2, 1, 2)
     assert [tuple(c) for c in counts.replays_by_size] == [(8, 2)]
+
+
+def test_every_size_without_a_graph_says_why():
+    """GraphStats.why_uncaptured, summed into RuntimeCounters (cm.runtime, a profile's, a report's) and saved."""
+    from vexplore.engine.runtime.stats import GraphStats, SizeInfo
+    from vexplore.monitor.profile import RuntimeCounters
+    stats = GraphStats(sizes={8: SizeInfo("full", "captured"), 16: SizeInfo("full", "captured"),
+                              32: SizeInfo("none", "not captured: estimated 9 MiB > 4 MiB", reason="over_budget")})
+    stats.uncaptured_sizes.update({600: 1, 12: 2, 32: 1, 8: 1})
+    why = dict(RuntimeCounters.of([stats, None]).uncaptured_why)
+    assert sorted(why) == [8, 12, 32, 600]
+    assert why[600].startswith("600 tokens is above the largest capture size (16)")
+    assert why[12].startswith("12 tokens is no capture size (captured: 8, 16)") and "cudagraph_pad=False" in why[12]
+    assert why[32] == "not captured: estimated 9 MiB > 4 MiB"
+    assert why[8].startswith("the call's shapes differ from the capture's")
+    counts = RuntimeCounters.of([stats])
+    assert RuntimeCounters.from_dict(json.loads(json.dumps(counts.to_dict()))) == counts
+    assert RuntimeCounters.from_dict({k: v for k, v in counts.to_dict().items() if k != "uncaptured_why"}).uncaptured_why == ()

@@ -37,6 +37,8 @@ def test_default_config_captures_cuda_graphs(cache_cfg):
     stats = cm.graphs[0].graph_stats
     assert stats is not None and stats.replays_by_size.get(8, 0) >= 2
     assert cm.runtime.uncaptured_sizes and dict(cm.runtime.uncaptured_sizes).get(600) == 1   # past the ladder
+    why = dict(cm.runtime.uncaptured_why)
+    assert why[600].startswith("600 tokens is above the largest capture size (512)") and why[3].startswith("3 tokens is no capture size")
     # every size without a graph says why
     for size, info in stats.sizes.items():
         assert info.mode != "none" or info.why, (size, info)

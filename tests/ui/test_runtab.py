@@ -23,7 +23,7 @@ from vexplore.ui.explorer import Explorer
 from vexplore.ui.magiclines import VXPROFILE_HELP, VXPROFILE_OPTIONS, split_vxprofile_line
 from vexplore.ui.runtab import RunTab
 from vexplore.ui.runview import (COLD, HEAT, NO_PROFILE, call_figure, heat_graph, kernel_rows, node_times, per_call,
-                                 pieces_figure, profile_section, sorted_rows)
+                                 pieces_figure, profile_section, sorted_rows, summary_html)
 
 from browsing import BLOCK_LINES, code_notebook, lab_notebook, needs_chromium, shots_dir
 from uihelpers import toy_config
@@ -132,6 +132,11 @@ def test_pieces_and_calls_figures_from_records(profiled):
     assert counts == {"replayed": 25, "padded": 5, "uncaptured": 4} and "4 of 34 calls without" in fig.layout.title.text
     empty = dataclasses.replace(prof, rows=())
     assert "No kernel ran" in pieces_figure(empty, profiled[0].shown).layout.title.text
+    # every size without a graph, with its calls and why
+    why = dataclasses.replace(rt, uncaptured_why=((24, "24 tokens is no capture size (captured: 16) ..."),))
+    html = summary_html(dataclasses.replace(prof, runtime=why))
+    assert "Without a CUDA graph:" in html and "<b>24 tokens</b> (4 calls): 24 tokens is no capture size" in html
+    assert "Without a CUDA graph" not in summary_html(prof)
 
 
 def test_export_and_saved_reports_carry_the_profile(profiled, tmp_path):

@@ -179,6 +179,7 @@ class RuntimeCounters:
     uncaptured_sizes: tuple[SizeCount, ...] = ()
     recaptures: int = 0
     padded_calls: int = 0
+    uncaptured_why: tuple[tuple[int | None, str], ...] = ()   # per size without a graph, why (first graph's words)
 
     @classmethod
     def of(cls, stats: Iterable[Any]) -> "RuntimeCounters":
@@ -188,6 +189,7 @@ class RuntimeCounters:
         total: dict[str, int] = dict.fromkeys(("captures", "replays", "uncaptured_calls", "recaptures", "padded_calls"), 0)
         by_size: dict[int | None, int] = {}
         uncaptured: dict[int | None, int] = {}
+        why: dict[int | None, str] = {}
         for s in stats:
             if s is None:
                 continue
@@ -195,7 +197,11 @@ class RuntimeCounters:
                 total[k] += int(getattr(s, k, 0) or 0)
             _add(by_size, getattr(s, "replays_by_size", None))
             _add(uncaptured, getattr(s, "uncaptured_sizes", None))
-        return cls(replays_by_size=_pairs(by_size), uncaptured_sizes=_pairs(uncaptured), **total)
+            for n in getattr(s, "uncaptured_sizes", None) or {}:
+                if n not in why and callable(getattr(s, "why_uncaptured", None)):
+                    why[n] = s.why_uncaptured(n)
+        return cls(replays_by_size=_pairs(by_size), uncaptured_sizes=_pairs(uncaptured),
+                   uncaptured_why=tuple(sorted(why.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))), **total)
 
     @property
     def empty(self) -> bool:

@@ -67,7 +67,15 @@ def summary_html(prof: RuntimeProfile) -> str:
             f"{prof.device_ms:.3f} ms · span {prof.span_ms:.3f} ms · host gap {prof.host_gap_ms:.3f} ms · "
             f"{prof.attributed_share:.0%} of the device time mapped to a piece and a line · {len(prof.rows)} kernels · "
             f"profiled in {prof.profile_s:.1f} s"
-            f'<div style="color:{MUTED};font-size:11px">{esc(prof.note)}</div></div>')
+            f'<div style="color:{MUTED};font-size:11px">{esc(prof.note)}</div>{_uncaptured_html(prof)}</div>')
+
+
+def _uncaptured_html(prof: RuntimeProfile) -> str:
+    """Each size whose calls ran without a CUDA graph, with how many and why."""
+    counts = dict(prof.runtime.uncaptured_sizes)
+    rows = "".join(f"<li><b>{'other shapes' if n is None else f'{n} tokens'}</b> ({counts.get(n, 0)} calls): {esc(why)}</li>"
+                   for n, why in prof.runtime.uncaptured_why)
+    return f'<div class="vx-run-uncaptured">Without a CUDA graph:<ul style="margin:2px 0">{rows}</ul></div>' if rows else ""
 
 
 def call_figure(prof: RuntimeProfile) -> go.Figure:

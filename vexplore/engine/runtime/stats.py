@@ -49,3 +49,18 @@ class GraphStats:
     @property
     def uncaptured_calls(self) -> int:
         return sum(self.uncaptured_sizes.values())
+
+    def why_uncaptured(self, n: int | None) -> str:
+        """Why calls of ``n`` tokens ran without a CUDA graph, in words (``uncaptured_sizes``' keys)."""
+        info = self.sizes.get(n)
+        if info is not None and info.mode == "none":
+            return info.why
+        captured = sorted(s for s, i in self.sizes.items() if s is not None and i.mode != "none")
+        if n is None or n in captured:
+            return ("the call's shapes differ from the capture's in a dim other than the token count (or an int "
+                    "input changed): a graph replays only the shapes it was captured at")
+        if captured and n > captured[-1]:
+            return (f"{n} tokens is above the largest capture size ({captured[-1]}): add it to cudagraph_sizes "
+                    "(and compile_sizes for a static compile)")
+        return (f"{n} tokens is no capture size (captured: {', '.join(map(str, captured)) or 'none'}) and calls are not "
+                "padded up to one (cudagraph_pad=False): add it to cudagraph_sizes")
