@@ -260,7 +260,10 @@ def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: 
         with rec.step("stitch", graph=graph.index):
             fn = stitched(split.gm, runners)
         warn = CompileWarning("cudagraph_skip", f"graph {graph.index}: runs without CUDA graphs: {skip}", graph.index)
-        return fn, None, [warn] if skip else []
+        # the default "auto" asks for graphs only where they can serve: a training (grad) call is said on its
+        # pieces (cudagraph_skip_reason), not warned about on every training run
+        expected = config.cudagraph == "auto" and graph.grad
+        return fn, None, [warn] if skip and not expected else []
     parts = cudagraph.GraphParts(
         split.gm, {p.name: runners[p.name] for p in split.pieces if p.kind == "compiled"},
         {p.name: runners[p.name] for p in split.pieces if p.kind == "split_op"},
