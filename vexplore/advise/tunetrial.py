@@ -1,7 +1,7 @@
 """One trial of ``vx.tune``: recompile the captured graphs under a config and measure it, size by size.
 
 ``measure`` is the same wherever a trial runs: in the notebook's process (the local executor) or in
-a Ray task (``run_shipped``, which traces the shipped model once, then measures as here). A trial
+a Ray task (``raytune.run_trial``, which traces the shipped model once, then measures as here). A trial
 recompiles from the captured graph (no re-trace; the session's tiers serve pieces compiled before),
 times each size with the project's timer and accuracy gate (``vx.benchmark``: eager is the oracle),
 and ends as one ``Outcome``:
@@ -22,14 +22,10 @@ import contextlib
 import dataclasses
 import logging
 import math
-import os
-import platform
 import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
-
-import torch
 
 from ..bench.compare import BenchOptions, BenchRow, benchmark
 from ..config import CacheConfig, CompileConfig
@@ -227,23 +223,3 @@ class Shipped:
     model: Any
     inputs: Mapping[Any, tuple[Any, ...]]
     trace_config: CompileConfig
-
-
-def run_shipped(shipped: Shipped, cfg: CompileConfig, spec: Measure, against: Timing | None) -> Outcome:
-    """A trial in another process (a Ray task): trace the model once under no_grad, at every size (so
-    every graph the sizes need is captured, as the notebook's model had them), then ``measure``."""
-    from ..engine.model import compile as vx_compile
-    from ..session import Session
-
-    t0 = time.perf_counter()
-    session = Session()
-    try:
-        cm = vx_compile(shipped.model, shipped.trace_config, session=session)
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", VexploreWarning)
-            for inputs in trace_order(shipped.inputs):
-                cm(*inputs)
-        out = measure(cm, cfg, Target(cm, shipped.inputs), dataclasses.replace(spec, workers=0), against)
-    finally:
-        session.close()
-    return dataclasses.replace(out, where=f"ray {platform.node()} pid {os.getpid()}", seconds=time.perf_counter() - t0)
