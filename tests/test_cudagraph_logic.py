@@ -297,6 +297,11 @@ def test_replay_copies_inputs_in_pads_and_copies_outputs_out():
     stats.sizes[8] = SizeInfo("full", "captured before")   # a size captured before is captured again without warm-ups
     cg(x)
     assert admission.admitted == [8, (8, "no warm-up")]
+    stats.sizes[8] = SizeInfo("piecewise", "the whole graph is not capturable", reason="full_failed")
+    admission.plans.clear()
+    cg(x)                                                # its full capture failed before: warm-ups find why again
+    assert admission.admitted == [8, (8, "no warm-up"), 8]
+    stats.uncaptured_sizes[8] -= 1
     stats.uncaptured_sizes[8] -= 1                       # that call ran the fallback too: keep the counts below
     # per size, as cm.runtime shows them: replays by capture size, calls without a graph by token count
     assert stats.replays_by_size == {8: 2} and stats.uncaptured_sizes == {9: 1, 8: 1}

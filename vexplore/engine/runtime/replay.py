@@ -80,8 +80,11 @@ class GraphCudaGraphs:
                 for s in [s for s, p in plans.items() if s != size and not tc.data_ptrs_equal(args, p.ptrs, self.plan.fixed)]:
                     del plans[s]
         self.stats.recaptures += old is not None   # else a size captured at its first call
-        before = self.stats.sizes.get(size)     # captured before: no warm-up runs again (Capturer.capture)
-        self.admission.admit(size, args, warm=before is None or before.mode == "none")
+        # captured before as asked: no warm-up runs again (Capturer.capture). Not after a full capture failed:
+        # the full graph is tried again first, and only the checked warm-up finds an op that waits for the
+        # device before it could break a capture
+        before = self.stats.sizes.get(size)
+        self.admission.admit(size, args, warm=before is None or before.mode == "none" or before.reason == "full_failed")
         return plans.get(size)
 
     def _replay(self, runtime: RuntimePlan, args: Sequence[Any], n: int | None, size: int | None) -> Any:
