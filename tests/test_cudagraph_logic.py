@@ -82,7 +82,7 @@ def test_a_fixed_input_moving_every_few_calls_is_copied_from_then_on():
     current = {0: 100, 1: 200}
     assert not plan.moved(1, 200, current, call=3)         # where it was: nothing to do
     assert not plan.moved(1, 300, current, call=5)         # moved once: captured again at the new address
-    assert plan.fixed == [0, 1] and plan.moves[1] == 1
+    assert plan.fixed == [0, 1] and plan.last_move == {1: 5}
     assert not plan.moved(1, 300, current, call=6)         # the same move seen from another size
     assert plan.moved(1, 400, current, call=5 + REBIND_CALLS - 1)   # moved again soon: copied from now on
     assert plan.fixed == [0] and plan.copied == [2, 1]
@@ -95,7 +95,7 @@ def test_a_cache_rebound_per_generation_stays_in_place():
     current = {0: 100, 1: 200}
     for gen in range(1, 6):
         assert not plan.moved(1, 200 + gen, current, call=gen * 49)
-    assert plan.fixed == [0, 1] and plan.moves[1] == 5
+    assert plan.fixed == [0, 1] and plan.last_move == {1: 5 * 49}
 
 
 def test_cudagraph_without_cuda_says_so(cache_cfg, session):

@@ -317,3 +317,19 @@ def test_source_lines_are_never_absolute(tmp_path):
     elsewhere = "/nowhere/at/all/deep.py"
     assert source_line(f'File "{elsewhere}", line 3, in g') == "deep.py:3"
     assert source_line(None) is None
+
+
+def test_keyword_inputs_reach_every_profiled_call(cache_cfg):
+    """cm.profile(*inputs, **kwargs) calls cm(*inputs, **kwargs), as a Hugging Face model is called; the
+    profile names the keyword inputs too."""
+
+    def f(x, *, scale):
+        return torch.relu(x) * scale
+
+    cm = vx.compile(f, vx.CompileConfig(compiler="eager", cache=cache_cfg))
+    x, s = torch.randn(8, 16), torch.tensor(2.0)
+    with torch.no_grad():
+        torch.testing.assert_close(cm(x, scale=s), f(x, scale=s))
+        prof = cm.profile(x, calls=3, warmup=1, scale=s)
+    assert prof.calls == 3 and len(cm.graphs) == 1 and prof.rows
+    assert prof.inputs[0] == "(8, 16) float32" and prof.inputs[1].startswith("scale=")

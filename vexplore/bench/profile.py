@@ -22,8 +22,9 @@ How the time is found and mapped:
    ``vexplore call <i>``; each graph's runner is re-pointed for those calls (to the profiling build,
    and to note the graph's input sizes) and restored after. Calls outside ``cm.profile`` run the same
    objects as before and pay nothing.
-4. Kernels. CUDA: every device event (kernels, copies, fills); its piece is the range around the CPU
-   op that launched it (the profiler's correlation id). CPU: the outermost ops inside a call (an
+4. Kernels. CUDA: every device event (kernels, copies, fills) but the ranges the profiler repeats on
+   the device track; its piece is the range around the CUDA runtime call that launched it (the event
+   carries that call's id: bench/traceevents.py). CPU: the outermost ops inside a call (an
    Inductor C++ kernel, an aten op with the ops it calls, a split op); their self times add up to
    ``device_ms``. Under CUDA graphs a replay runs its kernels outside every piece range: one more
    call of the same graphs without CUDA graphs (each graph's fallback, pieces in their ranges) gives
@@ -73,10 +74,15 @@ def profile(cm: Any, *inputs: Any, calls: int = 20, warmup: int = 5) -> RuntimeP
     return cm.profile(*inputs, calls=calls, warmup=warmup)
 
 
-def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5) -> RuntimeProfile:
-    """Profile ``calls`` warm calls of the CompiledModel ``cm`` on ``inputs`` (see the module docstring)."""
+def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5,
+            kwargs: dict[str, Any] | None = None) -> RuntimeProfile:
+    """Profile ``calls`` warm calls of the CompiledModel ``cm`` on ``inputs`` (and keyword ``kwargs``: a
+    Hugging Face model's ``input_ids=``, ``past_key_values=``, ...; see the module docstring)."""
     _check_counts(calls, warmup)
     t0 = time.perf_counter()
+    spec = tuple(_spec(x) for x in inputs) + tuple(f"{k}={_spec(v)}" for k, v in (kwargs or {}).items())
+    if kwargs:
+        cm = _WithKeywords(cm, kwargs)
     if not cm.graphs:
         cm(*inputs)
     for _ in range(warmup):
@@ -99,8 +105,21 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5) ->
         raise VexploreError("cm.profile: a profiled call traced and compiled a new graph, so the calls did not "
                             "all run the same pieces. Call cm(*inputs) with these inputs once before profiling.")
     rows = _rows(cm, run, {g: r.pieces for g, r in build.items()} if build else None)
-    extra = _Extra(warmup, "profiling" if build else "production", check, note, t0, tuple(_spec(x) for x in inputs))
+    extra = _Extra(warmup, "profiling" if build else "production", check, note, t0, spec)
     return _assemble(cm, run, rows, wall, extra)
+
+
+class _WithKeywords:
+    """``cm`` whose every call also passes ``kwargs`` (the calls below are ``cm(*inputs)``); the rest is ``cm``'s."""
+
+    def __init__(self, cm: Any, kwargs: dict[str, Any]) -> None:
+        self._cm, self._kwargs = cm, kwargs
+
+    def __call__(self, *inputs: Any) -> Any:
+        return self._cm(*inputs, **self._kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cm, name)
 
 
 @dataclass(frozen=True)

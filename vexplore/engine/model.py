@@ -72,20 +72,6 @@ class _Compile:
                             on_fallback, in_trace=self.kind == "compile", cancel=self.cancel)
 
 
-class _WithKeywords:
-    """A CompiledModel whose calls also pass ``kwargs``: what ``profile`` hands the profiler, which
-    calls ``cm(*inputs)``; everything else is the model's own."""
-
-    def __init__(self, cm: "CompiledModel", kwargs: dict[str, Any]) -> None:
-        self._cm, self._kwargs = cm, kwargs
-
-    def __call__(self, *inputs: Any) -> Any:
-        return self._cm(*inputs, **self._kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cm, name)
-
-
 class CompiledModel:
     """A callable over ``model``: the first call traces with Dynamo and compiles; later calls run.
 
@@ -203,7 +189,7 @@ class CompiledModel:
         snapshot of ``cm.runtime``); calls outside ``profile`` run exactly as before."""
         from ..bench.profile import measure   # bench/ sits above the engine: loaded only when asked
 
-        prof = measure(_WithKeywords(self, kwargs) if kwargs else self, inputs, calls, warmup)
+        prof = measure(self, inputs, calls, warmup, kwargs)
         old = self.reports[-1]
         new = dataclasses.replace(old, profiles=old.profiles + (prof,), runtime=prof.runtime)
         self.reports[-1] = new

@@ -30,7 +30,6 @@ too (into the cache's next rows, past its end near the end, and its length advan
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -76,7 +75,6 @@ class InputPlan:
     exprs: dict[int, Any] = field(default_factory=dict)     # token-dependent input -> shape (or value) exprs
     tied: frozenset[Any] = frozenset()                      # the symbols that stand for the token count
     hints: Mapping[Any, int] = field(default_factory=dict)
-    moves: Counter = field(default_factory=Counter)
     last_move: dict[int, int] = field(default_factory=dict)   # fixed input -> the call count at its last move
 
     @classmethod
@@ -166,14 +164,13 @@ class InputPlan:
                         "copying them into separate graph buffers would lose the write")
         return None
 
-    def moved(self, i: int, ptr: int, current: dict[int, int], call: int = 0) -> bool:
+    def moved(self, i: int, ptr: int, current: dict[int, int], call: int) -> bool:
         """Note that input ``i`` now lives at ``ptr`` (``call``: the process's count of CUDA-graph calls); True when
         the plan changed: it moved again within REBIND_CALLS calls of its last move, and is copied
         from now on."""
         if current.get(i) == ptr:
             return False
         current[i] = ptr
-        self.moves[i] += 1
         last, self.last_move[i] = self.last_move.get(i), call
         if last is None or call - last >= REBIND_CALLS:
             return False
