@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 from torch.autograd import DeviceType
@@ -23,7 +24,7 @@ def _events(case: str) -> list:
     """The dump's events as FunctionEvent-like objects; a CPU event's parent is the last CPU event before
     it of its parent's name (the dump lists parents before children)."""
     out, last = [], {}
-    for e in json.load(open(DUMP))[case]["events"]:
+    for e in json.loads(Path(DUMP).read_text())[case]["events"]:
         cpu = e["dev"].endswith("CPU")
         ev = SimpleNamespace(name=e["name"], id=e["id"], device_type=DeviceType.CPU if cpu else DeviceType.CUDA,
                              cpu_parent=last.get(e["parent"]) if cpu and e["parent"] else None,
