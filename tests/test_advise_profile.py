@@ -188,7 +188,7 @@ def _slices(compiled_ms: float, split_ms: float, call_ms: float, calls: int = 3)
 
 
 def test_split_op_overhead_on_cuda_captures_the_split_ops_at_the_size(on):
-    cm = on(cudagraph="piecewise")
+    cm = on(cudagraph="piecewise", cudagraph_full_max=32)
     assert [p.kind for p in cm.report.pieces][:3] == ["compiled", "split_op", "compiled"]
     runtime = RuntimeCounters(captures=1, replays=3, replays_by_size=((64, 3),))
     slow = _profile([_row("k", 0, 1.0)], runtime=runtime, slices=_slices(compiled_ms=0.5, split_ms=0.3, call_ms=1.0))

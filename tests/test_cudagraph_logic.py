@@ -109,7 +109,7 @@ def test_cudagraph_without_cuda_says_so(cache_cfg, session):
 
 
 def test_cudagraph_modes_validate_and_auto_stays_quiet_on_cpu(cache_cfg, session):
-    assert vx.CompileConfig(cudagraph="full_and_piecewise").cudagraph_full_max == 32
+    assert vx.CompileConfig(cudagraph="full_and_piecewise").cudagraph_full_max == 512
     with pytest.raises(vx.ConfigError, match="cudagraph_full_max"):
         vx.CompileConfig(cudagraph_full_max=-1)
     m = Stack(layers=1).eval()

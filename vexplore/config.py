@@ -269,7 +269,9 @@ class CompileConfig:
     # split ops included) | "full_and_piecewise" (full up to cudagraph_full_max tokens, piecewise
     # above) | "auto" (full_and_piecewise on a CUDA device, none elsewhere)
     cudagraph: str = "auto"
-    cudagraph_full_max: int = 32                # full_and_piecewise: full graphs up to this many tokens
+    # full_and_piecewise: full graphs up to this many tokens (512: every default capture size; a size whose
+    # full capture fails falls back to piecewise graphs). Lower it to keep attention out of large graphs.
+    cudagraph_full_max: int = 512
     cudagraph_sizes: tuple[int, ...] | None = None   # capture sizes; None: 2..512 in powers of two
     # Device memory captures may take; a size estimated above it runs without graphs. None: 90 % of what is free.
     cudagraph_memory_mb: float | None = None

@@ -42,4 +42,13 @@ final)   # the fixes of this session's first calls, checked, and the figures the
   grep -v "^W1" "$OUT/$card-hf-static.txt" | grep -v "^ *File\|^    " | tail -32
   timeout 100 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | tail -40
   ;;
+check)   # session 4, call 1: the CPU-only fixes of session 3 on the GPU, then the decode loop at defaults
+  timeout 300 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 150 -rfE tests/gpu/test_defaults.py \
+    tests/gpu/test_profile_gpu.py tests/gpu/test_tune_gpu.py tests/gpu/test_hf.py \
+    "tests/gpu/test_cuda.py::test_full_and_piecewise_serves_small_sizes_full" 2>&1 | grep -v "^W1" > "$OUT/$card-tests-check.txt"
+  echo "pytest rc=$?" >> "$OUT/$card-tests-check.txt"; grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-check.txt" | head -30
+  timeout 150 python3 benchmarks/hf_decode.py --default --generations 5 --gen-steps 48 --lengths 256 64 16 \
+    --timers idle --budget 1.0 --out "$OUT/$card-hf-static-{timer}.json" > "$OUT/$card-hf-static.txt" 2>&1
+  grep -v "^W1" "$OUT/$card-hf-static.txt" | grep -v "^ *File\|^    " | tail -32
+  ;;
 esac

@@ -104,7 +104,7 @@ def test_disk_cache_roundtrip_on_gpu(cache_cfg):
 def test_full_and_piecewise_serves_small_sizes_full(mode, cache_cfg):
     m = _toy()
     cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph=mode, cudagraph_sizes=[8, 64],
-                           cache=cache_cfg)
+                           cudagraph_full_max=32, cache=cache_cfg)
     cm = vx.compile(m, cfg, session=vx.Session())
     with torch.no_grad():
         for n, seed in ((64, 1), (8, 2), (64, 3), (8, 4)):

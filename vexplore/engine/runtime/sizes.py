@@ -4,8 +4,11 @@ each is captured full or piecewise, and which size a call replays.
 A call decides its size once (``pick_size``): its own token count when that size is captured,
 the next captured size when ``cudagraph_pad`` lets it pad up, else none (it runs without graphs,
 counted). ``cudagraph="full"`` captures every size full, ``"piecewise"`` every size piecewise,
-and ``"full_and_piecewise"`` full up to ``cudagraph_full_max`` tokens and piecewise above (as
-vLLM's default): decode sizes get one launch, prefill sizes keep attention out of the graphs.
+and ``"full_and_piecewise"`` full up to ``cudagraph_full_max`` tokens and piecewise above. Its
+default (512) captures every default size whole: the pieces of a dynamic compile with eager split
+ops between them took 1.36x a static reduce-overhead graph at 256 tokens on an H100, and a size
+whose whole capture fails is captured piecewise anyway. A lower limit keeps attention out of large
+graphs, as vLLM does for its prefills, whose attention metadata changes per call.
 
 When each size is captured is the size plan's (``size_plan``, inputplan.plan_sizes), decided
 without a GPU: a graph that writes a cache in place captures at compile time only the sizes whose
