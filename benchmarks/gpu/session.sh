@@ -51,4 +51,8 @@ check)   # session 4, call 1: the CPU-only fixes of session 3 on the GPU, then t
     --timers idle --budget 1.0 --out "$OUT/$card-hf-static-{timer}.json" > "$OUT/$card-hf-static.txt" 2>&1
   grep -v "^W1" "$OUT/$card-hf-static.txt" | grep -v "^ *File\|^    " | tail -32
   ;;
+debug)   # session 4, call 2: why replayed copies stay unmapped and what trial 0 of a tune spends; the profiles
+  timeout 240 python3 benchmarks/gpu/debug_s4.py 2>&1 | grep -v "^W1" > "$OUT/$card-debug-s4.txt"; tail -60 "$OUT/$card-debug-s4.txt"
+  timeout 200 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | tail -40
+  ;;
 esac
