@@ -1,4 +1,5 @@
-"""Shared fixtures: fresh Inductor and vexplore cache dirs per test run, a fresh vexplore cache dir per test.
+"""Shared fixtures: fresh Inductor and vexplore cache dirs per test run, a fresh vexplore cache dir per test,
+and the ``solo`` mark (a test that runs alone under pytest-xdist).
 
 Each pytest run compiles into an Inductor cache dir and a default vexplore cache dir of its own (made
 here, before torch._inductor is imported, and removed when the run ends), so a run never depends on
@@ -10,15 +11,23 @@ check, and each test that caches gets a fresh vexplore dir (``cache_cfg``).
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import os
 import shutil
 import sys
 import tempfile
 
-_RUN_DIR = tempfile.mkdtemp(prefix="vexplore-tests-")
+# Under pytest-xdist (README's command runs two workers) the controller imports this module first and
+# the workers inherit its environment: they share the run's Inductor cache (as one process's tests do),
+# and each gets a vexplore cache dir of its own. The controller (or a run without xdist) removes the dir.
+_SHARED = os.environ.get("VEXPLORE_TESTS_RUN_DIR")
+_RUN_DIR = _SHARED or tempfile.mkdtemp(prefix="vexplore-tests-")
+if not _SHARED:
+    os.environ["VEXPLORE_TESTS_RUN_DIR"] = _RUN_DIR
+    atexit.register(shutil.rmtree, _RUN_DIR, ignore_errors=True)
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(_RUN_DIR, "inductor")
-os.environ["VEXPLORE_CACHE_DIR"] = os.path.join(_RUN_DIR, "vexplore")
-atexit.register(shutil.rmtree, _RUN_DIR, ignore_errors=True)
+os.environ["VEXPLORE_CACHE_DIR"] = tempfile.mkdtemp(prefix="vexplore-", dir=_RUN_DIR)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -32,6 +41,40 @@ import vexplore as vx  # noqa: E402
 def _fresh_dynamo():
     torch._dynamo.reset()
     yield
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "solo: runs with no other test running (it measures time or the "
+                                       "machine's load); under xdist the other worker waits")
+
+
+@contextlib.contextmanager
+def _flock(path: str, how: int):
+    with open(path, "a") as f:
+        fcntl.flock(f, how)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def _solo_or_shared(request):
+    """A readers-writer lock over the run's workers: a ``solo`` test holds it alone, the others share it.
+    The turnstile lets a waiting solo test in before the next shared one (flock itself is not fair)."""
+    gate, rw = os.path.join(_RUN_DIR, "turnstile.lock"), os.path.join(_RUN_DIR, "solo.lock")
+    if request.node.get_closest_marker("solo"):
+        with _flock(gate, fcntl.LOCK_EX), _flock(rw, fcntl.LOCK_EX):
+            yield
+        return
+    with _flock(gate, fcntl.LOCK_EX):
+        held = open(rw, "a")
+        fcntl.flock(held, fcntl.LOCK_SH)
+    try:
+        yield
+    finally:
+        fcntl.flock(held, fcntl.LOCK_UN)
+        held.close()
 
 
 @pytest.fixture

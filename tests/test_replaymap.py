@@ -38,3 +38,13 @@ def test_calls_with_pieces_and_an_empty_reference_are_left_alone():
     assert assign(own, REF) == own
     replay = _run([_k("sm90_gemm", 0, None)])
     assert assign(replay, _run([])) == replay
+
+
+def test_a_graphs_copies_and_fills_match_by_kind():
+    """A capture records a memcpy or memset node; its replay is named "memcpy32_post" or "Memset (Unknown)"
+    where the reference call had "Memcpy DtoD (Device -> Device)" and "Memset (Device)"."""
+    ref = _run([_k("triton_poi_fused_0", 0, 0, start=1), _k("Memcpy DtoD (Device -> Device)", 0, 0, start=2),
+                _k("Memset (Device)", 0, 1, start=3), _k("sm90_gemm", 0, 1, start=4)])
+    names = ["triton_poi_fused_0", "memcpy32_post", "Memset (Unknown)", "sm90_gemm"]
+    got = assign(_run([_k(n, 0, None, start=i) for i, n in enumerate(names)]), ref)
+    assert [k.piece for k in got.kernels] == [0, 0, 1, 1]

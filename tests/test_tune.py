@@ -115,6 +115,7 @@ def test_a_trial_that_raises_is_crashed_and_never_best(stack, monkeypatch):
     assert r.best.strategy == "piecewise" and cm.config.strategy == "piecewise"
 
 
+@pytest.mark.solo   # it times the whole call against its budget
 def test_budget_bounds_the_whole_call(stack):
     cm, xs = stack
     start = cm.config.replace(strategy="auto")

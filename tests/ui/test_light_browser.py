@@ -167,6 +167,7 @@ def _named(tasks: list, marks: list, t0: float, t1: float) -> list:
     return sorted(out, key=lambda t: -t[0])
 
 
+@pytest.mark.solo   # it bounds the page's long tasks: no other test may share the cores meanwhile
 def test_two_explorers_are_light_in_jupyterlab(tmp_path):
     pytest.importorskip("jupyterlab")
     from playwright.sync_api import sync_playwright

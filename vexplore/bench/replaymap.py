@@ -7,7 +7,8 @@ same order: the compiled pieces' own kernels (a full capture records the whole g
 without graphs; a piecewise capture each piece, the split ops running eagerly between). So one
 *reference* call of the same graphs run without CUDA graphs, each piece in its profiler range
 (bench/profile.py), gives the order: kernel names of a replayed call are aligned with the
-reference call's by difflib's longest matching blocks, and a matched kernel takes the piece and
+reference call's by difflib's longest matching blocks (copies and fills by kind: a graph's
+memcpy and memset nodes are named otherwise when replayed), and a matched kernel takes the piece and
 the call-site ordinal of its reference kernel. What does not match (the copies into a graph's
 input buffers, a split op's output copied for want of an out variant) keeps no piece and counts
 against ``attributed_share``.
@@ -29,12 +30,24 @@ def assign(run: Run, reference: Run) -> Run:
     template = _first_call(reference.kernels)
     if not template:
         return run
-    names = [kernel_key(k.name) for k in template]
+    names = [_align_key(k.name) for k in template]
     out: list[Kernel] = []
     for call in sorted({k.call for k in run.kernels}):
         ks = [k for k in run.kernels if k.call == call]
         out.extend(_aligned(ks, template, names) if any(k.piece is None for k in ks) else ks)
     return dataclasses.replace(run, kernels=sorted(out, key=lambda k: k.start))
+
+
+def _align_key(name: str) -> str:
+    """The name a kernel is aligned by. A copy or fill a capture recorded is a memcpy or memset node of
+    the graph, which the profiler names otherwise in a replay ("memcpy32_post", "Memset (Unknown)")
+    than in the call that ran it ("Memcpy DtoD (Device -> Device)", "Memset (Device)")."""
+    low = name.lower()
+    if low.startswith("memcpy"):
+        return "memcpy"
+    if low.startswith("memset"):
+        return "memset"
+    return kernel_key(name)
 
 
 def _first_call(kernels: Sequence[Kernel]) -> list[Kernel]:
@@ -43,7 +56,7 @@ def _first_call(kernels: Sequence[Kernel]) -> list[Kernel]:
 
 
 def _aligned(ks: list[Kernel], template: list[Kernel], names: list[str]) -> list[Kernel]:
-    mine = [kernel_key(k.name) for k in ks]
+    mine = [_align_key(k.name) for k in ks]
     match = difflib.SequenceMatcher(None, mine, names, autojunk=False)
     out = list(ks)
     for a, b, size in match.get_matching_blocks():
