@@ -67,6 +67,7 @@ def test_the_profile_codes_are_registered_and_documented():
         assert f"| `{code}` |" in api, code
 
 
+@pytest.mark.solo   # the share of a call outside the pieces, measured: no other test on the cores meanwhile
 def test_split_op_overhead_on_the_cpu_is_applied_and_measured(split_mlp):
     cm, x = split_mlp
     with torch.no_grad():

@@ -1,11 +1,15 @@
 """Runtime profiles on CUDA under CUDA graphs (GPU only): the toy Llama compiled piecewise with
-full_and_piecewise, profiled at 1 token (one full graph) and at 64 tokens (a graph per piece, the
-attention op eager between): every kernel of a replay mapped to its piece and a source line, the
-device's limits known, the Chrome trace naming the kernels, the runtime counters in the profile.
+full_and_piecewise, profiled at 1 token (the 1-token graph, captured whole) and at 64 tokens (the
+general graph's full capture at 64): every kernel of a replay mapped to its piece and a source line
+but the runtime's own copies around the replay (the call's inputs into the graph's buffers, the
+outputs out of its pool), the device's limits known, the Chrome trace naming the kernels, the runtime
+counters in the profile. On the issue's model (8 layers, d 2048, fp16) the attributed share is >= 0.95
+at 1 and 16 tokens: on the small model those copies are a large part of ~50 µs of device time.
 """
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -14,6 +18,7 @@ import vexplore as vx
 from vexplore.models import ToyLlama, ToyLlamaConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+RUNTIME_COPY = re.compile(r"multi_tensor_apply_kernel|^Memcpy DtoD")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,11 @@ def test_replayed_kernels_map_to_pieces_and_lines(llama, tokens, tmp_path):
         prof = cm.profile(*x, calls=5, warmup=2)
         torch.testing.assert_close(cm(*x), m(*x), rtol=2e-2, atol=2e-2)
     assert cm.report.device == "cuda" and prof.device == torch.cuda.get_device_name() and prof.rows
-    assert prof.attributed_share >= 0.95, [(r.name, r.piece, r.source_lines) for r in prof.rows if r.piece is None]
+    unmapped = [(r.name, r.piece, r.source_lines, round(r.total_ms / prof.calls, 4)) for r in prof.rows
+                if r.piece is None or not r.source_lines]
+    # the runtime's copies around a replay: the inputs in (one torch._foreach_copy_), the outputs out (a clone)
+    assert all(RUNTIME_COPY.search(name) for name, *_ in unmapped), unmapped
+    assert len(unmapped) <= 2, unmapped
     assert prof.runtime.replays > 0 and prof.runtime.uncaptured_calls == 0
     assert 0 < prof.device_ms <= prof.span_ms <= prof.profiled_wall_ms * 1.05
     assert any(r.limit_share is not None and 0 < r.limit_share <= 1.5 for r in prof.rows)
@@ -45,3 +54,23 @@ def test_replayed_kernels_map_to_pieces_and_lines(llama, tokens, tmp_path):
     trace = json.loads(cm.report.to_chrome_trace(tmp_path / "t.json").read_text())
     kernels = {e["name"] for e in trace["traceEvents"] if e.get("cat") == "profile_kernel"}
     assert {r.name for r in prof.rows} <= kernels
+
+
+def test_the_issue_model_is_attributed_at_decode_and_prefill(tmp_path):
+    """The toy Llama of the issue's targets (8 layers, d 2048, fp16, vocab 32000), default config but the
+    split and the CUDA-graph mode as the targets name them: >= 95 % of device time mapped to a piece and
+    a source line at 1 and 16 tokens."""
+    torch.manual_seed(0)
+    m = ToyLlama(ToyLlamaConfig(vocab=32000, dim=2048, layers=8, heads=16, ffn=5440)).cuda().half().eval()
+    cfg = vx.CompileConfig(strategy="piecewise", cudagraph="full_and_piecewise",
+                           cache=vx.CacheConfig(dir=str(tmp_path / "vxcache")))
+    cm = vx.compile(m, cfg, session=vx.Session())
+    shares = {}
+    with torch.no_grad():
+        cm(*m.example_inputs(64, "cuda"))
+        for n in (16, 1):
+            prof = cm.profile(*m.example_inputs(n, "cuda"), calls=10, warmup=3)
+            shares[n] = (prof.attributed_share, [(r.name[:60], round(r.total_ms / prof.calls, 4)) for r in prof.rows
+                                                 if r.piece is None or not r.source_lines])
+            assert prof.runtime.replays > 0 and prof.runtime.uncaptured_calls == 0
+    assert all(share >= 0.95 for share, _ in shares.values()), shares

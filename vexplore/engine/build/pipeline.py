@@ -194,7 +194,9 @@ def _lookup(job: PieceJob, ctx: GraphContext) -> BuildResult:
     if hit.fn is None:
         miss = Miss(job.size, hit.miss_reason or "", hit.differs, tuple(dict.fromkeys(t for t, _ in hit.rejected)))
         return BuildResult(job.gm, "inductor", "miss", miss=miss)
-    return BuildResult.from_meta(hit.fn, hit.info, hit.tier, hit.seconds)
+    # the load's time is its event's, so the piece and the timeline say the same (the lookup's own timer
+    # leaves out the step's probes, which a busy machine can stretch by milliseconds)
+    return BuildResult.from_meta(hit.fn, hit.info, hit.tier, step.event.duration_s)
 
 
 def _store(job: PieceJob, res: BuildResult, ctx: GraphContext) -> BuildResult:
