@@ -220,8 +220,7 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
                               page.evaluate("performance.now()"))
                 figures[f"explorer{n}"]["chart_tab"] = {"open_s": round((t3 - t2) / 1000, 2), "longest": long[:3],
                                                         "long_tasks_ms": sorted(d for d, _w in long)}
-                # both charts, each with its layout (in two full runs this session one of the two was not on the
-                # page yet a second after CHARTS held: read them when both are there)
+                # both charts, each with its layout, once both are on the page
                 page.wait_for_function(f"(n) => ({MARGINS})(n).length >= 2", arg=n, timeout=30_000)
                 margins += page.evaluate(MARGINS, n)
             cpu1 = _cpu()
@@ -236,12 +235,14 @@ def test_two_explorers_are_light_in_jupyterlab(tmp_path):
     # the page's first plotly chart: the first explorer's Compile time tab opened (plotly.js evaluated)
     figures["plotly_first_chart_ms"] = max(figures["explorer1"]["chart_tab"]["long_tasks_ms"], default=0)
     print("\nlight explorer in the browser:", json.dumps(figures))
+    print("chart margins (title, sent l r t b, drawn l r t b):", json.dumps(margins))
     (shots_dir() / "light-browser.json").write_text(json.dumps(figures, indent=1))
     assert not [e for e in errors if "vexplore" in e.lower() or "blob:" in e or re.search(r"graph_?z|gzip", e)]
     assert figures["explorer1"]["received_mb"] <= FIRST_MB, figures
     assert figures["explorer2"]["received_mb"] <= SECOND_MB, figures
     # every chart laid out once: plotly drew it at the margins sent (chart.settle_margins)
-    assert all(sent == drawn for _t, sent, drawn in margins) and len(margins) >= 4, margins
+    assert len(margins) >= 4, margins
+    assert [m for m in margins if m[1] != m[2]] == [], margins
     if THROTTLE != 1:
         return                                   # an investigation: the figures above, no bound on stretched tasks
     tasks = [d for n in (1, 2) for d in figures[f"explorer{n}"]["long_tasks_ms"]]
