@@ -61,20 +61,13 @@ def _flock(path: str, how: int):
 @pytest.fixture(autouse=True)
 def _solo_or_shared(request):
     """A readers-writer lock over the run's workers: a ``solo`` test holds it alone, the others share it.
-    The turnstile lets a waiting solo test in before the next shared one (flock itself is not fair)."""
-    gate, rw = os.path.join(_RUN_DIR, "turnstile.lock"), os.path.join(_RUN_DIR, "solo.lock")
-    if request.node.get_closest_marker("solo"):
-        with _flock(gate, fcntl.LOCK_EX), _flock(rw, fcntl.LOCK_EX):
-            yield
-        return
-    with _flock(gate, fcntl.LOCK_EX):
-        held = open(rw, "a")
-        fcntl.flock(held, fcntl.LOCK_SH)
-    try:
+    Each test takes it through a turnstile, so a solo test waiting for the sharers to finish keeps new
+    ones out (flock itself is not fair)."""
+    mode = fcntl.LOCK_EX if request.node.get_closest_marker("solo") else fcntl.LOCK_SH
+    with contextlib.ExitStack() as held:
+        with _flock(os.path.join(_RUN_DIR, "turnstile.lock"), fcntl.LOCK_EX):
+            held.enter_context(_flock(os.path.join(_RUN_DIR, "solo.lock"), mode))
         yield
-    finally:
-        fcntl.flock(held, fcntl.LOCK_UN)
-        held.close()
 
 
 @pytest.fixture

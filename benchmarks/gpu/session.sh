@@ -51,13 +51,6 @@ check)   # session 4, call 1: the CPU-only fixes of session 3 on the GPU, then t
     --timers idle --budget 1.0 --out "$OUT/$card-hf-static-{timer}.json" > "$OUT/$card-hf-static.txt" 2>&1
   grep -v "^W1" "$OUT/$card-hf-static.txt" | grep -v "^ *File\|^    " | tail -32
   ;;
-debug)   # session 4, call 2: the profile tests, why replayed copies stay unmapped and what trial 0 of a tune spends; the profiles
-  timeout 170 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 150 -rfE tests/gpu/test_profile_gpu.py \
-    2>&1 | grep -v "^W1" > "$OUT/$card-tests-profile.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-profile.txt"
-  grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-profile.txt" | cut -c1-600 | head -20
-  timeout 200 python3 benchmarks/gpu/debug_s4.py 2>&1 | grep -v "^W1" > "$OUT/$card-debug-s4.txt"; grep -v "^ *[0-9]* ms " "$OUT/$card-debug-s4.txt" | cut -c1-400 | tail -40
-  timeout 170 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -40
-  ;;
 last)   # session 4's last device time, most wanted first (what ran before a time-out still comes back)
   timeout 170 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 150 -rfE tests/gpu/test_profile_gpu.py \
     2>&1 | grep -v "^W1" > "$OUT/$card-tests-profile.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-profile.txt"
