@@ -145,15 +145,20 @@ def parity(args: argparse.Namespace) -> dict:
     """vexplore-default (``vx.compile(model)``, no options) against torch-reduce-overhead (static per
     size) at 1 and 16 tokens, interleaved rounds on the idle and the steady timer (the median ratio
     and its 95 % upper bound); at 2048 tokens vexplore-default and vexplore-default[compile_sizes=2048]
-    against torch-default (static), the same way. Every callable checked against eager first."""
+    against torch-default (static), the same way. Every callable checked against eager first. At 1 and
+    16 tokens ``vexplore-full-full`` (the graph compiled and captured whole) says what the split costs."""
     m = model(args.layers)
     session = vx.Session()
     base = resolve(m, ["eager", "torch-reduce-overhead", "torch-default"], session)
     vxd = vx.compile(m, session=session)
     vx2048 = vx.compile(m, vx.CompileConfig(compile_sizes=(2048,)), session=session)
+    # diagnostic: the graph compiled whole (no split) and captured whole, as torch's reduce-overhead is;
+    # level with torch on the steady timer where vexplore-default is not means the piece boundaries cost it
+    whole = vx.compile(m, vx.CompileConfig(strategy="full", cudagraph="full"), session=session)
     out: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "model": f"toy-llama-{args.layers}L-d2048-fp16",
                  "vexplore_default": vxd.config.to_dict(), "rows": [], "timers": {}}
-    cases = [(n, {"torch-reduce-overhead": base[1].make(n), "vexplore-default": vxd}) for n in (16, 1)]
+    cases = [(n, {"torch-reduce-overhead": base[1].make(n), "vexplore-default": vxd, "vexplore-full-full": whole})
+             for n in (16, 1)]
     cases.insert(0, (2048, {"torch-default": base[2].make(2048), "vexplore-default": vxd, "vexplore-default[compile_sizes=2048]": vx2048}))
     with torch.no_grad():
         for n, fns in cases:
