@@ -59,6 +59,7 @@ last)   # session 4's last device time, most wanted first (what ran before a tim
   timeout 200 python3 benchmarks/gpu/debug_s4.py tune 2>&1 | grep -v "^W1" > "$OUT/$card-debug-s4.txt"; grep -v "^ *[0-9]* ms " "$OUT/$card-debug-s4.txt" | cut -c1-400 | tail -30
   ;;
 s5b)   # session 5, call 2: parity rounds (with the whole-graph diagnostic), then the tuner's figures
+  timeout 120 python3 benchmarks/gpu/kernels_s5.py 2>&1 | grep -v "^W1" > "$OUT/$card-kernels-s5.txt"; tail -70 "$OUT/$card-kernels-s5.txt" | cut -c1-200
   timeout 260 python3 benchmarks/decode.py parity --rounds 7 --out "$OUT/$card-parity.json" 2>&1 | grep -v "^W1" | tail -12
   timeout 320 python3 benchmarks/tune_gpu.py --budget 220 --out "$OUT/$card-tune.json" 2>&1 | grep -v "^W1" | tail -30
   ;;
