@@ -146,18 +146,17 @@ def parity(args: argparse.Namespace) -> dict:
     size) at 1 and 16 tokens, interleaved rounds on the idle and the steady timer (the median ratio
     and its 95 % upper bound); at 2048 tokens vexplore-default and vexplore-default[compile_sizes=2048]
     against torch-default (static), the same way. Every callable checked against eager first. At 1 and
-    16 tokens ``vexplore-full-full`` (the graph compiled and captured whole) says what the split costs."""
+    16 tokens also ``vexplore-default[cudagraph_whole]`` (full captures of the graph compiled whole)."""
     m = model(args.layers)
     session = vx.Session()
     base = resolve(m, ["eager", "torch-reduce-overhead", "torch-default"], session)
     vxd = vx.compile(m, session=session)
     vx2048 = vx.compile(m, vx.CompileConfig(compile_sizes=(2048,)), session=session)
-    # diagnostic: the graph compiled whole (no split) and captured whole, as torch's reduce-overhead is;
-    # level with torch on the steady timer where vexplore-default is not means the piece boundaries cost it
-    whole = vx.compile(m, vx.CompileConfig(strategy="full", cudagraph="full"), session=session)
+    # full captures of the graph compiled whole (no stitched pieces), as torch's reduce-overhead graph is
+    whole = vx.compile(m, vx.CompileConfig(cudagraph_whole=True), session=session)
     out: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "model": f"toy-llama-{args.layers}L-d2048-fp16",
                  "vexplore_default": vxd.config.to_dict(), "rows": [], "timers": {}}
-    cases = [(n, {"torch-reduce-overhead": base[1].make(n), "vexplore-default": vxd, "vexplore-full-full": whole})
+    cases = [(n, {"torch-reduce-overhead": base[1].make(n), "vexplore-default": vxd, "vexplore-default[cudagraph_whole]": whole})
              for n in (16, 1)]
     cases.insert(0, (2048, {"torch-default": base[2].make(2048), "vexplore-default": vxd, "vexplore-default[compile_sizes=2048]": vx2048}))
     with torch.no_grad():
@@ -182,7 +181,8 @@ def parity(args: argparse.Namespace) -> dict:
             print(timer, n, {k: round(statistics.median(v), 4) for k, v in meds.items()},
                   {k: {a: round(b, 3) for a, b in v.items()} for k, v in per[n]["ratio_vs_" + ref].items()}, flush=True)
     out["graph_stats"] = {k: [dataclasses.asdict(g.graph_stats) if g.graph_stats else None for g in c.graphs]
-                          for k, c in (("vexplore-default", vxd), ("vexplore-default[compile_sizes=2048]", vx2048))}
+                          for k, c in (("vexplore-default", vxd), ("vexplore-default[compile_sizes=2048]", vx2048),
+                                       ("vexplore-default[cudagraph_whole]", whole))}
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1, default=str)
     return out

@@ -327,3 +327,40 @@ def test_every_size_without_a_graph_says_why():
     counts = RuntimeCounters.of([stats])
     assert RuntimeCounters.from_dict(json.loads(json.dumps(counts.to_dict()))) == counts
     assert RuntimeCounters.from_dict({k: v for k, v in counts.to_dict().items() if k != "uncaptured_why"}).uncaptured_why == ()
+
+
+def test_cudagraph_whole_builds_the_unsplit_graph_once_and_it_matches_eager(toy, cache_cfg, session):
+    """cudagraph_whole: the graph its full captures replay is the Dynamo graph compiled whole, one Inductor
+    compile named after the graph's last piece, stored in the tiers (a second build is a memory hit), equal
+    to eager. Built only where sizes are captured full and the graph is split (the capture runs on CUDA)."""
+    from vexplore.engine.build.pipeline import GraphContext, _whole
+    from vexplore.monitor.events import EventRecorder
+
+    model, x = toy
+    cfg = vx.CompileConfig(splitting_ops=["vexplore::attention"], cache=cache_cfg, cudagraph_whole=True)
+    cm = vx.compile(model, cfg, session=session)
+    with torch.no_grad():
+        want = model(*x)
+        cm(*x)
+    graph, n = cm.graphs[0], len(cm.report.pieces)
+    split = type("S", (), {"pieces": cm.report.pieces})   # _whole reads the split's piece count only
+    assert n > 1 and "the graph compiled whole" not in json.dumps(cm.report.to_dict())   # CPU: no CUDA graphs, none built
+    for mode in (("none", None), ("piecewise", None)):
+        assert _whole(graph, cfg, GraphContext(session.cache(cache_cfg), EventRecorder(session.monitor)), split, mode) == (None, [])
+    tiers = []
+    for _ in range(2):
+        rec = EventRecorder(session.monitor)
+        whole, warns = _whole(graph, cfg, GraphContext(session.cache(cache_cfg), rec, first_index=0), split,
+                              ("full_and_piecewise", None))
+        assert whole is not None and warns == [] and "replay the graph compiled whole" in whole.note
+        with torch.no_grad():
+            got, ref = whole.fn(*graph.real_inputs), graph.gm(*graph.real_inputs)   # the graph run eagerly: the oracle
+        torch.testing.assert_close(got, ref)
+        torch.testing.assert_close(got[0], want)
+        compiles = [e for e in rec.events if e.step == "compile"]
+        loads = [e for e in rec.events if e.step == "load"]
+        assert [e.piece for e in loads] == [n] and all(e.piece == n for e in compiles)
+        tiers.append((len(compiles), loads[0].tier))
+    assert tiers[0][0] == 1 and tiers[1] == (0, "memory"), tiers
+    assert _whole(graph, cfg.replace(cudagraph_whole=False), GraphContext(session.cache(cache_cfg), rec), split,
+                  ("full", None)) == (None, [])

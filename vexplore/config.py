@@ -272,6 +272,10 @@ class CompileConfig:
     # full_and_piecewise: full graphs up to this many tokens (512: every default capture size; a size whose
     # full capture fails falls back to piecewise graphs). Lower it to keep attention out of large graphs.
     cudagraph_full_max: int = 512
+    # Full captures replay the graph compiled whole (one more Inductor compile: the unsplit graph, no split
+    # ops cut out) instead of the compiled pieces stitched: what crosses a piece boundary is fused as in a
+    # torch.compile graph. CUDA only; the pieces still serve every size above cudagraph_full_max.
+    cudagraph_whole: bool = False
     cudagraph_sizes: tuple[int, ...] | None = None   # capture sizes; None: 2..512 in powers of two
     # Device memory captures may take; a size estimated above it runs without graphs. None: 90 % of what is free.
     cudagraph_memory_mb: float | None = None
@@ -314,6 +318,9 @@ class CompileConfig:
         if isinstance(self.cudagraph_full_max, bool) or not isinstance(self.cudagraph_full_max, int) or self.cudagraph_full_max < 0:
             raise ConfigError(f"CompileConfig.cudagraph_full_max={self.cudagraph_full_max!r}: a token count >= 0 "
                               "(full CUDA graphs up to it, piecewise above).")
+        if not isinstance(self.cudagraph_whole, bool):
+            raise ConfigError(f"CompileConfig.cudagraph_whole={self.cudagraph_whole!r}: True (full CUDA graphs replay the "
+                              "graph compiled whole) or False (the compiled pieces, stitched).")
         mb = self.cudagraph_memory_mb
         if mb is not None and (isinstance(mb, bool) or not isinstance(mb, (int, float)) or mb <= 0):
             raise ConfigError(f"CompileConfig.cudagraph_memory_mb={mb!r}: a positive number of MiB, or None "

@@ -1,5 +1,5 @@
 """Session 5 diagnostic (GPU): the kernels one call runs, vexplore-default against torch-reduce-overhead
-(static) and vexplore-full-full (the graph compiled and captured whole), on the 8-layer toy Llama at 1 and
+(static) and vexplore-whole (cudagraph_whole: full captures of the graph compiled whole), on the 8-layer toy Llama at 1 and
 16 tokens: what the ~20 µs a call on the steady timer is made of. torch.profiler over 10 warm calls of
 each; per callable the kernels of one call (name, count, mean µs) and the device time per call.
 Output: stdout and $OUT/kernels-s5.json."""
@@ -20,7 +20,7 @@ CALLS = 10
 m = decode.model(8)
 session = vx.Session()
 fns = {"vexplore-default": vx.compile(m, session=session),
-       "vexplore-full-full": vx.compile(m, vx.CompileConfig(strategy="full", cudagraph="full"), session=session)}
+       "vexplore-whole": vx.compile(m, vx.CompileConfig(cudagraph_whole=True), session=session)}
 res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "sizes": {}}
 with torch.no_grad():
     for f in fns.values():

@@ -118,6 +118,25 @@ def test_full_and_piecewise_serves_small_sizes_full(mode, cache_cfg):
     assert events[8].startswith("full") and events[64].startswith("piecewise")
 
 
+def test_cudagraph_whole_replays_the_graph_compiled_whole_at_full_sizes(cache_cfg):
+    """cudagraph_whole: the full size replays the graph compiled whole (one more Inductor compile, named after
+    the last piece), the piecewise size the pieces; both equal eager; the notes say which."""
+    m = _toy()
+    cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph="full_and_piecewise", cudagraph_sizes=[8, 64],
+                           cudagraph_full_max=32, cudagraph_whole=True, cache=cache_cfg)
+    cm = vx.compile(m, cfg, session=vx.Session())
+    with torch.no_grad():
+        for n, seed in ((64, 1), (8, 2), (64, 3), (8, 4)):
+            x = m.example_inputs(n, "cuda", seed=seed)
+            torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
+    stats, n = cm.graphs[0].graph_stats, len(cm.report.pieces)
+    assert {s: i.mode for s, i in stats.sizes.items()} == {64: "piecewise", 8: "full"} and stats.replays == 4
+    assert stats.sizes[8].why.endswith("the graph compiled whole") and "compiled whole" not in stats.sizes[64].why
+    assert any(note.startswith("full CUDA graphs replay the graph compiled whole") for note in stats.notes), stats.notes
+    assert [e.piece for e in cm.report.events if e.step == "compile" and e.piece == n]   # the whole graph's compile
+    assert cm.report.counters["cudagraph_captures"] == 5 + 1
+
+
 def test_sizes_over_the_memory_budget_run_without_graphs(cache_cfg):
     """Each size's capture memory is estimated first; a size over cudagraph_memory_mb is not
     captured (it runs without graphs, saying why), the others are."""

@@ -4,7 +4,8 @@ option, ``"inductor_options.<name>"``) with the values to try.
 A point of the space is one value per dimension; ``space.config(start, point)`` is the start config
 with those values (``start.replace(...)``, so validated like any config). Values a point makes moot
 are put back to the start's (the split policy under ``strategy="full"``, ``auto_min_nodes`` unless
-``strategy="auto"``, ``cudagraph_full_max`` unless ``cudagraph`` is ``"full_and_piecewise"``, the
+``strategy="auto"``, ``cudagraph_full_max`` unless ``cudagraph`` is ``"full_and_piecewise"``, ``cudagraph_whole``
+without full captures of a split graph, the
 CUDA-graph fields under ``cudagraph="none"``, the GEMM backends outside max-autotune), so two
 points that compile alike give one config and are measured once. ``config_diff`` says what a config
 changes from the start, as a JSON-ready dict (a trial's ``diff``).
@@ -34,6 +35,7 @@ _MOOT = (
     ("max_compile_mb", lambda c: c.strategy != "full"),
     ("auto_min_nodes", lambda c: c.strategy == "auto"),
     ("cudagraph_full_max", lambda c: c.cudagraph in ("full_and_piecewise", "auto")),
+    ("cudagraph_whole", lambda c: c.cudagraph in ("full", "full_and_piecewise", "auto") and c.strategy != "full"),
     ("cudagraph_sizes", lambda c: c.cudagraph != "none"),
     ("cudagraph_pad", lambda c: c.cudagraph != "none"),
     ("cudagraph_memory_mb", lambda c: c.cudagraph != "none"),
@@ -267,6 +269,7 @@ def default_dims(cm: Any, sizes: Sequence[int]) -> dict[str, tuple[Any, ...]]:
     if cuda:
         dims["cudagraph"] = _first(start.cudagraph, ("none", "piecewise", "full", "full_and_piecewise"))
         dims["cudagraph_full_max"] = _first(start.cudagraph_full_max, tuple(s for s in sizes if s <= 512))
+        dims["cudagraph_whole"] = _first(start.cudagraph_whole, (False, True))
     wanted = tuple(sorted(set(sizes)))
     if wanted and wanted != start.compile_sizes:
         dims["compile_sizes"] = (start.compile_sizes, wanted)

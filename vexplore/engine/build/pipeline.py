@@ -113,7 +113,7 @@ def compile_graph(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext
         pieces = _validate_pieces(graph, split, runners, pieces, rec)
     mode = _cudagraph_mode(graph, config)
     cancel.check()
-    fn, stats, more = _stitch(graph, config, split, runners, rec, mode)
+    fn, stats, more = _stitch(graph, config, split, runners, ctx, mode)
     skip = mode[1]
     if skip:
         pieces = [dataclasses.replace(p, cudagraph_skip_reason=skip) for p in pieces]
@@ -253,11 +253,43 @@ def _validate_pieces(graph: CapturedGraph, split: Split, runners: Mapping[str, C
     return out
 
 
+@dataclass(frozen=True)
+class _Whole:
+    """The graph compiled whole (``cudagraph_whole``) and what the graph's CUDA-graph notes say of it."""
+
+    fn: Callable[..., Any]
+    note: str
+
+
+def _whole(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext, split: Split,
+           mode: tuple[str, str | None]) -> tuple[_Whole | None, list[CompileWarning]]:
+    """The graph compiled whole, which its full CUDA graphs replay (``cudagraph_whole``): None where it is
+    not asked, no size is captured full, the graph is one piece already, or Inductor did not compile it
+    (the stitched pieces are captured then, and a warning says why). Looked up and stored in the tiers as a
+    piece is; its events name it after the graph's last piece."""
+    if not config.cudagraph_whole or mode[0] not in ("full", "full_and_piecewise") or len(split.pieces) < 2:
+        return None, []
+    ctx.cancel.check()
+    one = split_graph(graph.gm, lambda n: False)
+    inputs, _ = example_inputs(one, graph.fake_inputs, graph.fake_mode, graph.grad)
+    plan = dedupe_pieces(one, inputs, graph, config, (), ctx.first_index + len(split.pieces))
+    [built] = _build_unique(plan, config, ctx).values()
+    res = built.general
+    if res.compiler != "inductor" or res.fallback is not None or res.isolated:
+        why = res.fallback_reason or f"compiled by {res.compiler}"
+        return None, [CompileWarning("cudagraph", f"graph {graph.index}: cudagraph_whole: the whole graph did not compile "
+                                     f"with Inductor ({why}); full CUDA graphs replay the stitched pieces", graph.index)]
+    how = "compiled" if res.tier in (None, "miss") else f"loaded from the {res.tier} tier"
+    # through the one-piece split's parent: the piece takes the graph's inputs in the order of their first use
+    return _Whole(stitched(one.gm, {one.pieces[0].name: built.runner}), f"full CUDA graphs replay the graph compiled whole ({how} in {res.seconds:.2f} s)"), []
+
+
 def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: dict[str, Callable[..., Any]],
-            rec: EventRecorder, mode: tuple[str, str | None]) -> tuple[Callable[..., Any], cudagraph.GraphStats | None, list[CompileWarning]]:
+            ctx: GraphContext, mode: tuple[str, str | None]) -> tuple[Callable[..., Any], cudagraph.GraphStats | None, list[CompileWarning]]:
     """Install the runners into the parent graph, under CUDA graphs when ``mode`` (from
-    ``_cudagraph_mode``) says so; a skip reason becomes a warning."""
-    kind, skip = mode
+    ``_cudagraph_mode``) says so (full captures replaying the graph compiled whole where ``_whole``
+    builds it); a skip reason becomes a warning."""
+    kind, skip, rec = mode[0], mode[1], ctx.rec
     if kind == "none":
         with rec.step("stitch", graph=graph.index):
             fn = stitched(split.gm, runners)
@@ -266,12 +298,16 @@ def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: 
         # pieces (cudagraph_skip_reason), not warned about on every training run
         expected = config.cudagraph == "auto" and graph.grad
         return fn, None, [warn] if skip and not expected else []
+    whole, warned = _whole(graph, config, ctx, split, mode)
     parts = cudagraph.GraphParts(
         split.gm, {p.name: runners[p.name] for p in split.pieces if p.kind == "compiled"},
         {p.name: runners[p.name] for p in split.pieces if p.kind == "split_op"},
-        {p.name: out_variant(p.module) for p in split.pieces if p.kind == "split_op"}, graph.gm)
+        {p.name: out_variant(p.module) for p in split.pieces if p.kind == "split_op"}, graph.gm,
+        whole.fn if whole is not None else None)
     fn, stats, note = cudagraph.apply(config.replace(cudagraph=kind), parts, _graph_inputs(graph), rec, graph.index)
-    return fn, stats, [CompileWarning("cudagraph", f"graph {graph.index}: {note}", graph.index)] if note else []
+    if whole is not None:
+        stats.notes.append(whole.note)
+    return fn, stats, warned + ([CompileWarning("cudagraph", f"graph {graph.index}: {note}", graph.index)] if note else [])
 
 
 def _graph_inputs(graph: CapturedGraph) -> GraphInputs:

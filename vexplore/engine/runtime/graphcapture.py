@@ -1,6 +1,7 @@
 """Capture: record one size of one graph as CUDA graphs, and the RuntimePlan that replays it.
 
-- **full**: one graph of the whole graph, split ops captured too;
+- **full**: one graph of the whole graph, split ops captured too: the compiled pieces stitched, or with
+  ``cudagraph_whole`` the graph compiled whole (``GraphParts.whole``), as torch.compile's own graph is;
 - **piecewise**: a graph per compiled piece and, between them, each split op as an eager step,
   writing straight into the next replay's input buffer when the op has an out variant
   (``outvariants.out_variant``), else into a fresh tensor copied there (named in the SizeInfo).
@@ -111,6 +112,7 @@ class GraphParts:
     split_ops: Mapping[str, Callable[..., Any]]        # piece name -> eager runner
     out_variants: Mapping[str, tuple[Any, str]]        # split-op piece -> (outvariants.OutVariant or None, op name)
     source: fx.GraphModule | None = None               # the graph Dynamo captured: for the memory estimate
+    whole: Callable[..., Any] | None = None            # the graph compiled whole (cudagraph_whole): full captures replay it
 
     def plain(self) -> Callable[..., Any]:
         """The whole graph without CUDA graphs, through a parent of its own."""
@@ -248,8 +250,10 @@ class Capturer:
         reason = ""
         if mode == "full":
             try:
-                graph, out = _capture(self.fallback, static, self.pool, restore, warm)
+                fn = self.parts.whole or self.fallback
+                graph, out = _capture(fn, static, self.pool, restore, warm)
                 self.stats.captures += 1
+                why += "; the graph compiled whole" if self.parts.whole is not None else ""
                 return self._runtime(static, [graph.replay], out, [graph]), SizeInfo("full", why)
             except Exception as e:  # e.g. a split op that syncs with the CPU cannot be captured
                 why = f"the whole graph is not capturable ({type(e).__name__}: {str(e)[:160]}); captured piecewise"
