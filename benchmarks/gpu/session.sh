@@ -51,12 +51,13 @@ check)   # session 4, call 1: the CPU-only fixes of session 3 on the GPU, then t
     --timers idle --budget 1.0 --out "$OUT/$card-hf-static-{timer}.json" > "$OUT/$card-hf-static.txt" 2>&1
   grep -v "^W1" "$OUT/$card-hf-static.txt" | grep -v "^ *File\|^    " | tail -32
   ;;
-last)   # session 4's last device time, most wanted first (what ran before a time-out still comes back)
-  timeout 170 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 150 -rfE tests/gpu/test_profile_gpu.py \
+last)   # session 5, call 1, most wanted first (what ran before a time-out still comes back)
+  timeout 200 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 150 -rfE tests/gpu/test_profile_gpu.py \
+    "tests/gpu/test_cuda.py::test_cudagraph_whole_replays_the_graph_compiled_whole_at_full_sizes" \
     2>&1 | grep -v "^W1" > "$OUT/$card-tests-profile.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-profile.txt"
   grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-profile.txt" | cut -c1-700 | head -20
   timeout 170 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -40
-  timeout 200 python3 benchmarks/gpu/debug_s4.py tune 2>&1 | grep -v "^W1" > "$OUT/$card-debug-s4.txt"; grep -v "^ *[0-9]* ms " "$OUT/$card-debug-s4.txt" | cut -c1-400 | tail -30
+  timeout 170 python3 benchmarks/gpu/debug_s4.py tune 2>&1 | grep -v "^W1" > "$OUT/$card-debug-s4.txt"; grep -v "^ *[0-9]* ms " "$OUT/$card-debug-s4.txt" | cut -c1-400 | tail -30
   ;;
 s5b)   # session 5, call 2: the tuner's GPU test and figures, then the steady-timer diagnostic
   timeout 150 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 140 -rfE tests/gpu/test_tune_gpu.py \
