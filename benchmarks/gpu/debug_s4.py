@@ -53,7 +53,10 @@ if part in ("both", "tune"):
         t = time.perf_counter(); cm(*xs[16]); print(f"first call 16: {time.perf_counter() - t:.1f} s", flush=True)
         n0 = len(cm.reports)
         t = time.perf_counter()
+        import faulthandler   # where a long trial spends its time: every thread's stack each 25 s
+        faulthandler.dump_traceback_later(25, repeat=True)
         r = vx.tune(cm, xs, budget_s=100)
+        faulthandler.cancel_dump_traceback_later()
         print(f"tune took {time.perf_counter() - t:.1f} s; notes {r.notes}", flush=True)
     for tr in r.trials:
         print("trial", tr.number, tr.status, tr.diff, f"first {tr.first_call_s}", f"seconds {tr.seconds:.1f}", tr.error)
