@@ -48,3 +48,37 @@ def test_a_graphs_copies_and_fills_match_by_kind():
     names = ["triton_poi_fused_0", "memcpy32_post", "Memset (Unknown)", "sm90_gemm"]
     got = assign(_run([_k(n, 0, None, start=i) for i, n in enumerate(names)]), ref)
     assert [k.piece for k in got.kernels] == [0, 0, 1, 1]
+
+
+def test_library_kernels_are_keyed_by_the_op_that_launched_them():
+    """A cuBLAS GEMM (``nvjet_sm90_...``) and its split-K reduction, launched by one ``aten::mm`` inside a piece:
+    both are the code's ``mm`` call site 0, the next ``aten::mm`` site 1; a Triton kernel keeps its own name.
+    Replayed kernels take the reference's key. Synthetic profiler events (CPU ranges, runtime calls, kernels)."""
+    from types import SimpleNamespace as NS
+
+    from torch.autograd import DeviceType
+    from vexplore.bench.traceevents import analyse, launch_key
+
+    call = NS(name="vexplore call 0", cpu_parent=None, device_type=DeviceType.CPU, time_range=NS(start=0, end=100), id=-1)
+    piece = NS(name="vexplore piece 3", cpu_parent=call, device_type=DeviceType.CPU, time_range=NS(start=1, end=99), id=-2)
+    events, t = [call, piece], 2
+    for i, (op_name, kernels) in enumerate((("aten::mm", ("nvjet_sm90_hsh_x", "cublasLt::splitKreduce_kernel")),
+                                            (None, ("triton_poi_fused_add_0",)), ("aten::mm", ("nvjet_sm90_hsh_x",)))):
+        parent = piece
+        if op_name:
+            parent = NS(name=op_name, cpu_parent=piece, device_type=DeviceType.CPU, time_range=NS(start=t, end=t + 5), id=-10 - i)
+            events.append(parent)
+        for j, name in enumerate(kernels):
+            rt = NS(name="cuLaunchKernel", cpu_parent=parent, device_type=DeviceType.CPU, time_range=NS(start=t, end=t + 1),
+                    id=100 * i + j)
+            events += [rt, NS(name=name, cpu_parent=None, device_type=DeviceType.CUDA, time_range=NS(start=t + 1, end=t + 2),
+                              id=100 * i + j)]
+            t += 3
+    run = analyse(events, cuda=True)
+    assert [(k.name[:14], k.piece, k.code_key, k.ordinal) for k in run.kernels] == [
+        ("nvjet_sm90_hsh", 3, "mm", 0), ("cublasLt::spli", 3, "mm", 0), ("triton_poi_fus", 3, "triton_poi_fused_add_0", 0),
+        ("nvjet_sm90_hsh", 3, "mm", 1)]
+    assert launch_key("triton_poi_fused_add_0", events[2]) == "triton_poi_fused_add_0" and launch_key("x", None) == "x"
+    replay = _run([_k(k.name, 0, None, start=k.start) for k in run.kernels])
+    assert [(k.piece, k.code_key, k.ordinal) for k in assign(replay, run).kernels] == [
+        (3, "mm", 0), (3, "mm", 0), (3, "triton_poi_fused_add_0", 0), (3, "mm", 1)]

@@ -273,3 +273,27 @@ def test_timeout_crash_and_wrong_results_are_recorded_never_chosen(session):
     assert cm.config.post_grad_passes == () and cm.config.workers == 0   # back at the start
     with torch.no_grad():
         torch.testing.assert_close(cm(*xs[32]), m(*xs[32]))   # the notebook's process lived through it all
+
+
+@pytest.mark.slow
+@pytest.mark.solo
+def test_a_trial_past_its_share_of_the_budget_is_stopped_as_a_timeout(session):
+    """A worker's compile that hangs (compile_timeout_s far off) is stopped where the trial's share of the
+    budget ends, the trial recorded as a timeout, and the tune keeps to budget_s."""
+    torch.manual_seed(0)
+    m = Stack(layers=1).eval()
+    xs = {n: (torch.randn(n, 16),) for n in SIZES}
+    cm = vx.compile(m, vx.CompileConfig(strategy="piecewise", splitting_ops=["vxtest::mix"], compile_timeout_s=600),
+                    session=session)
+    with torch.no_grad():
+        cm(*xs[8])
+    t0 = time.perf_counter()
+    r = vx.tune(cm, xs, space=vx.TuneSpace({"post_grad_passes": ((), (HangInWorker(),))}), budget_s=40, bench=FAST,
+                executor=LocalExecutor(workers=1))
+    took = time.perf_counter() - t0
+    assert [t.status for t in r.trials] == ["ok", "timeout"], [(t.status, t.error) for t in r.trials]
+    assert "the deadline of the compile" in r.trials[1].error and r.trials[1].seconds < 40
+    assert took < 40 + 2, took
+    assert cm.config.post_grad_passes == ()
+    with torch.no_grad():
+        torch.testing.assert_close(cm(*xs[32]), m(*xs[32]))

@@ -1,8 +1,9 @@
 """Runtime profiles on CUDA under CUDA graphs (GPU only): the toy Llama compiled piecewise with
 full_and_piecewise, profiled at 1 token (the 1-token graph, captured whole) and at 64 tokens (the
 general graph's full capture at 64): every kernel of a replay mapped to its piece and a source line
-but the runtime's own copies around the replay (the call's inputs into the graph's buffers, the
-outputs out of its pool), the device's limits known, the Chrome trace naming the kernels, the runtime
+(library kernels, such as cuBLAS's GEMMs, by the op that launched them) but copies and fills: the
+runtime's around the replay (the call's inputs into the graph's buffers, the outputs out of its pool)
+and Inductor's own, the device's limits known, the Chrome trace naming the kernels, the runtime
 counters in the profile. On the issue's model (8 layers, d 2048, fp16) the attributed share is >= 0.95
 at 1 and 16 tokens: on the small model those copies are a large part of ~50 µs of device time.
 """
@@ -18,7 +19,9 @@ import vexplore as vx
 from vexplore.models import ToyLlama, ToyLlamaConfig
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-RUNTIME_COPY = re.compile(r"multi_tensor_apply_kernel|^Memcpy DtoD")
+# copies and fills: the runtime's around a replay (the inputs in, one torch._foreach_copy_; the outputs out,
+# a clone) and Inductor's own inside a piece (a graph memcpy node when replayed), which compute nothing
+COPIES = re.compile(r"multi_tensor_apply_kernel|^[Mm]emcpy|^[Mm]emset")
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +46,9 @@ def test_replayed_kernels_map_to_pieces_and_lines(llama, tokens, tmp_path):
     assert cm.report.device == "cuda" and prof.device == torch.cuda.get_device_name() and prof.rows
     unmapped = [(r.name, r.piece, r.source_lines, round(r.total_ms / prof.calls, 4)) for r in prof.rows
                 if r.piece is None or not r.source_lines]
-    # the runtime's copies around a replay: the inputs in (one torch._foreach_copy_), the outputs out (a clone)
-    assert all(RUNTIME_COPY.search(name) for name, *_ in unmapped), unmapped
-    assert len(unmapped) <= 2, unmapped
+    # every kernel that computes has its piece and line (a cuBLAS GEMM by the aten op that launched it)
+    assert all(COPIES.search(name) for name, *_ in unmapped), unmapped
+    assert len(unmapped) <= 4, unmapped
     assert prof.runtime.replays > 0 and prof.runtime.uncaptured_calls == 0
     assert 0 < prof.device_ms <= prof.span_ms <= prof.profiled_wall_ms * 1.05
     assert any(r.limit_share is not None and 0 < r.limit_share <= 1.5 for r in prof.rows)

@@ -256,6 +256,12 @@ class _Run:
         best = self.best
         return best.timings[0] if best is not None and best.timings else None
 
+    def trial_spec(self) -> Measure:
+        """How the next trial is measured: ``spec``, its compiles in worker processes bounded by what is left
+        before the final re-measurement must start (a max-autotune trial compiling every piece at every size
+        took 116 s of a 100 s budget on an H100 before), so the whole tune keeps to budget_s."""
+        return dataclasses.replace(self.spec, trial_s=max(1.0, self.time_left() - self.final_estimate()))
+
     def time_left(self) -> float:
         return self.deadline - time.perf_counter()
 
@@ -291,7 +297,7 @@ def _search(run: _Run, exe: Any) -> None:
     run.planned = (min(distinct, run.opts.max_trials) if run.opts.max_trials is not None else distinct) + 1 \
         if configs is not None else None
     pending: dict[int, tuple[CompileConfig, Any]] = {0: (run.start, 0)}
-    exe.submit(0, run.start, run.spec, None)
+    exe.submit(0, run.start, run.trial_spec(), None)
     while pending:
         _fill(run, exe, proposer, pending, distinct)
         ended = exe.wait(max(0.0, run.time_left() - run.final_estimate()) if 0 not in pending else None)
@@ -331,7 +337,7 @@ def _fill(run: _Run, exe: Any, proposer: Any, pending: dict[int, tuple[CompileCo
             return
         token, cfg = nxt
         pending[number] = (cfg, token)
-        exe.submit(number, cfg, run.spec, run.against())
+        exe.submit(number, cfg, run.trial_spec(), run.against())
 
 
 def _over_budget(run: _Run) -> str | None:

@@ -9,8 +9,10 @@ and ends as one ``Outcome``:
 - ``crashed``: the compile raised (a CompileError under ``fallback=False``, anything else), a compile
   worker died, pieces fell back from the configured compiler where the start's did not (what would
   run is not the config tried), or a compiled piece raised when called;
-- ``timeout``: a piece's compile ran past ``compile_timeout_s`` (a worker is killed there; a compile in
-  this process cannot be stopped, so it is named after the fact);
+- ``timeout``: a piece's compile ran past ``compile_timeout_s``, or past the trial's share of the budget
+  (``Measure.trial_s``: what is left before the final re-measurement) (a worker is killed there, and
+  compiles not started by then are not started; a compile in this process cannot be stopped, so it is
+  named after the fact);
 - ``failed-accuracy``: a size's output is over the gate against eager;
 - ``pruned``: its first size is already slower than the best trial's beyond the spread of both
   (its p20 above the best's p80), so the other sizes are not measured;
@@ -29,6 +31,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..bench.compare import BenchOptions, BenchRow, benchmark
 from ..config import CacheConfig, CompileConfig
+from ..engine.build.workers import deadline
 from ..errors import CancelledError, VexploreBenchWarning, VexploreWarning
 from ..monitor.tuning import Timing   # the record of one size (it lives on the report, in monitor/)
 
@@ -45,6 +48,7 @@ class Measure:
     bench: BenchOptions = BenchOptions()
     start_fallbacks: int = 0                         # pieces that fall back under the start config
     workers: int = 0                                 # compile worker processes for the trials' compiles
+    trial_s: float | None = None                     # a trial's compiles in worker processes end within this (its share of budget_s)
 
     def weight(self, size: Any) -> float:
         return dict(self.weights).get(size, 1.0)
@@ -132,7 +136,7 @@ def measure(cm: Any, cfg: CompileConfig, target: Target, spec: Measure, against:
     t0 = time.perf_counter()
     fallbacks_before = len(getattr(cm, "runtime_fallbacks", ()))
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), deadline(t0 + spec.trial_s if spec.trial_s is not None else None):
             warnings.simplefilter("ignore", VexploreWarning)   # fallbacks and validation: read from the report
             report = cm.recompile(spec.compile_config(cfg))
     except CancelledError:

@@ -55,7 +55,7 @@ from ..engine.runtime.stitch import piece_hooks
 from ..monitor.events import EventRecorder
 from ..monitor.profile import (BUILD_TOLERANCE, KernelRow, PieceCheck, RuntimeCounters, RuntimeProfile, TraceSlice,
                                build_verdict)
-from .kernelmap import Calls, Shapes, code_calls, kernel_key, match_nodes, source_lines
+from .kernelmap import Calls, Shapes, code_calls, match_nodes, source_lines
 from .traceevents import CALL, PIECE, WARM, Kernel, Run, analyse
 from .peaks import device_peaks
 from . import replaymap
@@ -365,16 +365,16 @@ def _rows(cm: Any, run: Run, built: dict[int, Sequence[Any]] | None) -> list[Ker
         code.update({p.index: code.get(p.same_as) for ps in built.values() for p in ps if p.same_as is not None})
     calls_in = {i: _own_names(code_calls(code[i]), pieces[i], pieces) for i in code}
     shapes = {g.index: Shapes(g.gm, run.args[g.index]) for g in cm.graphs if g.index in run.args}
-    groups: dict[tuple[int | None, str, int], list[Kernel]] = {}
+    groups: dict[tuple[int | None, str, int, str], list[Kernel]] = {}
     for k in run.kernels:
-        groups.setdefault((k.piece, k.name, k.ordinal), []).append(k)
+        groups.setdefault((k.piece, k.name, k.ordinal, k.code_key), []).append(k)
     rows = []
-    for (piece, name, ordinal), ks in groups.items():
+    for (piece, name, ordinal, key), ks in groups.items():
         p = pieces.get(piece) if piece is not None else None
         nodes: tuple[str, ...] = ()
         if p is not None:
             nodes = (tuple(n.name for n in p.graph_nodes) if p.kind == "split_op" else
-                     match_nodes(kernel_key(name), ordinal, p.graph_nodes, calls_in.get(piece, [])))
+                     match_nodes(key, ordinal, p.graph_nodes, calls_in.get(piece, [])))
         work = shapes[p.graph].work(nodes) if p is not None and p.graph in shapes else (None, None, None)
         rows.append(_row(name, piece, nodes, p, ks, work))
     return rows

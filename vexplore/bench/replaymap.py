@@ -8,8 +8,8 @@ without graphs; a piecewise capture each piece, the split ops running eagerly be
 *reference* call of the same graphs run without CUDA graphs, each piece in its profiler range
 (bench/profile.py), gives the order: kernel names of a replayed call are aligned with the
 reference call's by difflib's longest matching blocks (copies and fills by kind: a graph's
-memcpy and memset nodes are named otherwise when replayed), and a matched kernel takes the piece and
-the call-site ordinal of its reference kernel. What does not match (the copies into a graph's
+memcpy and memset nodes are named otherwise when replayed), and a matched kernel takes the piece,
+the call-site ordinal and the code key (the op that launched a library kernel) of its reference kernel. What does not match (the copies into a graph's
 input buffers, a split op's output copied for want of an out variant) keeps no piece and counts
 against ``attributed_share``.
 """
@@ -63,5 +63,5 @@ def _aligned(ks: list[Kernel], template: list[Kernel], names: list[str]) -> list
         for j in range(size):
             k, ref = ks[a + j], template[b + j]
             if k.piece is None:
-                out[a + j] = dataclasses.replace(k, piece=ref.piece, ordinal=ref.ordinal)
+                out[a + j] = dataclasses.replace(k, piece=ref.piece, ordinal=ref.ordinal, key=ref.code_key)
     return out

@@ -23,9 +23,14 @@ class Kernel:
     name: str
     call: int
     piece: int | None
-    ordinal: int          # the k-th run of this kernel's name in its piece's run (or in its call, outside pieces)
+    ordinal: int          # the k-th run of ``key`` in its piece's run (or in its call, outside pieces)
     start: float          # µs, the profiler's clock
     end: float
+    key: str = ""         # the name Inductor's code calls it by (kernelmap.kernel_key; see ``launch_key``)
+
+    @property
+    def code_key(self) -> str:
+        return self.key or kernel_key(self.name)
 
 
 @dataclass
@@ -71,6 +76,25 @@ def _outermost(e: Any) -> bool:
     return True
 
 
+def launch_key(name: str, op: Any) -> str:
+    """What a device kernel is called by in Inductor's code: a Triton kernel by its own name; any other
+    (a cuBLAS GEMM such as ``nvjet_sm90_...``, a flash-attention or an aten elementwise kernel) by the aten
+    op that launched it (``aten::mm`` -> ``mm``, as ``extern_kernels.mm`` is), when the profiler saw one."""
+    if op is None or name.startswith("triton_"):
+        return kernel_key(name)
+    return kernel_key(op.name)
+
+
+def _launching_op(e: Any) -> Any:
+    """The outermost op (below the call and piece ranges) around a CUDA runtime call, or None."""
+    op, node = None, e
+    while node is not None and not node.name.startswith((CALL, PIECE)):
+        if _is_op(node):
+            op = node
+        node = node.cpu_parent
+    return op
+
+
 def analyse(events: list[Any], cuda: bool) -> Run:
     memo: dict[int, tuple[int | None, int | None, int | None]] = {}
     cpu = [e for e in events if e.device_type == DeviceType.CPU]
@@ -91,17 +115,23 @@ def analyse(events: list[Any], cuda: bool) -> Run:
             if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False) \
                     and not e.name.startswith((CALL, PIECE, WARM)):   # ranges shown on the device track
                 by = launchers.get(e.id)
-                found.append((e, _where(by, memo) if by is not None else (_call_at(calls, e.time_range.start), None, None)))
+                where = _where(by, memo) if by is not None else (_call_at(calls, e.time_range.start), None, None)
+                found.append((e, where, _launching_op(by) if by is not None else None))
     else:
-        found = [(e, _where(e, memo)) for e in cpu if _is_op(e) and _outermost(e)]
+        found = [(e, _where(e, memo), e) for e in cpu if _is_op(e) and _outermost(e)]
     counts: dict[tuple[Any, str], int] = {}
+    last: dict[tuple[Any, str], int] = {}   # the op event each key's latest ordinal came from
     kernels = []
-    for e, (call, piece, run) in sorted(found, key=lambda f: f[0].time_range.start):
+    for e, (call, piece, run), op in sorted(found, key=lambda f: f[0].time_range.start):
         if call is None:
             continue
-        k = (run if run is not None else ("call", call), kernel_key(e.name))
-        counts[k] = counts.get(k, -1) + 1
-        kernels.append(Kernel(e.name, call, piece, counts[k], e.time_range.start, e.time_range.end))
+        key = launch_key(e.name, op) if cuda else kernel_key(e.name)
+        k = (run if run is not None else ("call", call), key)
+        # an op that launches several kernels (a GEMM and its split-K reduction) is one call site
+        if op is None or not cuda or last.get(k) != id(op):
+            counts[k] = counts.get(k, -1) + 1
+        last[k] = id(op)
+        kernels.append(Kernel(e.name, call, piece, counts[k], e.time_range.start, e.time_range.end, key))
     return Run(calls, pieces, kernels, {})
 
 

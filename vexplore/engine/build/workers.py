@@ -10,6 +10,8 @@ piece says so and the notebook kernel lives on.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import logging
 import os
@@ -19,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 import torch.fx as fx
@@ -29,6 +31,20 @@ from .. import _torch_compat as tc
 from .jobs import Attempt
 
 log = logging.getLogger(__name__)
+# The deadline (time.perf_counter() seconds) of the compiles a pool runs in this context: a compile under
+# way at the deadline is stopped as a timeout, one not started by then is a timeout at once. vx.tune sets
+# it around a trial's recompile, so the trial ends within its share of budget_s. None: compile_timeout_s only.
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("vexplore_compile_deadline", default=None)
+
+
+@contextlib.contextmanager
+def deadline(at: float | None) -> Iterator[None]:
+    """Compiles in worker processes end by ``at`` (perf_counter seconds; None: no deadline) in this block."""
+    token = DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        DEADLINE.reset(token)
 
 # Namespaces every worker has without importing anything of the user's.
 _BUILTIN_NS = {"aten", "prims", "quantized", "_c10d_functional", "c10d", "_quantized", "rngprims", "higher_order",
@@ -276,6 +292,8 @@ class _Worker:
     job: Job | None = None
     started: float = 0.0
     ready: bool = False          # said hello: torch is imported, the timeout clock may start
+    timeout_s: float = 0.0       # the job's: compile_timeout_s, or less where a deadline comes first
+    cut: bool = False            # the deadline, not compile_timeout_s, set timeout_s
 
     @property
     def pid(self) -> int:
@@ -317,17 +335,29 @@ class WorkerPool:
         """Run ``jobs`` on the pool; every job gets an Attempt (ok, error, timeout or crashed),
         handed to ``on_result`` as it arrives."""
         todo, results = list(jobs), {}
+        end = DEADLINE.get()
         while todo or any(w.job for w in self.workers):
+            if end is not None and todo and time.perf_counter() >= end:   # past the deadline: none starts
+                for job in todo:
+                    results[job.id] = r = Attempt("timeout", job=job.id, where="not started", started=time.perf_counter(),
+                                                  error="not started: the deadline of the compile had passed "
+                                                        "(a vx.tune trial's share of budget_s)")
+                    if on_result is not None:
+                        on_result(r)
+                todo = []
+                continue
             for w in self.workers:
                 if w.ready and w.job is None and todo:
                     w.job, w.started = todo.pop(0), time.perf_counter()
+                    w.cut = end is not None and end - w.started < timeout_s
+                    w.timeout_s = max(0.0, end - w.started) if w.cut else timeout_s
                     w.send.send(w.job)
             ready = wait([w.recv for w in self.workers if w.job or not w.ready], timeout=0.1)
             for i, w in enumerate(self.workers):
                 if not w.ready and w.recv in ready:
                     self._hello(i, w)
                     continue
-                r = self._poll(w, ready, timeout_s) if w.job else None
+                r = self._poll(w, ready, w.timeout_s) if w.job else None
                 if r is not None:
                     results[r.job] = r = dataclasses.replace(r, started=w.started)
                     if on_result is not None:
@@ -368,7 +398,9 @@ class WorkerPool:
                           error=f"worker pid {w.pid} died ({why}) while compiling")
         if elapsed > timeout_s:
             return Attempt("timeout", seconds=elapsed, pid=w.pid, job=w.job.id,
-                          error=f"compile ran past compile_timeout_s={timeout_s:g}; worker pid {w.pid} killed")
+                          error=(f"compile ran past the deadline of the compile ({timeout_s:.1f} s after it started: a "
+                                 "vx.tune trial's share of budget_s)" if w.cut else
+                                 f"compile ran past compile_timeout_s={timeout_s:g}") + f"; worker pid {w.pid} killed")
         return None
 
     @staticmethod
