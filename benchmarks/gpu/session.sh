@@ -59,11 +59,14 @@ last)   # session 5, call 1, most wanted first (what ran before a time-out still
   timeout 170 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -40
   timeout 170 python3 benchmarks/gpu/debug_s4.py tune 2>&1 | grep -v "^W1" > "$OUT/$card-debug-s4.txt"; grep -v "^ *[0-9]* ms " "$OUT/$card-debug-s4.txt" | cut -c1-400 | tail -30
   ;;
-s5b)   # session 5, call 2: the profile's GEMM mapping and the tuner's deadline, checked; their figures
-  timeout 220 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 160 -rfE tests/gpu/test_profile_gpu.py \
-    tests/gpu/test_tune_gpu.py 2>&1 | grep -v "^W1" > "$OUT/$card-tests-s5.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-s5.txt"
-  grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-s5.txt" | cut -c1-900 | head -20
+s5b)   # session 5, call 2: the profile's GEMM mapping and the tuner's deadline, checked; their figures (most wanted first)
+  timeout 120 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 110 -rfE tests/gpu/test_profile_gpu.py \
+    2>&1 | grep -v "^W1" > "$OUT/$card-tests-profile.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-profile.txt"
+  grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-profile.txt" | cut -c1-900 | head -12
   timeout 110 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-330 | grep -v "^     " | tail -12
+  timeout 160 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 150 -rfE tests/gpu/test_tune_gpu.py \
+    2>&1 | grep -v "^W1" > "$OUT/$card-tests-tune.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-tune.txt"
+  grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-tune.txt" | cut -c1-900 | head -12
   timeout 230 python3 benchmarks/tune_gpu.py --budget 110 --out "$OUT/$card-tune.json" 2>&1 | grep -v "^W1" | tail -30
   ;;
 s5c)   # session 5, if device time is left: parity rounds with the whole-graph diagnostic
