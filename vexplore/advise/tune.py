@@ -257,21 +257,34 @@ class _Run:
         return best.timings[0] if best is not None and best.timings else None
 
     def trial_spec(self) -> Measure:
-        """How the next trial is measured: ``spec``, its compiles in worker processes bounded by what is left
-        before the final re-measurement must start (a max-autotune trial compiling every piece at every size
-        took 116 s of a 100 s budget on an H100 before), so the whole tune keeps to budget_s."""
-        return dataclasses.replace(self.spec, trial_s=max(1.0, self.time_left() - self.final_estimate()))
+        """How the next trial is measured: ``spec``, its compiles in worker processes bounded by its share
+        (``trial_share``), so the whole tune keeps to budget_s (a max-autotune trial compiling every piece at
+        every size took 116 s of a 100 s budget on an H100 before this bound)."""
+        return dataclasses.replace(self.spec, trial_s=self.trial_share())
+
+    def trial_share(self) -> float:
+        """Seconds the next trial's compiles may take: half of what is left before the final re-measurement,
+        less the trial's own timing, so a trial stopped there leaves room for the search to go on."""
+        return max(1.0, (self.time_left() - self.final_estimate()) / 2 - self.bench_estimate())
+
+    def bench_estimate(self) -> float:
+        """Seconds a trial's timing takes: each size's eager reference, first call, warm-up and timed block."""
+        return len(self.target.sizes) * (1.5 * self.spec.bench.budget_s + 0.2)
 
     def time_left(self) -> float:
         return self.deadline - time.perf_counter()
 
     def trial_estimate(self) -> float:
-        """Seconds the next trial likely takes: the mean of those done (the start's with a compile before any)."""
-        done = [t.seconds for t in self.trials if t.number]
+        """Seconds the next trial likely takes: the mean of those done (the start's with a compile before any),
+        but no more than its share and its timing where its compiles run in worker processes (they are
+        stopped at the share: ``trial_share``); a trial stopped so is no estimate of the next."""
+        done = [t.seconds for t in self.trials if t.number and t.status != "timeout"]
         if done:
-            return sum(done) / len(done)
-        first = next((t.seconds for t in self.trials), 0.0)
-        return first + (self.cm.report.wall_s if self.cm.report is not None else 0.0)
+            est = sum(done) / len(done)
+        else:
+            first = next((t.seconds for t in self.trials), 0.0)
+            est = first + (self.cm.report.wall_s if self.cm.report is not None else 0.0)
+        return min(est, self.trial_share() + self.bench_estimate()) if self.spec.workers else est
 
     def final_estimate(self) -> float:
         """Seconds the final re-measurement likely takes: two traces (model mode), two variants timed per size
@@ -342,11 +355,17 @@ def _fill(run: _Run, exe: Any, proposer: Any, pending: dict[int, tuple[CompileCo
 
 def _over_budget(run: _Run) -> str | None:
     left, trial, final = run.time_left(), run.trial_estimate(), run.final_estimate()
-    if trial + final <= left:
+    # a share too small to compile in would only time out: bounded trials stop at 5 % of the budget (2 s at least)
+    small = run.spec.workers and run.trial_share() < max(2.0, 0.05 * (run.deadline - run.t0))
+    if trial + final <= left and not small:
         return None
     spent = time.perf_counter() - run.t0
-    return (f"budget: {spent:.1f} s of budget_s={run.deadline - run.t0:g} s spent; the next trial (~{trial:.1f} s) and the "
-            f"final re-measurement (~{final:.1f} s) would pass it, so the search stopped early")
+    head = f"budget: {spent:.1f} s of budget_s={run.deadline - run.t0:g} s spent; "
+    if trial + final <= left:
+        return head + (f"what is left gives the next trial {run.trial_share():.1f} s to compile in, too little to be worth "
+                       "it, so the search stopped early")
+    return head + (f"the next trial (~{trial:.1f} s) and the final re-measurement (~{final:.1f} s) would pass it, "
+                   "so the search stopped early")
 
 
 def _finish(run: _Run, exe: Any) -> TuneResult:
