@@ -45,12 +45,12 @@ def test_workers_compile_in_other_processes(toy, cache_cfg, wsession):
 def test_timeout_kills_the_worker(cache_cfg, wsession):
     m = Calls("slow").eval()
     x = torch.randn(8, 16)
-    cm = vx.compile(m, _cfg(cache_cfg, compile_timeout_s=8), session=wsession)
+    cm = vx.compile(m, _cfg(cache_cfg, compile_timeout_s=15), session=wsession)   # 8 s: the other piece once passed it on a loaded machine
     before = wsession.worker_pool(2).pids
     with pytest.warns(vx.VexploreFallbackWarning, match="timeout"), torch.no_grad():
         torch.testing.assert_close(cm(x), m(x))
     p = cm.report.pieces[0]
-    assert p.compiler == "eager" and p.fallback_reason.startswith("timeout: compile ran past compile_timeout_s=8")
+    assert p.compiler == "eager" and p.fallback_reason.startswith("timeout: compile ran past compile_timeout_s=15")
     assert cm.report.counters["worker_timeout"] == 1 and cm.report.counters["fallbacks"] == 1
     assert cm.report.pieces[2].compiler == "inductor"   # the other piece compiled
     killed = int(p.compiled_in.split()[-1])
