@@ -64,9 +64,9 @@ s5b)   # session 5, call 2: the profile's GEMM mapping and the tuner's deadline,
     2>&1 | grep -v "^W1" > "$OUT/$card-tests-profile.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-profile.txt"
   grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-profile.txt" | cut -c1-900 | head -12
   timeout 110 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-330 | grep -v "^     " | tail -12
-  timeout 160 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 150 -rfE tests/gpu/test_tune_gpu.py \
+  timeout 160 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 150 -rfEP tests/gpu/test_tune_gpu.py \
     2>&1 | grep -v "^W1" > "$OUT/$card-tests-tune.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-tune.txt"
-  grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-tune.txt" | cut -c1-900 | head -12
+  grep -E "passed|failed|^FAILED|^E |^tune of|^  *[0-9]+\*? *(ok|worse|pruned|crashed|timeout|failed)|^improvement" "$OUT/$card-tests-tune.txt" | cut -c1-300 | head -30
   timeout 230 python3 benchmarks/tune_gpu.py --budget 110 --out "$OUT/$card-tune.json" 2>&1 | grep -v "^W1" | tail -30
   ;;
 s5c)   # session 5, if device time is left: parity rounds with the whole-graph diagnostic

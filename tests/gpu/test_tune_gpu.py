@@ -24,6 +24,7 @@ def test_tune_a_two_layer_model_on_the_gpu(cache_cfg):
         t0 = time.perf_counter()
         r = vx.tune(cm, xs, budget_s=100)
         took = time.perf_counter() - t0
+    print(f"\ntune of the 2-layer model: {took:.1f} s\n{r.table()}")   # the figures (session.sh shows them: -rP)
     assert took < 120, took
     assert {"cudagraph", "mode"} <= set(r.space), r.space    # the CUDA dimensions of the default space
     assert r.device.startswith("cuda")
