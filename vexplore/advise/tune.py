@@ -262,6 +262,12 @@ class _Run:
         every size took 116 s of a 100 s budget on an H100 before this bound)."""
         return dataclasses.replace(self.spec, trial_s=self.trial_share())
 
+    @property
+    def bounded(self) -> bool:
+        """Whether trials compile in worker processes, which stop at a trial's share (Ray compile tasks do not)."""
+        w = self.spec.workers
+        return isinstance(w, int) and not isinstance(w, bool) and w > 0
+
     def trial_share(self) -> float:
         """Seconds the next trial's compiles may take: half of what is left before the final re-measurement,
         less the trial's own timing, so a trial stopped there leaves room for the search to go on."""
@@ -284,7 +290,7 @@ class _Run:
         else:
             first = next((t.seconds for t in self.trials), 0.0)
             est = first + (self.cm.report.wall_s if self.cm.report is not None else 0.0)
-        return min(est, self.trial_share() + self.bench_estimate()) if self.spec.workers else est
+        return min(est, self.trial_share() + self.bench_estimate()) if self.bounded else est
 
     def final_estimate(self) -> float:
         """Seconds the final re-measurement likely takes: two traces (model mode), two variants timed per size
@@ -356,7 +362,7 @@ def _fill(run: _Run, exe: Any, proposer: Any, pending: dict[int, tuple[CompileCo
 def _over_budget(run: _Run) -> str | None:
     left, trial, final = run.time_left(), run.trial_estimate(), run.final_estimate()
     # a share too small to compile in would only time out: bounded trials stop at 5 % of the budget (2 s at least)
-    small = run.spec.workers and run.trial_share() < max(2.0, 0.05 * (run.deadline - run.t0))
+    small = run.bounded and run.trial_share() < max(2.0, 0.05 * (run.deadline - run.t0))
     if trial + final <= left and not small:
         return None
     spent = time.perf_counter() - run.t0

@@ -105,7 +105,7 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5,
         raise VexploreError("cm.profile: a profiled call traced and compiled a new graph, so the calls did not "
                             "all run the same pieces. Call cm(*inputs) with these inputs once before profiling.")
     rows = _rows(cm, run, {g: r.pieces for g, r in build.items()} if build else None)
-    if any(g.graph_stats is not None and any("compiled whole" in n for n in g.graph_stats.notes) for g in cm.graphs):
+    if any(g.graph_stats is not None and g.graph_stats.whole for g in cm.graphs):
         note = (f"{note}. " if note else "") + ("cudagraph_whole: a full size replays the graph compiled whole, whose "
                                                "kernels are mapped by the stitched pieces' order; a kernel fused "
                                                "otherwise there stays without a piece")

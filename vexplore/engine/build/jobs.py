@@ -23,7 +23,7 @@ class PieceJob:
     """One unique piece at one size, to look up or build."""
 
     unique_key: str
-    piece: int                     # index of the first piece with this unique key (events name it)
+    piece: int | None              # index of the first piece with this unique key (events name it); None: the graph compiled whole
     graph: int
     size: int | None               # None: the general (dynamic) compile
     gm: fx.GraphModule             # normalised: returns a tuple (stitch.normalize_output)

@@ -22,6 +22,7 @@ from ...cache.artifact import Artifact
 from ...cache.tiered import TieredCache
 from ...cancel import CancelToken
 from ...config import DEFAULT_SPLITTING_OPS, CompileConfig
+from ...errors import CompileError
 from ...monitor.events import CompileEvent, EventRecorder
 from ...monitor.report import CompileWarning, Miss, Piece
 from .. import _torch_compat as tc
@@ -264,24 +265,31 @@ class _Whole:
 def _whole(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext, split: Split,
            mode: tuple[str, str | None]) -> tuple[_Whole | None, list[CompileWarning]]:
     """The graph compiled whole, which its full CUDA graphs replay (``cudagraph_whole``): None where it is
-    not asked, no size is captured full, the graph is one piece already, or Inductor did not compile it
-    (the stitched pieces are captured then, and a warning says why). Looked up and stored in the tiers as a
-    piece is; its events name it after the graph's last piece."""
+    not asked, no size is captured full, or the graph is one piece already. Looked up and stored in the tiers
+    as a piece is; its events carry no piece (it is none of the report's). It is an extra: where Inductor
+    does not compile it (an error, a timeout, a crash), no fallback ladder is climbed and the compile goes on
+    with the stitched pieces captured, a warning saying why."""
     if not config.cudagraph_whole or mode[0] not in ("full", "full_and_piecewise") or len(split.pieces) < 2:
         return None, []
     ctx.cancel.check()
     one = split_graph(graph.gm, lambda n: False)
     inputs, _ = example_inputs(one, graph.fake_inputs, graph.fake_mode, graph.grad)
-    plan = dedupe_pieces(one, inputs, graph, config, (), ctx.first_index + len(split.pieces))
-    [built] = _build_unique(plan, config, ctx).values()
-    res = built.general
-    if res.compiler != "inductor" or res.fallback is not None or res.isolated:
-        why = res.fallback_reason or f"compiled by {res.compiler}"
+    plan = {name: dataclasses.replace(d, jobs=tuple(dataclasses.replace(j, piece=None) for j in d.jobs))
+            for name, d in dedupe_pieces(one, inputs, graph, config, (), ctx.first_index).items()}
+    try:
+        [built] = _build_unique(plan, config.replace(fallback=False), ctx).values()
+        res = built.general
+        why = None if res.compiler == "inductor" and res.fallback is None else (res.fallback_reason or res.compiler)
+    except CompileError as e:   # raised by the ladder (fallback=False) with Inductor's error as its cause
+        cause = e.__cause__ or e
+        why = f"{type(cause).__name__}: {str(cause).strip().splitlines()[0][:200] if str(cause).strip() else ''}"
+    if why is not None:
         return None, [CompileWarning("cudagraph", f"graph {graph.index}: cudagraph_whole: the whole graph did not compile "
                                      f"with Inductor ({why}); full CUDA graphs replay the stitched pieces", graph.index)]
     how = "compiled" if res.tier in (None, "miss") else f"loaded from the {res.tier} tier"
     # through the one-piece split's parent: the piece takes the graph's inputs in the order of their first use
-    return _Whole(stitched(one.gm, {one.pieces[0].name: built.runner}), f"full CUDA graphs replay the graph compiled whole ({how} in {res.seconds:.2f} s)"), []
+    return _Whole(stitched(one.gm, {one.pieces[0].name: built.runner}),
+                  f"full CUDA graphs replay the graph compiled whole ({how} in {res.seconds:.2f} s)"), []
 
 
 def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: dict[str, Callable[..., Any]],
@@ -306,6 +314,7 @@ def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: 
         whole.fn if whole is not None else None)
     fn, stats, note = cudagraph.apply(config.replace(cudagraph=kind), parts, _graph_inputs(graph), rec, graph.index)
     if whole is not None:
+        stats.whole = True
         stats.notes.append(whole.note)
     return fn, stats, warned + ([CompileWarning("cudagraph", f"graph {graph.index}: {note}", graph.index)] if note else [])
 

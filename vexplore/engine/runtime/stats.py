@@ -41,6 +41,7 @@ class GraphStats:
     notes: list[str] = field(default_factory=list)   # why an input is copied rather than used in place
     sizes: dict[int | None, SizeInfo] = field(default_factory=dict)
     plan: dict[int | None, SizeDecision] = field(default_factory=dict)   # when each size is captured, and why
+    whole: bool = False          # full captures replay the graph compiled whole (cudagraph_whole), not the pieces
 
     @property
     def replays(self) -> int:
