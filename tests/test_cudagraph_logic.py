@@ -336,6 +336,8 @@ def test_cudagraph_whole_builds_the_unsplit_graph_once_and_it_matches_eager(toy,
     sizes are captured full and the graph is split (the capture runs on CUDA); a whole graph Inductor cannot
     compile does not fail the compile, even with fallback=False: a warning says why."""
     from vexplore.engine.build.pipeline import GraphContext, _whole
+    from vexplore.engine.ops import matches, op_name
+    from vexplore.engine.split.split import split_graph
     from vexplore.monitor.events import EventRecorder
 
     model, x = toy
@@ -345,7 +347,8 @@ def test_cudagraph_whole_builds_the_unsplit_graph_once_and_it_matches_eager(toy,
         want = model(*x)
         cm(*x)
     graph, n = cm.graphs[0], len(cm.report.pieces)
-    split = type("S", (), {"pieces": cm.report.pieces})   # _whole reads the split's piece count only
+    split = split_graph(graph.gm, lambda nd: nd.op.startswith("call_") and matches(op_name(nd), cfg.splitting_ops))
+    assert len(split.pieces) == n
     assert n > 1 and "the graph compiled whole" not in json.dumps(cm.report.to_dict())   # CPU: no CUDA graphs, none built
     for mode in (("none", None), ("piecewise", None)):
         assert _whole(graph, cfg, GraphContext(session.cache(cache_cfg), EventRecorder(session.monitor)), split, mode) == (None, [])
