@@ -100,30 +100,12 @@ def test_disk_cache_roundtrip_on_gpu(cache_cfg):
     assert warm.report.counters["cache_hits_disk"] == 3 and warm.report.counters["inductor_compiles"] == 0
 
 
-@pytest.mark.parametrize("mode", ["full_and_piecewise", "auto"])
-def test_full_and_piecewise_serves_small_sizes_full(mode, cache_cfg):
+def _full_at_8_piecewise_at_64(cache_cfg, **kw):
+    """The toy compiled piecewise, capture sizes 8 (full) and 64 (piecewise), called twice at each against
+    eager; its graph's stats checked (each size's mode, 4 replays, 5 piece graphs at 64 and one at 8)."""
     m = _toy()
-    cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph=mode, cudagraph_sizes=[8, 64],
-                           cudagraph_full_max=32, cache=cache_cfg)
-    cm = vx.compile(m, cfg, session=vx.Session())
-    with torch.no_grad():
-        for n, seed in ((64, 1), (8, 2), (64, 3), (8, 4)):
-            x = m.example_inputs(n, "cuda", seed=seed)
-            torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
-    stats = cm.graphs[0].graph_stats
-    assert {s: i.mode for s, i in stats.sizes.items()} == {64: "piecewise", 8: "full"}
-    assert "8 <= cudagraph_full_max=32" in stats.sizes[8].why and stats.replays == 4
-    assert cm.report.counters["cudagraph_captures"] == 5 + 1      # 5 compiled pieces at 64, one graph at 8
-    events = {e.size: e.detail for e in cm.report.events if e.step == "cudagraph_capture"}
-    assert events[8].startswith("full") and events[64].startswith("piecewise")
-
-
-def test_cudagraph_whole_replays_the_graph_compiled_whole_at_full_sizes(cache_cfg):
-    """cudagraph_whole: the full size replays the graph compiled whole (one more Inductor compile, its events
-    naming no piece), the piecewise size the pieces; both equal eager; the notes say which."""
-    m = _toy()
-    cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph="full_and_piecewise", cudagraph_sizes=[8, 64],
-                           cudagraph_full_max=32, cudagraph_whole=True, cache=cache_cfg)
+    cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph_sizes=[8, 64], cudagraph_full_max=32,
+                           cache=cache_cfg, **kw)
     cm = vx.compile(m, cfg, session=vx.Session())
     with torch.no_grad():
         for n, seed in ((64, 1), (8, 2), (64, 3), (8, 4)):
@@ -131,11 +113,26 @@ def test_cudagraph_whole_replays_the_graph_compiled_whole_at_full_sizes(cache_cf
             torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
     stats = cm.graphs[0].graph_stats
     assert {s: i.mode for s, i in stats.sizes.items()} == {64: "piecewise", 8: "full"} and stats.replays == 4
+    assert cm.report.counters["cudagraph_captures"] == 5 + 1      # 5 compiled pieces at 64, one graph at 8
+    return cm, stats
+
+
+@pytest.mark.parametrize("mode", ["full_and_piecewise", "auto"])
+def test_full_and_piecewise_serves_small_sizes_full(mode, cache_cfg):
+    cm, stats = _full_at_8_piecewise_at_64(cache_cfg, cudagraph=mode)
+    assert "8 <= cudagraph_full_max=32" in stats.sizes[8].why and not stats.whole
+    events = {e.size: e.detail for e in cm.report.events if e.step == "cudagraph_capture"}
+    assert events[8].startswith("full") and events[64].startswith("piecewise")
+
+
+def test_cudagraph_whole_replays_the_graph_compiled_whole_at_full_sizes(cache_cfg):
+    """cudagraph_whole: the full size replays the graph compiled whole (one more Inductor compile, its events
+    naming no piece), the piecewise size the pieces; both equal eager; the notes say which."""
+    cm, stats = _full_at_8_piecewise_at_64(cache_cfg, cudagraph="full_and_piecewise", cudagraph_whole=True)
     assert stats.sizes[8].why.endswith("the graph compiled whole") and "compiled whole" not in stats.sizes[64].why
     assert any(note.startswith("full CUDA graphs replay the graph compiled whole") for note in stats.notes), stats.notes
     assert stats.whole and any(e.step == "compile" and e.piece is None and e.graph == 0   # the whole graph's compile
                                for e in cm.report.events)
-    assert cm.report.counters["cudagraph_captures"] == 5 + 1
 
 
 def test_sizes_over_the_memory_budget_run_without_graphs(cache_cfg):
