@@ -303,8 +303,10 @@ if {cprofile!r}:
     prof = cProfile.Profile()
     prof.enable()
 t0 = time.perf_counter()   # creation counts: torch.compile(m) imports Inductor there, vx.compile on the first call
-fn = torch.compile(m) if {variant!r} == "torch-default" else vx.compile(m, vx.CompileConfig(
-    strategy="piecewise", splitting_ops=ATTN, workers={workers}, cache=vx.CacheConfig(dir={vxdir!r})))
+if {variant!r}.startswith("torch-"):
+    fn = torch.compile(m, mode=None if {variant!r} == "torch-default" else "reduce-overhead")
+else:
+    fn = vx.compile(m, vx.CompileConfig(**{kwargs}, cache=vx.CacheConfig(dir={vxdir!r})))
 create = time.perf_counter() - t0
 with torch.no_grad():
     fn(*x)
@@ -323,11 +325,21 @@ print(json.dumps({{"first_call_s": first, "create_s": create, "counters": c.coun
                    "torch_metrics": tc.compile_metrics(), "events": ev}}))
 """
 VARIANTS = ("torch-default", "vexplore-piecewise-none")
+FIRST_CONFIGS = {   # first-call variants: vx.CompileConfig keywords (workers= added by --vx-workers)
+    "vexplore-piecewise-none": "dict(strategy='piecewise', splitting_ops=ATTN, cudagraph='none')",
+    "vexplore-default": "dict()",
+    "vexplore-default[cudagraph_whole]": "dict(cudagraph_whole=True)",
+}
 
 
 def _variants(args: argparse.Namespace) -> tuple[str, ...]:
-    """torch-default, vexplore's default config, and with ``--vx-workers N`` the same with N compile workers."""
-    return VARIANTS + ((f"vexplore-piecewise-none[workers={args.vx_workers}]",) if args.vx_workers else ())
+    """``--first-variants`` (default: torch-default and vexplore piecewise without CUDA graphs), and with
+    ``--vx-workers N`` vexplore piecewise with N compile workers."""
+    names = tuple(args.first_variants or VARIANTS)
+    for v in names:
+        if v not in FIRST_CONFIGS and v not in ("torch-default", "torch-reduce-overhead"):
+            raise SystemExit(f"--first-variants: {v!r} is not one of {['torch-default', 'torch-reduce-overhead', *FIRST_CONFIGS]}")
+    return names + ((f"vexplore-piecewise-none[workers={args.vx_workers}]",) if args.vx_workers else ())
 
 
 def _env(work: str) -> dict:
@@ -342,7 +354,9 @@ def _env(work: str) -> dict:
 def _first(args: argparse.Namespace, variant: str, dirs: dict, state: str, cprofile: str = "") -> dict:
     env = dict(dirs["env"], TORCHINDUCTOR_CACHE_DIR=dirs[variant][0])
     code = FIRST.format(bench=os.path.dirname(os.path.abspath(__file__)), layers=args.layers, variant=variant,
-                        vxdir=dirs[variant][1], cprofile=cprofile, workers=args.vx_workers if "workers=" in variant else 0)
+                        vxdir=dirs[variant][1], cprofile=cprofile,
+                        kwargs=FIRST_CONFIGS.get(variant.split("[workers=")[0], "dict()")[:-1]
+                        + (f", workers={args.vx_workers})" if "workers=" in variant else ")"))
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if res.returncode:
@@ -399,6 +413,7 @@ def main() -> None:
     p.add_argument("--autotune-sizes", type=int, nargs="+", default=[16, 1])
     p.add_argument("--states", nargs="+", default=["cold", "warm"], choices=("cold", "warm"))
     p.add_argument("--repeats", type=int, default=1, help="first-call: runs of each state, interleaved")
+    p.add_argument("--first-variants", nargs="+", default=None, help="first-call: the variants (default: %s)" % " ".join(VARIANTS))
     p.add_argument("--vx-workers", type=int, default=0, help="first-call: also vexplore with this many compile workers")
     p.add_argument("--no-pyc", action="store_true", help="first-call: no bytecode cache (each process compiles torch's sources)")
     p.add_argument("--cprofile", default="", help="first-call: cProfile text of the last warm start of each variant, here")

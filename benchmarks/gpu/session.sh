@@ -72,4 +72,9 @@ s5b)   # session 5, call 2: the profile's GEMM mapping and the tuner's deadline,
 s5c)   # session 5, if device time is left: parity rounds with the whole-graph diagnostic
   timeout 260 python3 benchmarks/decode.py parity --rounds 7 --out "$OUT/$card-parity.json" 2>&1 | grep -v "^W1" | tail -12
   ;;
+s6a)   # session 6, call 1: does the whole-graph capture reach parity, and what does it cost the first call?
+  timeout 230 python3 benchmarks/decode.py parity --rounds 5 --out "$OUT/$card-parity.json" 2>&1 | grep -v "^W1" | tail -12
+  timeout 330 python3 benchmarks/decode.py first-call --layers 8 --first-variants torch-default torch-reduce-overhead \
+    vexplore-default "vexplore-default[cudagraph_whole]" --out "$OUT/$card-first-call-whole.json" 2>&1 | grep -v "^W1" | cut -c1-400 | tail -14
+  ;;
 esac
