@@ -7,8 +7,10 @@ compiled piecewise with cudagraph="full_and_piecewise".
 Per size: ``cm.profile(x, calls=20, warmup=5)`` (what it took, and that time beyond the 25 calls
 themselves), the profile's attributed_share, wall/device/span/host-gap ms, and CUDA-event time of 20
 calls of the same inputs without the profiler (each call between two events, synchronised; the
-median) against the profile's median span: from an idle device (the host's time before the first
-kernel included) and queued behind a device sleep (the call's device span alone, as span_ms is). Every kernel row is kept (name, piece, nodes, source
+median) against the profile's median span (since session 6 itself CUDA events of calls without the
+profiler, from the call's first graph entry: ``span_timer``) and the trace's (``traced_span_ms``):
+from an idle device (the host's time before the first graph included) and queued behind a device
+sleep (the kernels' device time alone, no host gap). Every kernel row is kept (name, piece, nodes, source
 lines, ms, bytes, FLOPs, GB/s, TFLOP/s, limit_share), the rows without a piece listed apart.
 
 The HF model is profiled at the decode step and a 16-token prefill only: each profiled call writes
@@ -39,7 +41,7 @@ CFG = dict(strategy="piecewise", cudagraph="full_and_piecewise")
 def event_ms(fn, calls: int = CALLS, queued: bool = False) -> float:
     """Median CUDA-event time of ``calls`` calls, each between two events and synchronised. ``queued``: the
     device sleeps ~5 ms first, so the host has launched the whole call before the first event fires: the
-    events then time the call's device span (first kernel to last), the quantity the profile's span_ms is;
+    events then time the kernels' device span with no host gap between them (first kernel to last);
     without it they also hold the host's time before the call's first kernel (guards, the launches)."""
     out = []
     for _ in range(calls):
@@ -69,6 +71,8 @@ def one(cm, label: str, args: tuple, kwargs: dict) -> dict:
     res = {"case": label, "attributed_share": prof.attributed_share, "wall_ms": prof.wall_ms, "device_ms": prof.device_ms,
            "span_ms": prof.span_ms, "host_gap_ms": prof.host_gap_ms, "event_ms": ev, "span_over_event": prof.span_ms / ev,
            "queued_event_ms": queued, "span_over_queued_event": prof.span_ms / queued,
+           "span_timer": prof.span_timer, "traced_span_ms": prof.traced_span_ms,
+           "traced_span_over_event": prof.traced_span_ms / ev,
            "profile_s": took, "beyond_calls_s": took - (CALLS + WARMUP) * prof.wall_ms / 1e3,
            "runtime": prof.runtime.to_dict(), "build": prof.build, "note": prof.note,
            "rows": [row(r) for r in rows], "unmapped": [row(r) for r in rows if r.piece is None or not r.source_lines]}
@@ -77,7 +81,8 @@ def one(cm, label: str, args: tuple, kwargs: dict) -> dict:
     res["furthest_from_limit"] = [row(r) for r in sorted(far, key=lambda r: r.limit_share)[:5]]
     print(f"{label}: attributed {prof.attributed_share:.3f}, wall {prof.wall_ms:.3f} ms, device {prof.device_ms:.3f}, "
           f"span {prof.span_ms:.3f} vs events {ev:.3f} ({prof.span_ms / ev:.3f}x), queued {queued:.3f} "
-          f"({prof.span_ms / queued:.3f}x), host gap {prof.host_gap_ms:.3f}, "
+          f"({prof.span_ms / queued:.3f}x), traced span {prof.traced_span_ms:.3f} ({prof.traced_span_ms / ev:.3f}x events), "
+          f"host gap {prof.host_gap_ms:.3f}, "
           f"profile {took:.2f} s ({res['beyond_calls_s']:.2f} s beyond the calls), rows {len(rows)}, "
           f"unmapped {len(res['unmapped'])}: {[(r['name'][:40], r['total_ms']) for r in res['unmapped'][:4]]}", flush=True)
     for r in rows[:6]:

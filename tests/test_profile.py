@@ -178,6 +178,8 @@ def test_times_per_call(profiled):
     # per call, busy <= span <= the call: so the medians of span and wall keep that order (device_ms is a mean)
     assert prof.device_ms > 0 and 0 < prof.span_ms <= prof.profiled_wall_ms
     assert prof.host_gap_ms >= 0 and prof.wall_ms > 0
+    # the CPU has no CUDA events: the span is the trace's (on CUDA, calls without the profiler: tests/gpu)
+    assert (prof.span_timer, prof.traced_span_ms) == ("profiler trace", prof.span_ms)
     assert prof.device.startswith("cpu")
     assert prof.inputs == ("(8, 16) float32",)
     tracks = {s.track for s in prof.slices}

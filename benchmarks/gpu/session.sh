@@ -77,4 +77,10 @@ s6a)   # session 6, call 1: does the whole-graph capture reach parity, and what 
   timeout 330 python3 benchmarks/decode.py first-call --layers 8 --first-variants torch-default torch-reduce-overhead \
     vexplore-default "vexplore-default[cudagraph_whole]" --out "$OUT/$card-first-call-whole.json" 2>&1 | grep -v "^W1" | cut -c1-400 | tail -14
   ;;
+s6b)   # session 6, call 2: the span by CUDA events without the profiler (issue 26), checked and measured
+  timeout 150 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 140 -rfE tests/gpu/test_profile_gpu.py \
+    2>&1 | grep -v "^W1" > "$OUT/$card-tests-profile.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-profile.txt"
+  grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-profile.txt" | cut -c1-900 | head -12
+  timeout 150 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-420 | grep -v "^     " | tail -12
+  ;;
 esac

@@ -50,7 +50,9 @@ def test_replayed_kernels_map_to_pieces_and_lines(llama, tokens, tmp_path):
     assert all(COPIES.search(name) for name, *_ in unmapped), unmapped
     assert len(unmapped) <= 4, unmapped
     assert prof.runtime.replays > 0 and prof.runtime.uncaptured_calls == 0
-    assert 0 < prof.device_ms <= prof.span_ms <= prof.profiled_wall_ms * 1.05
+    # the span by CUDA events of calls without the profiler: at least the busy time, within the call's wall
+    assert prof.span_timer == "cuda events" and prof.traced_span_ms > 0
+    assert 0 < prof.device_ms <= prof.span_ms * 1.02 and prof.span_ms <= prof.wall_ms * 1.05
     assert any(r.limit_share is not None and 0 < r.limit_share <= 1.5 for r in prof.rows)
     pieces = {p.index for p in cm.report.pieces}
     assert {r.piece for r in prof.rows} - {None} <= pieces   # None: the runtime's copies, outside every piece
@@ -68,12 +70,31 @@ def test_the_issue_model_is_attributed_at_decode_and_prefill(tmp_path):
     cfg = vx.CompileConfig(strategy="piecewise", cudagraph="full_and_piecewise",
                            cache=vx.CacheConfig(dir=str(tmp_path / "vxcache")))
     cm = vx.compile(m, cfg, session=vx.Session())
-    shares = {}
+    shares, spans = {}, {}
     with torch.no_grad():
         cm(*m.example_inputs(64, "cuda"))
         for n in (16, 1):
-            prof = cm.profile(*m.example_inputs(n, "cuda"), calls=10, warmup=3)
+            x = m.example_inputs(n, "cuda")
+            prof = cm.profile(*x, calls=10, warmup=3)
             shares[n] = (prof.attributed_share, [(r.name[:60], round(r.total_ms / prof.calls, 4)) for r in prof.rows
                                                  if r.piece is None or not r.source_lines])
             assert prof.runtime.replays > 0 and prof.runtime.uncaptured_calls == 0
+            spans[n] = (prof.span_ms, _event_ms(lambda: cm(*x)), prof.traced_span_ms)
     assert all(share >= 0.95 for share, _ in shares.values()), shares
+    # the issue's target: the span within 5 % of CUDA-event time of the same calls without the profiler
+    # (events from before the call: they also hold the host's time before the first graph, Dynamo's guards)
+    assert all(abs(span / ev - 1) <= 0.05 for span, ev, _ in spans.values()), spans
+
+
+def _event_ms(fn, calls: int = 20) -> float:
+    """Median CUDA-event time of ``calls`` calls from an idle device, each between two events."""
+    out = []
+    for _ in range(calls):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        out.append(a.elapsed_time(b))
+    return sorted(out)[len(out) // 2]

@@ -66,6 +66,15 @@ def test_profile_fills_the_run_tab(profiled):
     assert "Run" in [ex.tabs.get_title(i) for i in range(len(ex.tabs.children))]
 
 
+def test_a_span_by_cuda_events_is_set_against_the_wall_without_the_profiler(profiled):
+    """On CUDA the span is of calls without the profiler (span_timer "cuda events"), so the bar's time outside
+    the kernels is the unprofiled wall's, not the profiled one's."""
+    _, prof = profiled
+    cuda = dataclasses.replace(prof, span_timer="cuda events", span_ms=prof.wall_ms * 0.5)
+    outside = call_figure(cuda).data[2]
+    assert math.isclose(outside.x[0], prof.wall_ms * 0.5)
+
+
 def test_kernel_rows_by_time_and_by_limit_share(profiled):
     _, prof = profiled
     rows = kernel_rows(prof, "time")

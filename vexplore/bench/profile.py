@@ -4,7 +4,12 @@ pieces, FX nodes, kernels and source lines (a RuntimeProfile, monitor/profile.py
 How the time is found and mapped:
 
 1. ``warmup`` calls (the first compiles when the model has not run yet), then ``calls`` calls timed
-   without the profiler: ``wall_ms``.
+   without the profiler: ``wall_ms``. On CUDA, ``calls`` more calls without the profiler give the
+   span: a CUDA event recorded as the call enters its first graph and one after the call, from an
+   idle device (synchronised before each call), so the first event fires as the host reaches the
+   graph and the second when the last kernel ends. The profiler's own work per op and per launch
+   widens the gaps between kernels (benchmarks/README.md, "Runtime profiles on the GPU"), so the
+   trace's span is kept as ``traced_span_ms`` only.
 2. Kernel names. On CUDA the profiler names every kernel. On the CPU, Inductor's C++ kernels are
    visible to the profiler only when built with its kernel-profile option, which costs a profiler
    range per kernel call, so production builds never carry it: a *profiling build* of the same
@@ -90,6 +95,7 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5,
     report, graphs = cm.report, len(cm.graphs)
     cuda = report.device == "cuda"
     wall = _timed(cm, inputs, calls, cuda)
+    spans = _event_spans(cm, inputs, calls) if cuda else []
     build, note = _profiling_build(cm)
     check: tuple[PieceCheck, ...] = ()
     if build:
@@ -109,7 +115,7 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5,
         note = (f"{note}. " if note else "") + ("cudagraph_whole: a full size replays the graph compiled whole, whose "
                                                "kernels are mapped by the stitched pieces' order; a kernel fused "
                                                "otherwise there stays without a piece")
-    extra = _Extra(warmup, "profiling" if build else "production", check, note, t0, spec)
+    extra = _Extra(warmup, "profiling" if build else "production", check, note, t0, spec, tuple(spans))
     return _assemble(cm, run, rows, wall, extra)
 
 
@@ -134,6 +140,7 @@ class _Extra:
     note: str
     t0: float
     inputs: tuple[str, ...]
+    spans: tuple[float, ...] = ()   # ms per call, by CUDA events without the profiler (step 1 of the docstring)
 
 
 def _check_counts(calls: Any, warmup: Any) -> None:
@@ -157,6 +164,39 @@ def _timed(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool) -> list[float
         cm(*inputs)
         _sync(cuda)
         out.append((time.perf_counter() - t) * 1e3)
+    return out
+
+
+class _Entered:
+    """A graph's callable that records ``state.start``, a CUDA event, as the call enters its first graph."""
+
+    def __init__(self, fn: Callable[..., Any], state: types.SimpleNamespace) -> None:
+        self.fn, self.state = fn, state
+
+    def __call__(self, *args: Any) -> Any:
+        if self.state.start is None:
+            self.state.start = torch.cuda.Event(enable_timing=True)
+            self.state.start.record()
+        return self.fn(*args)
+
+
+def _event_spans(cm: Any, inputs: Sequence[Any], calls: int) -> list[float]:
+    """ms per call from the call's first graph entry to its last kernel's end, by CUDA events, without the
+    profiler (step 1 of the module docstring): the span as the calls outside ``cm.profile`` run it."""
+    state = types.SimpleNamespace(start=None)
+    out = []
+    with contextlib.ExitStack() as stack:
+        for g in cm.graphs:
+            stack.enter_context(_repointed(g.runner, _Entered(g.runner.fn, state)))
+        for _ in range(calls):
+            torch.cuda.synchronize()
+            state.start = None
+            cm(*inputs)
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            torch.cuda.synchronize()
+            if state.start is not None:
+                out.append(state.start.elapsed_time(end))
     return out
 
 
@@ -447,9 +487,15 @@ def _assemble(cm: Any, run: Run, rows: list[KernelRow], wall: list[float], extra
     walls, busies, spans, gaps = _per_call(run)
     total = sum(r.total_ms for r in rows)
     mapped = sum(r.total_ms for r in rows if r.piece is not None and r.source_lines)
+    traced = statistics.median(spans) if spans else 0.0
+    busy = statistics.median(busies) if busies else 0.0
+    if extra.spans:   # CUDA: the span of the calls without the profiler (step 1 of the module docstring)
+        span, gap, timer = statistics.median(extra.spans), max(statistics.median(extra.spans) - busy, 0.0), "cuda events"
+    else:
+        span, gap, timer = traced, statistics.median(gaps) if gaps else 0.0, "profiler trace"
     return RuntimeProfile(
-        wall_ms=statistics.median(wall), device_ms=statistics.median(busies) if busies else 0.0,
-        span_ms=statistics.median(spans) if spans else 0.0, host_gap_ms=statistics.median(gaps) if gaps else 0.0,
+        wall_ms=statistics.median(wall), device_ms=busy, span_ms=span, host_gap_ms=gap, traced_span_ms=traced,
+        span_timer=timer,
         rows=tuple(rows), attributed_share=mapped / total if total else 0.0, calls=calls, device=_device_name(cm),
         profiled_wall_ms=statistics.median(walls) if walls else 0.0, warmup=extra.warmup, build=extra.build,
         build_check=extra.check, runtime=RuntimeCounters.of(g.graph_stats for g in cm.graphs), slices=_slices(run),

@@ -220,8 +220,12 @@ class RuntimeProfile:
     """Where the run time of ``calls`` warm calls went (see the module docstring for "device").
 
     ``wall_ms``: median time per call without the profiler; ``profiled_wall_ms``: the same under it.
-    ``device_ms``: median busy time per call. ``span_ms``: median of first kernel start to last kernel
-    end per call. ``host_gap_ms``: median of span minus busy per call (the device waiting for the host).
+    ``device_ms``: median busy time per call. ``span_ms``: median time per call from its first kernel's
+    start (on CUDA: from the call's entry into its first graph) to its last kernel's end, measured as
+    ``span_timer`` says: "cuda events" (CUDA: calls without the profiler, whose own per-launch work widens
+    the gaps between kernels) or "profiler trace" (the CPU; a profile saved before the events: "").
+    ``traced_span_ms``: the same span in the profiler's trace. ``host_gap_ms``: span minus device busy
+    time, per call in the trace, or of the medians with CUDA events (the device waiting for the host).
     Medians, because a shared machine's stalls move means and not medians; the rows keep every call
     (``total_ms`` / ``calls`` is the mean busy time). ``attributed_share``: the share of the rows'
     device time in rows mapped to a piece and a source line. ``build``: "production" (the model's own pieces ran) or "profiling" (a build of the
@@ -249,6 +253,8 @@ class RuntimeProfile:
     note: str = ""
     profile_s: float = 0.0          # what cm.profile took, all in (builds, calls, analysis)
     build_verdict: str = ""
+    traced_span_ms: float = 0.0
+    span_timer: str = ""
 
     @property
     def build_agrees(self) -> bool | None:

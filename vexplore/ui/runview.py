@@ -86,7 +86,8 @@ def call_figure(prof: RuntimeProfile) -> go.Figure:
     rows = 1 if rt.empty else 2
     fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.35,
                         subplot_titles=(None if rows == 1 else ("ms per call", "calls by CUDA graph")))
-    outside = max(0.0, prof.profiled_wall_ms - prof.span_ms)
+    # the span by CUDA events is of calls without the profiler, as wall_ms is; the trace's, of profiled calls
+    outside = max(0.0, (prof.wall_ms if prof.span_timer == "cuda events" else prof.profiled_wall_ms) - prof.span_ms)
     for name, ms, colour in (("device busy", prof.device_ms, BUSY), ("host gap", prof.host_gap_ms, GAP),
                              ("outside the kernels", outside, OUTSIDE)):
         fig.add_bar(name=name, orientation="h", y=["call"], x=[ms], marker_color=colour, row=1, col=1,
