@@ -71,7 +71,8 @@ def one(cm, label: str, args: tuple, kwargs: dict) -> dict:
     res = {"case": label, "attributed_share": prof.attributed_share, "wall_ms": prof.wall_ms, "device_ms": prof.device_ms,
            "span_ms": prof.span_ms, "host_gap_ms": prof.host_gap_ms, "event_ms": ev, "span_over_event": prof.span_ms / ev,
            "queued_event_ms": queued, "span_over_queued_event": prof.span_ms / queued,
-           "span_timer": prof.span_timer, "traced_span_ms": prof.traced_span_ms,
+           "span_timer": prof.span_timer, "traced_span_ms": prof.traced_span_ms, "lead_in_ms": prof.lead_in_ms,
+           "lead_in_and_span_over_event": (prof.lead_in_ms + prof.span_ms) / ev,
            "traced_span_over_event": prof.traced_span_ms / ev,
            "profile_s": took, "beyond_calls_s": took - (CALLS + WARMUP) * prof.wall_ms / 1e3,
            "runtime": prof.runtime.to_dict(), "build": prof.build, "note": prof.note,
@@ -81,7 +82,7 @@ def one(cm, label: str, args: tuple, kwargs: dict) -> dict:
     res["furthest_from_limit"] = [row(r) for r in sorted(far, key=lambda r: r.limit_share)[:5]]
     print(f"{label}: attributed {prof.attributed_share:.3f}, wall {prof.wall_ms:.3f} ms, device {prof.device_ms:.3f}, "
           f"span {prof.span_ms:.3f} vs events {ev:.3f} ({prof.span_ms / ev:.3f}x), queued {queued:.3f} "
-          f"({prof.span_ms / queued:.3f}x), traced span {prof.traced_span_ms:.3f} ({prof.traced_span_ms / ev:.3f}x events), "
+          f"({prof.span_ms / queued:.3f}x), lead-in {prof.lead_in_ms:.3f} (+span {(prof.lead_in_ms + prof.span_ms) / ev:.3f}x events), traced span {prof.traced_span_ms:.3f} ({prof.traced_span_ms / ev:.3f}x events), "
           f"host gap {prof.host_gap_ms:.3f}, "
           f"profile {took:.2f} s ({res['beyond_calls_s']:.2f} s beyond the calls), rows {len(rows)}, "
           f"unmapped {len(res['unmapped'])}: {[(r['name'][:40], r['total_ms']) for r in res['unmapped'][:4]]}", flush=True)

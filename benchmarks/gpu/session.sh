@@ -82,5 +82,6 @@ s6b)   # session 6, call 2: the span by CUDA events without the profiler (issue 
     2>&1 | grep -v "^W1" > "$OUT/$card-tests-profile.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-profile.txt"
   grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-profile.txt" | cut -c1-900 | head -12
   timeout 150 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-420 | grep -v "^     " | tail -12
+  timeout 100 python3 benchmarks/gpu/host_s6.py 2>&1 | grep -v "^W1" | cut -c1-250 | tail -40
   ;;
 esac

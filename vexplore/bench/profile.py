@@ -5,9 +5,9 @@ How the time is found and mapped:
 
 1. ``warmup`` calls (the first compiles when the model has not run yet), then ``calls`` calls timed
    without the profiler: ``wall_ms``. On CUDA, ``calls`` more calls without the profiler give the
-   span: a CUDA event recorded as the call enters its first graph and one after the call, from an
-   idle device (synchronised before each call), so the first event fires as the host reaches the
-   graph and the second when the last kernel ends. The profiler's own work per op and per launch
+   span and the lead-in: CUDA events recorded as the call starts, as it enters its first graph and
+   after it, from an idle device (synchronised before each call), so the first two fire as the host
+   reaches them and the last when the call's last kernel ends. The profiler's own work per op and per launch
    widens the gaps between kernels (benchmarks/README.md, "Runtime profiles on the GPU"), so the
    trace's span is kept as ``traced_span_ms`` only.
 2. Kernel names. On CUDA the profiler names every kernel. On the CPU, Inductor's C++ kernels are
@@ -140,7 +140,7 @@ class _Extra:
     note: str
     t0: float
     inputs: tuple[str, ...]
-    spans: tuple[float, ...] = ()   # ms per call, by CUDA events without the profiler (step 1 of the docstring)
+    spans: tuple[tuple[float, float], ...] = ()   # (lead-in, span) ms per call, CUDA events (step 1 of the docstring)
 
 
 def _check_counts(calls: Any, warmup: Any) -> None:
@@ -180,9 +180,10 @@ class _Entered:
         return self.fn(*args)
 
 
-def _event_spans(cm: Any, inputs: Sequence[Any], calls: int) -> list[float]:
-    """ms per call from the call's first graph entry to its last kernel's end, by CUDA events, without the
-    profiler (step 1 of the module docstring): the span as the calls outside ``cm.profile`` run it."""
+def _event_spans(cm: Any, inputs: Sequence[Any], calls: int) -> list[tuple[float, float]]:
+    """(lead-in, span) ms per call by CUDA events, without the profiler (step 1 of the module docstring):
+    from the call's start to its first graph entry (the host's time before it: Dynamo's guards, the
+    model's Python around the graph), and from there to the call's last kernel's end."""
     state = types.SimpleNamespace(start=None)
     out = []
     with contextlib.ExitStack() as stack:
@@ -191,12 +192,13 @@ def _event_spans(cm: Any, inputs: Sequence[Any], calls: int) -> list[float]:
         for _ in range(calls):
             torch.cuda.synchronize()
             state.start = None
+            called, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            called.record()
             cm(*inputs)
-            end = torch.cuda.Event(enable_timing=True)
             end.record()
             torch.cuda.synchronize()
             if state.start is not None:
-                out.append(state.start.elapsed_time(end))
+                out.append((called.elapsed_time(state.start), state.start.elapsed_time(end)))
     return out
 
 
@@ -489,13 +491,15 @@ def _assemble(cm: Any, run: Run, rows: list[KernelRow], wall: list[float], extra
     mapped = sum(r.total_ms for r in rows if r.piece is not None and r.source_lines)
     traced = statistics.median(spans) if spans else 0.0
     busy = statistics.median(busies) if busies else 0.0
+    lead = 0.0
     if extra.spans:   # CUDA: the span of the calls without the profiler (step 1 of the module docstring)
-        span, gap, timer = statistics.median(extra.spans), max(statistics.median(extra.spans) - busy, 0.0), "cuda events"
+        span, lead, timer = statistics.median(s for _, s in extra.spans), statistics.median(a for a, _ in extra.spans), "cuda events"
+        gap = max(span - busy, 0.0)
     else:
         span, gap, timer = traced, statistics.median(gaps) if gaps else 0.0, "profiler trace"
     return RuntimeProfile(
         wall_ms=statistics.median(wall), device_ms=busy, span_ms=span, host_gap_ms=gap, traced_span_ms=traced,
-        span_timer=timer,
+        span_timer=timer, lead_in_ms=lead,
         rows=tuple(rows), attributed_share=mapped / total if total else 0.0, calls=calls, device=_device_name(cm),
         profiled_wall_ms=statistics.median(walls) if walls else 0.0, warmup=extra.warmup, build=extra.build,
         build_check=extra.check, runtime=RuntimeCounters.of(g.graph_stats for g in cm.graphs), slices=_slices(run),

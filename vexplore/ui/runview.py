@@ -65,7 +65,8 @@ def summary_html(prof: RuntimeProfile) -> str:
     return (f'<div class="vx-run-summary"><b>{prof.calls} calls</b> on {esc(prof.device)}: wall '
             f"<b>{prof.wall_ms:.3f} ms</b> per call ({prof.profiled_wall_ms:.3f} ms profiled) · device busy "
             f"{prof.device_ms:.3f} ms · span {prof.span_ms:.3f} ms · host gap {prof.host_gap_ms:.3f} ms · "
-            f"{prof.attributed_share:.0%} of the device time mapped to a piece and a line · {len(prof.rows)} kernels · "
+            + (f"before the first graph {prof.lead_in_ms:.3f} ms · " if prof.span_timer == "cuda events" else "")
+            + f"{prof.attributed_share:.0%} of the device time mapped to a piece and a line · {len(prof.rows)} kernels · "
             f"profiled in {prof.profile_s:.1f} s"
             f'<div style="color:{MUTED};font-size:11px">{esc(prof.note)}</div>{_uncaptured_html(prof)}</div>')
 
