@@ -59,6 +59,7 @@ def test_profile_fills_the_run_tab(profiled):
     busy, gap, outside = tab.call_chart.figure.data[:3]
     assert (busy.x[0], gap.x[0]) == (prof.device_ms, prof.host_gap_ms)
     assert math.isclose(outside.x[0], max(0.0, prof.profiled_wall_ms - prof.span_ms))
+    assert outside.name == "outside the kernels"   # the CPU's span is the trace's: no lead-in bar
     assert "no CUDA graphs ran" in tab.call_chart.figure.layout.title.text and len(tab.call_chart.figure.data) == 3
     bars = tab.piece_chart.figure.data[0]
     assert list(bars.y) == [u.mean_ms for u in prof.by_piece()] and len(bars.y) == len(ex.shown.pieces)
@@ -67,12 +68,15 @@ def test_profile_fills_the_run_tab(profiled):
 
 
 def test_a_span_by_cuda_events_is_set_against_the_wall_without_the_profiler(profiled):
-    """On CUDA the span is of calls without the profiler (span_timer "cuda events"), so the bar's time outside
-    the kernels is the unprofiled wall's, not the profiled one's."""
+    """On CUDA the span is of calls without the profiler (span_timer "cuda events"), so the bar's parts add up
+    to the unprofiled wall, the host's time before the call's first graph (lead_in_ms) a part of its own."""
     _, prof = profiled
-    cuda = dataclasses.replace(prof, span_timer="cuda events", span_ms=prof.wall_ms * 0.5)
-    outside = call_figure(cuda).data[2]
-    assert math.isclose(outside.x[0], prof.wall_ms * 0.5)
+    cuda = dataclasses.replace(prof, span_timer="cuda events", span_ms=prof.wall_ms * 0.5, lead_in_ms=prof.wall_ms * 0.2)
+    bars = {t.name: t.x[0] for t in call_figure(cuda).data[:4]}
+    assert list(bars) == ["device busy", "host gap", "before the first graph", "outside the kernels"]
+    assert math.isclose(bars["before the first graph"], prof.wall_ms * 0.2)
+    assert math.isclose(bars["outside the kernels"], prof.wall_ms * 0.3)
+    assert "before the first graph" in summary_html(cuda) and "before the first graph" not in summary_html(prof)
 
 
 def test_kernel_rows_by_time_and_by_limit_share(profiled):

@@ -31,7 +31,7 @@ from .style import MUTED, NEUTRAL_TEXT, TABLE_CSS, esc, plotly_template, text_on
 HEAT = ("#f3e79b", "#f8b366", "#eb7f54", "#cf5a62", "#9c3f74")   # cool to hot, each a mid-tone
 COLD = "#c3c8ce"                                               # no kernel time
 PICKED = "#1565c0"                                             # a selected kernel's boxes (border)
-BUSY, GAP, OUTSIDE = "#4c78a8", "#f58518", "#bab0ac"           # the per-call bar's parts
+BUSY, GAP, LEAD, OUTSIDE = "#4c78a8", "#f58518", "#b279a2", "#bab0ac"   # the per-call bar's parts
 NO_PROFILE = ("No runtime profile of this report yet: press Profile to run the model's calls under "
               "torch.profiler (cm.profile) and see where each call's time goes.")
 _PREFIX = re.compile(r"^graph_\d+_")
@@ -87,10 +87,14 @@ def call_figure(prof: RuntimeProfile) -> go.Figure:
     rows = 1 if rt.empty else 2
     fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.35,
                         subplot_titles=(None if rows == 1 else ("ms per call", "calls by CUDA graph")))
-    # the span by CUDA events is of calls without the profiler, as wall_ms is; the trace's, of profiled calls
-    outside = max(0.0, (prof.wall_ms if prof.span_timer == "cuda events" else prof.profiled_wall_ms) - prof.span_ms)
-    for name, ms, colour in (("device busy", prof.device_ms, BUSY), ("host gap", prof.host_gap_ms, GAP),
-                             ("outside the kernels", outside, OUTSIDE)):
+    # the span by CUDA events is of calls without the profiler, as wall_ms is; the trace's, of profiled calls.
+    # With CUDA events the host's time before the call's first graph is measured apart (lead_in_ms)
+    events = prof.span_timer == "cuda events"
+    lead = prof.lead_in_ms if events else 0.0
+    outside = max(0.0, (prof.wall_ms if events else prof.profiled_wall_ms) - prof.span_ms - lead)
+    bars = [("device busy", prof.device_ms, BUSY), ("host gap", prof.host_gap_ms, GAP)]
+    bars += [("before the first graph", lead, LEAD)] if events else []
+    for name, ms, colour in bars + [("outside the kernels", outside, OUTSIDE)]:
         fig.add_bar(name=name, orientation="h", y=["call"], x=[ms], marker_color=colour, row=1, col=1,
                     hovertemplate=f"{name}: %{{x:.3f}} ms<extra></extra>")
     if rows == 2:
