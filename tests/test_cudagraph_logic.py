@@ -374,3 +374,52 @@ def test_cudagraph_whole_builds_the_unsplit_graph_once_and_it_matches_eager(toy,
     whole, warns = _whole(graph, bad, GraphContext(session.cache(bad.cache), EventRecorder(session.monitor)), split,
                           ("full", None))
     assert whole is None and len(warns) == 1 and "the whole graph did not compile with Inductor" in warns[0].message, warns
+
+
+def test_cudagraph_whole_in_the_background_builds_after_the_compiling_call(toy, cache_cfg, session):
+    """cudagraph_whole="background": the whole graph is built in a thread that waits for the compile lock the
+    compiling call holds, then equals eager; nothing is built where no size is captured full or for True (built
+    in the call); a build Inductor fails, or one cancelled before it began, says why and gives no callable."""
+    from vexplore.engine import _torch_compat as tc
+    from vexplore.engine.build.pipeline import GraphContext, _whole_later
+    from vexplore.engine.ops import matches, op_name
+    from vexplore.engine.split.split import split_graph
+    from vexplore.monitor.events import EventRecorder
+
+    model, x = toy
+    cfg = vx.CompileConfig(splitting_ops=["vexplore::attention"], cache=cache_cfg, cudagraph_whole="background")
+    cm = vx.compile(model, cfg, session=session)
+    with torch.no_grad():
+        want = model(*x)
+        cm(*x)
+    assert cm.settle(timeout=0) is True   # the CPU captures no CUDA graph: nothing is built off the call path
+    graph = cm.graphs[0]
+    split = split_graph(graph.gm, lambda nd: nd.op.startswith("call_") and matches(op_name(nd), cfg.splitting_ops))
+    ctx = GraphContext(session.cache(cache_cfg), EventRecorder(session.monitor))
+    full = ("full_and_piecewise", None)
+    assert _whole_later(graph, cfg, ctx, split, ("piecewise", None)) is None
+    assert _whole_later(graph, cfg.replace(cudagraph_whole=True), ctx, split, full) is None
+    later = _whole_later(graph, cfg, ctx, split, full)
+    with tc.compile_lock():   # as the compiling call holds it: the build waits
+        later.start()
+        assert not later.wait(1.0) and not later.done()
+    assert later.wait(300)
+    fn, note = later.result()
+    assert fn is not None and "replay the graph compiled whole" in note and "off the call path" in note, note
+    with torch.no_grad():
+        torch.testing.assert_close(fn(*graph.real_inputs)[0], want)
+    assert any(e.step in ("compile", "load") and e.piece is None for e in later.events) and not ctx.rec.events
+    bad = cfg.replace(inductor_options={"triton.cudagraphs": "not a bool"}, cache=vx.CacheConfig(tiers=()))
+    failed = _whole_later(graph, bad, GraphContext(session.cache(bad.cache), EventRecorder(session.monitor)), split, full)
+    assert failed.start().wait(300)
+    assert failed.result()[0] is None and "the whole graph did not compile with Inductor" in failed.result()[1]
+    cancelled = _whole_later(graph, cfg, ctx, split, full)
+    cancelled.cancel.cancel()
+    assert cancelled.start().wait(60) and cancelled.result() == (None, 'graph 0: cudagraph_whole="background": cancelled '
+                                                                       'before it began')
+
+
+def test_cudagraph_whole_takes_true_false_or_background():
+    assert vx.CompileConfig(cudagraph_whole="background").cudagraph_whole == "background"
+    with pytest.raises(vx.ConfigError, match='"background" \\(the same, built off the call path\\)'):
+        vx.CompileConfig(cudagraph_whole="later")

@@ -275,7 +275,8 @@ class CompileConfig:
     # Full captures replay the graph compiled whole (one more Inductor compile: the unsplit graph, no split
     # ops cut out) instead of the compiled pieces stitched: what crosses a piece boundary is fused as in a
     # torch.compile graph. CUDA only; the pieces still serve every size above cudagraph_full_max.
-    cudagraph_whole: bool = False
+    # "background": built off the call path (the stitched pieces' full graphs serve until it is ready).
+    cudagraph_whole: bool | str = False
     cudagraph_sizes: tuple[int, ...] | None = None   # capture sizes; None: 2..512 in powers of two
     # Device memory captures may take; a size estimated above it runs without graphs. None: 90 % of what is free.
     cudagraph_memory_mb: float | None = None
@@ -318,9 +319,10 @@ class CompileConfig:
         if isinstance(self.cudagraph_full_max, bool) or not isinstance(self.cudagraph_full_max, int) or self.cudagraph_full_max < 0:
             raise ConfigError(f"CompileConfig.cudagraph_full_max={self.cudagraph_full_max!r}: a token count >= 0 "
                               "(full CUDA graphs up to it, piecewise above).")
-        if not isinstance(self.cudagraph_whole, bool):
+        if not isinstance(self.cudagraph_whole, bool) and self.cudagraph_whole != "background":
             raise ConfigError(f"CompileConfig.cudagraph_whole={self.cudagraph_whole!r}: True (full CUDA graphs replay the "
-                              "graph compiled whole) or False (the compiled pieces, stitched).")
+                              "graph compiled whole, built in the compiling call), \"background\" (the same, built off "
+                              "the call path) or False (the compiled pieces, stitched).")
         mb = self.cudagraph_memory_mb
         if mb is not None and (isinstance(mb, bool) or not isinstance(mb, (int, float)) or mb <= 0):
             raise ConfigError(f"CompileConfig.cudagraph_memory_mb={mb!r}: a positive number of MiB, or None "

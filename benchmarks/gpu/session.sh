@@ -83,5 +83,13 @@ s6b)   # session 6, call 2: the span by CUDA events without the profiler (issue 
   grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-profile.txt" | cut -c1-900 | head -12
   timeout 150 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-420 | grep -v "^     " | tail -12
   timeout 100 python3 benchmarks/gpu/host_s6.py 2>&1 | grep -v "^W1" | cut -c1-250 | tail -40
+  timeout 150 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 140 -rfE tests/gpu/test_cuda.py -k "whole" \
+    2>&1 | grep -v "^W1" > "$OUT/$card-tests-whole.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-whole.txt"
+  grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-whole.txt" | cut -c1-600 | head -12
+  ;;
+s6c)   # session 6, call 3: the whole graph built off the call path: parity after it is taken, and the first call
+  timeout 230 python3 benchmarks/decode.py parity --rounds 5 --out "$OUT/$card-parity-background.json" 2>&1 | grep -v "^W1" | tail -8
+  timeout 200 python3 benchmarks/decode.py first-call --layers 8 --first-variants vexplore-default \
+    "vexplore-default[cudagraph_whole=background]" --out "$OUT/$card-first-call-background.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -8
   ;;
 esac

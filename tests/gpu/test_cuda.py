@@ -135,6 +135,24 @@ def test_cudagraph_whole_replays_the_graph_compiled_whole_at_full_sizes(cache_cf
                                for e in cm.report.events)
 
 
+def test_cudagraph_whole_in_the_background_is_taken_at_the_next_call_of_each_full_size(cache_cfg):
+    """cudagraph_whole="background": the first calls replay the stitched pieces' full capture (nothing built
+    whole in the compiling call); once the graph compiled whole is built off the call path (cm.settle waits),
+    the full size's next call captures it again with the whole graph, the piecewise size keeps its pieces;
+    every call equals eager."""
+    cm, stats = _full_at_8_piecewise_at_64(cache_cfg, cudagraph="full_and_piecewise", cudagraph_whole="background")
+    assert not any(e.step == "compile" and e.piece is None for e in cm.report.events)   # not in the compiling call
+    assert cm.settle(timeout=300) and stats.whole
+    assert any("off the call path; each full size is captured again" in note for note in stats.notes), stats.notes
+    captures, m = stats.captures, cm.model
+    with torch.no_grad():
+        for n, seed in ((8, 5), (64, 6), (8, 7)):
+            x = m.example_inputs(n, "cuda", seed=seed)
+            torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
+    assert stats.sizes[8].why.endswith("the graph compiled whole") and "compiled whole" not in stats.sizes[64].why
+    assert stats.captures == captures + 1 and stats.recaptures == 0 and stats.replays == 7
+
+
 def test_sizes_over_the_memory_budget_run_without_graphs(cache_cfg):
     """Each size's capture memory is estimated first; a size over cudagraph_memory_mb is not
     captured (it runs without graphs, saying why), the others are."""

@@ -90,6 +90,7 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5,
         cm = _WithKeywords(cm, kwargs)
     if not cm.graphs:
         cm(*inputs)
+    cm.settle()   # a graph compiled whole off the call path is taken before the warm-up calls
     for _ in range(warmup):
         cm(*inputs)
     report, graphs = cm.report, len(cm.graphs)

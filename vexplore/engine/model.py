@@ -181,6 +181,18 @@ class CompiledModel:
         sizes, recaptures, padded calls); all zero where nothing ran under CUDA graphs."""
         return RuntimeCounters.of(g.graph_stats for g in self.graphs)
 
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for the work a compile left running off the call path (``cudagraph_whole="background"``: the
+        graphs compiled whole) and let each graph take it; True when nothing is left running (``timeout``:
+        seconds at most, over all graphs; None: as long as it takes). ``vx.bench`` and ``profile`` call it."""
+        end = None if timeout is None else time.perf_counter() + timeout
+        for g in self.graphs:
+            fn = g.runner.fn.fn if isinstance(g.runner.fn, _FirstRun) else g.runner.fn
+            settle = getattr(fn, "settle", None)
+            if settle is not None and not settle(None if end is None else max(end - time.perf_counter(), 0.0)):
+                return False
+        return True
+
     def profile(self, *inputs: Any, calls: int = 20, warmup: int = 5, **kwargs: Any) -> RuntimeProfile:
         """Where the run time goes: ``warmup`` calls, then ``calls`` calls under torch.profiler, mapped to
         pieces, nodes, kernels and source lines (bench/profile.py says how). Each call is

@@ -38,6 +38,7 @@ from .loader import load_artifact
 from ..ops import matches, op_name
 from ..split.opsuggest import split_op_warnings
 from ..split.outvariants import out_variant
+from . import background
 from .dedupe import Deduped, dedupe_pieces
 from .pieces import UniqueBuild, base_fields, compiled_piece, split_op_piece
 from ..split.split import Split, example_inputs, split_graph
@@ -269,7 +270,7 @@ def _whole(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext, split
     as a piece is; its events carry no piece (it is none of the report's). It is an extra: where Inductor
     does not compile it (an error, a timeout, a crash), no fallback ladder is climbed and the compile goes on
     with the stitched pieces captured, a warning saying why."""
-    if not config.cudagraph_whole or mode[0] not in ("full", "full_and_piecewise") or len(split.pieces) < 2:
+    if not _whole_wanted(config, split, mode):
         return None, []
     ctx.cancel.check()
     one = split_graph(graph.gm, lambda n: False)
@@ -292,6 +293,26 @@ def _whole(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext, split
                   f"full CUDA graphs replay the graph compiled whole ({how} in {res.seconds:.2f} s)"), []
 
 
+def _whole_wanted(config: CompileConfig, split: Split, mode: tuple[str, str | None]) -> bool:
+    """Whether full captures would replay a graph compiled whole: asked for, some size captured full, and the
+    graph split (a graph of one piece is whole already)."""
+    return bool(config.cudagraph_whole) and mode[0] in ("full", "full_and_piecewise") and len(split.pieces) >= 2
+
+
+def _whole_later(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext, split: Split,
+                 mode: tuple[str, str | None]) -> background.WholeLater | None:
+    """``cudagraph_whole="background"``: the whole graph's build, to start once the capture plan is made
+    (background.py); None where ``_whole`` would build nothing."""
+    if config.cudagraph_whole != "background" or not _whole_wanted(config, split, mode):
+        return None
+    rec = background.quiet_recorder()
+    later = background.WholeLater(lambda: _whole(graph, config, bg_ctx, split, mode), graph.index, rec)
+    # the Session's pool itself: the compile's wrapper of it records on the compile's (finished) recorder
+    bg_ctx = dataclasses.replace(ctx, rec=rec, cancel=later.cancel, in_trace=False, known={},
+                                 pool=getattr(ctx.pool, "pool", ctx.pool))
+    return later
+
+
 def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: dict[str, Callable[..., Any]],
             ctx: GraphContext, mode: tuple[str, str | None]) -> tuple[Callable[..., Any], cudagraph.GraphStats | None, list[CompileWarning]]:
     """Install the runners into the parent graph, under CUDA graphs when ``mode`` (from
@@ -306,16 +327,22 @@ def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: 
         # pieces (cudagraph_skip_reason), not warned about on every training run
         expected = config.cudagraph == "auto" and graph.grad
         return fn, None, [warn] if skip and not expected else []
-    whole, warned = _whole(graph, config, ctx, split, mode)
+    later = _whole_later(graph, config, ctx, split, mode)
+    whole, warned = _whole(graph, config, ctx, split, mode) if later is None else (None, [])
     parts = cudagraph.GraphParts(
         split.gm, {p.name: runners[p.name] for p in split.pieces if p.kind == "compiled"},
         {p.name: runners[p.name] for p in split.pieces if p.kind == "split_op"},
         {p.name: out_variant(p.module) for p in split.pieces if p.kind == "split_op"}, graph.gm,
         whole.fn if whole is not None else None)
-    fn, stats, note = cudagraph.apply(config.replace(cudagraph=kind), parts, _graph_inputs(graph), rec, graph.index)
+    fn, stats, note = cudagraph.apply(config.replace(cudagraph=kind), parts, _graph_inputs(graph), rec, graph.index,
+                                      later)
     if whole is not None:
         stats.whole = True
         stats.notes.append(whole.note)
+    if later is not None:
+        stats.notes.append("cudagraph_whole=\"background\": full CUDA graphs replay the stitched pieces until the graph "
+                           "compiled whole is built, off the call path")
+        later.start()
     return fn, stats, warned + ([CompileWarning("cudagraph", f"graph {graph.index}: {note}", graph.index)] if note else [])
 
 

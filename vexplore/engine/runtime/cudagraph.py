@@ -26,17 +26,18 @@ from .stats import GraphStats, SizeInfo
 __all__ = ["apply", "size_plan", "GraphParts", "GraphStats", "SizeInfo"]
 
 
-def apply(config: Any, parts: GraphParts, graph: GraphInputs, rec: EventRecorder, index: int
+def apply(config: Any, parts: GraphParts, graph: GraphInputs, rec: EventRecorder, index: int, later: Any = None
           ) -> tuple[Callable[..., Any], GraphStats, str | None]:
     """Capture the sizes of ``graph`` its size plan captures now (``config``: the CompileConfig);
     returns (callable, stats, note). One ``cudagraph_capture`` event per size captured or refused
-    now says its mode and why, with its time and device memory."""
+    now says its mode and why, with its time and device memory. ``later``: the graph compiled whole,
+    being built off the call path (build/background.WholeLater), which the callable takes when ready."""
     plan, sp = size_plan(config, graph, parts.source)
     stats = GraphStats(plan={d.size: d for d in sp.decisions})
     policy = SizePolicy(config, plan, [d.size for d in sp.decisions], sp.pad)
     capturer = Capturer(parts, plan, stats)
     admission = Admission(capturer, policy, config.cudagraph_memory_mb)
-    runtime = GraphCudaGraphs(plan, policy, admission, capturer.fallback, stats)
+    runtime = GraphCudaGraphs(plan, policy, admission, capturer.fallback, stats, later)
     for d in sp.decisions:
         if d.when == "first_call":
             continue

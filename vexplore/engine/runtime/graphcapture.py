@@ -211,6 +211,7 @@ class Capturer:
 
     def __init__(self, parts: GraphParts, plan: InputPlan, stats: GraphStats) -> None:
         self.parts, self.plan, self.stats = parts, plan, stats
+        self.whole = parts.whole   # what full captures record; set later by a whole graph built off the call path
         self.fallback = parts.plain()
         self.pool = torch.cuda.graph_pool_handle()
 
@@ -250,10 +251,10 @@ class Capturer:
         reason = ""
         if mode == "full":
             try:
-                fn = self.parts.whole or self.fallback
+                fn = self.whole or self.fallback
                 graph, out = _capture(fn, static, self.pool, restore, warm)
                 self.stats.captures += 1
-                why += "; the graph compiled whole" if self.parts.whole is not None else ""
+                why += "; the graph compiled whole" if self.whole is not None else ""
                 return self._runtime(static, [graph.replay], out, [graph]), SizeInfo("full", why)
             except Exception as e:  # e.g. a split op that syncs with the CPU cannot be captured
                 why = f"the whole graph is not capturable ({type(e).__name__}: {str(e)[:160]}); captured piecewise"

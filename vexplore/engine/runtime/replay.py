@@ -35,21 +35,52 @@ class GraphCudaGraphs:
     runs a call no graph serves."""
 
     def __init__(self, plan: InputPlan, policy: SizePolicy, admission: Admission, fallback: Callable[..., Any],
-                 stats: GraphStats) -> None:
+                 stats: GraphStats, later: Any = None) -> None:
         self.plan, self.policy, self.admission, self.fallback, self.stats = plan, policy, admission, fallback, stats
+        self.later = later               # the graph compiled whole, built off the call path (build/background.py)
+        self.stale: set[int | None] = set()   # full sizes captured from the stitched pieces, once it is taken
+        self.rewarm: set[int | None] = set()  # sizes whose next capture records a callable not run yet
 
     def __call__(self, *args: Any) -> Any:
         CALLS[0] += 1
+        if self.later is not None and self.later.done():
+            self._take_whole()
         picked = self.policy.size_of(args)
         if picked is None:
             return self._uncaptured(args)
         n, size = picked
+        if self.stale and size in self.stale:   # captured from the stitched pieces: again, with the whole graph
+            self.stale.discard(size)
+            self.admission.plans.pop(size, None)
+            self.rewarm.add(size)
         runtime = self.admission.plans.get(size)
         if runtime is None or not tc.data_ptrs_equal(args, runtime.ptrs, self.plan.fixed):
             runtime = self._recapture(size, args)
             if runtime is None:   # the capture failed: this size runs without graphs from now on
                 return self._uncaptured(args)
         return self._replay(runtime, args, n, size)
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for the graph compiled whole off the call path, if one is being built, and take it (each full
+        size is captured again with it at its next call); True unless ``timeout`` seconds passed first."""
+        if self.later is None:
+            return True
+        if not self.later.wait(timeout):
+            return False
+        self._take_whole()
+        return True
+
+    def _take_whole(self) -> None:
+        """The whole graph is built (or failed to be): full captures record it from now on."""
+        fn, note = self.later.result()
+        self.later = None
+        self.stats.notes.append(note)
+        if fn is None:
+            log.warning("vexplore: cudagraph: %s", note)
+            return
+        self.admission.capturer.whole = fn
+        self.stats.whole = True
+        self.stale = {s for s, info in self.stats.sizes.items() if info.mode == "full"}
 
     def _uncaptured(self, args: Sequence[Any]) -> Any:
         """A call no graph serves: counted (by its token count) and run by the fallback."""
@@ -84,7 +115,9 @@ class GraphCudaGraphs:
         # the full graph is tried again first, and only the checked warm-up finds an op that waits for the
         # device before it could break a capture
         before = self.stats.sizes.get(size)
-        self.admission.admit(size, args, warm=before is None or before.mode == "none" or before.reason == "full_failed")
+        warm = before is None or before.mode == "none" or before.reason == "full_failed" or size in self.rewarm
+        self.rewarm.discard(size)
+        self.admission.admit(size, args, warm=warm)
         return plans.get(size)
 
     def _replay(self, runtime: RuntimePlan, args: Sequence[Any], n: int | None, size: int | None) -> Any:
