@@ -100,9 +100,9 @@ s6all)   # session 6, one call for all that is left (most wanted first; what ran
     2>&1 | grep -v "^W1" > "$OUT/$card-tests-whole.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-whole.txt"
   grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-whole.txt" | cut -c1-600 | head -8
   timeout 120 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-420 | grep -v "^     " | tail -6
-  timeout 210 python3 benchmarks/decode.py parity --rounds 5 --out "$OUT/$card-parity-background.json" 2>&1 | grep -v "^W1" | tail -6
-  timeout 45 python3 benchmarks/gpu/host_s6.py 2>&1 | grep -v "^W1" | cut -c1-200 | tail -30
+  timeout 200 python3 benchmarks/decode.py parity --rounds 5 --out "$OUT/$card-parity-background.json" 2>&1 | grep -v "^W1" | tail -6
   timeout 100 python3 benchmarks/decode.py first-call --layers 8 --first-variants vexplore-default \
     "vexplore-default[cudagraph_whole=background]" --states cold --out "$OUT/$card-first-call-background.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -4
+  timeout 70 python3 benchmarks/gpu/host_s6.py 2>&1 | grep -v "^W1" | cut -c1-200 | tail -30
   ;;
 esac
