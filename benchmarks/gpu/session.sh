@@ -92,6 +92,12 @@ s6c)   # session 6, call 3: the whole graph built off the call path: parity afte
   timeout 200 python3 benchmarks/decode.py first-call --layers 8 --first-variants vexplore-default \
     "vexplore-default[cudagraph_whole=background]" --out "$OUT/$card-first-call-background.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -8
   ;;
+s6tiny)   # session 6, last device seconds: the lead-in test on the issue's model, the background swap, the figures
+  timeout 75 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 70 -rfE tests/gpu/test_profile_gpu.py \
+    tests/gpu/test_cuda.py -k "attributed or background" 2>&1 | grep -v "^W1" > "$OUT/$card-tests-s6.txt"
+  echo "pytest rc=$?" >> "$OUT/$card-tests-s6.txt"; grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-s6.txt" | cut -c1-700 | head -8
+  timeout 110 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-460 | grep -v "^     " | tail -6
+  ;;
 s6min)   # session 6, the least device time: issue 26's span checked and measured, the background whole graph's test
   timeout 100 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 95 -rfE tests/gpu/test_profile_gpu.py \
     tests/gpu/test_cuda.py -k "attributed or replayed_kernels or whole" 2>&1 | grep -v "^W1" > "$OUT/$card-tests-s6.txt"
