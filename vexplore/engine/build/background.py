@@ -45,12 +45,14 @@ class WholeLater:
     ``result()`` when ``done()``: (its callable or None, the note to keep: what was built and how
     long it took, or why nothing was)."""
 
-    def __init__(self, build: Callable[[], Built], graph: int, rec: EventRecorder) -> None:
+    def __init__(self, build: Callable[[], Built], graph: int, rec: EventRecorder, cancel: CancelToken | None = None
+                 ) -> None:
         self._build, self.graph, self.rec = build, graph, rec
         self._done = threading.Event()
         self._out: tuple[Callable[..., Any] | None, str] = (None, "")
         self.seconds = 0.0
-        self.cancel = CancelToken()   # cancelled before its compile starts: it builds nothing
+        # the compile's token: a compile cancelled after its graph's capture plan was made builds nothing whole
+        self.cancel = cancel if cancel is not None else CancelToken()
 
     def start(self) -> "WholeLater":
         threading.Thread(target=self._run, name=f"vexplore-whole-{self.graph}", daemon=True).start()

@@ -306,7 +306,7 @@ def _whole_later(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext,
     if config.cudagraph_whole != "background" or not _whole_wanted(config, split, mode):
         return None
     rec = background.quiet_recorder()
-    later = background.WholeLater(lambda: _whole(graph, config, bg_ctx, split, mode), graph.index, rec)
+    later = background.WholeLater(lambda: _whole(graph, config, bg_ctx, split, mode), graph.index, rec, ctx.cancel)
     # the Session's pool itself: the compile's wrapper of it records on the compile's (finished) recorder
     bg_ctx = dataclasses.replace(ctx, rec=rec, cancel=later.cancel, in_trace=False, known={},
                                  pool=getattr(ctx.pool, "pool", ctx.pool))
