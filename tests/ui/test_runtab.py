@@ -56,11 +56,13 @@ def test_profile_fills_the_run_tab(profiled):
     assert f"{CALLS} calls</b> on {prof.device}" in tab.summary.value and "host gap" in tab.summary.value
     assert [r["id"] for r in tab.table.rows] == sorted_rows(prof, "time")
     assert len(tab.table.rows) == len(prof.rows) > 10
-    busy, gap, outside = tab.call_chart.figure.data[:3]
-    assert (busy.x[0], gap.x[0]) == (prof.device_ms, prof.host_gap_ms)
-    assert math.isclose(outside.x[0], max(0.0, prof.profiled_wall_ms - prof.span_ms))
-    assert outside.name == "outside the kernels"   # the CPU's span is the trace's: no lead-in bar
-    assert "no CUDA graphs ran" in tab.call_chart.figure.layout.title.text and len(tab.call_chart.figure.data) == 3
+    busy, gap, lead, outside = tab.call_chart.figure.data
+    assert [t.name for t in (busy, gap, lead, outside)] == ["device busy", "host gap", "before the first graph",
+                                                           "outside the kernels"]
+    assert (busy.x[0], gap.x[0], lead.x[0]) == (prof.device_ms, prof.host_gap_ms, prof.lead_in_ms)
+    # the CPU's span is the trace's, so the parts add up to the profiled wall
+    assert prof.lead_in_ms > 0 and math.isclose(outside.x[0], max(0.0, prof.profiled_wall_ms - prof.span_ms - prof.lead_in_ms))
+    assert "no CUDA graphs ran" in tab.call_chart.figure.layout.title.text
     bars = tab.piece_chart.figure.data[0]
     assert list(bars.y) == [u.mean_ms for u in prof.by_piece()] and len(bars.y) == len(ex.shown.pieces)
     assert not tab.button.disabled and "tachometer" == tab.button.icon
@@ -76,7 +78,9 @@ def test_a_span_by_cuda_events_is_set_against_the_wall_without_the_profiler(prof
     assert list(bars) == ["device busy", "host gap", "before the first graph", "outside the kernels"]
     assert math.isclose(bars["before the first graph"], prof.wall_ms * 0.2)
     assert math.isclose(bars["outside the kernels"], prof.wall_ms * 0.3)
-    assert "before the first graph" in summary_html(cuda) and "before the first graph" not in summary_html(prof)
+    assert "before the first graph" in summary_html(cuda)
+    none = dataclasses.replace(prof, lead_in_ms=0.0)   # a profile saved before lead-ins: no such part
+    assert "before the first graph" not in summary_html(none) and len(call_figure(none).data) == 3
 
 
 def test_kernel_rows_by_time_and_by_limit_share(profiled):
@@ -141,7 +145,7 @@ def test_pieces_and_calls_figures_from_records(profiled):
     rt = RuntimeCounters(captures=2, replays=30, replays_by_size=((16, 30),), uncaptured_calls=4,
                          uncaptured_sizes=((24, 4),), padded_calls=5)
     fig = call_figure(dataclasses.replace(prof, runtime=rt))
-    counts = {t.name: t.x[0] for t in fig.data[3:]}
+    counts = {t.name: t.x[0] for t in fig.data if t.name in ("replayed", "padded", "uncaptured")}
     assert counts == {"replayed": 25, "padded": 5, "uncaptured": 4} and "4 of 34 calls without" in fig.layout.title.text
     empty = dataclasses.replace(prof, rows=())
     assert "No kernel ran" in pieces_figure(empty, profiled[0].shown).layout.title.text

@@ -461,9 +461,13 @@ def _limits(cm: Any, rows: list[KernelRow], run: Run) -> list[KernelRow]:
     return out
 
 
-def _per_call(run: Run) -> tuple[list[float], list[float], list[float], list[float]]:
-    """(wall, busy, span, span - busy) per call, ms."""
-    walls, busies, spans, gaps = [], [], [], []
+def _per_call(run: Run) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+    """(wall, busy, span, span - busy, lead-in) per call in the trace, ms; the lead-in is the call's start
+    to its first piece's range or its first kernel, whichever began first (so it never overlaps the span)."""
+    walls, busies, spans, gaps, leads = [], [], [], [], []
+    firsts: dict[int, float] = {}
+    for c, _, a, _ in run.pieces:
+        firsts[c] = min(a, firsts.get(c, a))
     for i, (a, b) in sorted(run.calls.items()):
         ks = [k for k in run.kernels if k.call == i]
         busy = sum(k.end - k.start for k in ks)
@@ -472,7 +476,9 @@ def _per_call(run: Run) -> tuple[list[float], list[float], list[float], list[flo
         busies.append(busy / 1e3)
         spans.append(span / 1e3)
         gaps.append(max(span - busy, 0.0) / 1e3)
-    return walls, busies, spans, gaps
+        first = min(([firsts[i]] if i in firsts else []) + [k.start for k in ks], default=a)
+        leads.append(max(first - a, 0.0) / 1e3)
+    return walls, busies, spans, gaps, leads
 
 
 def _slices(run: Run) -> tuple[TraceSlice, ...]:
@@ -487,12 +493,12 @@ def _slices(run: Run) -> tuple[TraceSlice, ...]:
 def _assemble(cm: Any, run: Run, rows: list[KernelRow], wall: list[float], extra: _Extra) -> RuntimeProfile:
     rows = sorted(_limits(cm, rows, run), key=lambda r: (r.piece is None, r.piece or 0, -r.total_ms))
     calls = len(run.calls)
-    walls, busies, spans, gaps = _per_call(run)
+    walls, busies, spans, gaps, leads = _per_call(run)
     total = sum(r.total_ms for r in rows)
     mapped = sum(r.total_ms for r in rows if r.piece is not None and r.source_lines)
     traced = statistics.median(spans) if spans else 0.0
     busy = statistics.median(busies) if busies else 0.0
-    lead = 0.0
+    lead = statistics.median(leads) if leads else 0.0
     if extra.spans:   # CUDA: the span of the calls without the profiler (step 1 of the module docstring)
         span, lead, timer = statistics.median(s for _, s in extra.spans), statistics.median(a for a, _ in extra.spans), "cuda events"
         gap = max(span - busy, 0.0)

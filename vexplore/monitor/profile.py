@@ -226,8 +226,9 @@ class RuntimeProfile:
     the gaps between kernels) or "profiler trace" (the CPU; a profile saved before the events: "").
     ``traced_span_ms``: the same span in the profiler's trace. ``host_gap_ms``: span minus device busy
     time, per call in the trace, or of the medians with CUDA events (the device waiting for the host).
-    ``lead_in_ms`` (CUDA): median host time from the call's start to its first graph (Dynamo's guards,
-    the model's Python around the graph), which CUDA-event time around a call holds and the span not.
+    ``lead_in_ms``: median host time from the call's start to its first graph (Dynamo's guards, the
+    model's Python around the graph), which CUDA-event time around a call holds and the span not (CUDA:
+    by the same events; the CPU: in the trace, to the first piece's range).
     Medians, because a shared machine's stalls move means and not medians; the rows keep every call
     (``total_ms`` / ``calls`` is the mean busy time). ``attributed_share``: the share of the rows'
     device time in rows mapped to a piece and a source line. ``build``: "production" (the model's own pieces ran) or "profiling" (a build of the
@@ -313,7 +314,7 @@ class RuntimeProfile:
         """The top rows as plain text (what ``%vxprofile`` prints)."""
         head = (f"{self.calls} calls on {self.device}: wall {self.wall_ms:.3f} ms, device {self.device_ms:.3f} ms, "
                 f"span {self.span_ms:.3f} ms, host gap {self.host_gap_ms:.3f} ms, "
-                + (f"lead-in {self.lead_in_ms:.3f} ms, " if self.span_timer == "cuda events" else "")
+                + (f"lead-in {self.lead_in_ms:.3f} ms, " if self.lead_in_ms else "")
                 + f"attributed {self.attributed_share:.0%}")
         rows = [head, f"{'kernel':<40} {'piece':>5} {'mean_ms':>9} {'share':>6}  source"]
         grand = self.total_ms or 1.0

@@ -65,7 +65,7 @@ def summary_html(prof: RuntimeProfile) -> str:
     return (f'<div class="vx-run-summary"><b>{prof.calls} calls</b> on {esc(prof.device)}: wall '
             f"<b>{prof.wall_ms:.3f} ms</b> per call ({prof.profiled_wall_ms:.3f} ms profiled) · device busy "
             f"{prof.device_ms:.3f} ms · span {prof.span_ms:.3f} ms · host gap {prof.host_gap_ms:.3f} ms · "
-            + (f"before the first graph {prof.lead_in_ms:.3f} ms · " if prof.span_timer == "cuda events" else "")
+            + (f"before the first graph {prof.lead_in_ms:.3f} ms · " if prof.lead_in_ms else "")
             + f"{prof.attributed_share:.0%} of the device time mapped to a piece and a line · {len(prof.rows)} kernels · "
             f"profiled in {prof.profile_s:.1f} s"
             f'<div style="color:{MUTED};font-size:11px">{esc(prof.note)}</div>{_uncaptured_html(prof)}</div>')
@@ -88,12 +88,12 @@ def call_figure(prof: RuntimeProfile) -> go.Figure:
     fig = make_subplots(rows=rows, cols=1, vertical_spacing=0.35,
                         subplot_titles=(None if rows == 1 else ("ms per call", "calls by CUDA graph")))
     # the span by CUDA events is of calls without the profiler, as wall_ms is; the trace's, of profiled calls.
-    # With CUDA events the host's time before the call's first graph is measured apart (lead_in_ms)
+    # The host's time before the call's first graph (lead_in_ms) is a part of its own where it was measured
     events = prof.span_timer == "cuda events"
-    lead = prof.lead_in_ms if events else 0.0
+    lead = prof.lead_in_ms
     outside = max(0.0, (prof.wall_ms if events else prof.profiled_wall_ms) - prof.span_ms - lead)
     bars = [("device busy", prof.device_ms, BUSY), ("host gap", prof.host_gap_ms, GAP)]
-    bars += [("before the first graph", lead, LEAD)] if events else []
+    bars += [("before the first graph", lead, LEAD)] if lead else []
     for name, ms, colour in bars + [("outside the kernels", outside, OUTSIDE)]:
         fig.add_bar(name=name, orientation="h", y=["call"], x=[ms], marker_color=colour, row=1, col=1,
                     hovertemplate=f"{name}: %{{x:.3f}} ms<extra></extra>")
