@@ -149,7 +149,8 @@ def parity(args: argparse.Namespace) -> dict:
     size) at 1 and 16 tokens, interleaved rounds on the idle and the steady timer (the median ratio
     and its 95 % upper bound); at 2048 tokens vexplore-default and vexplore-default[compile_sizes=2048]
     against torch-default (static), the same way. Every callable checked against eager first. At 1 and
-    16 tokens also ``vexplore-default[cudagraph_whole]`` (full captures of the graph compiled whole)."""
+    16 tokens also ``vexplore-default[cudagraph_whole=WHOLE]`` (full captures of the graph compiled whole;
+    "background" since session 6, timed after ``cm.settle()``)."""
     m = model(args.layers)
     session = vx.Session()
     base = resolve(m, ["eager", "torch-reduce-overhead", "torch-default"], session)
