@@ -339,6 +339,8 @@ FIRST_CONFIGS = {   # first-call variants: vx.CompileConfig keywords (workers= a
     "vexplore-default": "dict()",
     "vexplore-default[cudagraph_whole]": "dict(cudagraph_whole=True)",
     "vexplore-default[cudagraph_whole=background]": "dict(cudagraph_whole='background')",
+    "vexplore-default[cudagraph_capture=first_call]": "dict(cudagraph_capture='first_call')",
+    "vexplore-default[background, first_call]": "dict(cudagraph_whole='background', cudagraph_capture='first_call')",
 }
 
 

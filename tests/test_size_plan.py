@@ -217,3 +217,22 @@ def test_plan_sizes_reads_only_inputs_that_outlive_the_call():
         SizeDecision(8, "first_call", "above_call", got.decisions[0].why),
         SizeDecision(2, "now", "within_call", "at most the call in hand's 4 tokens: its capture writes a part of "
                      "what that call writes"))
+
+
+def test_cudagraph_capture_first_call_leaves_every_size_to_its_first_call():
+    """cudagraph_capture="first_call": what the plan would capture ahead waits for its first call instead (as
+    torch's reduce-overhead captures); a size that never fits the cache still never captures; "ahead" is the
+    plan as before."""
+    model = ShortCache().eval()
+    (_, ahead), = _planned(model, [_call(4, 6)], cudagraph_sizes=SIZES)
+    (_, lazy), = _planned(ShortCache().eval(), [_call(4, 6)], cudagraph_sizes=SIZES, cudagraph_capture="first_call")
+    assert _brief(ahead) == [(16, "never", "longer_than_cache"), (8, "first_call", "above_call"),
+                             (4, "now", "within_call"), (2, "now", "within_call")]
+    assert _brief(lazy) == [(16, "never", "longer_than_cache"), (8, "first_call", "above_call"),
+                            (4, "first_call", "asked_first_call"), (2, "first_call", "asked_first_call")]
+    assert lazy.decisions[2].why.startswith('cudagraph_capture="first_call": captured at its first call')
+    (_, plain), = _planned(nn.Linear(16, 16).eval(), [(torch.randn(4, 16),)], cudagraph_sizes=SIZES,
+                           cudagraph_capture="first_call")
+    assert {(d.when, d.reason) for d in plain.decisions} == {("first_call", "asked_first_call")}
+    with pytest.raises(vx.ConfigError, match="cudagraph_capture='lazy': one of 'ahead', 'first_call'"):
+        vx.CompileConfig(cudagraph_capture="lazy")

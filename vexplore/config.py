@@ -20,6 +20,7 @@ STRATEGIES = ("auto", "full", "piecewise")
 COMPILERS = ("inductor", "eager")
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDAGRAPH_MODES = ("none", "piecewise", "full", "full_and_piecewise", "auto")
+CUDAGRAPH_CAPTURES = ("ahead", "first_call")
 TIERS = ("memory", "disk", "remote")
 SPLIT_POLICIES = ("ops", "repeats", "memory")
 # split_policy="memory" with neither bound set: pieces of at most this estimated compile memory.
@@ -278,6 +279,10 @@ class CompileConfig:
     # "background": built off the call path (the stitched pieces' full graphs serve until it is ready).
     cudagraph_whole: bool | str = False
     cudagraph_sizes: tuple[int, ...] | None = None   # capture sizes; None: 2..512 in powers of two
+    # When each capture size is captured: "ahead" (in the compiling call, every size the size plan allows,
+    # as vLLM captures at start-up) | "first_call" (each size at its first call, with that call, as torch's
+    # reduce-overhead does: the compiling call captures only its own size).
+    cudagraph_capture: str = "ahead"
     # Device memory captures may take; a size estimated above it runs without graphs. None: 90 % of what is free.
     cudagraph_memory_mb: float | None = None
     fallback: bool = True                       # False: a failed compile raises instead of falling back
@@ -323,6 +328,10 @@ class CompileConfig:
             raise ConfigError(f"CompileConfig.cudagraph_whole={self.cudagraph_whole!r}: True (full CUDA graphs replay the "
                               "graph compiled whole, built in the compiling call), \"background\" (the same, built off "
                               "the call path) or False (the compiled pieces, stitched).")
+        if self.cudagraph_capture not in CUDAGRAPH_CAPTURES:
+            raise ConfigError(f"CompileConfig.cudagraph_capture={self.cudagraph_capture!r}: one of "
+                              f"{', '.join(map(repr, CUDAGRAPH_CAPTURES))} (every capture size in the compiling call, or "
+                              "each at its first call).")
         mb = self.cudagraph_memory_mb
         if mb is not None and (isinstance(mb, bool) or not isinstance(mb, (int, float)) or mb <= 0):
             raise ConfigError(f"CompileConfig.cudagraph_memory_mb={mb!r}: a positive number of MiB, or None "

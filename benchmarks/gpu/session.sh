@@ -92,6 +92,16 @@ s6c)   # session 6, call 3: the whole graph built off the call path: parity afte
   timeout 200 python3 benchmarks/decode.py first-call --layers 8 --first-variants vexplore-default \
     "vexplore-default[cudagraph_whole=background]" --out "$OUT/$card-first-call-background.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -8
   ;;
+next)   # the next session's first call: what session 6 built and could not run (most wanted first)
+  timeout 130 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 120 -rfE tests/gpu/test_profile_gpu.py \
+    tests/gpu/test_cuda.py -k "attributed or replayed_kernels or whole or first_call" 2>&1 | grep -v "^W1" > "$OUT/$card-tests-next.txt"
+  echo "pytest rc=$?" >> "$OUT/$card-tests-next.txt"; grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-next.txt" | cut -c1-700 | head -10
+  timeout 110 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-460 | grep -v "^     " | tail -6
+  timeout 130 python3 benchmarks/decode.py first-call --layers 8 --first-variants torch-default vexplore-default \
+    "vexplore-default[cudagraph_whole=background]" "vexplore-default[cudagraph_capture=first_call]" \
+    "vexplore-default[background, first_call]" --states cold warm --out "$OUT/$card-first-call-next.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -12
+  timeout 200 python3 benchmarks/decode.py parity --rounds 5 --out "$OUT/$card-parity-background.json" 2>&1 | grep -v "^W1" | tail -6
+  ;;
 s6tiny)   # session 6, last device seconds: the lead-in test on the model, the background swap, the figures
   timeout 75 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 70 -rfE tests/gpu/test_profile_gpu.py \
     tests/gpu/test_cuda.py -k "attributed or background" 2>&1 | grep -v "^W1" > "$OUT/$card-tests-s6.txt"

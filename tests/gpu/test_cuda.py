@@ -153,6 +153,26 @@ def test_cudagraph_whole_in_the_background_is_taken_at_the_next_call_of_each_ful
     assert stats.captures == captures + 1 and stats.recaptures == 0 and stats.replays == 7
 
 
+def test_cudagraph_capture_first_call_captures_each_size_at_its_first_call(cache_cfg):
+    """cudagraph_capture="first_call": the compiling call captures nothing ahead (no capture event in the
+    compile), each size is captured when a call of it first comes (8 full, 64 piecewise) and replayed after;
+    a size never called is never captured; every call equals eager."""
+    m = _toy()
+    cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph_sizes=[8, 16, 64], cudagraph_full_max=32,
+                           cudagraph_capture="first_call", cache=cache_cfg)
+    cm = vx.compile(m, cfg, session=vx.Session())
+    with torch.no_grad():
+        for n, seed in ((64, 1), (8, 2), (64, 3), (8, 4)):
+            x = m.example_inputs(n, "cuda", seed=seed)
+            torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
+    stats = cm.graphs[0].graph_stats
+    assert cm.report.counters["cudagraph_captures"] == 0 and not any(e.step == "cudagraph_capture" for e in cm.report.events)
+    assert {s: i.mode for s, i in stats.sizes.items()} == {64: "piecewise", 8: "full"}
+    assert {s: d.reason for s, d in stats.plan.items()} == {64: "asked_first_call", 16: "asked_first_call",
+                                                           8: "asked_first_call"}
+    assert stats.captures == 5 + 1 and stats.replays == 4 and stats.recaptures == 0
+
+
 def test_sizes_over_the_memory_budget_run_without_graphs(cache_cfg):
     """Each size's capture memory is estimated first; a size over cudagraph_memory_mb is not
     captured (it runs without graphs, saying why), the others are."""

@@ -52,7 +52,7 @@ def _note(sp: SizePlan, stats: GraphStats) -> str | None:
     """What the report says of a graph's sizes: padding refused, sizes left to their first call
     (by reason), captured piecewise after a full capture failed, run without graphs."""
     notes = [sp.pad_why]
-    for reason in ("above_call", "state_moved"):
+    for reason in ("above_call", "state_moved"):   # "asked_first_call" is the config's own choice: no note
         later = [d for d in sp.decisions if d.when == "first_call" and d.reason == reason]
         if later:
             shown = [d.size for d in later]

@@ -16,16 +16,19 @@ capture writes within what the call in hand writes; the others at their first ca
 call, and a size longer than the cache never (putting a cache back cannot undo a write past its
 end: on the GPU a device assert that ends the CUDA context). A recompile's inputs hold a later
 state than the call that traced the graph, so there every size of such a graph waits for its
-first call.
+first call. ``cudagraph_capture="first_call"`` makes every size wait for its first call (the
+compiling call then captures only its own size, where "ahead" captures the ten default sizes: 0.7 s
+of an 8-layer model's warm first call on an H100, benchmarks/README.md).
 """
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from typing import Any, Sequence
 
 import torch.fx as fx
 
-from .inputplan import GraphInputs, InputPlan, SizePlan, plan_sizes
+from .inputplan import GraphInputs, InputPlan, SizeDecision, SizePlan, plan_sizes
 from ..capture.writes import token_reach, written_since
 
 DEFAULT_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -51,6 +54,10 @@ def capture_sizes(requested: Sequence[int] | None, dynamic: bool) -> list[int | 
     return [s for s in sizes if s >= 2]
 
 
+FIRST_CALL_WHY = ('cudagraph_capture="first_call": captured at its first call, with that call, as torch\'s '
+                  'reduce-overhead captures, not ahead in the compiling call')
+
+
 def size_plan(config: Any, graph: GraphInputs, source: fx.GraphModule | None) -> tuple[InputPlan, SizePlan]:
     """The input plan of ``graph`` and when each of its capture sizes is captured (inputplan.plan_sizes):
     what it writes and how far (writes.token_reach on ``source``, the Dynamo graph), whether the
@@ -61,7 +68,12 @@ def size_plan(config: Any, graph: GraphInputs, source: fx.GraphModule | None) ->
     reach = token_reach(source, graph.written, plan.tied) if source is not None and graph.written else ()
     held = [i for i in sorted(plan.written) if i not in plan.dims]
     fresh = not written_since(source, graph.real, held)
-    return plan, plan_sizes(plan, sizes, plan.count(graph.real), reach, fresh, config.cudagraph_pad)
+    sp = plan_sizes(plan, sizes, plan.count(graph.real), reach, fresh, config.cudagraph_pad)
+    if getattr(config, "cudagraph_capture", "ahead") == "first_call":   # what "now" would capture waits for its call
+        sp = dataclasses.replace(sp, decisions=tuple(
+            SizeDecision(d.size, "first_call", "asked_first_call", FIRST_CALL_WHY) if d.when == "now" else d
+            for d in sp.decisions))
+    return plan, sp
 
 
 class SizePolicy:
