@@ -144,13 +144,14 @@ def test_cudagraph_whole_in_the_background_is_taken_at_the_next_call_of_each_ful
     assert not any(e.step == "compile" and e.piece is None for e in cm.report.events)   # not in the compiling call
     assert cm.settle(timeout=300) and stats.whole
     assert any("off the call path; each full size is captured again" in note for note in stats.notes), stats.notes
-    captures, m = stats.captures, cm.model
+    # the build may have ended during the helper's calls, whose last (8 tokens) then captured it already
+    captures, m, taken = stats.captures, cm.model, stats.sizes[8].why.endswith("the graph compiled whole")
     with torch.no_grad():
         for n, seed in ((8, 5), (64, 6), (8, 7)):
             x = m.example_inputs(n, "cuda", seed=seed)
             torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
     assert stats.sizes[8].why.endswith("the graph compiled whole") and "compiled whole" not in stats.sizes[64].why
-    assert stats.captures == captures + 1 and stats.recaptures == 0 and stats.replays == 7
+    assert stats.captures == captures + (not taken) and stats.recaptures == 0 and stats.replays == 7
 
 
 def test_cudagraph_capture_first_call_captures_each_size_at_its_first_call(cache_cfg):
