@@ -100,17 +100,24 @@ def test_disk_cache_roundtrip_on_gpu(cache_cfg):
     assert warm.report.counters["cache_hits_disk"] == 3 and warm.report.counters["inductor_compiles"] == 0
 
 
-def _full_at_8_piecewise_at_64(cache_cfg, **kw):
-    """The toy compiled piecewise, capture sizes 8 (full) and 64 (piecewise), called twice at each against
-    eager; its graph's stats checked (each size's mode, 4 replays, 5 piece graphs at 64 and one at 8)."""
+def _called_at_64_and_8(cache_cfg, sizes=(8, 64), **kw):
+    """The toy compiled piecewise (full graphs up to 32 tokens) with capture ``sizes``, called twice at 64
+    and at 8 tokens against eager."""
     m = _toy()
-    cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph_sizes=[8, 64], cudagraph_full_max=32,
+    cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph_sizes=list(sizes), cudagraph_full_max=32,
                            cache=cache_cfg, **kw)
     cm = vx.compile(m, cfg, session=vx.Session())
     with torch.no_grad():
         for n, seed in ((64, 1), (8, 2), (64, 3), (8, 4)):
             x = m.example_inputs(n, "cuda", seed=seed)
             torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
+    return cm
+
+
+def _full_at_8_piecewise_at_64(cache_cfg, **kw):
+    """``_called_at_64_and_8`` at sizes 8 (full) and 64 (piecewise); its graph's stats checked (each size's
+    mode, 4 replays, 5 piece graphs at 64 and one at 8)."""
+    cm = _called_at_64_and_8(cache_cfg, **kw)
     stats = cm.graphs[0].graph_stats
     assert {s: i.mode for s, i in stats.sizes.items()} == {64: "piecewise", 8: "full"} and stats.replays == 4
     assert cm.report.counters["cudagraph_captures"] == 5 + 1      # 5 compiled pieces at 64, one graph at 8
@@ -158,14 +165,7 @@ def test_cudagraph_capture_first_call_captures_each_size_at_its_first_call(cache
     """cudagraph_capture="first_call": the compiling call captures nothing ahead (no capture event in the
     compile), each size is captured when a call of it first comes (8 full, 64 piecewise) and replayed after;
     a size never called is never captured; every call equals eager."""
-    m = _toy()
-    cfg = vx.CompileConfig(strategy="piecewise", splitting_ops=ATTN, cudagraph_sizes=[8, 16, 64], cudagraph_full_max=32,
-                           cudagraph_capture="first_call", cache=cache_cfg)
-    cm = vx.compile(m, cfg, session=vx.Session())
-    with torch.no_grad():
-        for n, seed in ((64, 1), (8, 2), (64, 3), (8, 4)):
-            x = m.example_inputs(n, "cuda", seed=seed)
-            torch.testing.assert_close(cm(*x), m(*x), atol=2e-2, rtol=2e-2)
+    cm = _called_at_64_and_8(cache_cfg, sizes=(8, 16, 64), cudagraph_capture="first_call")
     stats = cm.graphs[0].graph_stats
     assert cm.report.counters["cudagraph_captures"] == 0 and not any(e.step == "cudagraph_capture" for e in cm.report.events)
     assert {s: i.mode for s, i in stats.sizes.items()} == {64: "piecewise", 8: "full"}
