@@ -4,10 +4,10 @@ pieces, FX nodes, kernels and source lines (a RuntimeProfile, monitor/profile.py
 How the time is found and mapped:
 
 1. ``warmup`` calls (the first compiles when the model has not run yet), then ``calls`` calls timed
-   without the profiler: ``wall_ms``. On CUDA, ``calls`` more calls without the profiler give the
-   span and the lead-in: CUDA events recorded as the call starts, as it enters its first graph and
-   after it, from an idle device (synchronised before each call), so the first two fire as the host
-   reaches them and the last when the call's last kernel ends. The profiler's own work per op and per launch
+   without the profiler: ``wall_ms``. On CUDA the same calls give the span and the lead-in: CUDA
+   events recorded as the call starts, as it enters its first graph and after it, from an idle device
+   (synchronised before each call), so the first two fire as the host reaches them and the last when
+   the call's last kernel ends (the events' own host cost, a few µs, is in ``wall_ms``). The profiler's own work per op and per launch
    widens the gaps between kernels (benchmarks/README.md, "Runtime profiles on the GPU"), so the
    trace's span is kept as ``traced_span_ms`` only.
 2. Kernel names. On CUDA the profiler names every kernel. On the CPU, Inductor's C++ kernels are
@@ -57,7 +57,7 @@ from ..errors import ConfigError, VexploreError
 from ..engine import _torch_compat as tc
 from ..engine.build.pipeline import GraphContext, compile_graph
 from ..engine.runtime.stitch import piece_hooks
-from ..monitor.events import EventRecorder
+from ..monitor.events import EventRecorder, SilentMonitor
 from ..monitor.profile import (BUILD_TOLERANCE, KernelRow, PieceCheck, RuntimeCounters, RuntimeProfile, TraceSlice,
                                build_verdict)
 from .kernelmap import Calls, Shapes, code_calls, match_nodes, source_lines
@@ -95,8 +95,7 @@ def measure(cm: Any, inputs: Sequence[Any], calls: int = 20, warmup: int = 5,
         cm(*inputs)
     report, graphs = cm.report, len(cm.graphs)
     cuda = report.device == "cuda"
-    wall = _timed(cm, inputs, calls, cuda)
-    spans = _event_spans(cm, inputs, calls) if cuda else []
+    wall, spans = _timed(cm, inputs, calls, cuda)
     build, note = _profiling_build(cm)
     check: tuple[PieceCheck, ...] = ()
     if build:
@@ -156,18 +155,6 @@ def _sync(cuda: bool) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool) -> list[float]:
-    """ms per call, without the profiler (synchronised after each call on CUDA)."""
-    out = []
-    for _ in range(calls):
-        _sync(cuda)
-        t = time.perf_counter()
-        cm(*inputs)
-        _sync(cuda)
-        out.append((time.perf_counter() - t) * 1e3)
-    return out
-
-
 class _Entered:
     """A graph's callable that records ``state.start``, a CUDA event, as the call enters its first graph."""
 
@@ -181,34 +168,32 @@ class _Entered:
         return self.fn(*args)
 
 
-def _event_spans(cm: Any, inputs: Sequence[Any], calls: int) -> list[tuple[float, float]]:
-    """(lead-in, span) ms per call by CUDA events, without the profiler (step 1 of the module docstring):
-    from the call's start to its first graph entry (the host's time before it: Dynamo's guards, the
-    model's Python around the graph), and from there to the call's last kernel's end."""
+def _timed(cm: Any, inputs: Sequence[Any], calls: int, cuda: bool) -> tuple[list[float], list[tuple[float, float]]]:
+    """ms per call without the profiler, each call synchronised before and after on CUDA; and on CUDA each
+    call's (lead-in, span) by CUDA events (step 1 of the module docstring): from the call's start to its
+    first graph entry (the host's time before it: Dynamo's guards, the model's Python around the graph),
+    and from there to the call's last kernel's end."""
+    walls: list[float] = []
+    spans: list[tuple[float, float]] = []
     state = types.SimpleNamespace(start=None)
-    out = []
     with contextlib.ExitStack() as stack:
-        for g in cm.graphs:
+        for g in cm.graphs if cuda else ():
             stack.enter_context(_repointed(g.runner, _Entered(g.runner.fn, state)))
         for _ in range(calls):
-            torch.cuda.synchronize()
+            _sync(cuda)
             state.start = None
-            called, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            called.record()
+            if cuda:
+                called, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                called.record()
+            t = time.perf_counter()
             cm(*inputs)
-            end.record()
-            torch.cuda.synchronize()
+            if cuda:
+                end.record()
+            _sync(cuda)
+            walls.append((time.perf_counter() - t) * 1e3)
             if state.start is not None:
-                out.append((called.elapsed_time(state.start), state.start.elapsed_time(end)))
-    return out
-
-
-class _Silent:
-    """A monitor that hears nothing: a profiling build is no compile of the model's, so the explorer's
-    progress and the Session's counters never see it."""
-
-    def emit(self, ev: Any) -> None:
-        pass
+                spans.append((called.elapsed_time(state.start), state.start.elapsed_time(end)))
+    return walls, spans
 
 
 def _profiling_build(cm: Any) -> tuple[dict[int, Any], str]:
@@ -226,7 +211,7 @@ def _profiling_build(cm: Any) -> tuple[dict[int, Any], str]:
     first: dict[int, int] = {}
     for p in report.pieces:
         first.setdefault(p.graph, p.index)
-    rec = EventRecorder(_Silent())
+    rec = EventRecorder(SilentMonitor())
     out = {}
     for g in cm.graphs:
         ctx = GraphContext(cm.session.cache(pcfg.cache), rec, first_index=first.get(g.index, 0))

@@ -58,6 +58,15 @@ class CompileEvent:
         return dataclasses.asdict(self)
 
 
+class SilentMonitor:
+    """A monitor that hears nothing: for a build that is no compile of the model's (a runtime profile's
+    profiling build, a graph compiled whole off the call path), which the explorer's progress and the
+    Session's counters must not see."""
+
+    def emit(self, ev: CompileEvent) -> None:
+        pass
+
+
 class EventRecorder:
     """Times steps for one report: ``with rec.step("compile", piece=2) as ev: ...``."""
 
