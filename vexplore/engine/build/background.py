@@ -18,26 +18,18 @@ and ``cm.profile`` do, so no measurement mixes the two graphs).
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable
 
 from ...cancel import CancelToken
-from ...monitor.events import EventRecorder
+from ...monitor.events import EventRecorder, SilentMonitor
 from .. import _torch_compat as tc
 
 Built = tuple[Any, list[Any]]   # pipeline._whole's (the _Whole or None, its warnings)
 
 
-class _Quiet:
-    """A monitor that hears nothing: the background build is in no compile's progress or report."""
-
-    def emit(self, ev: Any) -> None:
-        pass
-
-
 def quiet_recorder() -> EventRecorder:
     """A recorder for the background build's own events (``WholeLater.events``)."""
-    return EventRecorder(_Quiet(), tc.compile_metrics)
+    return EventRecorder(SilentMonitor(), tc.compile_metrics)
 
 
 class WholeLater:
@@ -50,7 +42,6 @@ class WholeLater:
         self._build, self.graph, self.rec = build, graph, rec
         self._done = threading.Event()
         self._out: tuple[Callable[..., Any] | None, str] = (None, "")
-        self.seconds = 0.0
         # the compile's token: a compile cancelled after its graph's capture plan was made builds nothing whole
         self.cancel = cancel if cancel is not None else CancelToken()
 
@@ -59,7 +50,6 @@ class WholeLater:
         return self
 
     def _run(self) -> None:
-        t0 = time.perf_counter()
         try:
             with tc.compile_lock():   # after the compiling call: it holds the lock until its compile ends
                 if self.cancel.cancelled:
@@ -77,7 +67,6 @@ class WholeLater:
             self._out = (None, f"graph {self.graph}: cudagraph_whole=\"background\": the whole graph's build failed "
                                f"({type(e).__name__}: {first}); full CUDA graphs replay the stitched pieces")
         finally:
-            self.seconds = time.perf_counter() - t0
             self._done.set()
 
     def done(self) -> bool:

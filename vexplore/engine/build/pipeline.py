@@ -305,12 +305,10 @@ def _whole_later(graph: CapturedGraph, config: CompileConfig, ctx: GraphContext,
     (background.py); None where ``_whole`` would build nothing."""
     if config.cudagraph_whole != "background" or not _whole_wanted(config, split, mode):
         return None
-    rec = background.quiet_recorder()
-    later = background.WholeLater(lambda: _whole(graph, config, bg_ctx, split, mode), graph.index, rec, ctx.cancel)
-    # the Session's pool itself: the compile's wrapper of it records on the compile's (finished) recorder
-    bg_ctx = dataclasses.replace(ctx, rec=rec, cancel=later.cancel, in_trace=False, known={},
-                                 pool=getattr(ctx.pool, "pool", ctx.pool))
-    return later
+    # its own recorder, no Dynamo restart signals (no trace to restart in a thread), and the Session's pool
+    # itself: the compile's wrapper of it records on the compile's (finished) recorder
+    bg = dataclasses.replace(ctx, rec=background.quiet_recorder(), in_trace=False, pool=getattr(ctx.pool, "pool", ctx.pool))
+    return background.WholeLater(lambda: _whole(graph, config, bg, split, mode), graph.index, bg.rec, ctx.cancel)
 
 
 def _stitch(graph: CapturedGraph, config: CompileConfig, split: Split, runners: dict[str, Callable[..., Any]],

@@ -39,7 +39,6 @@ class GraphCudaGraphs:
         self.plan, self.policy, self.admission, self.fallback, self.stats = plan, policy, admission, fallback, stats
         self.later = later               # the graph compiled whole, built off the call path (build/background.py)
         self.stale: set[int | None] = set()   # full sizes captured from the stitched pieces, once it is taken
-        self.rewarm: set[int | None] = set()  # sizes whose next capture records a callable not run yet
 
     def __call__(self, *args: Any) -> Any:
         CALLS[0] += 1
@@ -49,13 +48,11 @@ class GraphCudaGraphs:
         if picked is None:
             return self._uncaptured(args)
         n, size = picked
-        if self.stale and size in self.stale:   # captured from the stitched pieces: again, with the whole graph
-            self.stale.discard(size)
-            self.admission.plans.pop(size, None)
-            self.rewarm.add(size)
         runtime = self.admission.plans.get(size)
-        if runtime is None or not tc.data_ptrs_equal(args, runtime.ptrs, self.plan.fixed):
-            runtime = self._recapture(size, args)
+        whole = size in self.stale   # captured from the stitched pieces: again, with the graph compiled whole
+        if whole or runtime is None or not tc.data_ptrs_equal(args, runtime.ptrs, self.plan.fixed):
+            self.stale.discard(size)
+            runtime = self._recapture(size, args, whole)
             if runtime is None:   # the capture failed: this size runs without graphs from now on
                 return self._uncaptured(args)
         return self._replay(runtime, args, n, size)
@@ -88,9 +85,10 @@ class GraphCudaGraphs:
         self.stats.uncaptured_sizes[n] = self.stats.uncaptured_sizes.get(n, 0) + 1
         return self.fallback(*args)
 
-    def _recapture(self, size: int | None, args: Sequence[Any]) -> RuntimePlan | None:
+    def _recapture(self, size: int | None, args: Sequence[Any], whole: bool = False) -> RuntimePlan | None:
         """Capture ``size`` again at the call's addresses: a fixed input moved, or a change of
-        plan dropped every capture."""
+        plan dropped every capture; ``whole``: the graph compiled whole is taken (not counted as a
+        recapture; warmed up first, as it never ran)."""
         plans = self.admission.plans
         old = plans.get(size)
         if old is not None:
@@ -110,13 +108,12 @@ class GraphCudaGraphs:
             else:   # captures holding the old address are dropped now, not kept alive (an old cache with them)
                 for s in [s for s, p in plans.items() if s != size and not tc.data_ptrs_equal(args, p.ptrs, self.plan.fixed)]:
                     del plans[s]
-        self.stats.recaptures += old is not None   # else a size captured at its first call
+        self.stats.recaptures += old is not None and not whole   # else a size captured at its first call
         # captured before as asked: no warm-up runs again (Capturer.capture). Not after a full capture failed:
         # the full graph is tried again first, and only the checked warm-up finds an op that waits for the
         # device before it could break a capture
         before = self.stats.sizes.get(size)
-        warm = before is None or before.mode == "none" or before.reason == "full_failed" or size in self.rewarm
-        self.rewarm.discard(size)
+        warm = whole or before is None or before.mode == "none" or before.reason == "full_failed"
         self.admission.admit(size, args, warm=warm)
         return plans.get(size)
 
