@@ -325,7 +325,8 @@ if prof is not None:
     pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(120)
     open({cprofile!r}, "w").write(f"first call {{first:.3f}} s\n" + text.getvalue())
 t1 = time.perf_counter()
-settled = fn.settle() if hasattr(fn, "settle") else None   # the work left off the call path, if any
+if hasattr(fn, "settle"):   # the work left off the call path, if any
+    fn.settle()
 settle_s = time.perf_counter() - t1
 c = getattr(fn, "report", None)
 ev = [(e.step, e.piece, round(e.duration_s, 3)) for e in c.events if e.duration_s > 0.05] if c else None

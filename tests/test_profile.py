@@ -180,8 +180,9 @@ def test_times_per_call(profiled):
     assert prof.host_gap_ms >= 0 and prof.wall_ms > 0
     # the CPU has no CUDA events: the span is the trace's (on CUDA, calls without the profiler: tests/gpu)
     assert (prof.span_timer, prof.traced_span_ms) == ("profiler trace", prof.span_ms)
-    # the call's start to its first piece's range, in the trace: within the call, before its span ends
-    assert 0 < prof.lead_in_ms and prof.lead_in_ms + prof.span_ms <= prof.profiled_wall_ms * 1.02
+    # the call's start to its first piece's range, in the trace: some host time, within the call (medians of
+    # different calls: lead-in + span per call is within it, their medians need not be)
+    assert 0 < prof.lead_in_ms < prof.profiled_wall_ms
     assert prof.device.startswith("cpu")
     assert prof.inputs == ("(8, 16) float32",)
     tracks = {s.track for s in prof.slices}

@@ -87,11 +87,6 @@ s6b)   # session 6, call 2: the span by CUDA events without the profiler (issue 
     2>&1 | grep -v "^W1" > "$OUT/$card-tests-whole.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-whole.txt"
   grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-whole.txt" | cut -c1-600 | head -12
   ;;
-s6c)   # session 6, call 3: the whole graph built off the call path: parity after it is taken, and the first call
-  timeout 230 python3 benchmarks/decode.py parity --rounds 5 --out "$OUT/$card-parity-background.json" 2>&1 | grep -v "^W1" | tail -8
-  timeout 200 python3 benchmarks/decode.py first-call --layers 8 --first-variants vexplore-default \
-    "vexplore-default[cudagraph_whole=background]" --out "$OUT/$card-first-call-background.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -8
-  ;;
 next)   # the next session's first call: what session 6 built and could not run (most wanted first)
   timeout 130 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 120 -rfE tests/gpu/test_profile_gpu.py \
     tests/gpu/test_cuda.py -k "attributed or replayed_kernels or whole or first_call" 2>&1 | grep -v "^W1" > "$OUT/$card-tests-next.txt"
@@ -101,31 +96,6 @@ next)   # the next session's first call: what session 6 built and could not run 
     "vexplore-default[cudagraph_whole=background]" "vexplore-default[cudagraph_capture=first_call]" \
     "vexplore-default[background, first_call]" --states cold warm --out "$OUT/$card-first-call-next.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -12
   timeout 200 python3 benchmarks/decode.py parity --rounds 5 --out "$OUT/$card-parity-background.json" 2>&1 | grep -v "^W1" | tail -6
-  ;;
-s6tiny)   # session 6, last device seconds: the lead-in test on the issue's model, the background swap, the figures
-  timeout 75 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 70 -rfE tests/gpu/test_profile_gpu.py \
-    tests/gpu/test_cuda.py -k "attributed or background" 2>&1 | grep -v "^W1" > "$OUT/$card-tests-s6.txt"
-  echo "pytest rc=$?" >> "$OUT/$card-tests-s6.txt"; grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-s6.txt" | cut -c1-700 | head -8
-  timeout 110 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-460 | grep -v "^     " | tail -6
-  ;;
-s6min)   # session 6, the least device time: issue 26's span checked and measured, the background whole graph's test
-  timeout 100 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 95 -rfE tests/gpu/test_profile_gpu.py \
-    tests/gpu/test_cuda.py -k "attributed or replayed_kernels or whole" 2>&1 | grep -v "^W1" > "$OUT/$card-tests-s6.txt"
-  echo "pytest rc=$?" >> "$OUT/$card-tests-s6.txt"; grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-s6.txt" | cut -c1-600 | head -8
-  timeout 110 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-460 | grep -v "^     " | tail -6
-  timeout 150 python3 benchmarks/decode.py parity --rounds 5 --out "$OUT/$card-parity-background.json" 2>&1 | grep -v "^W1" | tail -6
-  ;;
-s6all)   # session 6, one call for all that is left (most wanted first; what ran before a time-out comes back)
-  timeout 80 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 75 -rfE tests/gpu/test_profile_gpu.py \
-    2>&1 | grep -v "^W1" > "$OUT/$card-tests-profile.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-profile.txt"
-  grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-profile.txt" | cut -c1-600 | head -8
-  timeout 80 python3 -m pytest -q -p no:cacheprovider -p no:randomly --timeout 75 -rfE tests/gpu/test_cuda.py -k "whole" \
-    2>&1 | grep -v "^W1" > "$OUT/$card-tests-whole.txt"; echo "pytest rc=$?" >> "$OUT/$card-tests-whole.txt"
-  grep -E "passed|failed|^FAILED|^E " "$OUT/$card-tests-whole.txt" | cut -c1-600 | head -8
-  timeout 120 python3 benchmarks/profile_gpu.py --out "$OUT/$card-profile.json" 2>&1 | grep -v "^W1" | cut -c1-420 | grep -v "^     " | tail -6
-  timeout 200 python3 benchmarks/decode.py parity --rounds 5 --out "$OUT/$card-parity-background.json" 2>&1 | grep -v "^W1" | tail -6
-  timeout 100 python3 benchmarks/decode.py first-call --layers 8 --first-variants vexplore-default \
-    "vexplore-default[cudagraph_whole=background]" --states cold --out "$OUT/$card-first-call-background.json" 2>&1 | grep -v "^W1" | cut -c1-300 | tail -4
   timeout 70 python3 benchmarks/gpu/host_s6.py 2>&1 | grep -v "^W1" | cut -c1-200 | tail -30
   ;;
 esac
